@@ -1,0 +1,65 @@
+"""Video data: the embedded moving-shapes dataset, folders of real videos, and video I/O."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+EMBEDDED_DATASETS = ("moving-shapes",)
+
+
+def collate_videos(items: list[dict]) -> dict:
+    """Stack "video" (B, C, T, H, W) and integer fields; keep everything else as lists."""
+    batch: dict = {}
+    for key in items[0]:
+        values = [item[key] for item in items]
+        if torch.is_tensor(values[0]):
+            batch[key] = torch.stack(values)
+        elif key in ("label", "index"):
+            batch[key] = torch.tensor(values, dtype=torch.long)
+        else:
+            batch[key] = values
+    return batch
+
+
+def build_dataset(data_config, train: bool = True, source: str | None = None) -> Dataset:
+    """The dataset a config describes.
+
+    Args:
+        data_config: a :class:`cmdvideo.config.DataConfig`.
+        train: training split (moving-shapes: ``seed``; folders: random crops) or held-out
+            evaluation split (moving-shapes: ``eval_seed``; folders: center crops).
+        source: overrides ``data_config.source`` ("moving-shapes" or a folder / CSV / JSONL).
+    """
+    cfg = data_config
+    source = source or cfg.source
+    if source == "moving-shapes":
+        from .moving_shapes import MovingShapes
+
+        return MovingShapes(
+            num_videos=cfg.num_videos,
+            num_frames=cfg.num_frames,
+            height=cfg.height,
+            width=cfg.width,
+            seed=cfg.seed if train else cfg.eval_seed,
+            max_shapes=cfg.max_shapes,
+            textured=cfg.textured,
+        )
+    if not Path(source).exists():
+        raise FileNotFoundError(
+            f"data source {source!r} does not exist; give a folder of videos, a CSV/JSONL "
+            f"index, or one of the embedded datasets {EMBEDDED_DATASETS}"
+        )
+    from .video_folder import VideoFolder
+
+    return VideoFolder(
+        source,
+        num_frames=cfg.num_frames,
+        height=cfg.height,
+        width=cfg.width,
+        frame_stride=cfg.frame_stride,
+        train=train,
+        seed=cfg.seed,
+    )

@@ -1,0 +1,167 @@
+"""Typed configuration: one dataclass per component, YAML presets, ``--set key=value`` overrides.
+
+A run's resolved config is saved next to its checkpoints, so every result can be traced back
+to the exact settings that made it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+@dataclass
+class DataConfig:
+    """Where videos come from and how they are cut.
+
+    ``source`` is "moving-shapes" (the embedded dataset) or a path: a folder of videos (flat or
+    UCF-101 layout) or a CSV/JSONL index with captions. height/width are pixels.
+    """
+
+    source: str = "moving-shapes"
+    num_frames: int = 16
+    height: int = 32
+    width: int = 32
+    frame_stride: int = 1
+    # moving-shapes only
+    num_videos: int = 1_000_000
+    max_shapes: int = 2
+    textured: bool = False
+    # the training split uses `seed`; evaluation and previews use held-out `eval_seed`
+    seed: int = 0
+    eval_seed: int = 1
+    num_workers: int = 0
+
+
+@dataclass
+class AutoencoderConfig:
+    """The CMD autoencoder: an architecture preset, optional overrides, optional frame VAE."""
+
+    preset: str = "tiny"
+    overrides: dict = field(default_factory=dict)
+    # Latent mode: a diffusers AutoencoderKL (local directory or hub id) encoding every frame.
+    vae: str | None = None
+    vae_subfolder: str | None = None
+    loss: str = "l2"  # "l1", "l2" or "l1+l2"
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and bookkeeping shared by every training stage."""
+
+    batch_size: int = 16
+    learning_rate: float = 3e-4
+    weight_decay: float = 0.0
+    adam_betas: tuple = (0.9, 0.99)
+    lr_scheduler: str = "cosine"  # any diffusers.optimization scheduler name
+    warmup_steps: int = 100
+    max_steps: int = 2000
+    gradient_accumulation_steps: int = 1
+    max_grad_norm: float = 1.0
+    mixed_precision: str = "no"  # "no", "fp16", "bf16"
+    ema_decay: float = 0.999
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 2
+    preview_every: int = 500
+    log_every: int = 10
+    seed: int = 0
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+def available_configs() -> list[str]:
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+
+
+def _build(cls, values: dict, where: str):
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(values) - set(names)
+    if unknown:
+        raise ValueError(
+            f"unknown key(s) {sorted(unknown)} in {where}; valid keys: {sorted(names)}"
+        )
+    kwargs = {}
+    for key, value in values.items():
+        default = getattr(cls(), key) if key in names else None
+        if dataclasses.is_dataclass(default):
+            kwargs[key] = _build(type(default), value or {}, f"{where}.{key}")
+        elif isinstance(default, tuple) and isinstance(value, list):
+            kwargs[key] = tuple(value)
+        else:
+            kwargs[key] = value
+    return cls(**kwargs)
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """Turn ``["train.batch_size=8", "autoencoder.overrides.hidden_size=64"]`` into nested dicts.
+
+    Values are parsed as YAML scalars, so ``8`` is an int, ``1e-4`` a float, ``null`` None.
+    """
+    nested: dict = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ValueError(f"--set expects key=value (e.g. train.batch_size=8), got {pair!r}")
+        key, raw = pair.split("=", 1)
+        value = yaml.safe_load(raw) if raw else ""
+        node = nested
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return nested
+
+
+def _merge(base: dict, update: dict) -> dict:
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_config(
+    name_or_path: str | Path | None = None, overrides: list[str] | None = None
+) -> Config:
+    """Load a YAML config by preset name (``tiny``) or path, then apply ``--set`` overrides.
+
+    Raises:
+        FileNotFoundError: neither a file nor a known preset name.
+        ValueError: unknown keys (the message lists the valid ones).
+    """
+    values: dict = {}
+    if name_or_path is not None:
+        path = Path(name_or_path)
+        if not path.is_file():
+            preset = CONFIG_DIR / f"{name_or_path}.yaml"
+            if not preset.is_file():
+                raise FileNotFoundError(
+                    f"config {str(name_or_path)!r} is neither a file nor a preset; "
+                    f"presets: {available_configs()}"
+                )
+            path = preset
+        values = yaml.safe_load(path.read_text()) or {}
+    values = _merge(values, parse_overrides(overrides or []))
+    return _build(Config, values, "config")
+
+
+def config_from_dict(values: dict[str, Any]) -> Config:
+    return _build(Config, values, "config")

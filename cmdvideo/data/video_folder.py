@@ -1,0 +1,257 @@
+"""Real videos as a torch Dataset: a folder (flat or UCF-101 layout) or a CSV/JSONL index.
+
+Every candidate file is probed once at construction and bad files are dropped with one warning
+each, so a training run fails before it starts (not hours in) if nothing is readable.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from cmdvideo.data.video_io import VIDEO_EXTENSIONS, VideoReadError, probe_video, read_video
+
+logger = logging.getLogger(__name__)
+
+PATH_COLUMNS = ("path", "video", "video_path", "file", "filename", "videoid")
+CAPTION_COLUMNS = ("caption", "text", "name", "prompt")
+LABEL_COLUMNS = ("label", "class")
+
+
+def _is_video(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in VIDEO_EXTENSIONS
+
+
+def _pick_column(columns, explicit, candidates, what, index_path, required):
+    if explicit is not None:
+        if explicit not in columns:
+            raise ValueError(
+                f"{index_path} has no column {explicit!r} (columns: {columns}); "
+                f"set {what}_column to one of those columns."
+            )
+        return explicit
+    found = next((c for c in candidates if c in columns), None)
+    if found is None and required:
+        raise ValueError(
+            f"{index_path}: no {what} column among {columns}; name it one of "
+            f"{candidates} or pass {what}_column=..."
+        )
+    return found
+
+
+def _probe(path: Path, num_frames: int) -> tuple[int, str, str]:
+    """(frame count, "", "") for a usable file, else (0, reason, detail)."""
+    try:
+        count = probe_video(path)
+    except VideoReadError as e:
+        return 0, e.reason, e.detail
+    except FileNotFoundError:
+        return 0, "missing", "no such file"
+    if count < num_frames:
+        return 0, "too short", f"{count} frames < num_frames={num_frames}"
+    return count, "", ""
+
+
+def _with_extension(path: Path) -> Path:
+    """A path without a video extension (e.g. a WebVid videoid): the first existing match."""
+    if path.suffix.lower() in VIDEO_EXTENSIONS:
+        return path
+    candidates = (path.with_name(path.name + ext) for ext in VIDEO_EXTENSIONS)
+    return next((c for c in candidates if c.is_file()), path)
+
+
+def _read_index(index_path: Path, path_column, caption_column, label_column):
+    """Rows of a CSV/JSONL index → list of (path, caption, raw label or None)."""
+    with open(index_path, newline="", encoding="utf-8") as f:
+        if index_path.suffix.lower() == ".csv":
+            rows = list(csv.DictReader(f))
+        else:
+            rows = [json.loads(line) for line in f if line.strip()]
+    if not rows:
+        raise ValueError(f"index file {index_path} has no rows; add one row per video.")
+    columns = list(rows[0].keys())
+    path_col = _pick_column(columns, path_column, PATH_COLUMNS, "path", index_path, True)
+    cap_col = _pick_column(columns, caption_column, CAPTION_COLUMNS, "caption", index_path, False)
+    lab_col = _pick_column(columns, label_column, LABEL_COLUMNS, "label", index_path, False)
+    entries = []
+    for row in rows:
+        path = _with_extension(index_path.parent / str(row[path_col]))  # absolute stays
+        caption = str(row.get(cap_col) or "") if cap_col else ""
+        entries.append((path, caption, row.get(lab_col) if lab_col else None))
+    return entries
+
+
+class VideoFolder(Dataset):
+    """Real videos, cropped clips in the model layout.
+
+    Args:
+        root: a folder of videos — flat (label -1) or UCF-101 layout (one subfolder per class,
+            searched recursively; classes sorted by name → label ids) — or a ``.csv``/``.jsonl``
+            index (WebVid style) with a path column and optional caption and label columns
+            (relative paths are relative to the index file's folder).
+        num_frames: frames per clip (T).
+        height, width: output size; the short side is resized to cover it, then cropped.
+        frame_stride: step between clip frames (reduced per video when it is too short).
+        train: random clip start and crop (True) or centered (False).
+        seed: randomness is a function of (seed, epoch, index) only, not of worker order.
+        path_column, caption_column, label_column: index column names (auto-detected if None).
+
+    Attributes:
+        classes: class names (UCF layout or a label column of names), else [].
+        skipped: path → reason for every file dropped at construction.
+    """
+
+    def __init__(
+        self,
+        root,
+        num_frames: int = 16,
+        height: int = 64,
+        width: int = 64,
+        frame_stride: int = 1,
+        train: bool = True,
+        seed: int = 0,
+        path_column: str | None = None,
+        caption_column: str | None = None,
+        label_column: str | None = None,
+    ):
+        root = Path(root)
+        if not root.exists():
+            raise FileNotFoundError(
+                f"video root {root} does not exist; pass a folder of videos "
+                "or a .csv/.jsonl index file."
+            )
+        if min(num_frames, height, width, frame_stride) < 1:
+            raise ValueError(
+                f"num_frames, height, width and frame_stride must be >= 1, got {num_frames}, "
+                f"{height}, {width}, {frame_stride}."
+            )
+        self.root, self.num_frames, self.frame_stride = root, num_frames, frame_stride
+        self.height, self.width, self.train, self.seed, self.epoch = height, width, train, seed, 0
+        self.classes: list[str] = []
+        if root.is_dir():
+            entries = self._scan_folder(root)
+        elif root.suffix.lower() in (".csv", ".jsonl"):
+            entries = _read_index(root, path_column, caption_column, label_column)
+            raw = [lab for _, _, lab in entries]
+            if any(lab not in (None, "") and not str(lab).lstrip("-").isdigit() for lab in raw):
+                self.classes = sorted({str(lab) for lab in raw})  # label names → ids
+                ids = {c: i for i, c in enumerate(self.classes)}
+                labels = [ids[str(lab)] for lab in raw]
+            else:
+                labels = [int(lab) if lab not in (None, "") else -1 for lab in raw]
+            entries = [(p, c, lab) for (p, c, _), lab in zip(entries, labels)]
+        else:
+            raise ValueError(f"{root} is neither a folder nor a .csv/.jsonl index file.")
+        if not entries:
+            raise ValueError(f"no video files found under {root}; looked for {VIDEO_EXTENSIONS}.")
+        self.skipped: dict[str, str] = {}
+        self.samples: list[tuple[str, str, int, int]] = []  # (path, caption, label, num frames)
+        with ThreadPoolExecutor(max_workers=min(8, len(entries))) as pool:  # demuxing is I/O
+            probes = list(pool.map(_probe, [p for p, _, _ in entries], [num_frames] * len(entries)))
+        for (path, caption, label), (count, reason, detail) in zip(entries, probes):
+            if count:
+                self.samples.append((str(path), caption, label, count))
+            else:
+                self.skipped[str(path)] = reason
+                logger.warning("Skipping video %s: %s (%s)", path, reason, detail or "-")
+        if not self.samples:
+            path, reason = next(iter(self.skipped.items()))
+            raise ValueError(
+                f"none of the {len(entries)} videos under {root} is usable "
+                f"(skipped: {self.skip_counts()}; e.g. {path}: {reason}); fix or "
+                f"replace the files, or lower num_frames={num_frames}."
+            )
+        self._bad: set[int] = set()  # indices that failed at runtime, not retried
+
+    def _scan_folder(self, root: Path) -> list[tuple[Path, str, int]]:
+        subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+        if subdirs and not any(_is_video(p) for p in root.iterdir()):  # UCF-101 layout
+            self.classes = [d.name for d in subdirs]
+            return [
+                (p, "", label)
+                for label, d in enumerate(subdirs)
+                for p in sorted(d.rglob("*"))
+                if _is_video(p)
+            ]
+        return [(p, "", -1) for p in sorted(root.rglob("*")) if _is_video(p)]
+
+    def skip_counts(self) -> dict[str, int]:
+        """Reason → number of files skipped at construction."""
+        return dict(Counter(self.skipped.values()))
+
+    def set_epoch(self, epoch: int) -> None:
+        """Change the random clips and crops (train=True) for a new epoch."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def _load(self, index: int) -> torch.Tensor:
+        path, _, _, count = self.samples[index]
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        frames = read_video(
+            path,
+            self.num_frames,
+            self.frame_stride,
+            rng=rng if self.train else None,
+            total_frames=count,
+        )
+        video = torch.from_numpy(frames).permute(0, 3, 1, 2).float()  # (T, 3, h, w) in [0, 255]
+        h, w = video.shape[-2:]
+        scale = max(self.height / h, self.width / w)  # cover H×W, then crop
+        size = (max(self.height, round(h * scale)), max(self.width, round(w * scale)))
+        if size != (h, w):
+            video = F.interpolate(
+                video, size=size, mode="bilinear", antialias=True, align_corners=False
+            )
+        dh, dw = size[0] - self.height, size[1] - self.width
+        if self.train:
+            top, left = int(rng.integers(0, dh + 1)), int(rng.integers(0, dw + 1))
+        else:
+            top, left = dh // 2, dw // 2
+        video = video[:, :, top : top + self.height, left : left + self.width]  # (T, 3, H, W)
+        return (video / 127.5 - 1.0).clamp(-1.0, 1.0).permute(1, 0, 2, 3).contiguous()
+
+    def __getitem__(self, index: int) -> dict:
+        """One clip.
+
+        Returns:
+            dict with "video" float32 ``(3, T, H, W)`` in [-1, 1], "label" int (-1 if none),
+            "caption" str ("" if none), "path" str, "index" int (= ``index``), and "skipped":
+            list of (path, reason) for files that failed to decode during this call (the next
+            good video is substituted; batch with ``cmdvideo.data.collate_videos``, which keeps
+            them as a list of per-item lists).
+        """
+        skipped, j = [], index
+        for _ in range(len(self)):
+            if j not in self._bad:
+                try:
+                    video = self._load(j)
+                    path, caption, label, _ = self.samples[j]
+                    return {
+                        "video": video,
+                        "label": label,
+                        "caption": caption,
+                        "path": path,
+                        "index": index,
+                        "skipped": skipped,
+                    }
+                except (VideoReadError, FileNotFoundError) as e:
+                    reason = getattr(e, "reason", "missing")
+                    logger.warning("Skipping video %s at runtime: %s", self.samples[j][0], e)
+                    skipped.append((self.samples[j][0], reason))
+                    self._bad.add(j)
+            j = (j + 1) % len(self)
+        raise RuntimeError(
+            f"every video under {self.root} failed to decode ({skipped[:3]} ...); "
+            "check the files with cmdvideo.data.video_io.probe_video/read_video."
+        )

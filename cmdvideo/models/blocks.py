@@ -1,0 +1,146 @@
+"""Shared transformer pieces: attention, MLP, positional embeddings, factorized video blocks.
+
+Every transformer in cmdvideo (the autoencoder's encoder and decoder now, the motion DiT later)
+is built from these, so attention is written once and always goes through
+``torch.nn.functional.scaled_dot_product_attention`` (flash / memory-efficient kernels on GPU).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+
+def sincos_embedding(
+    positions: torch.Tensor, dim: int, max_period: float = 10_000.0
+) -> torch.Tensor:
+    """Fixed sinusoidal embedding of (possibly fractional) positions.
+
+    Args:
+        positions: (N,) float or int positions.
+        dim: embedding width, even.
+
+    Returns:
+        (N, dim) float32: ``[sin(p * w_k), cos(p * w_k)]`` with geometric frequencies ``w_k``.
+    """
+    assert dim % 2 == 0, "sincos embedding width must be even"
+    half = dim // 2
+    freqs = torch.exp(
+        -math.log(max_period)
+        * torch.arange(half, dtype=torch.float32, device=positions.device)
+        / half
+    )  # (half,)
+    angles = positions.float()[:, None] * freqs[None]  # (N, half)
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)  # (N, dim)
+
+
+def axis_dims(dim: int, num_axes: int) -> list[int]:
+    """Split ``dim`` channels into ``num_axes`` even parts (the first takes the remainder)."""
+    part = (dim // num_axes) // 2 * 2
+    first = dim - part * (num_axes - 1)
+    if part == 0 or first % 2:
+        raise ValueError(f"hidden size {dim} is too small or odd to split over {num_axes} axes")
+    return [first] + [part] * (num_axes - 1)
+
+
+def grid_positional_embedding(grid: tuple[int, ...], dim: int, device=None) -> torch.Tensor:
+    """Separable sin-cos embedding for an N-d token grid (e.g. (T, h, w) or (h, w)).
+
+    Each axis gets its own slice of the channels, so position along t, i and j is each
+    recoverable (summing per-axis embeddings in the same channels would alias them). Because the
+    embedding is computed from the grid size, any resolution and frame count works, square or not.
+
+    Returns:
+        (prod(grid), dim) float32, in row-major order of ``grid``.
+    """
+    dims = axis_dims(dim, len(grid))
+    parts = []
+    for axis, (size, width) in enumerate(zip(grid, dims)):
+        emb = sincos_embedding(torch.arange(size, device=device), width)  # (size, width)
+        shape = [1] * len(grid) + [width]
+        shape[axis] = size
+        parts.append(emb.view(shape).expand(*grid, width))
+    return torch.cat(parts, dim=-1).reshape(-1, dim)  # (prod(grid), dim)
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention over the second-to-last axis of (batch, tokens, dim)."""
+
+    def __init__(self, dim: int, num_heads: int):
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"hidden size {dim} must be divisible by num_heads={num_heads}")
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = rearrange(
+            self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.num_heads
+        )
+        out = F.scaled_dot_product_attention(q, k, v)  # (B, heads, N, d)
+        return self.proj(rearrange(out, "b h n d -> b n (h d)"))  # (B, N, D)
+
+
+class Mlp(nn.Module):
+    def __init__(self, dim: int, mlp_ratio: float = 4.0):
+        super().__init__()
+        hidden = int(dim * mlp_ratio)
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
+
+
+class FactorizedVideoBlock(nn.Module):
+    """Pre-norm block: attention over time (per position), over space (per frame), then MLP.
+
+    Factorizing keeps the cost at O(T^2 + (hw)^2) per token instead of O((T hw)^2) (CMD §3.1,
+    following TimeSformer's divided space-time attention).
+    """
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0):
+        super().__init__()
+        self.norm_t = nn.LayerNorm(dim)
+        self.attn_t = Attention(dim, num_heads)
+        self.norm_s = nn.LayerNorm(dim)
+        self.attn_s = Attention(dim, num_heads)
+        self.norm_mlp = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, mlp_ratio)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x: (B, T, N, D), N = h * w spatial tokens
+        b, t, n, _ = x.shape
+        xt = rearrange(x, "b t n d -> (b n) t d")  # (B*N, T, D)
+        xt = xt + self.attn_t(self.norm_t(xt))
+        x = rearrange(xt, "(b n) t d -> (b t) n d", b=b, n=n)  # (B*T, N, D)
+        x = x + self.attn_s(self.norm_s(x))
+        x = x + self.mlp(self.norm_mlp(x))
+        return rearrange(x, "(b t) n d -> b t n d", b=b, t=t)  # (B, T, N, D)
+
+
+class VideoTransformer(nn.Module):
+    """A stack of factorized blocks on a (T, h, w) token grid with separable sin-cos positions."""
+
+    def __init__(self, dim: int, depth: int, num_heads: int, mlp_ratio: float = 4.0):
+        super().__init__()
+        self.dim = dim
+        self.blocks = nn.ModuleList(
+            FactorizedVideoBlock(dim, num_heads, mlp_ratio) for _ in range(depth)
+        )
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x: (B, T, h, w, D)
+        b, t, h, w, d = x.shape
+        pos = grid_positional_embedding((t, h, w), d, device=x.device).to(x.dtype)  # (T*h*w, D)
+        x = x + pos.view(t, h, w, d)
+        x = x.reshape(b, t, h * w, d)  # (B, T, N, D)
+        for block in self.blocks:
+            x = block(x)
+        return self.norm(x).view(b, t, h, w, d)  # (B, T, h, w, D)

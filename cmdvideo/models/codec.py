@@ -1,0 +1,149 @@
+"""Pixels <-> the space the CMD autoencoder works in (pixel mode or per-frame VAE latents).
+
+Latent mode (paper §4, text-to-video): every frame goes through a frozen pretrained image VAE
+(Stable Diffusion's ``AutoencoderKL``), latents multiplied by the VAE's scaling factor, and the
+CMD autoencoder learns on those. :class:`VideoCodec` hides the difference from callers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from .autoencoder import CMDAutoencoder
+
+AUTOENCODER_SUBFOLDER = "autoencoder"
+VAE_SUBFOLDER = "vae"
+
+
+class FrameVAE(nn.Module):
+    """A frozen image VAE applied frame by frame.
+
+    Args:
+        vae: a diffusers ``AutoencoderKL``.
+        frames_per_chunk: frames encoded/decoded at once (bounds memory on long videos).
+    """
+
+    def __init__(self, vae, frames_per_chunk: int = 16):
+        super().__init__()
+        self.vae = vae.eval().requires_grad_(False)
+        self.frames_per_chunk = frames_per_chunk
+        cfg = vae.config
+        self.scaling_factor = float(cfg.scaling_factor)
+        self.shift_factor = float(getattr(cfg, "shift_factor", None) or 0.0)
+        self.downsample = 2 ** (len(cfg.block_out_channels) - 1)
+        self.latent_channels = int(cfg.latent_channels)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path, subfolder: str | None = None) -> FrameVAE:
+        """Load an ``AutoencoderKL`` from a local directory or a hub id (e.g. an SD repo with
+        ``subfolder="vae"``)."""
+        from diffusers import AutoencoderKL
+
+        return cls(AutoencoderKL.from_pretrained(str(name_or_path), subfolder=subfolder))
+
+    def _frames(self, fn, video: torch.Tensor) -> torch.Tensor:
+        b = video.shape[0]
+        frames = rearrange(video, "b c t h w -> (b t) c h w")
+        out = torch.cat([fn(chunk) for chunk in frames.split(self.frames_per_chunk)])
+        return rearrange(out, "(b t) c h w -> b c t h w", b=b)
+
+    @torch.no_grad()
+    def encode(self, video: torch.Tensor) -> torch.Tensor:
+        """(B, 3, T, H, W) in [-1, 1] -> scaled latents (B, C_latent, T, H/f, W/f).
+
+        Uses the posterior mean, so the same video always gives the same latents.
+        """
+
+        def enc(x):
+            mean = self.vae.encode(x.to(self.vae.dtype)).latent_dist.mean
+            return (mean - self.shift_factor) * self.scaling_factor
+
+        return self._frames(enc, video)
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Scaled latents (B, C_latent, T, h, w) -> video (B, 3, T, h*f, w*f) in [-1, 1]."""
+
+        def dec(z):
+            z = z.to(self.vae.dtype) / self.scaling_factor + self.shift_factor
+            return self.vae.decode(z).sample.clamp(-1, 1)
+
+        return self._frames(dec, latents)
+
+
+class VideoCodec(nn.Module):
+    """CMD autoencoder plus, in latent mode, the frame VAE: pixel video <-> (content, motion).
+
+    Content frames live in the autoencoder's space (pixels, or VAE latents in latent mode);
+    ``content_to_pixels`` shows them as images.
+    """
+
+    def __init__(self, autoencoder: CMDAutoencoder, frame_vae: FrameVAE | None = None):
+        super().__init__()
+        self.autoencoder = autoencoder
+        self.frame_vae = frame_vae
+        if frame_vae is not None and frame_vae.latent_channels != autoencoder.config.in_channels:
+            raise ValueError(
+                f"the VAE makes {frame_vae.latent_channels}-channel latents but the autoencoder "
+                f"expects in_channels={autoencoder.config.in_channels}"
+            )
+
+    @property
+    def latent_mode(self) -> bool:
+        return self.frame_vae is not None
+
+    def to_model_space(self, video: torch.Tensor) -> torch.Tensor:
+        """Pixel video (B, 3, T, H, W) -> what the autoencoder sees."""
+        return self.frame_vae.encode(video) if self.latent_mode else video
+
+    def to_pixels(self, video: torch.Tensor) -> torch.Tensor:
+        """Autoencoder-space video -> pixel video in [-1, 1]."""
+        return self.frame_vae.decode(video) if self.latent_mode else video
+
+    def content_to_pixels(self, content_frame: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) content frame -> (B, 3, H_px, W_px) image in [-1, 1]."""
+        return self.to_pixels(content_frame[:, :, None])[:, :, 0]
+
+    def encode(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pixel video -> (content_frame, motion_latent)."""
+        return self.autoencoder.encode(self.to_model_space(video))
+
+    def decode(self, content_frame: torch.Tensor, motion_latent: torch.Tensor) -> torch.Tensor:
+        """(content_frame, motion_latent) -> pixel video (B, 3, T, H, W) in [-1, 1]."""
+        return self.to_pixels(self.autoencoder.decode(content_frame, motion_latent))
+
+    def save_pretrained(self, directory: str | Path) -> list[Path]:
+        """Write ``DIR/autoencoder`` (and ``DIR/vae`` in latent mode), safetensors + config."""
+        directory = Path(directory)
+        paths = [directory / AUTOENCODER_SUBFOLDER]
+        self.autoencoder.save_pretrained(paths[0])
+        if self.latent_mode:
+            paths.append(directory / VAE_SUBFOLDER)
+            self.frame_vae.vae.save_pretrained(paths[1])
+        return paths
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> VideoCodec:
+        """Load from a training output folder (holding ``autoencoder/`` and maybe ``vae/``) or
+        from an ``autoencoder`` folder itself."""
+        directory = Path(directory)
+        if (directory / AUTOENCODER_SUBFOLDER / "config.json").is_file():
+            root = directory
+            ae_dir = directory / AUTOENCODER_SUBFOLDER
+        elif (directory / "config.json").is_file():
+            root, ae_dir = directory.parent, directory
+        else:
+            raise FileNotFoundError(
+                f"no autoencoder in {directory}: expected {directory}/autoencoder/config.json "
+                "(the folder `cmdvideo train autoencoder --out DIR` writes)"
+            )
+        autoencoder = CMDAutoencoder.from_pretrained(ae_dir)
+        vae_dir = root / VAE_SUBFOLDER
+        frame_vae = (
+            FrameVAE.from_pretrained(vae_dir) if (vae_dir / "config.json").is_file() else None
+        )
+        return cls(autoencoder, frame_vae)

@@ -1,0 +1,399 @@
+"""One Accelerate training loop for every CMD stage (autoencoder now; content and motion next).
+
+What a stage supplies (see :class:`Stage`): the trainable model, a loss on a batch, previews,
+and how to save the final model folder. What the loop supplies: devices and processes
+(``accelerate launch`` for many GPUs/nodes), mixed precision, gradient accumulation and
+clipping, EMA, LR schedule, atomic checkpoints with exact resume, progress, a JSONL metrics log
+(TensorBoard too when installed), and a clean stop when the loss stops being finite.
+
+Output folder layout::
+
+    OUT/config.yaml            resolved config
+    OUT/metrics.jsonl          one JSON object per logged step / event
+    OUT/checkpoints/checkpoint-000500/   accelerate state + trainer_state.json
+    OUT/previews/step-000500.{png,gif,mp4}
+    OUT/<model folders>        written by the stage at the end (EMA weights)
+    OUT/training_curve.png
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from abc import ABC, abstractmethod
+from collections import Counter
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import ProjectConfiguration, set_seed
+from diffusers.optimization import get_scheduler
+from diffusers.training_utils import EMAModel
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Sampler
+from tqdm.auto import tqdm
+
+from ..config import Config
+from ..data import collate_videos
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_PREFIX = "checkpoint-"
+STATE_FILE = "trainer_state.json"
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept untouched."""
+
+
+class Stage(ABC):
+    """What differs between CMD's training stages."""
+
+    name: str = "stage"
+
+    @abstractmethod
+    def model(self) -> nn.Module:
+        """The trainable module (one ``nn.Module``; wrap several in an ``nn.ModuleDict``)."""
+
+    @abstractmethod
+    def loss(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        """Scalar loss for a batch (already on the right device) and extra numbers to log."""
+
+    def preview(self, model: nn.Module, batch: dict, out_dir: Path, step: int) -> dict[str, float]:
+        """Write preview files for ``batch`` (EMA weights loaded); return metrics to log."""
+        return {}
+
+    @abstractmethod
+    def save_model(self, model: nn.Module, out_dir: Path) -> list[Path]:
+        """Write the final loadable model folder(s) under ``out_dir``; return their paths."""
+
+
+class EpochShuffleSampler(Sampler[int]):
+    """A permutation per epoch from ``(seed, epoch)`` only, so a resumed run sees the same order.
+
+    The trainer assigns ``epoch`` itself. There is deliberately no ``set_epoch`` method:
+    Accelerate calls that with its own per-DataLoader-object iteration count, which restarts at
+    0 for the fresh loader ``skip_first_batches`` makes on resume and would replay epoch 0.
+    """
+
+    def __init__(self, length: int, seed: int, shuffle: bool = True):
+        self.length, self.seed, self.shuffle, self.epoch = length, seed, shuffle, 0
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self):
+        if not self.shuffle:
+            return iter(range(self.length))
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return iter(torch.randperm(self.length, generator=g).tolist())
+
+
+def list_checkpoints(checkpoint_dir: Path) -> list[Path]:
+    """Complete checkpoints, oldest first (half-written ``.tmp-*`` folders are ignored)."""
+    if not checkpoint_dir.is_dir():
+        return []
+    found = [
+        p
+        for p in checkpoint_dir.iterdir()
+        if p.is_dir() and p.name.startswith(CHECKPOINT_PREFIX) and (p / STATE_FILE).is_file()
+    ]
+    return sorted(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX) :]))
+
+
+class Trainer:
+    """Train one stage.
+
+    Args:
+        stage: the stage (model, loss, previews, saving).
+        train_dataset: yields dicts with at least "video"; optional "skipped" lists.
+        config: full config; ``config.train`` drives the loop and is saved with every run.
+        out_dir: output folder (created).
+        preview_batch: a fixed batch (e.g. held-out videos) for previews; None disables them.
+    """
+
+    def __init__(
+        self,
+        stage: Stage,
+        train_dataset: Dataset,
+        config: Config,
+        out_dir: str | Path,
+        preview_batch: dict | None = None,
+    ):
+        self.stage, self.dataset, self.config = stage, train_dataset, config
+        self.cfg = config.train
+        self.out_dir = Path(out_dir)
+        self.checkpoint_dir = self.out_dir / "checkpoints"
+        self.preview_batch = preview_batch
+        log_with = "tensorboard" if importlib.util.find_spec("tensorboard") else None
+        self.accelerator = Accelerator(
+            mixed_precision=self.cfg.mixed_precision,
+            gradient_accumulation_steps=self.cfg.gradient_accumulation_steps,
+            log_with=log_with,
+            project_config=ProjectConfiguration(project_dir=str(self.out_dir)),
+        )
+
+    # -- bookkeeping -----------------------------------------------------------------------
+
+    def _log(self, record: dict) -> None:
+        if not self.accelerator.is_main_process:
+            return
+        with open(self.out_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        numbers = {k: v for k, v in record.items() if isinstance(v, (int, float)) and k != "step"}
+        if self.accelerator.trackers and "step" in record:
+            self.accelerator.log(numbers, step=record["step"])
+
+    def _truncate_metrics(self, step: int) -> None:
+        """On resume, drop log lines written after the checkpoint we resume from."""
+        path = self.out_dir / "metrics.jsonl"
+        if not self.accelerator.is_main_process or not path.is_file():
+            return
+        kept = [ln for ln in path.read_text().splitlines() if json.loads(ln).get("step", 0) <= step]
+        path.write_text("".join(ln + "\n" for ln in kept))
+
+    def _save_checkpoint(self, step: int, state: dict) -> Path:
+        """Atomic: write into a temporary folder, then rename; older ones pruned afterwards."""
+        acc = self.accelerator
+        final = self.checkpoint_dir / f"{CHECKPOINT_PREFIX}{step:06d}"
+        tmp = self.checkpoint_dir / f".tmp-{CHECKPOINT_PREFIX}{step:06d}"
+        if acc.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        acc.wait_for_everyone()
+        acc.save_state(str(tmp))
+        if acc.is_main_process:
+            (tmp / STATE_FILE).write_text(json.dumps(state))
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+            for old in list_checkpoints(self.checkpoint_dir)[: -self.cfg.keep_checkpoints]:
+                shutil.rmtree(old)
+        acc.wait_for_everyone()
+        return final
+
+    def _skip_counts(self, runtime: dict[str, str]) -> dict[str, int]:
+        """Skipped files by reason: found when the dataset was scanned + found while decoding."""
+        counts = Counter(getattr(self.dataset, "skip_counts", dict)())
+        counts.update(runtime.values())
+        return dict(counts)
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def train(self, resume: bool = False) -> Path:
+        """Run until ``config.train.max_steps`` optimizer steps; returns the output folder.
+
+        Raises:
+            TrainingDivergedError: the loss became NaN/inf (checkpoints before it are kept).
+            FileNotFoundError: ``resume`` without a checkpoint in ``out_dir``.
+        """
+        cfg, acc = self.cfg, self.accelerator
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        if acc.is_main_process:
+            self.config.save(self.out_dir / "config.yaml")
+            for tmp in self.checkpoint_dir.glob(".tmp-*"):  # left by a killed run
+                shutil.rmtree(tmp, ignore_errors=True)
+        set_seed(cfg.seed)
+
+        model = self.stage.model()
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(
+            params, lr=cfg.learning_rate, betas=tuple(cfg.adam_betas), weight_decay=cfg.weight_decay
+        )
+        lr_scheduler = get_scheduler(
+            cfg.lr_scheduler,
+            optimizer,
+            num_warmup_steps=cfg.warmup_steps * acc.num_processes,
+            num_training_steps=cfg.max_steps * acc.num_processes,
+        )
+        sampler = EpochShuffleSampler(len(self.dataset), seed=cfg.seed)
+        loader = DataLoader(
+            self.dataset,
+            batch_size=cfg.batch_size,
+            sampler=sampler,
+            drop_last=True,
+            collate_fn=collate_videos,
+            num_workers=self.config.data.num_workers,
+        )
+        if len(loader) == 0:
+            raise ValueError(
+                f"the dataset has {len(self.dataset)} videos, not enough for one batch of "
+                f"{cfg.batch_size}; lower train.batch_size (e.g. --set train.batch_size=1)"
+            )
+        model, optimizer, loader, lr_scheduler = acc.prepare(model, optimizer, loader, lr_scheduler)
+        ema = EMAModel(params, decay=cfg.ema_decay)
+        acc.register_for_checkpointing(ema)
+        if acc.trackers == [] and acc.log_with:
+            acc.init_trackers(self.stage.name)
+
+        step, epoch, batch_in_epoch, runtime_skips = 0, 0, 0, {}
+        if resume:
+            checkpoints = list_checkpoints(self.checkpoint_dir)
+            if not checkpoints:
+                raise FileNotFoundError(
+                    f"--resume: no checkpoint in {self.checkpoint_dir}; start without --resume"
+                )
+            acc.load_state(str(checkpoints[-1]))
+            state = json.loads((checkpoints[-1] / STATE_FILE).read_text())
+            step, epoch, batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+            runtime_skips = dict(state.get("runtime_skips", {}))
+            self._truncate_metrics(step)
+            logger.info("resumed from %s (step %d)", checkpoints[-1], step)
+        else:
+            self._log(
+                {
+                    "event": "start",
+                    "step": 0,
+                    "dataset_size": len(self.dataset),
+                    "skipped": self._skip_counts({}),
+                }
+            )
+
+        def checkpoint_state() -> dict:
+            return {
+                "step": step,
+                "epoch": epoch,
+                "batch_in_epoch": batch_in_epoch,
+                "runtime_skips": dict(runtime_skips),
+            }
+
+        progress = tqdm(
+            total=cfg.max_steps,
+            initial=step,
+            desc=f"train {self.stage.name}",
+            disable=not acc.is_main_process,
+            dynamic_ncols=True,
+        )
+        window_start, window_steps = time.perf_counter(), 0
+        while step < cfg.max_steps:
+            sampler.epoch = epoch
+            if hasattr(self.dataset, "set_epoch"):
+                self.dataset.set_epoch(epoch)
+            batches = acc.skip_first_batches(loader, batch_in_epoch) if batch_in_epoch else loader
+            for batch in batches:
+                batch_in_epoch += 1
+                for item_skips in batch.get("skipped", []):
+                    runtime_skips.update(dict(item_skips))  # path -> reason, each file once
+                with acc.accumulate(model):
+                    loss, extras = self.stage.loss(model, batch)
+                    if not torch.isfinite(acc.gather(loss.detach())).all():
+                        last = list_checkpoints(self.checkpoint_dir)
+                        progress.close()
+                        msg = f"loss became {loss.item()} at step {step + 1}; stopped. " + (
+                            f"Last good checkpoint: {last[-1]} (resume with --resume after "
+                            "lowering the learning rate)"
+                            if last
+                            else "No checkpoint was written yet."
+                        )
+                        self._log({"event": "diverged", "step": step + 1, "message": msg})
+                        raise TrainingDivergedError(msg)
+                    acc.backward(loss)
+                    grad_norm = None
+                    if acc.sync_gradients and cfg.max_grad_norm:
+                        grad_norm = acc.clip_grad_norm_(params, cfg.max_grad_norm)
+                    optimizer.step()
+                    lr_scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+                if not acc.sync_gradients:
+                    continue
+                ema.step(params)
+                step += 1
+                window_steps += 1
+                progress.update(1)
+                progress.set_postfix(loss=f"{loss.item():.4f}", epoch=epoch)
+                if step % cfg.log_every == 0 or step == cfg.max_steps:
+                    elapsed = time.perf_counter() - window_start
+                    record = {
+                        "step": step,
+                        "loss": loss.item(),
+                        "lr": lr_scheduler.get_last_lr()[0],
+                        "steps_per_s": window_steps / max(elapsed, 1e-9),
+                        "epoch": epoch,
+                    }
+                    if grad_norm is not None:
+                        record["grad_norm"] = float(grad_norm)
+                    record.update(extras)
+                    self._log(record)
+                    window_start, window_steps = time.perf_counter(), 0
+                if (
+                    self.preview_batch is not None
+                    and cfg.preview_every
+                    and (step % cfg.preview_every == 0 or step == cfg.max_steps)
+                ):
+                    self._preview(model, ema, params, step)
+                if step % cfg.checkpoint_every == 0 or step == cfg.max_steps:
+                    self._save_checkpoint(step, checkpoint_state())
+                if step >= cfg.max_steps:
+                    break
+            else:
+                skips = self._skip_counts(runtime_skips)
+                if skips:
+                    progress.write(f"epoch {epoch}: skipped files by reason: {skips}")
+                self._log({"event": "epoch_end", "step": step, "epoch": epoch, "skipped": skips})
+                epoch, batch_in_epoch = epoch + 1, 0
+        progress.close()
+
+        self._log({"event": "end", "step": step, "skipped": self._skip_counts(runtime_skips)})
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            unwrapped = acc.unwrap_model(model)
+            ema.store(params)
+            ema.copy_to(params)
+            saved = self.stage.save_model(unwrapped, self.out_dir)
+            ema.restore(params)
+            logger.info("saved %s", ", ".join(str(p) for p in saved))
+            plot_training_curve(self.out_dir / "metrics.jsonl", self.out_dir / "training_curve.png")
+        acc.end_training()
+        return self.out_dir
+
+    @torch.no_grad()
+    def _preview(self, model: nn.Module, ema: EMAModel, params: list, step: int) -> None:
+        if not self.accelerator.is_main_process:
+            return
+        ema.store(params)
+        ema.copy_to(params)
+        model.eval()
+        batch = {
+            k: v.to(self.accelerator.device) if torch.is_tensor(v) else v
+            for k, v in self.preview_batch.items()
+        }
+        metrics = self.stage.preview(
+            self.accelerator.unwrap_model(model), batch, self.out_dir / "previews", step
+        )
+        model.train()
+        ema.restore(params)
+        if metrics:
+            self._log({"step": step, **{f"preview/{k}": v for k, v in metrics.items()}})
+
+
+def plot_training_curve(metrics_path: Path, out_path: Path) -> Path | None:
+    """Loss (log scale) and any preview metrics (e.g. PSNR) against steps, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = [json.loads(ln) for ln in Path(metrics_path).read_text().splitlines() if ln]
+    losses = [(r["step"], r["loss"]) for r in records if "loss" in r and math.isfinite(r["loss"])]
+    extra_keys = sorted({k for r in records for k in r if k.startswith("preview/")})
+    if not losses:
+        return None
+    fig, axes = plt.subplots(1, 1 + len(extra_keys), figsize=(5 * (1 + len(extra_keys)), 3.5))
+    axes = list(axes) if extra_keys else [axes]
+    axes[0].plot(*zip(*losses))
+    axes[0].set(xlabel="step", ylabel="training loss", yscale="log", title="loss")
+    for ax, key in zip(axes[1:], extra_keys):
+        points = [(r["step"], r[key]) for r in records if key in r]
+        ax.plot(*zip(*points), marker="o")
+        ax.set(xlabel="step", ylabel=key.split("/", 1)[1], title=f"{key} (held-out)")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out_path, dpi=100)
+    plt.close(fig)
+    return out_path

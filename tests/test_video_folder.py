@@ -1,0 +1,175 @@
+"""Tests for cmdvideo.data.video_folder.VideoFolder: real videos as a Dataset."""
+
+import json
+import logging
+
+import av
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from cmdvideo.data import collate_videos
+from cmdvideo.data.video_folder import VideoFolder
+from cmdvideo.data.video_io import from_uint8, read_video
+
+
+def make_video(path, num_frames, size=(48, 64), fps=8, faststart=False):
+    """Write a synthetic H.264 mp4 (smooth colour waves drifting over time) with PyAV."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t, y, x = np.meshgrid(
+        np.arange(num_frames), np.arange(size[0]), np.arange(size[1]), indexing="ij"
+    )
+    rgb = [128 + 100 * np.sin((x + 3 * t) / 8.0), 128 + 100 * np.cos((y - 2 * t) / 7.0)]
+    frames = np.stack(rgb + [128 + 60 * np.sin((x + y) / 10.0)], axis=-1).astype(np.uint8)
+    with av.open(str(path), "w", options={"movflags": "faststart"} if faststart else {}) as c:
+        stream = c.add_stream("libx264", rate=fps)
+        stream.height, stream.width, stream.pix_fmt = size[0], size[1], "yuv420p"
+        for frame in frames:
+            c.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        c.mux(stream.encode())
+    return path
+
+
+def test_flat_folder_item_layout(tmp_path):
+    for name in ("a.mp4", "b.mp4", "c.mp4"):
+        make_video(tmp_path / name, 12)
+    (tmp_path / "README.txt").write_text("ignored silently")
+    ds = VideoFolder(tmp_path, num_frames=8, height=32, width=32, train=False)
+    assert len(ds) == 3 and ds.classes == [] and ds.skipped == {} and ds.skip_counts() == {}
+    item = ds[1]
+    assert item["video"].shape == (3, 8, 32, 32) and item["video"].dtype == torch.float32
+    assert -1 <= item["video"].min() and item["video"].max() <= 1 and item["video"].std() > 0.1
+    assert item["label"] == -1 and item["caption"] == "" and item["index"] == 1
+    assert item["path"].endswith("b.mp4") and item["skipped"] == []
+
+
+def test_ucf_layout_labels_from_sorted_class_folders(tmp_path):
+    make_video(tmp_path / "b_class" / "x.mp4", 8)
+    make_video(tmp_path / "a_class" / "group1" / "y.mp4", 8)  # found recursively
+    ds = VideoFolder(tmp_path, num_frames=4, height=16, width=16)
+    assert ds.classes == ["a_class", "b_class"]
+    labels = {ds[i]["path"].rsplit("/", 1)[-1]: ds[i]["label"] for i in range(len(ds))}
+    assert labels == {"y.mp4": 0, "x.mp4": 1}
+
+
+def test_csv_and_jsonl_index_with_captions(tmp_path):
+    make_video(tmp_path / "clips" / "a.mp4", 8)
+    make_video(tmp_path / "clips" / "1234.mp4", 8)
+    (tmp_path / "index.csv").write_text(
+        "video_path,caption\nclips/a.mp4,a red ball\nclips/1234.mp4,waves\nclips/gone.mp4,lost\n"
+    )
+    ds = VideoFolder(tmp_path / "index.csv", num_frames=4, height=16, width=16)
+    assert [ds[i]["caption"] for i in range(len(ds))] == ["a red ball", "waves"]
+    assert ds[0]["path"] == str(tmp_path / "clips" / "a.mp4") and ds[0]["label"] == -1
+    assert ds.skipped == {str(tmp_path / "clips" / "gone.mp4"): "missing"}
+
+    rows = [
+        {"videoid": "clips/1234", "text": "waves", "class": "sea"},  # no extension
+        {"videoid": "clips/a", "text": "a red ball", "class": "ball"},
+    ]
+    (tmp_path / "index.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    ds = VideoFolder(tmp_path / "index.jsonl", num_frames=4, height=16, width=16)
+    assert ds.classes == ["ball", "sea"]
+    assert [(ds[i]["caption"], ds[i]["label"]) for i in range(2)] == [
+        ("waves", 1),
+        ("a red ball", 0),
+    ]
+    assert ds[0]["path"].endswith("1234.mp4")
+    with pytest.raises(ValueError, match="path_column"):
+        VideoFolder(tmp_path / "index.jsonl", path_column="nope")
+
+
+def test_center_clip_and_crop_for_eval(tmp_path):
+    path = make_video(tmp_path / "a.mp4", 20)
+    ds = VideoFolder(tmp_path, num_frames=8, height=48, width=48, train=False)
+    expected = from_uint8(read_video(path, 8))[..., 8:56]  # centered clip, no resize needed
+    assert torch.equal(ds[0]["video"], expected)
+    ds.set_epoch(5)
+    assert torch.equal(ds[0]["video"], expected)
+
+
+def test_train_randomness_depends_only_on_seed_epoch_index(tmp_path):
+    for name in ("a.mp4", "b.mp4"):
+        make_video(tmp_path / name, 40)
+
+    def make(seed=0, epoch=0):
+        ds = VideoFolder(tmp_path, num_frames=8, height=32, width=32, seed=seed)
+        ds.set_epoch(epoch)
+        return ds
+
+    ds = make()
+    epoch0 = [ds[i]["video"] for i in range(2)]
+    other = make()  # a fresh dataset, visited in the opposite order, gives the same clips
+    assert all(torch.equal(other[i]["video"], epoch0[i]) for i in (1, 0))
+    assert any(not torch.equal(make(epoch=1)[i]["video"], epoch0[i]) for i in range(2))
+    assert any(not torch.equal(make(seed=1)[i]["video"], epoch0[i]) for i in range(2))
+    # Same batches whatever the number of DataLoader workers.
+    for workers in (0, 2):
+        loader = DataLoader(make(), batch_size=1, num_workers=workers, collate_fn=collate_videos)
+        assert torch.equal(torch.cat([b["video"] for b in loader]), torch.stack(epoch0))
+
+
+def test_bad_files_are_skipped_with_reasons(tmp_path, caplog):
+    good = make_video(tmp_path / "good.mp4", 24)
+    cut = make_video(tmp_path / "cut.mp4", 24, faststart=True)
+    cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])
+    (tmp_path / "notes.mp4").write_text("meeting notes, not a video")
+    short = make_video(tmp_path / "short.mp4", 3)
+    (tmp_path / "notes.txt").write_text("not a video extension: ignored silently")
+    with caplog.at_level(logging.WARNING, logger="cmdvideo.data.video_folder"):
+        ds = VideoFolder(tmp_path, num_frames=16, height=32, width=32)
+    assert len(ds) == 1 and ds.samples[0][0] == str(good)
+    assert ds.skipped == {
+        str(cut): "truncated",
+        str(tmp_path / "notes.mp4"): "unreadable",
+        str(short): "too short",
+    }
+    assert ds.skip_counts() == {"truncated": 1, "unreadable": 1, "too short": 1}
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 3
+    for name in ("cut.mp4", "notes.mp4", "short.mp4"):
+        assert sum(name in w for w in warnings) == 1
+    batches = list(DataLoader(ds, batch_size=2, collate_fn=collate_videos))
+    assert len(batches) == 1 and batches[0]["video"].shape == (1, 3, 16, 32, 32)
+
+
+def test_only_bad_files_raise_before_training(tmp_path):
+    (tmp_path / "notes.mp4").write_text("not a video")
+    make_video(tmp_path / "short.mp4", 3)
+    with pytest.raises(ValueError) as info:
+        VideoFolder(tmp_path, num_frames=16)
+    assert "'unreadable': 1" in str(info.value) and "'too short': 1" in str(info.value)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match=r"\.mp4"):
+        VideoFolder(tmp_path / "empty")
+    with pytest.raises(FileNotFoundError):
+        VideoFolder(tmp_path / "missing")
+
+
+def test_decode_failure_at_runtime_substitutes_next_video(tmp_path, caplog):
+    good = make_video(tmp_path / "a.mp4", 40)
+    bad = make_video(tmp_path / "b.mp4", 40, faststart=True)
+    data = bytearray(bad.read_bytes())  # corrupt mid-stream: probes fine, fails to decode
+    data[len(data) // 2 : len(data) // 2 + 300] = np.random.default_rng(0).bytes(300)
+    bad.write_bytes(bytes(data))
+    ds = VideoFolder(tmp_path, num_frames=16, height=32, width=32, train=False)
+    assert len(ds) == 2 and ds.skipped == {}
+    with caplog.at_level(logging.WARNING, logger="cmdvideo.data.video_folder"):
+        item = ds[1]
+    assert item["path"] == str(good) and item["index"] == 1
+    assert item["skipped"] == [(str(bad), "decode error")]
+    assert any("b.mp4" in r.getMessage() for r in caplog.records)
+    again = ds[1]  # the bad index is remembered, not retried
+    assert again["skipped"] == [] and again["path"] == str(good)
+    batch = next(
+        iter(
+            DataLoader(
+                VideoFolder(tmp_path, num_frames=16, height=32, width=32, train=False),
+                batch_size=2,
+                collate_fn=collate_videos,
+            )
+        )
+    )
+    assert batch["video"].shape == (2, 3, 16, 32, 32)
+    assert batch["skipped"] == [[], [(str(bad), "decode error")]]

@@ -1,0 +1,180 @@
+"""Tests for cmdvideo.data.video_io: the one video reader/writer."""
+
+import av
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cmdvideo.data import video_io
+from cmdvideo.data.video_io import (
+    VideoReadError,
+    from_uint8,
+    probe_video,
+    read_video,
+    to_uint8,
+    write_frame_grid,
+    write_video,
+)
+
+
+def smooth_frames(num_frames, size=(48, 64)):
+    """uint8 (T, H, W, 3): smooth colour waves drifting over time (codec-friendly content)."""
+    t, y, x = np.meshgrid(
+        np.arange(num_frames), np.arange(size[0]), np.arange(size[1]), indexing="ij"
+    )
+    r = 128 + 100 * np.sin((x + 3 * t) / 8.0)
+    g = 128 + 100 * np.cos((y - 2 * t) / 7.0)
+    b = 128 + 60 * np.sin((x + y) / 10.0)
+    return np.stack([r, g, b], axis=-1).astype(np.uint8)
+
+
+def make_video(path, num_frames, size=(48, 64), fps=8, faststart=False):
+    """Write a synthetic H.264 mp4 with PyAV directly (independent of write_video)."""
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(path), "w", options=options) as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.height, stream.width, stream.pix_fmt = size[0], size[1], "yuv420p"
+        for frame in smooth_frames(num_frames, size):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+def corrupt_middle(path, num_bytes=300):
+    """Overwrite bytes in the middle of the file with seeded noise (container stays intact)."""
+    data = bytearray(path.read_bytes())
+    mid = len(data) // 2
+    data[mid : mid + num_bytes] = np.random.default_rng(0).bytes(num_bytes)
+    path.write_bytes(bytes(data))
+
+
+def test_mp4_round_trip(tmp_path):
+    frames = smooth_frames(12)
+    path = write_video(tmp_path / "sub" / "a.mp4", frames, fps=8)
+    assert path.is_file() and probe_video(path) == 12
+    back = read_video(path)
+    assert back.shape == (12, 48, 64, 3) and back.dtype == np.uint8
+    assert np.abs(back.astype(float) - frames).mean() < 12
+
+
+def test_mp4_from_model_layout_pads_odd_sizes_and_upscales(tmp_path):
+    video = from_uint8(smooth_frames(5, size=(15, 17)))  # (3, T, H, W) in [-1, 1]
+    assert read_video(write_video(tmp_path / "odd.mp4", video)).shape == (5, 16, 18, 3)
+    back = read_video(write_video(tmp_path / "up.mp4", video.numpy(), upscale=2))
+    assert back.shape == (5, 30, 34, 3)
+    expected = to_uint8(video).repeat(2, axis=1).repeat(2, axis=2)
+    assert np.abs(back.astype(float) - expected).mean() < 12
+
+
+def test_mp4_falls_back_to_mpeg4(tmp_path, monkeypatch):
+    monkeypatch.setattr(video_io, "_mp4_codec", lambda: "mpeg4")
+    frames = smooth_frames(6)
+    path = write_video(tmp_path / "m.mp4", frames)
+    with av.open(str(path)) as container:
+        assert container.streams.video[0].codec_context.name == "mpeg4"
+    assert np.abs(read_video(path).astype(float) - frames).mean() < 12
+
+
+def test_gif_round_trip(tmp_path):
+    frames = smooth_frames(6)
+    path = write_video(tmp_path / "a.gif", frames, fps=10)
+    with Image.open(path) as im:
+        assert im.n_frames == 6 and im.info["loop"] == 0 and im.info["duration"] == 100
+    back = read_video(path)
+    assert back.shape == (6, 48, 64, 3)
+    assert np.abs(back.astype(float) - frames).mean() < 16  # palette quantisation
+
+
+def test_unknown_suffix_raises(tmp_path):
+    with pytest.raises(ValueError, match=r"\.mp4"):
+        write_video(tmp_path / "a.avi", smooth_frames(2))
+
+
+def test_stride_start_and_too_short(tmp_path):
+    path = make_video(tmp_path / "v.mp4", 20)
+    every = read_video(path)
+    assert every.shape[0] == 20
+    np.testing.assert_array_equal(read_video(path, 5, frame_stride=4, start=0), every[0:17:4])
+    # Stride 10 does not fit 5 frames into 20: the largest fitting stride (4) is used.
+    np.testing.assert_array_equal(read_video(path, 5, frame_stride=10, start=0), every[0:17:4])
+    # Default start: the centered clip (20 - 4 = 16 possible starts → start 8).
+    np.testing.assert_array_equal(read_video(path, 4), every[8:12])
+    a = read_video(path, 4, rng=np.random.default_rng(3))
+    b = read_video(path, 4, rng=np.random.default_rng(3))
+    np.testing.assert_array_equal(a, b)
+    with pytest.raises(VideoReadError) as info:
+        read_video(path, 21)
+    assert info.value.reason == "too short"
+    with pytest.raises(ValueError, match="start"):
+        read_video(path, 4, start=17)
+
+
+def test_bad_files_raise_with_reasons(tmp_path):
+    (tmp_path / "notes.mp4").write_text("not a video")
+    with pytest.raises(VideoReadError) as info:
+        probe_video(tmp_path / "notes.mp4")
+    assert info.value.reason == "unreadable"
+    with pytest.raises(FileNotFoundError):
+        probe_video(tmp_path / "missing.mp4")
+
+    audio = tmp_path / "audio.wav"  # a valid media file without a video stream
+    with av.open(str(audio), "w") as container:
+        stream = container.add_stream("pcm_s16le", rate=8000)
+        frame = av.AudioFrame.from_ndarray(
+            np.zeros((1, 800), np.int16), format="s16", layout="mono"
+        )
+        frame.sample_rate = 8000
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    with pytest.raises(VideoReadError) as info:
+        probe_video(audio)
+    assert info.value.reason == "no video stream"
+
+    # A cut-off download: the header (moved to the front) promises more frames than remain.
+    cut = make_video(tmp_path / "cut.mp4", 24, faststart=True)
+    cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])
+    with pytest.raises(VideoReadError) as info:
+        read_video(cut, 4)
+    assert info.value.reason == "truncated"
+
+    # Corrupted mid-stream: every packet is there (probing is fine), decoding fails.
+    bad = make_video(tmp_path / "bad.mp4", 40, faststart=True)
+    corrupt_middle(bad)
+    assert probe_video(bad) == 40
+    with pytest.raises(VideoReadError) as info:
+        read_video(bad, 16)
+    assert info.value.reason == "decode error"
+
+
+def test_uint8_round_trip():
+    frames = np.random.default_rng(0).integers(0, 256, (3, 5, 7, 3), dtype=np.uint8)
+    video = from_uint8(frames)
+    assert video.shape == (3, 3, 5, 7) and video.dtype == torch.float32
+    assert video.min() >= -1 and video.max() <= 1
+    np.testing.assert_array_equal(to_uint8(video), frames)
+    np.testing.assert_array_equal(to_uint8(video.numpy()), frames)
+    # Out-of-range values are clamped; grey (C = 1) becomes RGB.
+    grey = to_uint8(torch.tensor([-3.0, 0.0, 3.0]).view(1, 1, 1, 3))
+    assert grey.shape == (1, 1, 3, 3) and grey[0, 0, :, 0].tolist() == [0, 128, 255]
+    with pytest.raises(ValueError, match="C, T, H, W"):
+        to_uint8(torch.zeros(4, 2, 8, 8))
+
+
+def test_frame_grid_size_and_content(tmp_path):
+    video = from_uint8(smooth_frames(4, size=(8, 8)))  # (3, 4, 8, 8)
+    image = video[:, 0]  # (3, 8, 8): shown once
+    rows = [video, image, video[:, :3]]
+    path = write_frame_grid(tmp_path / "g" / "grid.png", rows, upscale=2, pad=2)
+    with Image.open(path) as im:
+        assert im.format == "PNG"
+        assert im.size == (4 * (16 + 2) + 2, 3 * (16 + 2) + 2)
+        grid = np.asarray(im.convert("RGB"))
+    first = to_uint8(video)[1].repeat(2, axis=0).repeat(2, axis=1)  # row 0, column 1
+    np.testing.assert_array_equal(grid[2:18, 20:36], first)
+    assert (grid[20:36, 20:36] == 255).all()  # the image row has only one cell
+    labelled = write_frame_grid(tmp_path / "l.png", rows, labels=["source", "content", "recon"])
+    with Image.open(labelled) as im:
+        assert im.size[0] > 4 * (8 + 2) + 2 and im.size[1] == 3 * (8 + 2) + 2
+    with pytest.raises(ValueError, match="labels"):
+        write_frame_grid(tmp_path / "x.png", rows, labels=["one"])
