@@ -57,7 +57,7 @@ def _add_data_arg(p: argparse.ArgumentParser, required: bool = False) -> None:
 
 def cmd_train_autoencoder(args: argparse.Namespace) -> int:
     from .config import load_config
-    from .data import build_dataset, collate_videos
+    from .data import build_train_and_eval, collate_videos
     from .training.stages import AutoencoderStage
     from .training.trainer import Trainer, TrainingDivergedError
 
@@ -73,8 +73,7 @@ def cmd_train_autoencoder(args: argparse.Namespace) -> int:
     else:
         config = load_config(args.config, overrides)
 
-    train_set = build_dataset(config.data, train=True)
-    eval_set = build_dataset(config.data, train=False)
+    train_set, eval_set = build_train_and_eval(config.data)
     preview = collate_videos([eval_set[i] for i in range(min(4, len(eval_set)))])
     trainer = Trainer(AutoencoderStage(config), train_set, config, out, preview_batch=preview)
     start = time.perf_counter()

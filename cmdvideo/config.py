@@ -104,6 +104,23 @@ def _build(cls, values: dict, where: str):
             kwargs[key] = _build(type(default), value or {}, f"{where}.{key}")
         elif isinstance(default, tuple) and isinstance(value, list):
             kwargs[key] = tuple(value)
+        elif isinstance(default, str) and isinstance(value, bool):
+            # YAML 1.1 reads an unquoted no/off as False (e.g. `mixed_precision: no`).
+            if value:
+                raise ValueError(f'{where}.{key}: quote the value, e.g. {key}: "yes"')
+            kwargs[key] = "no"
+        elif (
+            isinstance(default, (int, float))
+            and not isinstance(default, bool)
+            and value is not None
+        ):
+            # YAML 1.1 reads "1e-4" as a string; coerce to the field's type, or explain.
+            try:
+                kwargs[key] = type(default)(value)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"{where}.{key} must be of type {type(default).__name__}, got {value!r}"
+                ) from None
         else:
             kwargs[key] = value
     return cls(**kwargs)
@@ -120,6 +137,11 @@ def parse_overrides(pairs: list[str]) -> dict:
             raise ValueError(f"--set expects key=value (e.g. train.batch_size=8), got {pair!r}")
         key, raw = pair.split("=", 1)
         value = yaml.safe_load(raw) if raw else ""
+        if isinstance(value, str):
+            try:  # YAML 1.1 leaves "1e-4" a string
+                value = float(value)
+            except ValueError:
+                pass
         node = nested
         parts = key.strip().split(".")
         for part in parts[:-1]:

@@ -3,32 +3,15 @@
 import json
 import logging
 
-import av
 import numpy as np
 import pytest
 import torch
+from conftest import write_test_video as make_video
 from torch.utils.data import DataLoader
 
 from cmdvideo.data import collate_videos
 from cmdvideo.data.video_folder import VideoFolder
 from cmdvideo.data.video_io import from_uint8, read_video
-
-
-def make_video(path, num_frames, size=(48, 64), fps=8, faststart=False):
-    """Write a synthetic H.264 mp4 (smooth colour waves drifting over time) with PyAV."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    t, y, x = np.meshgrid(
-        np.arange(num_frames), np.arange(size[0]), np.arange(size[1]), indexing="ij"
-    )
-    rgb = [128 + 100 * np.sin((x + 3 * t) / 8.0), 128 + 100 * np.cos((y - 2 * t) / 7.0)]
-    frames = np.stack(rgb + [128 + 60 * np.sin((x + y) / 10.0)], axis=-1).astype(np.uint8)
-    with av.open(str(path), "w", options={"movflags": "faststart"} if faststart else {}) as c:
-        stream = c.add_stream("libx264", rate=fps)
-        stream.height, stream.width, stream.pix_fmt = size[0], size[1], "yuv420p"
-        for frame in frames:
-            c.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        c.mux(stream.encode())
-    return path
 
 
 def test_flat_folder_item_layout(tmp_path):
@@ -110,12 +93,9 @@ def test_train_randomness_depends_only_on_seed_epoch_index(tmp_path):
         assert torch.equal(torch.cat([b["video"] for b in loader]), torch.stack(epoch0))
 
 
-def test_bad_files_are_skipped_with_reasons(tmp_path, caplog):
-    good = make_video(tmp_path / "good.mp4", 24)
-    cut = make_video(tmp_path / "cut.mp4", 24, faststart=True)
-    cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])
-    (tmp_path / "notes.mp4").write_text("meeting notes, not a video")
-    short = make_video(tmp_path / "short.mp4", 3)
+def test_bad_files_are_skipped_with_reasons(bad_video_folder, caplog):
+    tmp_path = bad_video_folder
+    good, cut, short = (tmp_path / f"{name}.mp4" for name in ("good", "cut", "short"))
     (tmp_path / "notes.txt").write_text("not a video extension: ignored silently")
     with caplog.at_level(logging.WARNING, logger="cmdvideo.data.video_folder"):
         ds = VideoFolder(tmp_path, num_frames=16, height=32, width=32)

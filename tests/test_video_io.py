@@ -4,6 +4,8 @@ import av
 import numpy as np
 import pytest
 import torch
+from conftest import smooth_frames
+from conftest import write_test_video as make_video
 from PIL import Image
 
 from cmdvideo.data import video_io
@@ -16,29 +18,6 @@ from cmdvideo.data.video_io import (
     write_frame_grid,
     write_video,
 )
-
-
-def smooth_frames(num_frames, size=(48, 64)):
-    """uint8 (T, H, W, 3): smooth colour waves drifting over time (codec-friendly content)."""
-    t, y, x = np.meshgrid(
-        np.arange(num_frames), np.arange(size[0]), np.arange(size[1]), indexing="ij"
-    )
-    r = 128 + 100 * np.sin((x + 3 * t) / 8.0)
-    g = 128 + 100 * np.cos((y - 2 * t) / 7.0)
-    b = 128 + 60 * np.sin((x + y) / 10.0)
-    return np.stack([r, g, b], axis=-1).astype(np.uint8)
-
-
-def make_video(path, num_frames, size=(48, 64), fps=8, faststart=False):
-    """Write a synthetic H.264 mp4 with PyAV directly (independent of write_video)."""
-    options = {"movflags": "faststart"} if faststart else {}
-    with av.open(str(path), "w", options=options) as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.height, stream.width, stream.pix_fmt = size[0], size[1], "yuv420p"
-        for frame in smooth_frames(num_frames, size):
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
-    return path
 
 
 def corrupt_middle(path, num_bytes=300):

@@ -63,3 +63,12 @@ def build_dataset(data_config, train: bool = True, source: str | None = None) ->
         train=train,
         seed=cfg.seed,
     )
+
+
+def build_train_and_eval(data_config) -> tuple[Dataset, Dataset]:
+    """Training set and its held-out view: moving-shapes with ``eval_seed``; for folders, the
+    same files with center crops (scanned once, so bad files are reported once)."""
+    train = build_dataset(data_config, train=True)
+    if hasattr(train, "evaluation_view"):
+        return train, train.evaluation_view()
+    return train, build_dataset(data_config, train=False)

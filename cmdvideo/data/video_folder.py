@@ -6,6 +6,7 @@ each, so a training run fails before it starts (not hours in) if nothing is read
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import logging
@@ -187,6 +188,12 @@ class VideoFolder(Dataset):
     def skip_counts(self) -> dict[str, int]:
         """Reason → number of files skipped at construction."""
         return dict(Counter(self.skipped.values()))
+
+    def evaluation_view(self) -> VideoFolder:
+        """The same files with center crops and centered clips (no re-scan of the folder)."""
+        view = copy.copy(self)
+        view.train, view._bad = False, set(self._bad)
+        return view
 
     def set_epoch(self, epoch: int) -> None:
         """Change the random clips and crops (train=True) for a new epoch."""

@@ -79,10 +79,11 @@ class CMDAutoencoderOutput(BaseOutput):
         content_weights: (B, C, T, H, W), softmax over T (sums to 1 at every pixel and channel).
     """
 
-    reconstruction: torch.Tensor
-    content_frame: torch.Tensor
-    motion_latent: torch.Tensor
-    content_weights: torch.Tensor
+    # Defaults let BaseOutput be rebuilt from a dict, as Accelerate's mixed-precision wrapper does.
+    reconstruction: torch.Tensor = None
+    content_frame: torch.Tensor = None
+    motion_latent: torch.Tensor = None
+    content_weights: torch.Tensor = None
 
 
 class CMDAutoencoder(ModelMixin, ConfigMixin):

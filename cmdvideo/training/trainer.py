@@ -24,6 +24,7 @@ import logging
 import math
 import os
 import shutil
+import sys
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -31,6 +32,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from accelerate.utils import ProjectConfiguration, set_seed
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
@@ -131,6 +133,10 @@ class Trainer:
         self.checkpoint_dir = self.out_dir / "checkpoints"
         self.preview_batch = preview_batch
         log_with = "tensorboard" if importlib.util.find_spec("tensorboard") else None
+        # Accelerate keeps process-wide state; reset the per-run part (mixed precision, ...) so
+        # that several stages can be trained one after another in one process. The
+        # distributed set-up (PartialState) is kept.
+        AcceleratorState._reset_state()
         self.accelerator = Accelerator(
             mixed_precision=self.cfg.mixed_precision,
             gradient_accumulation_steps=self.cfg.gradient_accumulation_steps,
@@ -333,7 +339,9 @@ class Trainer:
             else:
                 skips = self._skip_counts(runtime_skips)
                 if skips:
-                    progress.write(f"epoch {epoch}: skipped files by reason: {skips}")
+                    progress.write(
+                        f"epoch {epoch}: skipped files by reason: {skips}", file=sys.stderr
+                    )
                 self._log({"event": "epoch_end", "step": step, "epoch": epoch, "skipped": skips})
                 epoch, batch_in_epoch = epoch + 1, 0
         progress.close()

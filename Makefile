@@ -1,0 +1,30 @@
+# Every target does its own set-up on a fresh machine: a virtual environment in .venv with
+# PyTorch (CPU build where the machine provides it) and cmdvideo with its test extras.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The release we test on; any torch>=2.4 works (see pyproject.toml).
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: install test demo lint clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: install lint
+	$(BIN)/python -m pytest -q
+
+demo: install
+	$(BIN)/cmdvideo demo
+
+clean:
+	rm -rf $(VENV) outputs .pytest_cache .ruff_cache

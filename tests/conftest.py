@@ -1,0 +1,47 @@
+"""Shared test helpers: synthetic video files written with PyAV directly (independent of
+cmdvideo's own writer), and the folder of good and bad files the acceptance tests use."""
+
+import av
+import numpy as np
+import pytest
+
+
+def smooth_frames(num_frames, size=(48, 64)):
+    """uint8 (T, H, W, 3): smooth colour waves drifting over time (codec-friendly content)."""
+    t, y, x = np.meshgrid(
+        np.arange(num_frames), np.arange(size[0]), np.arange(size[1]), indexing="ij"
+    )
+    r = 128 + 100 * np.sin((x + 3 * t) / 8.0)
+    g = 128 + 100 * np.cos((y - 2 * t) / 7.0)
+    b = 128 + 60 * np.sin((x + y) / 10.0)
+    return np.stack([r, g, b], axis=-1).astype(np.uint8)
+
+
+def write_test_video(path, num_frames, size=(48, 64), fps=8, faststart=False):
+    """Write a synthetic H.264 mp4; ``faststart`` puts the index first (so a cut file opens)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(path), "w", options=options) as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.height, stream.width, stream.pix_fmt = size[0], size[1], "yuv420p"
+        for frame in smooth_frames(num_frames, size):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+@pytest.fixture
+def make_video():
+    return write_test_video
+
+
+@pytest.fixture
+def bad_video_folder(tmp_path):
+    """good.mp4 (24 frames), cut.mp4 (truncated), notes.mp4 (text), short.mp4 (3 frames)."""
+    folder = tmp_path / "videos"
+    write_test_video(folder / "good.mp4", 24)
+    cut = write_test_video(folder / "cut.mp4", 24, faststart=True)
+    cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])
+    (folder / "notes.mp4").write_text("meeting notes, not a video")
+    write_test_video(folder / "short.mp4", 3)
+    return folder

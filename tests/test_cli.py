@@ -1,0 +1,87 @@
+"""The `cmdvideo` command as a user runs it."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from cmdvideo.cli import main
+
+SMALL = [
+    "data.num_frames=8", "data.height=16", "data.width=16",
+    "autoencoder.overrides.hidden_size=32", "autoencoder.overrides.encoder_depth=1",
+    "autoencoder.overrides.decoder_depth=1", "autoencoder.overrides.num_heads=2",
+    "train.log_every=1", "train.warmup_steps=1",
+]  # fmt: skip
+
+
+def with_sets(args, sets):
+    for item in sets:
+        args += ["--set", item]
+    return args
+
+
+@pytest.mark.parametrize(
+    "argv", [[], ["train"], ["train", "autoencoder"], ["eval", "autoencoder"], ["data", "preview"],
+             ["demo"]],
+)  # fmt: skip
+def test_help_on_every_subcommand(argv):
+    out = subprocess.run(
+        [sys.executable, "-m", "cmdvideo.cli", *argv, "--help"], capture_output=True, text=True
+    )
+    assert out.returncode == 0 and "usage: cmdvideo" in out.stdout
+
+
+def test_train_then_eval_json(tmp_path, capsys):
+    out = tmp_path / "ae"
+    args = ["train", "autoencoder", "--config", "tiny", "--data", "moving-shapes", "--out", str(out),
+            "--max-steps", "3"]  # fmt: skip
+    assert main(with_sets(args, SMALL + ["train.batch_size=2"])) == 0
+    assert (out / "autoencoder" / "config.json").is_file()
+    capsys.readouterr()
+    assert main(["eval", "autoencoder", "--model", str(out), "--num-videos", "5", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["num_videos"] == 5 and result["video_shape"] == [3, 8, 16, 16]
+    assert 0 < result["psnr"] < 100 and -1 <= result["ssim"] <= 1
+    # 3*8*16*16 video numbers vs 3*16*16 content + 4 motion channels... from the preset: D_m=8
+    assert result["motion_latent_numbers"] == 8 * 8 * (4 + 4)
+    assert result["compression_ratio"] == pytest.approx(6144 / (768 + 512))
+
+
+def test_training_on_a_folder_with_bad_files(bad_video_folder, tmp_path, capsys, caplog):
+    """Acceptance: good.mp4 trains; truncated, text-as-.mp4 and 3-frame files are skipped and
+    reported with their reasons, in the log and in the metrics file."""
+    out = tmp_path / "run"
+    args = ["train", "autoencoder", "--data", str(bad_video_folder), "--out", str(out),
+            "--max-steps", "2"]  # fmt: skip
+    assert main(with_sets(args, SMALL + ["train.batch_size=1", "train.preview_every=0"])) == 0
+    warnings = "\n".join(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    for name, reason in [("cut.mp4", "truncated"), ("notes.mp4", "unreadable"),
+                         ("short.mp4", "too short")]:  # fmt: skip
+        assert sum(name in line and reason in line for line in warnings.splitlines()) == 1, warnings
+    events = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
+    expected = {"truncated": 1, "unreadable": 1, "too short": 1}
+    assert events[0]["event"] == "start" and events[0]["dataset_size"] == 1
+    assert events[0]["skipped"] == expected
+    epoch_ends = [e for e in events if e.get("event") == "epoch_end"]
+    assert epoch_ends and all(e["skipped"] == expected for e in epoch_ends)
+    assert "skipped files by reason" in capsys.readouterr().err
+    assert [e["step"] for e in events if "loss" in e] == [1, 2]
+
+
+def test_user_errors_exit_2_with_a_message(tmp_path, capsys):
+    missing = tmp_path / "nowhere"
+    assert main(["train", "autoencoder", "--data", str(missing), "--out", str(tmp_path / "o")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["eval", "autoencoder", "--model", str(missing)]) == 2
+    assert "no autoencoder in" in capsys.readouterr().err
+    assert main(["train", "autoencoder", "--config", "nope", "--out", str(tmp_path / "o")]) == 2
+    assert "presets:" in capsys.readouterr().err
+
+
+def test_data_preview_writes_gif_and_png(tmp_path, capsys):
+    stem = tmp_path / "preview"
+    assert main(with_sets(["data", "preview", "--out", str(stem), "--num-videos", "3"], SMALL)) == 0
+    assert stem.with_suffix(".gif").stat().st_size > 0 and stem.with_suffix(".png").is_file()
+    assert "moving" in capsys.readouterr().out

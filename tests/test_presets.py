@@ -1,0 +1,77 @@
+"""The paper presets build and train a step on CPU with tiny stand-ins (data, VAE).
+
+They are meant for GPUs and real datasets; here the data is a few synthetic videos and, in
+latent mode, a tiny randomly initialised AutoencoderKL saved to disk and loaded back through
+the same `from_pretrained` path a user's Stable Diffusion VAE takes.
+"""
+
+import json
+
+import pytest
+import torch
+from conftest import write_test_video
+
+from cmdvideo.cli import main
+from cmdvideo.models.codec import VideoCodec
+
+
+@pytest.fixture
+def tiny_vae_dir(tmp_path):
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(0)
+    vae = AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 16),
+        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+        layers_per_block=1, norm_num_groups=4, sample_size=32, scaling_factor=0.5,
+    )  # fmt: skip
+    vae.save_pretrained(tmp_path / "tiny-vae")
+    return tmp_path / "tiny-vae"
+
+
+def _train(config, data, out, *overrides):
+    args = ["train", "autoencoder", "--config", config, "--data", str(data), "--out", str(out),
+            "--max-steps", "1"]  # fmt: skip
+    for item in ("train.batch_size=1", "train.preview_every=1", "train.log_every=1",
+                 "data.num_workers=0", "data.num_frames=4", *overrides):  # fmt: skip
+        args += ["--set", item]
+    assert main(args) == 0
+
+
+def test_ucf101_pixel_preset_runs_a_step(tmp_path):
+    for cls in ("Biking", "Diving"):
+        for i in range(2):
+            write_test_video(
+                tmp_path / "UCF-101" / cls / f"v_{cls}_g01_c0{i}.avi", 12, size=(60, 80)
+            )
+    out = tmp_path / "run"
+    # The preset's own architecture (D=384, 8+8 blocks) at its 64x64 resolution, 4 frames.
+    _train("ucf101-pixel-64", tmp_path / "UCF-101", out, "train.mixed_precision=no")
+    codec = VideoCodec.from_pretrained(out)
+    assert codec.autoencoder.config.hidden_size == 384 and not codec.latent_mode
+    assert (out / "previews" / "step-000001.png").is_file()
+
+
+def test_webvid_latent_preset_runs_a_step(tmp_path, tiny_vae_dir):
+    rows = []
+    for i in range(2):
+        write_test_video(tmp_path / f"{i}.mp4", 10, size=(40, 72))
+        rows.append({"videoid": str(i), "name": f"clip number {i}"})
+    index = tmp_path / "train.jsonl"
+    index.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "run"
+    _train(
+        "webvid-latent-512x1024", index, out,
+        f"autoencoder.vae={tiny_vae_dir}", "autoencoder.vae_subfolder=null",
+        "data.height=32", "data.width=64",  # 16x32 latents with the tiny VAE (f=2)
+        "autoencoder.overrides.hidden_size=32", "autoencoder.overrides.encoder_depth=1",
+        "autoencoder.overrides.decoder_depth=1", "autoencoder.overrides.num_heads=2",
+    )  # fmt: skip
+    codec = VideoCodec.from_pretrained(out)  # autoencoder/ and vae/ from the run folder
+    assert codec.latent_mode and codec.frame_vae.scaling_factor == 0.5
+    video = torch.rand(1, 3, 4, 32, 64) * 2 - 1
+    content, motion = codec.encode(video)
+    assert content.shape == (1, 4, 16, 32)  # a VAE latent of one frame
+    assert motion.shape == (1, 8, 4, 8 + 16)  # p=2 on 16x32 latents
+    assert codec.decode(content, motion).shape == video.shape
+    assert codec.content_to_pixels(content).shape == (1, 3, 32, 64)
