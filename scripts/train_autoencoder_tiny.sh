@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduce the tiny autoencoder result in README.md / docs/figures (2-core CPU: about 45 min).
+# Reproduce the tiny autoencoder result in README.md / docs/figures (2-core CPU: about 75 min).
 #   bash scripts/train_autoencoder_tiny.sh [OUT_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."

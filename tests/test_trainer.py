@@ -178,3 +178,15 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
         if "loss" in json.loads(ln)
     ]
     assert steps_logged == list(range(1, steps + 1))
+
+
+def test_gradient_accumulation_counts_optimizer_steps(tmp_path):
+    config = tiny_config("train.max_steps=3", "train.gradient_accumulation_steps=2",
+                         "train.checkpoint_every=3")  # fmt: skip
+    Trainer(AutoencoderStage(config), build_dataset(config.data), config, tmp_path).train()
+    state = json.loads(
+        (tmp_path / "checkpoints" / "checkpoint-000003" / "trainer_state.json").read_text()
+    )
+    assert state["step"] == 3 and state["batch_in_epoch"] == 6  # two micro-batches per step
+    logged = [json.loads(ln) for ln in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in logged if "loss" in r] == [1, 2, 3]

@@ -13,6 +13,7 @@ Output folder layout::
     OUT/checkpoints/checkpoint-000500/   accelerate state + trainer_state.json
     OUT/previews/step-000500.{png,gif,mp4}
     OUT/<model folders>        written by the stage at the end (EMA weights)
+    OUT/tensorboard/           when tensorboard is installed
     OUT/training_curve.png
 """
 
@@ -141,7 +142,9 @@ class Trainer:
             mixed_precision=self.cfg.mixed_precision,
             gradient_accumulation_steps=self.cfg.gradient_accumulation_steps,
             log_with=log_with,
-            project_config=ProjectConfiguration(project_dir=str(self.out_dir)),
+            project_config=ProjectConfiguration(
+                project_dir=str(self.out_dir), logging_dir=str(self.out_dir / "tensorboard")
+            ),
         )
 
     # -- bookkeeping -----------------------------------------------------------------------
