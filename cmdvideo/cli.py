@@ -276,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
         "few hundred steps, evaluates it on held-out videos and writes previews.",
     )
     p.add_argument("--out", default="outputs/demo")
-    p.add_argument("--max-steps", type=int, default=300)
+    p.add_argument("--max-steps", type=int, default=200)
     p.add_argument("--num-videos", type=int, default=64)
     p.set_defaults(func=cmd_demo)
     return parser
