@@ -133,6 +133,9 @@ def cmd_eval_autoencoder(args: argparse.Namespace) -> int:
             f"PSNR:              {result['psnr']:.2f} dB (std over videos {result['psnr_std']:.2f})"
         )
         print(f"SSIM:              {result['ssim']:.4f}")
+        if result["psnr_by_class"]:
+            worst = sorted(result["psnr_by_class"].items(), key=lambda kv: kv[1])
+            print("PSNR by class:     " + ", ".join(f"{k} {v:.1f}" for k, v in worst))
         print(
             f"compression:       {result['compression_ratio']:.1f}x "
             f"({result['video_numbers']} -> {result['content_frame_numbers']} content + "

@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from cmdvideo.cli import main
+from cmdvideo.data.moving_shapes import MOTIONS
 
 SMALL = [
     "data.num_frames=8", "data.height=16", "data.width=16",
@@ -44,6 +45,7 @@ def test_train_then_eval_json(tmp_path, capsys):
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["num_videos"] == 5 and result["video_shape"] == [3, 8, 16, 16]
     assert 0 < result["psnr"] < 100 and -1 <= result["ssim"] <= 1
+    assert set(result["psnr_by_class"]) <= set(MOTIONS)
     # 3*8*16*16 video numbers vs 3*16*16 content + 4 motion channels... from the preset: D_m=8
     assert result["motion_latent_numbers"] == 8 * 8 * (4 + 4)
     assert result["compression_ratio"] == pytest.approx(6144 / (768 + 512))

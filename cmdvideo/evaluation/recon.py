@@ -92,7 +92,8 @@ def evaluate_reconstruction(
     ``num_videos`` items of ``dataset`` (deterministic: held-out seeds / center crops).
 
     Returns:
-        dict with psnr, psnr_std (over videos), ssim, num_videos, and the compression numbers.
+        dict with psnr, psnr_std (over videos), ssim, num_videos, psnr_by_class (class name ->
+        mean PSNR, for labelled data), and the compression numbers.
     """
     if num_videos < 1:
         raise ValueError("num_videos must be at least 1")
@@ -100,7 +101,7 @@ def evaluate_reconstruction(
     subset = torch.utils.data.Subset(dataset, range(num_videos))
     loader = DataLoader(subset, batch_size=batch_size, collate_fn=collate_videos)
     codec = codec.to(device).eval()
-    psnrs, ssims = [], []
+    psnrs, ssims, labels = [], [], []
     shape = None
     for batch in tqdm(loader, desc="eval autoencoder", disable=not progress):
         video = batch["video"].to(device)
@@ -108,12 +109,20 @@ def evaluate_reconstruction(
         recon = codec.decode(*codec.encode(video)).float()
         psnrs.append(psnr_per_frame(recon, video).mean(dim=1).cpu())
         ssims.append(ssim_per_frame(recon, video).mean(dim=1).cpu())
-    psnr_v, ssim_v = torch.cat(psnrs), torch.cat(ssims)
+        labels.append(batch["label"])
+    psnr_v, ssim_v, label_v = torch.cat(psnrs), torch.cat(ssims), torch.cat(labels)
+    names = getattr(dataset, "classes", None) or []
+    by_class = {
+        (names[c] if 0 <= c < len(names) else str(c)): psnr_v[label_v == c].mean().item()
+        for c in sorted(set(label_v.tolist()))
+        if c >= 0
+    }
     return {
         "psnr": psnr_v.mean().item(),
         "psnr_std": psnr_v.std().item() if len(psnr_v) > 1 else 0.0,
         "ssim": ssim_v.mean().item(),
         "num_videos": len(psnr_v),
+        "psnr_by_class": by_class,
         "video_shape": list(shape[1:]),
         **compression_ratio(codec, shape[2], shape[3], shape[4]),
     }
