@@ -14,6 +14,8 @@ echo "training wall time: $(( $(date +%s) - start )) s"
 $BIN/cmdvideo eval autoencoder --model "$OUT" --num-videos 512 --json | tail -n 1 | tee "$OUT/eval.json"
 mkdir -p docs/figures
 cp "$OUT/training_curve.png" docs/figures/autoencoder_tiny_training_curve.png
+mkdir -p results/autoencoder-tiny
+cp "$OUT/config.yaml" "$OUT/metrics.jsonl" "$OUT/eval.json" results/autoencoder-tiny/
 last=$(ls "$OUT"/previews/step-*.png | sort | tail -n 1)
 cp "$last" docs/figures/autoencoder_tiny_reconstruction.png
 cp "${last%.png}.gif" docs/figures/autoencoder_tiny_reconstruction.gif
