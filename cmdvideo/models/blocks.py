@@ -144,3 +144,33 @@ class VideoTransformer(nn.Module):
         for block in self.blocks:
             x = block(x)
         return self.norm(x).view(b, t, h, w, d)  # (B, T, h, w, D)
+
+
+def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """adaLN: ``x * (1 + scale) + shift`` with per-sample (B, D) shift/scale over (B, N, D)."""
+    return x * (1 + scale[:, None]) + shift[:, None]
+
+
+class AdaLNZeroBlock(nn.Module):
+    """DiT block: self-attention and MLP, each pre-normed with a shift/scale and gated by a
+    gate computed from the conditioning vector ``c`` (adaLN-Zero, Peebles & Xie 2023).
+
+    The modulation projection is zero-initialised by the owning model, so every block starts
+    as the identity and the network starts from a stable point (CMD §3.3 uses this for the
+    timestep and class/text condition of the motion DiT).
+    """
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.attn = Attention(dim, num_heads)
+        self.norm2 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.mlp = Mlp(dim, mlp_ratio)
+        self.modulation = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        # x: (B, N, D) tokens, c: (B, D) condition
+        shift1, scale1, gate1, shift2, scale2, gate2 = self.modulation(c).chunk(6, dim=-1)
+        x = x + gate1[:, None] * self.attn(modulate(self.norm1(x), shift1, scale1))
+        x = x + gate2[:, None] * self.mlp(modulate(self.norm2(x), shift2, scale2))
+        return x  # (B, N, D)
