@@ -52,13 +52,27 @@ def _add_data_arg(p: argparse.ArgumentParser, required: bool = False) -> None:
     )
 
 
+def _add_train_args(p: argparse.ArgumentParser) -> None:
+    _add_config_args(p)
+    _add_data_arg(p)
+    p.add_argument(
+        "--out", required=True, help="output folder (model, checkpoints, previews, metrics)"
+    )
+    p.add_argument(
+        "--max-steps", type=int, default=None, help="optimizer steps (default: the config's)"
+    )
+    p.add_argument(
+        "--resume", action="store_true", help="continue from the latest checkpoint in --out"
+    )
+
+
 # -- train ---------------------------------------------------------------------------------
 
 
-def cmd_train_autoencoder(args: argparse.Namespace) -> int:
+def _train(args: argparse.Namespace, make_stage) -> int:
+    """Shared by every `train` subcommand: config, data, trainer, summary."""
     from .config import load_config
     from .data import build_train_and_eval, collate_videos
-    from .training.stages import AutoencoderStage
     from .training.trainer import Trainer, TrainingDivergedError
 
     out = Path(args.out)
@@ -75,7 +89,8 @@ def cmd_train_autoencoder(args: argparse.Namespace) -> int:
 
     train_set, eval_set = build_train_and_eval(config.data)
     preview = collate_videos([eval_set[i] for i in range(min(4, len(eval_set)))])
-    trainer = Trainer(AutoencoderStage(config), train_set, config, out, preview_batch=preview)
+    stage = make_stage(config, train_set)
+    trainer = Trainer(stage, train_set, config, out, preview_batch=preview)
     start = time.perf_counter()
     try:
         trainer.train(resume=args.resume)
@@ -83,10 +98,28 @@ def cmd_train_autoencoder(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_DIVERGED
     print(f"trained {config.train.max_steps} steps in {time.perf_counter() - start:.1f} s")
-    print(f"model:    {out / 'autoencoder'}")
+    print(f"model:    {out / stage.name}")
     print(f"previews: {out / 'previews'}")
     print(f"metrics:  {out / 'metrics.jsonl'}  curve: {out / 'training_curve.png'}")
     return 0
+
+
+def cmd_train_autoencoder(args: argparse.Namespace) -> int:
+    from .training.stages import AutoencoderStage
+
+    return _train(args, lambda config, data: AutoencoderStage(config))
+
+
+def cmd_train_motion(args: argparse.Namespace) -> int:
+    from .models.codec import VideoCodec
+    from .training.stages import MotionStage
+
+    codec = VideoCodec.from_pretrained(args.autoencoder)
+
+    def make_stage(config, data):
+        return MotionStage(config, codec, num_classes=len(getattr(data, "classes", [])))
+
+    return _train(args, make_stage)
 
 
 # -- eval ----------------------------------------------------------------------------------
@@ -224,18 +257,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="train the video autoencoder (video -> content frame + motion latent)",
         description="Train the CMD video autoencoder on one device, or many under `accelerate launch`.",
     )
-    _add_config_args(p)
-    _add_data_arg(p)
-    p.add_argument(
-        "--out", required=True, help="output folder (model, checkpoints, previews, metrics)"
-    )
-    p.add_argument(
-        "--max-steps", type=int, default=None, help="optimizer steps (default: the config's)"
-    )
-    p.add_argument(
-        "--resume", action="store_true", help="continue from the latest checkpoint in --out"
-    )
+    _add_train_args(p)
     p.set_defaults(func=cmd_train_autoencoder)
+
+    p = train.add_parser(
+        "motion",
+        help="train the motion DiT on a trained autoencoder's motion latents",
+        description="Train the motion diffusion transformer (paper §3.3) on the motion latents "
+        "of a frozen autoencoder, guided by its content frames and the class label.",
+    )
+    _add_train_args(p)
+    p.add_argument("--autoencoder", required=True, help="folder from `cmdvideo train autoencoder`")
+    p.set_defaults(func=cmd_train_motion)
 
     ev = sub.add_parser("eval", help="evaluate a trained model").add_subparsers(
         dest="stage", required=True

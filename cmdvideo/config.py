@@ -52,6 +52,22 @@ class AutoencoderConfig:
 
 
 @dataclass
+class DiffusionConfig:
+    """A diffusion stage (motion now; content next): architecture preset, noise schedule,
+    conditioning and the sampling used for previews."""
+
+    preset: str = "tiny"
+    overrides: dict = field(default_factory=dict)
+    condition: str = "class"  # "class" (labels from the data) or "none"
+    condition_dropout: float = 0.1  # probability of the null condition, for CFG
+    prediction_type: str = "epsilon"  # or "v_prediction"
+    num_train_timesteps: int = 1000
+    beta_schedule: str = "linear"  # any diffusers DDPMScheduler beta_schedule
+    preview_steps: int = 25  # DDIM steps for training previews
+    preview_guidance: float = 2.0
+
+
+@dataclass
 class TrainConfig:
     """Optimisation and bookkeeping shared by every training stage."""
 
@@ -77,6 +93,7 @@ class TrainConfig:
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
+    motion: DiffusionConfig = field(default_factory=DiffusionConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from enum import Enum
+
 import torch
 import torch.nn.functional as F
 
@@ -23,3 +26,41 @@ def reconstruction_loss(
     if "l2" in kind:
         loss = loss + F.mse_loss(prediction, target)
     return loss
+
+
+class PredictionType(str, Enum):
+    """What a denoiser predicts; values are diffusers' ``prediction_type`` strings."""
+
+    EPSILON = "epsilon"
+    V_PREDICTION = "v_prediction"
+
+
+def diffusion_loss(
+    denoiser: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    clean: torch.Tensor,
+    scheduler,
+    prediction_type: PredictionType | str = PredictionType.EPSILON,
+) -> torch.Tensor:
+    """The usual denoising loss on a batch (noise and timesteps from the global torch RNG, so a
+    resumed run draws what an uninterrupted one would).
+
+    Args:
+        denoiser: ``(noisy, timesteps) -> prediction``, same shape as ``clean``.
+        clean: (B, ...) clean samples (motion latents or content frames).
+        scheduler: a diffusers noise scheduler with ``add_noise`` and ``get_velocity``
+            (e.g. ``DDPMScheduler``).
+        prediction_type: ε (paper) or v.
+
+    Returns:
+        Scalar mean squared error against the noise (ε) or the velocity (v).
+    """
+    prediction_type = PredictionType(prediction_type)
+    b = clean.shape[0]
+    noise = torch.randn(clean.shape, device=clean.device, dtype=clean.dtype)
+    timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (b,), device=clean.device)
+    noisy = scheduler.add_noise(clean, noise, timesteps)
+    if prediction_type is PredictionType.EPSILON:
+        target = noise
+    else:
+        target = scheduler.get_velocity(clean, noise, timesteps)
+    return F.mse_loss(denoiser(noisy, timesteps).float(), target.float())

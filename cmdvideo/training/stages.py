@@ -84,7 +84,12 @@ class AutoencoderStage(Stage):
 
 
 def write_preview(
-    stem: Path, video: torch.Tensor, content: torch.Tensor, recon: torch.Tensor, max_videos: int = 4
+    stem: Path,
+    video: torch.Tensor,
+    content: torch.Tensor,
+    recon: torch.Tensor,
+    max_videos: int = 4,
+    names: tuple[str, str, str] = ("source", "content", "recon"),
 ) -> list[Path]:
     """``stem.png``: per video, rows of source frames, the content frame, reconstructed frames.
     ``stem.gif`` / ``stem.mp4``: source | content | reconstruction side by side, videos stacked.
@@ -98,7 +103,7 @@ def write_preview(
     rows, labels = [], []
     for i in range(n):
         rows += [video[i], content[i], recon[i]]
-        labels += ["source", "content", "recon"]
+        labels += list(names)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [write_frame_grid(stem.with_suffix(".png"), rows, labels=labels, upscale=2)]
     t = video.shape[2]
@@ -108,3 +113,123 @@ def write_preview(
     for suffix in (".gif", ".mp4"):
         paths.append(write_video(stem.with_suffix(suffix), stacked.cpu(), fps=8, upscale=4))
     return paths
+
+
+class MotionStage(Stage):
+    """Stage 3 (paper §3.3): learn to denoise motion latents of the frozen autoencoder, guided
+    by the encoder's content frame (at sampling time: the generated one) and the class label.
+
+    Independent of the content stage, so both can train at the same time in two processes.
+    """
+
+    name = "motion"
+
+    def __init__(self, config: Config, codec: VideoCodec, num_classes: int = 0):
+        from diffusers import DDPMScheduler
+
+        from .losses import PredictionType
+
+        cfg = config.motion
+        if cfg.condition not in ("class", "none"):
+            raise ValueError(f"motion.condition must be 'class' or 'none', got {cfg.condition!r}")
+        if cfg.condition == "class" and num_classes < 1:
+            raise ValueError(
+                "motion.condition is 'class' but the data has no class labels; use a UCF-101 "
+                "style folder (one subfolder per class) or --set motion.condition=none"
+            )
+        self.config = config
+        self.codec = codec.eval().requires_grad_(False)
+        self.num_classes = num_classes if cfg.condition == "class" else 0
+        self.prediction_type = PredictionType(cfg.prediction_type)
+        self.scheduler = DDPMScheduler(
+            num_train_timesteps=cfg.num_train_timesteps,
+            beta_schedule=cfg.beta_schedule,
+            prediction_type=self.prediction_type.value,
+        )
+        self._model = None
+
+    def model(self):
+        from ..models.motion_dit import MotionDiT, motion_dit_preset
+
+        if self._model is None:  # built inside Trainer.train, after the seed is set
+            ae = self.codec.autoencoder.config
+            kwargs = motion_dit_preset(self.config.motion.preset)
+            kwargs.update(self.config.motion.overrides or {})
+            self._model = MotionDiT(
+                **kwargs,
+                motion_channels=ae.motion_channels,
+                content_channels=ae.in_channels,
+                num_classes=self.num_classes,
+            )
+        return self._model
+
+    @torch.no_grad()
+    def _encode(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        video = batch["video"]
+        self.codec.to(video.device)
+        content, motion = self.codec.encode(video)  # (B, C, H, W), (B, D_m, T, h+w)
+        labels = None
+        if self.num_classes:
+            labels = batch["label"]
+            if (labels < 0).any():
+                raise ValueError("class-conditioned motion training needs a label for every video")
+        return content, motion, labels
+
+    def loss(self, model, batch):
+        from .losses import diffusion_loss
+
+        content, motion, labels = self._encode(batch)
+        drop = (
+            torch.rand(motion.shape[0], device=motion.device) < self.config.motion.condition_dropout
+        )
+
+        def denoiser(noisy, t):
+            return model(noisy, t, content, class_labels=labels, drop_condition=drop)
+
+        return diffusion_loss(denoiser, motion, self.scheduler, self.prediction_type), {}
+
+    def sample(self, model, content, labels, num_inference_steps, guidance_scale, generator=None):
+        """Motion latents for given content frames (and labels) by DDIM with CFG."""
+        from diffusers import DDIMScheduler
+
+        from ..pipelines.denoise import denoise
+
+        ae = self.codec.autoencoder
+        h, w = ae.token_grid(*content.shape[-2:])
+        shape = (content.shape[0], ae.config.motion_channels, self.config.data.num_frames, h + w)
+        return denoise(
+            lambda x, t: model.guided(x, t, content, labels, guidance_scale=guidance_scale),
+            shape,
+            DDIMScheduler.from_config(self.scheduler.config),
+            num_inference_steps,
+            generator=generator,
+            device=content.device,
+            progress=False,
+        )
+
+    def preview(self, model, batch, out_dir: Path, step: int) -> dict[str, float]:
+        """Real content frames + sampled motion, decoded; PSNR against the real video says how
+        close the sampled motion is to the one that happened (a rough signal, not a metric)."""
+        from ..evaluation.recon import psnr_per_frame
+
+        cfg = self.config.motion
+        content, _, labels = self._encode(batch)
+        generator = torch.Generator(device=content.device).manual_seed(0)
+        motion = self.sample(
+            model, content, labels, cfg.preview_steps, cfg.preview_guidance, generator
+        )
+        video = batch["video"]
+        decoded = self.codec.decode(content, motion).float().clamp(-1, 1)
+        write_preview(
+            Path(out_dir) / f"step-{step:06d}",
+            video,
+            self.codec.content_to_pixels(content),
+            decoded,
+        )
+        return {"psnr_sampled_motion": psnr_per_frame(decoded, video).mean().item()}
+
+    def save_model(self, model, out_dir: Path) -> list[Path]:
+        paths = [Path(out_dir) / "motion", Path(out_dir) / "motion_scheduler"]
+        model.save_pretrained(paths[0])
+        self.scheduler.save_pretrained(paths[1])
+        return paths

@@ -1,0 +1,1 @@
+"""Sampling: denoising loops and (next) the CMDPipeline that chains content -> motion -> video."""
