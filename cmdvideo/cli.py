@@ -110,16 +110,31 @@ def cmd_train_autoencoder(args: argparse.Namespace) -> int:
     return _train(args, lambda config, data: AutoencoderStage(config))
 
 
-def cmd_train_motion(args: argparse.Namespace) -> int:
+def _train_diffusion(args: argparse.Namespace, stage_cls) -> int:
     from .models.codec import VideoCodec
-    from .training.stages import MotionStage
 
     codec = VideoCodec.from_pretrained(args.autoencoder)
 
     def make_stage(config, data):
-        return MotionStage(config, codec, num_classes=len(getattr(data, "classes", [])))
+        return stage_cls(config, codec, num_classes=len(getattr(data, "classes", [])))
 
     return _train(args, make_stage)
+
+
+def cmd_train_motion(args: argparse.Namespace) -> int:
+    from .training.stages import MotionStage
+
+    return _train_diffusion(args, MotionStage)
+
+
+def cmd_train_content(args: argparse.Namespace) -> int:
+    from .training.stages import ContentStage
+
+    if args.init:
+        args.overrides = [*args.overrides, f"content.init={args.init}"]
+    if args.frames:
+        args.overrides = [*args.overrides, "content.target=frames"]
+    return _train_diffusion(args, ContentStage)
 
 
 # -- eval ----------------------------------------------------------------------------------
@@ -269,6 +284,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_args(p)
     p.add_argument("--autoencoder", required=True, help="folder from `cmdvideo train autoencoder`")
     p.set_defaults(func=cmd_train_motion)
+
+    p = train.add_parser(
+        "content",
+        help="train the content-frame diffusion model (an image UNet) on content frames",
+        description="Train the content-frame image diffusion model (paper §3.2) on the content "
+        "frames of a frozen autoencoder; --init starts from a pretrained UNet2DConditionModel, "
+        "--frames trains on single video frames instead (image pretraining).",
+    )
+    _add_train_args(p)
+    p.add_argument("--autoencoder", required=True, help="folder from `cmdvideo train autoencoder`")
+    p.add_argument(
+        "--init", default=None, help="pretrained UNet2DConditionModel: directory or hub id"
+    )
+    p.add_argument("--frames", action="store_true", help="train on single frames (pretraining)")
+    p.set_defaults(func=cmd_train_content)
 
     ev = sub.add_parser("eval", help="evaluate a trained model").add_subparsers(
         dest="stage", required=True

@@ -65,6 +65,11 @@ class DiffusionConfig:
     beta_schedule: str = "linear"  # any diffusers DDPMScheduler beta_schedule
     preview_steps: int = 25  # DDIM steps for training previews
     preview_guidance: float = 2.0
+    # content stage only: start from a pretrained image UNet (local directory or hub id) ...
+    init: str | None = None
+    init_subfolder: str | None = None
+    # ... and learn "content_frame"s, or single "frames" of the videos (image pretraining).
+    target: str = "content_frame"
 
 
 @dataclass
@@ -93,6 +98,7 @@ class TrainConfig:
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
+    content: DiffusionConfig = field(default_factory=DiffusionConfig)
     motion: DiffusionConfig = field(default_factory=DiffusionConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 

@@ -115,29 +115,28 @@ def write_preview(
     return paths
 
 
-class MotionStage(Stage):
-    """Stage 3 (paper §3.3): learn to denoise motion latents of the frozen autoencoder, guided
-    by the encoder's content frame (at sampling time: the generated one) and the class label.
+class DiffusionStage(Stage):
+    """What the content and motion stages share: a frozen autoencoder that supplies the
+    training pairs, a DDPM noise schedule, condition dropout, and saving model + scheduler."""
 
-    Independent of the content stage, so both can train at the same time in two processes.
-    """
-
-    name = "motion"
+    section = "motion"  # the config section: config.motion or config.content
 
     def __init__(self, config: Config, codec: VideoCodec, num_classes: int = 0):
         from diffusers import DDPMScheduler
 
         from .losses import PredictionType
 
-        cfg = config.motion
+        cfg = getattr(config, self.section)
         if cfg.condition not in ("class", "none"):
-            raise ValueError(f"motion.condition must be 'class' or 'none', got {cfg.condition!r}")
+            raise ValueError(
+                f"{self.section}.condition must be 'class' or 'none', got {cfg.condition!r}"
+            )
         if cfg.condition == "class" and num_classes < 1:
             raise ValueError(
-                "motion.condition is 'class' but the data has no class labels; use a UCF-101 "
-                "style folder (one subfolder per class) or --set motion.condition=none"
+                f"{self.section}.condition is 'class' but the data has no class labels; use a "
+                f"UCF-101 style folder (one subfolder per class) or --set {self.section}.condition=none"
             )
-        self.config = config
+        self.config, self.cfg = config, cfg
         self.codec = codec.eval().requires_grad_(False)
         self.num_classes = num_classes if cfg.condition == "class" else 0
         self.prediction_type = PredictionType(cfg.prediction_type)
@@ -148,13 +147,57 @@ class MotionStage(Stage):
         )
         self._model = None
 
+    @torch.no_grad()
+    def _encode(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(content_frame, motion_latent, class labels or None) of a batch, in model space."""
+        video = batch["video"]
+        self.codec.to(video.device)
+        content, motion = self.codec.encode(video)  # (B, C, H, W), (B, D_m, T, h+w)
+        labels = None
+        if self.num_classes:
+            labels = batch["label"]
+            if (labels < 0).any():
+                raise ValueError("class-conditioned training needs a label for every video")
+        return content, motion, labels
+
+    def _dropped(self, batch_size: int, device) -> torch.Tensor:
+        # From the global RNG, which checkpoints restore: resumed runs drop the same rows.
+        return torch.rand(batch_size, device=device) < self.cfg.condition_dropout
+
+    def _denoise(self, denoiser, shape, device, generator=None) -> torch.Tensor:
+        from diffusers import DDIMScheduler
+
+        from ..pipelines.denoise import denoise
+
+        scheduler = DDIMScheduler.from_config(self.scheduler.config)
+        return denoise(
+            denoiser, shape, scheduler, self.cfg.preview_steps, generator, device, progress=False
+        )
+
+    def save_model(self, model, out_dir: Path) -> list[Path]:
+        paths = [Path(out_dir) / self.name, Path(out_dir) / f"{self.name}_scheduler"]
+        model.save_pretrained(paths[0])
+        self.scheduler.save_pretrained(paths[1])
+        return paths
+
+
+class MotionStage(DiffusionStage):
+    """Stage 3 (paper §3.3): learn to denoise motion latents of the frozen autoencoder, guided
+    by the encoder's content frame (at sampling time: the generated one) and the class label.
+
+    Independent of the content stage, so both can train at the same time in two processes.
+    """
+
+    name = "motion"
+    section = "motion"
+
     def model(self):
         from ..models.motion_dit import MotionDiT, motion_dit_preset
 
         if self._model is None:  # built inside Trainer.train, after the seed is set
             ae = self.codec.autoencoder.config
-            kwargs = motion_dit_preset(self.config.motion.preset)
-            kwargs.update(self.config.motion.overrides or {})
+            kwargs = motion_dit_preset(self.cfg.preset)
+            kwargs.update(self.cfg.overrides or {})
             self._model = MotionDiT(
                 **kwargs,
                 motion_channels=ae.motion_channels,
@@ -163,48 +206,27 @@ class MotionStage(Stage):
             )
         return self._model
 
-    @torch.no_grad()
-    def _encode(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        video = batch["video"]
-        self.codec.to(video.device)
-        content, motion = self.codec.encode(video)  # (B, C, H, W), (B, D_m, T, h+w)
-        labels = None
-        if self.num_classes:
-            labels = batch["label"]
-            if (labels < 0).any():
-                raise ValueError("class-conditioned motion training needs a label for every video")
-        return content, motion, labels
-
     def loss(self, model, batch):
         from .losses import diffusion_loss
 
         content, motion, labels = self._encode(batch)
-        drop = (
-            torch.rand(motion.shape[0], device=motion.device) < self.config.motion.condition_dropout
-        )
+        drop = self._dropped(motion.shape[0], motion.device)
 
         def denoiser(noisy, t):
             return model(noisy, t, content, class_labels=labels, drop_condition=drop)
 
         return diffusion_loss(denoiser, motion, self.scheduler, self.prediction_type), {}
 
-    def sample(self, model, content, labels, num_inference_steps, guidance_scale, generator=None):
-        """Motion latents for given content frames (and labels) by DDIM with CFG."""
-        from diffusers import DDIMScheduler
-
-        from ..pipelines.denoise import denoise
-
+    def sample(self, model, content, labels, guidance_scale, generator=None) -> torch.Tensor:
+        """Motion latents (B, D_m, T, h+w) for given content frames (and labels), DDIM + CFG."""
         ae = self.codec.autoencoder
         h, w = ae.token_grid(*content.shape[-2:])
         shape = (content.shape[0], ae.config.motion_channels, self.config.data.num_frames, h + w)
-        return denoise(
+        return self._denoise(
             lambda x, t: model.guided(x, t, content, labels, guidance_scale=guidance_scale),
             shape,
-            DDIMScheduler.from_config(self.scheduler.config),
-            num_inference_steps,
-            generator=generator,
-            device=content.device,
-            progress=False,
+            content.device,
+            generator,
         )
 
     def preview(self, model, batch, out_dir: Path, step: int) -> dict[str, float]:
@@ -212,24 +234,106 @@ class MotionStage(Stage):
         close the sampled motion is to the one that happened (a rough signal, not a metric)."""
         from ..evaluation.recon import psnr_per_frame
 
-        cfg = self.config.motion
         content, _, labels = self._encode(batch)
         generator = torch.Generator(device=content.device).manual_seed(0)
-        motion = self.sample(
-            model, content, labels, cfg.preview_steps, cfg.preview_guidance, generator
-        )
+        motion = self.sample(model, content, labels, self.cfg.preview_guidance, generator)
         video = batch["video"]
         decoded = self.codec.decode(content, motion).float().clamp(-1, 1)
-        write_preview(
-            Path(out_dir) / f"step-{step:06d}",
-            video,
-            self.codec.content_to_pixels(content),
-            decoded,
-        )
+        content_px = self.codec.content_to_pixels(content)
+        names = ("source", "content", "sampled")
+        write_preview(Path(out_dir) / f"step-{step:06d}", video, content_px, decoded, names=names)
         return {"psnr_sampled_motion": psnr_per_frame(decoded, video).mean().item()}
 
-    def save_model(self, model, out_dir: Path) -> list[Path]:
-        paths = [Path(out_dir) / "motion", Path(out_dir) / "motion_scheduler"]
-        model.save_pretrained(paths[0])
-        self.scheduler.save_pretrained(paths[1])
-        return paths
+
+class ContentStage(DiffusionStage):
+    """Stage 2 (paper §3.2): an image diffusion model over content frames.
+
+    ``content.init`` starts from a pretrained image UNet (no new parameters); ``content.target
+    = frames`` trains on single frames of the videos instead (image pretraining), and a later
+    run with ``content.init`` pointing at that model fine-tunes it on content frames.
+    """
+
+    name = "content"
+    section = "content"
+
+    def model(self):
+        from diffusers import UNet2DConditionModel
+
+        from ..models.content import build_content_unet, num_content_classes
+
+        if self._model is None:
+            if self.cfg.target not in ("content_frame", "frames"):
+                raise ValueError(
+                    f"content.target must be 'content_frame' or 'frames', got {self.cfg.target!r}"
+                )
+            if self.cfg.init:
+                unet = UNet2DConditionModel.from_pretrained(
+                    self.cfg.init, subfolder=self.cfg.init_subfolder
+                )
+                if num_content_classes(unet) != self.num_classes:
+                    raise ValueError(
+                        f"content.init has {num_content_classes(unet)} classes, the data "
+                        f"{self.num_classes}; initialise from a model with the same classes"
+                    )
+            else:
+                ae = self.codec.autoencoder.config
+                f = self.codec.frame_vae.downsample if self.codec.latent_mode else 1
+                size = (self.config.data.height // f, self.config.data.width // f)
+                unet = build_content_unet(
+                    self.cfg.preset, ae.in_channels, size, self.num_classes, self.cfg.overrides
+                )
+            self._model = unet
+        return self._model
+
+    def _targets(self, batch) -> tuple[torch.Tensor, torch.Tensor | None]:
+        content, _, labels = self._encode(batch)
+        if self.cfg.target == "frames":
+            video = self.codec.to_model_space(batch["video"])  # (B, C, T, H, W)
+            pick = torch.randint(0, video.shape[2], (video.shape[0],), device=video.device)
+            content = video[torch.arange(video.shape[0], device=video.device), :, pick]
+        return content, labels
+
+    def loss(self, model, batch):
+        from ..models.content import content_prediction
+        from .losses import diffusion_loss
+
+        target, labels = self._targets(batch)
+        drop = self._dropped(target.shape[0], target.device)
+
+        def denoiser(noisy, t):
+            return content_prediction(model, noisy, t, labels, drop_condition=drop)
+
+        return diffusion_loss(denoiser, target, self.scheduler, self.prediction_type), {}
+
+    def sample(self, model, labels, batch_size, guidance_scale, generator=None, device="cpu"):
+        """Content frames (B, C, H, W) in model space, DDIM + CFG."""
+        from ..models.content import content_prediction
+
+        size = model.config.sample_size
+        h, w = (size, size) if isinstance(size, int) else size
+        shape = (batch_size, model.config.in_channels, h, w)
+        return self._denoise(
+            lambda x, t: content_prediction(model, x, t, labels, guidance_scale=guidance_scale),
+            shape,
+            device,
+            generator,
+        )
+
+    def preview(self, model, batch, out_dir: Path, step: int) -> dict[str, float]:
+        """A grid: the real content frames (top row) and content frames sampled for the same
+        class labels (bottom row)."""
+        from ..data.video_io import write_frame_grid
+
+        real, labels = self._targets(batch)
+        generator = torch.Generator(device=real.device).manual_seed(0)
+        sampled = self.sample(
+            model, labels, real.shape[0], self.cfg.preview_guidance, generator, real.device
+        )
+        rows = [
+            torch.stack(list(self.codec.content_to_pixels(x).float().clamp(-1, 1)), dim=1)
+            for x in (real, sampled)
+        ]  # each (3, B, H, W): one image per column
+        out = Path(out_dir) / f"step-{step:06d}.png"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_frame_grid(out, rows, labels=["real", "sampled"], upscale=2)
+        return {}
