@@ -19,7 +19,7 @@ from diffusers.utils import BaseOutput
 from einops import rearrange
 from torch import nn
 
-from .blocks import VideoTransformer
+from .blocks import VideoTransformer, xavier_linear_init
 
 # Architecture presets (the "model size" registry). Training/data settings live in configs/*.yaml.
 AUTOENCODER_PRESETS: dict[str, dict] = {
@@ -139,12 +139,7 @@ class CMDAutoencoder(ModelMixin, ConfigMixin):
     def initialize_weights(self) -> None:
         """All special initialisation in one place."""
 
-        def _basic(module: nn.Module) -> None:
-            if isinstance(module, nn.Linear):
-                nn.init.xavier_uniform_(module.weight)
-                nn.init.zeros_(module.bias)
-
-        self.apply(_basic)
+        self.apply(xavier_linear_init)
         # Zero content logits: training starts from the plain mean of the frames, a valid
         # content frame, and learns where to deviate from it.
         nn.init.zeros_(self.content_head.weight)

@@ -174,3 +174,37 @@ class AdaLNZeroBlock(nn.Module):
         x = x + gate1[:, None] * self.attn(modulate(self.norm1(x), shift1, scale1))
         x = x + gate2[:, None] * self.mlp(modulate(self.norm2(x), shift2, scale2))
         return x  # (B, N, D)
+
+
+def xavier_linear_init(module: nn.Module) -> None:
+    """Xavier-uniform weights and zero biases for every ``nn.Linear`` (use with ``.apply``)."""
+    if isinstance(module, nn.Linear):
+        nn.init.xavier_uniform_(module.weight)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+
+def labels_with_null(
+    class_labels: torch.Tensor | None,
+    num_classes: int,
+    batch_size: int,
+    device,
+    drop_condition: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Class ids for a class table whose extra last row (id ``num_classes``) is the null class:
+    the null id where no label is given or where ``drop_condition`` is True (CFG).
+
+    Returns:
+        (B,) long. Raises ValueError for labels outside [0, num_classes).
+    """
+    null = torch.full((batch_size,), num_classes, dtype=torch.long, device=device)
+    if class_labels is None:
+        return null
+    if class_labels.min() < 0 or class_labels.max() >= num_classes:
+        raise ValueError(
+            f"class_labels must be in [0, {num_classes - 1}], got {class_labels.tolist()}"
+        )
+    labels = class_labels.to(device=device, dtype=torch.long)
+    if drop_condition is not None:
+        labels = torch.where(drop_condition.to(device, torch.bool), null, labels)
+    return labels

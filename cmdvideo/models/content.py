@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from diffusers import UNet2DConditionModel
 
+from .blocks import labels_with_null
+
 # Small UNet2DConditionModel configurations (class-conditional; cross-attention arrives with
 # the text encoder). The paper's text-to-video setting loads Stable Diffusion's UNet instead.
 CONTENT_UNET_PRESETS: dict[str, dict] = {
@@ -91,15 +93,8 @@ def content_prediction(
         if class_labels is not None:
             raise ValueError("this content model has no class conditioning")
         return unet(sample, timestep, encoder_hidden_states=None).sample
-    null = torch.full((b,), n, dtype=torch.long, device=sample.device)
-    if class_labels is None:
-        labels = null
-    else:
-        if class_labels.min() < 0 or class_labels.max() >= n:
-            raise ValueError(f"class_labels must be in [0, {n - 1}], got {class_labels.tolist()}")
-        labels = class_labels.to(sample.device)
-        if drop_condition is not None:
-            labels = torch.where(drop_condition.to(sample.device), null, labels)
+    labels = labels_with_null(class_labels, n, b, sample.device, drop_condition)
+    null = labels_with_null(None, n, b, sample.device)
     if guidance_scale == 1.0 or class_labels is None:
         return unet(sample, timestep, encoder_hidden_states=None, class_labels=labels).sample
     both = unet(

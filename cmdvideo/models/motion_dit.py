@@ -19,7 +19,13 @@ from diffusers.models.modeling_utils import ModelMixin
 from einops import rearrange
 from torch import nn
 
-from .blocks import AdaLNZeroBlock, grid_positional_embedding, modulate
+from .blocks import (
+    AdaLNZeroBlock,
+    grid_positional_embedding,
+    labels_with_null,
+    modulate,
+    xavier_linear_init,
+)
 
 MOTION_DIT_PRESETS: dict[str, dict] = {
     "tiny": dict(hidden_size=128, depth=4, num_heads=4, motion_patch_size=2, content_patch_size=4),
@@ -99,12 +105,7 @@ class MotionDiT(ModelMixin, ConfigMixin):
     def initialize_weights(self) -> None:
         """All special initialisation in one place (following DiT)."""
 
-        def _basic(module: nn.Module) -> None:
-            if isinstance(module, nn.Linear):
-                nn.init.xavier_uniform_(module.weight)
-                nn.init.zeros_(module.bias)
-
-        self.apply(_basic)
+        self.apply(xavier_linear_init)
         nn.init.normal_(self.token_type, std=0.02)
         for layer in (self.time_embed.linear_1, self.time_embed.linear_2):
             nn.init.normal_(layer.weight, std=0.02)
@@ -144,16 +145,7 @@ class MotionDiT(ModelMixin, ConfigMixin):
             else drop_condition.to(c.device, torch.bool)
         )
         if self.class_embed is not None:
-            null = torch.full((batch_size,), cfg.num_classes, device=c.device, dtype=torch.long)
-            if class_labels is None:
-                labels = null
-            else:
-                if class_labels.min() < 0 or class_labels.max() >= cfg.num_classes:
-                    raise ValueError(
-                        f"class_labels must be in [0, {cfg.num_classes - 1}], got "
-                        f"{class_labels.tolist()}"
-                    )
-                labels = torch.where(drop, null, class_labels.to(c.device))
+            labels = labels_with_null(class_labels, cfg.num_classes, batch_size, c.device, drop)
             c = c + self.class_embed(labels)
         elif class_labels is not None:
             raise ValueError("this motion model has no class conditioning (num_classes=0)")
