@@ -45,3 +45,32 @@ def bad_video_folder(tmp_path):
     (folder / "notes.mp4").write_text("meeting notes, not a video")
     write_test_video(folder / "short.mp4", 3)
     return folder
+
+
+# A one-block autoencoder for tests that train through it (--set overrides of the tiny config).
+SMALL_AUTOENCODER = [
+    "autoencoder.overrides.hidden_size=32",
+    "autoencoder.overrides.encoder_depth=1",
+    "autoencoder.overrides.decoder_depth=1",
+    "autoencoder.overrides.num_heads=2",
+    "autoencoder.overrides.motion_channels=4",
+]
+
+
+def fit_fixed_batch(stage, batch, steps, lr):
+    """Train ``stage.model()`` on one batch with AdamW; returns the losses. The RNG is reseeded
+    to one of two values each step, so diffusion stages see two fixed noise draws: a target the
+    model can actually fit."""
+    import torch
+
+    model = stage.model()
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    losses = []
+    for step in range(steps):
+        torch.manual_seed(step % 2)
+        loss, _ = stage.loss(model, batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from conftest import SMALL_AUTOENCODER, fit_fixed_batch
 
 from cmdvideo.cli import main
 from cmdvideo.config import load_config
@@ -16,9 +17,7 @@ from cmdvideo.training.stages import ContentStage, build_codec
 
 SMALL = [
     "data.num_frames=4", "data.height=16", "data.width=16", "data.num_videos=64",
-    "autoencoder.overrides.hidden_size=32", "autoencoder.overrides.encoder_depth=1",
-    "autoencoder.overrides.decoder_depth=1", "autoencoder.overrides.num_heads=2",
-    "autoencoder.overrides.motion_channels=4",
+    *SMALL_AUTOENCODER,
     "content.overrides.block_out_channels=[16,32,32]", "content.overrides.norm_num_groups=8",
     "content.overrides.attention_head_dim=8", "content.preview_steps=2",
     "train.batch_size=4", "train.warmup_steps=1", "train.log_every=1", "train.preview_every=0",
@@ -60,17 +59,8 @@ def test_content_loss_falls_on_a_fixed_batch(ae_dir):
     config = load_config("tiny", SMALL)
     stage = ContentStage(config, VideoCodec.from_pretrained(ae_dir), num_classes=10)
     torch.manual_seed(0)
-    model = stage.model()
     batch = collate_videos([build_dataset(config.data)[i] for i in range(4)])
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
-    losses = []
-    for step in range(40):
-        torch.manual_seed(step % 2)
-        loss, _ = stage.loss(model, batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = fit_fixed_batch(stage, batch, steps=40, lr=2e-3)
     assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5, losses
 
 

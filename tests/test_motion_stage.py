@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from conftest import SMALL_AUTOENCODER, fit_fixed_batch
 from diffusers import DDIMScheduler
 
 from cmdvideo.cli import main
@@ -17,9 +18,7 @@ from cmdvideo.training.stages import MotionStage, build_codec
 
 SMALL = [
     "data.num_frames=8", "data.height=16", "data.width=16", "data.num_videos=64",
-    "autoencoder.overrides.hidden_size=32", "autoencoder.overrides.encoder_depth=1",
-    "autoencoder.overrides.decoder_depth=1", "autoencoder.overrides.num_heads=2",
-    "autoencoder.overrides.motion_channels=4",
+    *SMALL_AUTOENCODER,
     "motion.overrides.hidden_size=32", "motion.overrides.depth=2", "motion.overrides.num_heads=2",
     "train.batch_size=4", "train.warmup_steps=1", "train.log_every=1", "train.preview_every=0",
     "motion.preview_steps=2",
@@ -39,17 +38,8 @@ def test_motion_loss_falls_on_a_fixed_batch(small_setup):
     config, ae_dir = small_setup
     stage = MotionStage(config, VideoCodec.from_pretrained(ae_dir), num_classes=10)
     torch.manual_seed(0)
-    model = stage.model()
     batch = collate_videos([build_dataset(config.data)[i] for i in range(4)])
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    losses = []
-    for step in range(60):
-        torch.manual_seed(step % 2)  # two fixed noise draws: a learnable target
-        loss, _ = stage.loss(model, batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = fit_fixed_batch(stage, batch, steps=60, lr=3e-3)
     assert sum(losses[-6:]) / 6 < 0.5 * sum(losses[:6]) / 6, losses
 
 

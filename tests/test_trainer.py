@@ -9,6 +9,7 @@ import time
 
 import pytest
 import torch
+from conftest import SMALL_AUTOENCODER, fit_fixed_batch
 from safetensors.torch import load_file
 
 from cmdvideo.config import load_config
@@ -22,11 +23,7 @@ TINY = [
     "data.height=16",
     "data.width=16",
     "data.num_videos=64",
-    "autoencoder.overrides.hidden_size=32",
-    "autoencoder.overrides.encoder_depth=1",
-    "autoencoder.overrides.decoder_depth=1",
-    "autoencoder.overrides.num_heads=2",
-    "autoencoder.overrides.motion_channels=4",
+    *SMALL_AUTOENCODER,
     "train.batch_size=4",
     "train.warmup_steps=2",
     "train.log_every=1",
@@ -43,16 +40,8 @@ def test_loss_falls_on_a_fixed_batch():
     config = tiny_config("train.lr_scheduler=constant")
     torch.manual_seed(0)
     stage = AutoencoderStage(config)
-    model = stage.model()
     batch = collate_videos([build_dataset(config.data)[i] for i in range(4)])
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
-    losses = []
-    for _ in range(40):
-        loss, _ = stage.loss(model, batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = fit_fixed_batch(stage, batch, steps=40, lr=2e-3)
     assert losses[-1] < 0.3 * losses[0], losses
 
 
