@@ -98,9 +98,31 @@ def _train(args: argparse.Namespace, make_stage) -> int:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_DIVERGED
     print(f"trained {config.train.max_steps} steps in {time.perf_counter() - start:.1f} s")
+    if stage.name == "autoencoder":
+        _calibrate(out, train_set)
     print(f"model:    {out / stage.name}")
     print(f"previews: {out / 'previews'}")
     print(f"metrics:  {out / 'metrics.jsonl'}  curve: {out / 'training_curve.png'}")
+    return 0
+
+
+def _calibrate(model_dir: Path, dataset, num_videos: int = 256) -> float:
+    """Measure and store the motion scaling factor of a trained autoencoder folder."""
+    from .models.codec import VideoCodec, calibrate_motion_scale
+
+    codec = VideoCodec.from_pretrained(model_dir)
+    factor = calibrate_motion_scale(codec, dataset, num_videos, device=_default_device())
+    codec.to("cpu").save_pretrained(model_dir)
+    print(f"motion_scaling_factor: {factor} (1 / std of motion latents over {num_videos} videos)")
+    return factor
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from .data import build_dataset
+
+    model_dir = Path(args.autoencoder)
+    config = _run_config(model_dir, args)
+    _calibrate(model_dir, build_dataset(config.data, train=True, source=args.data), args.num_videos)
     return 0
 
 
@@ -114,9 +136,17 @@ def _train_diffusion(args: argparse.Namespace, stage_cls) -> int:
     from .models.codec import VideoCodec
 
     codec = VideoCodec.from_pretrained(args.autoencoder)
+    if args.text_encoder:
+        args.overrides = [*args.overrides, f"{stage_cls.section}.text_encoder={args.text_encoder}"]
 
     def make_stage(config, data):
-        return stage_cls(config, codec, num_classes=len(getattr(data, "classes", [])))
+        from .data import dataset_captions
+
+        section = getattr(config, stage_cls.section)
+        captions = dataset_captions(data) if "text" in section.condition else None
+        return stage_cls(
+            config, codec, num_classes=len(getattr(data, "classes", [])), captions=captions
+        )
 
     return _train(args, make_stage)
 
@@ -283,6 +313,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_train_args(p)
     p.add_argument("--autoencoder", required=True, help="folder from `cmdvideo train autoencoder`")
+    p.add_argument(
+        "--text-encoder",
+        default=None,
+        help="frozen text encoder for text conditioning: the content run folder (built-in "
+        "encoder) or a CLIP text model / SD repo, local directory or hub id",
+    )
     p.set_defaults(func=cmd_train_motion)
 
     p = train.add_parser(
@@ -298,7 +334,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--init", default=None, help="pretrained UNet2DConditionModel: directory or hub id"
     )
     p.add_argument("--frames", action="store_true", help="train on single frames (pretraining)")
+    p.add_argument(
+        "--text-encoder",
+        default=None,
+        help="'builtin' (learned here; the default for text conditioning) or a frozen CLIP "
+        "text model / SD repo, local directory or hub id",
+    )
     p.set_defaults(func=cmd_train_content)
+
+    p = sub.add_parser(
+        "calibrate",
+        help="measure a trained autoencoder's motion scaling factor",
+        description="Set motion_scaling_factor = 1 / std of the motion latents over training "
+        "videos (stored in the autoencoder config; `train autoencoder` does this at the end).",
+    )
+    p.add_argument("--autoencoder", required=True, help="folder from `cmdvideo train autoencoder`")
+    _add_data_arg(p)
+    _add_config_args(p, default=None)
+    p.add_argument("--num-videos", type=int, default=256)
+    p.set_defaults(func=cmd_calibrate)
 
     ev = sub.add_parser("eval", help="evaluate a trained model").add_subparsers(
         dest="stage", required=True

@@ -53,12 +53,17 @@ class AutoencoderConfig:
 
 @dataclass
 class DiffusionConfig:
-    """A diffusion stage (motion now; content next): architecture preset, noise schedule,
-    conditioning and the sampling used for previews."""
+    """A diffusion stage (content frame or motion latent): architecture preset, noise
+    schedule, conditioning and the sampling used for previews."""
 
     preset: str = "tiny"
     overrides: dict = field(default_factory=dict)
-    condition: str = "class"  # "class" (labels from the data) or "none"
+    # "class" (labels from the data), "text" (captions), "class+text" or "none"
+    condition: str = "class"
+    # Text encoder: "builtin" (content stage: a word encoder learned with the model), or a
+    # frozen one: a CLIP text model / SD repo (local directory or hub id) or a content run
+    # folder holding the built-in encoder it learned (what the motion stage reads).
+    text_encoder: str | None = None
     condition_dropout: float = 0.1  # probability of the null condition, for CFG
     prediction_type: str = "epsilon"  # or "v_prediction"
     num_train_timesteps: int = 1000

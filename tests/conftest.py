@@ -54,6 +54,7 @@ SMALL_AUTOENCODER = [
     "autoencoder.overrides.decoder_depth=1",
     "autoencoder.overrides.num_heads=2",
     "autoencoder.overrides.motion_channels=4",
+    "autoencoder.overrides.motion_scaling_factor=2.0",  # as if calibrated
 ]
 
 

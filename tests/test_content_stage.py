@@ -46,7 +46,7 @@ def test_class_cfg_and_null_class():
     labels = torch.tensor([0, 2])
     cond = content_prediction(unet, x, t, labels)
     uncond = content_prediction(unet, x, t, None)
-    dropped = content_prediction(unet, x, t, labels, drop_condition=torch.tensor([True, True]))
+    dropped = content_prediction(unet, x, t, labels, drop_class=torch.tensor([True, True]))
     torch.testing.assert_close(dropped, uncond)
     guided = content_prediction(unet, x, t, labels, guidance_scale=3.0)
     torch.testing.assert_close(guided, uncond + 3.0 * (cond - uncond), atol=1e-5, rtol=1e-5)
@@ -57,9 +57,12 @@ def test_class_cfg_and_null_class():
 
 def test_content_loss_falls_on_a_fixed_batch(ae_dir):
     config = load_config("tiny", SMALL)
-    stage = ContentStage(config, VideoCodec.from_pretrained(ae_dir), num_classes=10)
+    data = build_dataset(config.data)
+    codec = VideoCodec.from_pretrained(ae_dir)
+    stage = ContentStage(config, codec, num_classes=10, captions=data.captions(64))
+    assert stage.use_class and stage.use_text and stage.learns_text  # the tiny config
     torch.manual_seed(0)
-    batch = collate_videos([build_dataset(config.data)[i] for i in range(4)])
+    batch = collate_videos([data[i] for i in range(4)])
     losses = fit_fixed_batch(stage, batch, steps=40, lr=2e-3)
     assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5, losses
 

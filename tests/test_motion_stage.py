@@ -36,9 +36,12 @@ def small_setup(tmp_path):
 
 def test_motion_loss_falls_on_a_fixed_batch(small_setup):
     config, ae_dir = small_setup
-    stage = MotionStage(config, VideoCodec.from_pretrained(ae_dir), num_classes=10)
+    data = build_dataset(config.data)
+    codec = VideoCodec.from_pretrained(ae_dir)
+    stage = MotionStage(config, codec, num_classes=10, captions=data.captions(64))
+    assert stage.use_class and stage.use_text and stage.learns_text  # the tiny config
     torch.manual_seed(0)
-    batch = collate_videos([build_dataset(config.data)[i] for i in range(4)])
+    batch = collate_videos([data[i] for i in range(4)])
     losses = fit_fixed_batch(stage, batch, steps=60, lr=3e-3)
     assert sum(losses[-6:]) / 6 < 0.5 * sum(losses[:6]) / 6, losses
 

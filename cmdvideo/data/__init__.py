@@ -72,3 +72,11 @@ def build_train_and_eval(data_config) -> tuple[Dataset, Dataset]:
     if hasattr(train, "evaluation_view"):
         return train, train.evaluation_view()
     return train, build_dataset(data_config, train=False)
+
+
+def dataset_captions(dataset, limit: int = 5_000) -> list[str]:
+    """Captions of (up to ``limit``) training videos without decoding any video: what the
+    built-in text encoder's vocabulary is made from."""
+    if hasattr(dataset, "captions"):
+        return dataset.captions(limit)
+    raise ValueError(f"{type(dataset).__name__} has no captions for text conditioning")

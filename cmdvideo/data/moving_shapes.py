@@ -438,6 +438,11 @@ class MovingShapes(torch.utils.data.Dataset):
         num_shapes = int(rng.integers(1, self.max_shapes + 1))
         return sample_factors(rng, num_shapes=num_shapes)
 
+    def captions(self, limit: int | None = None) -> list[str]:
+        """Captions of the first ``limit`` videos (all by default), without rendering."""
+        n = len(self) if limit is None else min(limit, len(self))
+        return [caption_for(self.factors(i)) for i in range(n)]
+
     def __getitem__(self, index: int) -> dict:
         """Returns {"video": (3, T, H, W) float32 in [-1, 1], "label": motion class id,
         "caption": str, "factors": VideoFactors.to_dict(), "index": int}."""

@@ -185,6 +185,10 @@ class VideoFolder(Dataset):
             ]
         return [(p, "", -1) for p in sorted(root.rglob("*")) if _is_video(p)]
 
+    def captions(self, limit: int | None = None) -> list[str]:
+        """Captions of the usable videos (first ``limit``), from the index; no decoding."""
+        return [caption for _, caption, _, _ in self.samples[:limit]]
+
     def skip_counts(self) -> dict[str, int]:
         """Reason → number of files skipped at construction."""
         return dict(Counter(self.skipped.values()))

@@ -98,6 +98,10 @@ class CMDAutoencoder(ModelMixin, ConfigMixin):
         motion_channels: D_m, channels of the motion latent.
         mlp_ratio: MLP width over D.
         output_activation: "tanh" (pixel mode: squash to [-1, 1]) or "none" (latent mode).
+        motion_scaling_factor: multiplies motion latents before diffusion (like the
+            ``scaling_factor`` of Stable Diffusion's VAE) so that they have unit variance; set
+            by :func:`cmdvideo.models.codec.calibrate_motion_scale` after training, None until
+            then. ``encode``/``decode`` here work on unscaled latents; ``VideoCodec`` applies it.
     """
 
     _supports_gradient_checkpointing = False
@@ -114,6 +118,7 @@ class CMDAutoencoder(ModelMixin, ConfigMixin):
         motion_channels: int = 8,
         mlp_ratio: float = 4.0,
         output_activation: str = "tanh",
+        motion_scaling_factor: float | None = None,
     ):
         super().__init__()
         if output_activation not in ("tanh", "none"):

@@ -108,13 +108,23 @@ class VideoCodec(nn.Module):
         """(B, C, H, W) content frame -> (B, 3, H_px, W_px) image in [-1, 1]."""
         return self.to_pixels(content_frame[:, :, None])[:, :, 0]
 
+    @property
+    def motion_scale(self) -> float:
+        """The autoencoder's ``motion_scaling_factor`` (1.0 while uncalibrated)."""
+        return self.autoencoder.config.motion_scaling_factor or 1.0
+
     def encode(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Pixel video -> (content_frame, motion_latent)."""
-        return self.autoencoder.encode(self.to_model_space(video))
+        """Pixel video -> (content_frame, motion_latent), the motion latent multiplied by the
+        motion scaling factor: the space the diffusion models work in."""
+        content, motion = self.autoencoder.encode(self.to_model_space(video))
+        return content, motion * self.motion_scale
 
     def decode(self, content_frame: torch.Tensor, motion_latent: torch.Tensor) -> torch.Tensor:
-        """(content_frame, motion_latent) -> pixel video (B, 3, T, H, W) in [-1, 1]."""
-        return self.to_pixels(self.autoencoder.decode(content_frame, motion_latent))
+        """(content_frame, scaled motion_latent) -> pixel video (B, 3, T, H, W) in [-1, 1]."""
+        motion = motion_latent / self.motion_scale
+        return self.to_pixels(
+            self.autoencoder.decode(content_frame, motion.to(content_frame.dtype))
+        )
 
     def save_pretrained(self, directory: str | Path) -> list[Path]:
         """Write ``DIR/autoencoder`` (and ``DIR/vae`` in latent mode), safetensors + config."""
@@ -147,3 +157,33 @@ class VideoCodec(nn.Module):
             FrameVAE.from_pretrained(vae_dir) if (vae_dir / "config.json").is_file() else None
         )
         return cls(autoencoder, frame_vae)
+
+
+@torch.no_grad()
+def calibrate_motion_scale(
+    codec: VideoCodec, dataset, num_videos: int = 256, batch_size: int = 16, device="cpu"
+) -> float:
+    """Set the autoencoder's ``motion_scaling_factor`` to 1 / std of its motion latents over the
+    first ``num_videos`` videos of ``dataset`` (as Stable Diffusion does for its VAE latents),
+    so that the motion diffusion model sees unit-variance data. Returns the factor."""
+    from ..data import collate_videos
+
+    n = min(num_videos, len(dataset))
+    if n < 2:
+        raise ValueError("calibrating the motion scale needs at least 2 videos")
+    ae = codec.autoencoder.to(device).eval()
+    total, total_sq, count = 0.0, 0.0, 0
+    for start in range(0, n, batch_size):
+        batch = collate_videos([dataset[i] for i in range(start, min(n, start + batch_size))])
+        _, motion = ae.encode(codec.to_model_space(batch["video"].to(device)))
+        motion = motion.double()
+        total += motion.sum().item()
+        total_sq += (motion**2).sum().item()
+        count += motion.numel()
+    mean = total / count
+    std = max(total_sq / count - mean**2, 0.0) ** 0.5
+    if not std > 1e-8:
+        raise ValueError("motion latents are constant; is the autoencoder trained?")
+    factor = round(1.0 / std, 5)
+    ae.register_to_config(motion_scaling_factor=factor)
+    return factor

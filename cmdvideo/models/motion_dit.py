@@ -129,11 +129,14 @@ class MotionDiT(ModelMixin, ConfigMixin):
         class_labels: torch.Tensor | None = None,
         text_embeds: torch.Tensor | None = None,
         drop_condition: torch.Tensor | None = None,
+        drop_text: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """c = timestep embedding + class embedding + text embedding, (B, D).
 
         Missing conditions (None) and rows where ``drop_condition`` is True use the null
         embeddings, so the same model gives the unconditional prediction for CFG.
+        ``drop_text``, when given, replaces ``drop_condition`` for the text alone (training
+        with class and text drops them independently).
         """
         cfg = self.config
         if timestep.ndim == 0:
@@ -155,7 +158,8 @@ class MotionDiT(ModelMixin, ConfigMixin):
                 c = c + null
             else:
                 text = self.text_proj(text_embeds.to(c.dtype))  # (B, D)
-                c = c + torch.where(drop[:, None], null, text)
+                drop_t = drop if drop_text is None else drop_text.to(c.device, torch.bool)
+                c = c + torch.where(drop_t[:, None], null, text)
         elif text_embeds is not None:
             raise ValueError("this motion model has no text conditioning (text_embed_dim=0)")
         return c
@@ -170,6 +174,7 @@ class MotionDiT(ModelMixin, ConfigMixin):
         class_labels: torch.Tensor | None = None,
         text_embeds: torch.Tensor | None = None,
         drop_condition: torch.Tensor | None = None,
+        drop_text: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Predict the noise (or v) of a noisy motion latent.
 
@@ -180,6 +185,7 @@ class MotionDiT(ModelMixin, ConfigMixin):
             class_labels: (B,) long in [0, num_classes) or None.
             text_embeds: (B, text_embed_dim) pooled text embeddings or None.
             drop_condition: (B,) bool; True rows use the null condition (CFG).
+            drop_text: (B,) bool; if given, the text's own drop mask.
 
         Returns:
             (B, D_m, T, L), same shape as ``motion_latent``.
@@ -220,7 +226,9 @@ class MotionDiT(ModelMixin, ConfigMixin):
         )
         x = torch.cat([motion_tokens, content_tokens], dim=1)  # (B, N_m + N_c, D)
 
-        c = self.condition_embedding(timestep, b, class_labels, text_embeds, drop_condition)
+        c = self.condition_embedding(
+            timestep, b, class_labels, text_embeds, drop_condition, drop_text
+        )
         for block in self.blocks:
             x = block(x, c)  # (B, N, D)
         shift, scale = self.final_modulation(c).chunk(2, dim=-1)

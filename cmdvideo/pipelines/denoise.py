@@ -43,3 +43,80 @@ def denoise(
         output = denoiser(model_input, t.expand(shape[0]).to(device))
         sample = scheduler.step(output, t, sample, generator=generator).prev_sample
     return sample
+
+
+def sample_content(
+    unet,
+    scheduler,
+    batch_size: int,
+    class_labels: torch.Tensor | None = None,
+    text=None,
+    null_text=None,
+    guidance_scale: float = 1.0,
+    num_inference_steps: int = 50,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> torch.Tensor:
+    """Content frames (B, C, H, W) in the autoencoder's space from the content UNet, with CFG.
+
+    ``text``/``null_text`` are :class:`cmdvideo.models.text.TextEmbeddings` (the prompts and the
+    empty prompt) for a text-conditioned UNet.
+    """
+    from ..models.content import content_prediction
+
+    size = unet.config.sample_size
+    h, w = (size, size) if isinstance(size, int) else size
+    return denoise(
+        lambda x, t: content_prediction(
+            unet, x, t, class_labels, text, null_text, guidance_scale=guidance_scale
+        ),
+        (batch_size, unet.config.in_channels, h, w),
+        scheduler,
+        num_inference_steps,
+        generator,
+        device,
+        dtype=unet.dtype,
+        progress=progress,
+        desc="content frame",
+    )
+
+
+def sample_motion(
+    motion_model,
+    scheduler,
+    content_frame: torch.Tensor,
+    num_frames: int,
+    motion_positions: int,
+    class_labels: torch.Tensor | None = None,
+    text_embeds: torch.Tensor | None = None,
+    guidance_scale: float = 1.0,
+    num_inference_steps: int = 50,
+    generator: torch.Generator | None = None,
+    progress: bool = True,
+) -> torch.Tensor:
+    """Motion latents (B, D_m, T, h+w) guided by ``content_frame`` (B, C, H, W), with CFG.
+
+    Args:
+        motion_positions: h + w of the autoencoder's token grid.
+        text_embeds: pooled prompt embeddings (B, D) or None.
+    """
+    shape = (
+        content_frame.shape[0],
+        motion_model.config.motion_channels,
+        num_frames,
+        motion_positions,
+    )
+    return denoise(
+        lambda x, t: motion_model.guided(
+            x, t, content_frame, class_labels, text_embeds, guidance_scale=guidance_scale
+        ),
+        shape,
+        scheduler,
+        num_inference_steps,
+        generator,
+        content_frame.device,
+        dtype=motion_model.dtype,
+        progress=progress,
+        desc="motion latent",
+    )

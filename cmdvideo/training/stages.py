@@ -115,41 +115,64 @@ def write_preview(
     return paths
 
 
+CONDITIONS = ("class", "text", "class+text", "none")
+
+
 class DiffusionStage(Stage):
     """What the content and motion stages share: a frozen autoencoder that supplies the
-    training pairs, a DDPM noise schedule, condition dropout, and saving model + scheduler."""
+    training pairs, a DDPM noise schedule, conditions (class labels, text) and their dropout for
+    classifier-free guidance, and saving model + scheduler."""
 
     section = "motion"  # the config section: config.motion or config.content
 
-    def __init__(self, config: Config, codec: VideoCodec, num_classes: int = 0):
+    def __init__(
+        self,
+        config: Config,
+        codec: VideoCodec,
+        num_classes: int = 0,
+        captions: list[str] | None = None,
+    ):
         from diffusers import DDPMScheduler
 
         from .losses import PredictionType
 
         cfg = getattr(config, self.section)
-        if cfg.condition not in ("class", "none"):
+        if cfg.condition not in CONDITIONS:
             raise ValueError(
-                f"{self.section}.condition must be 'class' or 'none', got {cfg.condition!r}"
+                f"{self.section}.condition must be one of {CONDITIONS}, got {cfg.condition!r}"
             )
-        if cfg.condition == "class" and num_classes < 1:
+        self.use_class = "class" in cfg.condition
+        self.use_text = "text" in cfg.condition
+        if self.use_class and num_classes < 1:
             raise ValueError(
-                f"{self.section}.condition is 'class' but the data has no class labels; use a "
-                f"UCF-101 style folder (one subfolder per class) or --set {self.section}.condition=none"
+                f"{self.section}.condition is {cfg.condition!r} but the data has no class labels; "
+                "use a UCF-101 style folder (one subfolder per class) or "
+                f"--set {self.section}.condition=text (captions) or none"
             )
         self.config, self.cfg = config, cfg
         self.codec = codec.eval().requires_grad_(False)
-        self.num_classes = num_classes if cfg.condition == "class" else 0
+        self.num_classes = num_classes if self.use_class else 0
+        self.captions = captions
         self.prediction_type = PredictionType(cfg.prediction_type)
         self.scheduler = DDPMScheduler(
             num_train_timesteps=cfg.num_train_timesteps,
             beta_schedule=cfg.beta_schedule,
             prediction_type=self.prediction_type.value,
+            clip_sample=False,  # motion latents are scaled to unit variance, not to [-1, 1]
         )
+        # Text: a frozen encoder loaded from cfg.text_encoder, or (content stage) the built-in
+        # WordTextEncoder, learned with the model when cfg.text_encoder is "builtin".
+        self.text_encoder, self.tokenizer = None, None
+        self.learns_text = self.use_text and cfg.text_encoder in (None, "builtin")
+        if self.use_text and not self.learns_text:
+            from ..models.text import load_text_encoder
+
+            self.text_encoder, self.tokenizer = load_text_encoder(cfg.text_encoder)
         self._model = None
 
     @torch.no_grad()
     def _encode(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """(content_frame, motion_latent, class labels or None) of a batch, in model space."""
+        """(content_frame, scaled motion_latent, class labels or None) of a batch."""
         video = batch["video"]
         self.codec.to(video.device)
         content, motion = self.codec.encode(video)  # (B, C, H, W), (B, D_m, T, h+w)
@@ -160,83 +183,146 @@ class DiffusionStage(Stage):
                 raise ValueError("class-conditioned training needs a label for every video")
         return content, motion, labels
 
-    def _dropped(self, batch_size: int, device) -> torch.Tensor:
-        # From the global RNG, which checkpoints restore: resumed runs drop the same rows.
-        return torch.rand(batch_size, device=device) < self.cfg.condition_dropout
+    def _text(self, encoder, prompts: list[str], device):
+        """(prompt embeddings, empty-prompt embeddings); gradients only into a learned encoder."""
+        from ..models.text import encode_prompts
 
-    def _denoise(self, denoiser, shape, device, generator=None) -> torch.Tensor:
+        with torch.set_grad_enabled(self.learns_text and torch.is_grad_enabled()):
+            text = encode_prompts(encoder, self.tokenizer, prompts, device)
+            null = encode_prompts(encoder, self.tokenizer, [""], device)
+        return text, null
+
+    def _new_text_encoder(self):
+        """The built-in word encoder to learn with this stage's model: continued from
+        ``init/text_encoder`` when initialising from a run that learned one, else fresh."""
+        from ..models.text import WordTextEncoder
+
+        init = getattr(self.cfg, "init", None)
+        if init and (Path(init) / "text_encoder").is_dir():
+            return WordTextEncoder.from_pretrained(Path(init) / "text_encoder")
+        if not self.captions:
+            raise ValueError("the built-in text encoder needs the training captions")
+        return WordTextEncoder.from_captions(self.captions)
+
+    def _encoder(self, model):
+        return model["text_encoder"] if "text_encoder" in model else self.text_encoder
+
+    def _conditions(self, model, batch, device):
+        """(text, null_text) embeddings of a batch's captions; (None, None) without text."""
+        if not self.use_text:
+            return None, None
+        return self._text(self._encoder(model).to(device), batch["caption"], device)
+
+    def _dropped(self, batch_size: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+        """(drop_class, drop_text) masks. A row drops every condition with probability
+        ``condition_dropout`` (the unconditional model of CFG); with both class and text, the
+        other rows keep both, only the class or only the text, with equal probability, so one
+        model serves class-, prompt- and class+prompt-conditioned sampling.
+
+        From the global RNG, which checkpoints restore: resumed runs drop the same rows."""
+        u = torch.rand(batch_size, device=device)
+        v = torch.rand(batch_size, device=device)
+        none = u < self.cfg.condition_dropout
+        if not (self.use_class and self.use_text):
+            return none, none
+        return none | (v < 1 / 3), none | ((v >= 1 / 3) & (v < 2 / 3))
+
+    def _ddim(self):
         from diffusers import DDIMScheduler
 
-        from ..pipelines.denoise import denoise
+        return DDIMScheduler.from_config(self.scheduler.config)
 
-        scheduler = DDIMScheduler.from_config(self.scheduler.config)
-        return denoise(
-            denoiser, shape, scheduler, self.cfg.preview_steps, generator, device, progress=False
-        )
+    def _save_text_encoder(self, encoder, out_dir: Path) -> list[Path]:
+        paths = []
+        if encoder is not None:
+            paths.append(Path(out_dir) / "text_encoder")
+            encoder.save_pretrained(paths[-1])
+            if self.tokenizer is not None:
+                paths.append(Path(out_dir) / "tokenizer")
+                self.tokenizer.save_pretrained(paths[-1])
+        return paths
 
     def save_model(self, model, out_dir: Path) -> list[Path]:
+        """``OUT/<name>`` (the denoiser), ``OUT/<name>_scheduler``, and the text encoder it
+        was trained with (``OUT/text_encoder``, ``OUT/tokenizer`` for CLIP)."""
         paths = [Path(out_dir) / self.name, Path(out_dir) / f"{self.name}_scheduler"]
-        model.save_pretrained(paths[0])
+        model["net"].save_pretrained(paths[0])
         self.scheduler.save_pretrained(paths[1])
-        return paths
+        return paths + self._save_text_encoder(self._encoder(model), out_dir)
 
 
 class MotionStage(DiffusionStage):
     """Stage 3 (paper §3.3): learn to denoise motion latents of the frozen autoencoder, guided
-    by the encoder's content frame (at sampling time: the generated one) and the class label.
+    by the encoder's content frame (at sampling time: the generated one) and the class label
+    and/or the prompt's pooled embedding.
 
     Independent of the content stage, so both can train at the same time in two processes.
+    With the built-in text encoder each stage learns its own (the pipeline keeps both); a CLIP
+    text model is frozen and shared. The trainable module is ``nn.ModuleDict``: ``net`` (the
+    MotionDiT) and ``text_encoder`` when learned.
     """
 
     name = "motion"
     section = "motion"
 
+    def __init__(self, config: Config, codec: VideoCodec, num_classes: int = 0, captions=None):
+        super().__init__(config, codec, num_classes, captions)
+        if codec.autoencoder.config.motion_scaling_factor is None:
+            raise ValueError(
+                "the autoencoder has no motion_scaling_factor; run `cmdvideo calibrate "
+                "--autoencoder DIR` once (training with `cmdvideo train autoencoder` does it)"
+            )
+
     def model(self):
         from ..models.motion_dit import MotionDiT, motion_dit_preset
+        from ..models.text import text_embed_dim
 
         if self._model is None:  # built inside Trainer.train, after the seed is set
+            modules = {"text_encoder": self._new_text_encoder()} if self.learns_text else {}
+            encoder = modules.get("text_encoder", self.text_encoder)
             ae = self.codec.autoencoder.config
             kwargs = motion_dit_preset(self.cfg.preset)
             kwargs.update(self.cfg.overrides or {})
-            self._model = MotionDiT(
+            dit = MotionDiT(
                 **kwargs,
                 motion_channels=ae.motion_channels,
                 content_channels=ae.in_channels,
                 num_classes=self.num_classes,
+                text_embed_dim=text_embed_dim(encoder) if self.use_text else 0,
             )
+            self._model = torch.nn.ModuleDict({"net": dit, **modules})
         return self._model
+
+    def _pooled(self, model, batch, device) -> torch.Tensor | None:
+        text, _ = self._conditions(model, batch, device)
+        return None if text is None else text.pooled
 
     def loss(self, model, batch):
         from .losses import diffusion_loss
 
         content, motion, labels = self._encode(batch)
-        drop = self._dropped(motion.shape[0], motion.device)
+        text = self._pooled(model, batch, motion.device)
+        drop_class, drop_text = self._dropped(motion.shape[0], motion.device)
 
         def denoiser(noisy, t):
-            return model(noisy, t, content, class_labels=labels, drop_condition=drop)
+            return model["net"](noisy, t, content, labels, text, drop_class, drop_text)
 
         return diffusion_loss(denoiser, motion, self.scheduler, self.prediction_type), {}
-
-    def sample(self, model, content, labels, guidance_scale, generator=None) -> torch.Tensor:
-        """Motion latents (B, D_m, T, h+w) for given content frames (and labels), DDIM + CFG."""
-        ae = self.codec.autoencoder
-        h, w = ae.token_grid(*content.shape[-2:])
-        shape = (content.shape[0], ae.config.motion_channels, self.config.data.num_frames, h + w)
-        return self._denoise(
-            lambda x, t: model.guided(x, t, content, labels, guidance_scale=guidance_scale),
-            shape,
-            content.device,
-            generator,
-        )
 
     def preview(self, model, batch, out_dir: Path, step: int) -> dict[str, float]:
         """Real content frames + sampled motion, decoded; PSNR against the real video says how
         close the sampled motion is to the one that happened (a rough signal, not a metric)."""
         from ..evaluation.recon import psnr_per_frame
+        from ..pipelines.denoise import sample_motion
 
         content, _, labels = self._encode(batch)
         generator = torch.Generator(device=content.device).manual_seed(0)
-        motion = self.sample(model, content, labels, self.cfg.preview_guidance, generator)
+        h, w = self.codec.autoencoder.token_grid(*content.shape[-2:])
+        motion = sample_motion(
+            model["net"], self._ddim(), content, self.config.data.num_frames, h + w, labels,
+            self._pooled(model, batch, content.device), self.cfg.preview_guidance,
+            self.cfg.preview_steps, generator, progress=False,
+        )  # fmt: skip
         video = batch["video"]
         decoded = self.codec.decode(content, motion).float().clamp(-1, 1)
         content_px = self.codec.content_to_pixels(content)
@@ -250,7 +336,12 @@ class ContentStage(DiffusionStage):
 
     ``content.init`` starts from a pretrained image UNet (no new parameters); ``content.target
     = frames`` trains on single frames of the videos instead (image pretraining), and a later
-    run with ``content.init`` pointing at that model fine-tunes it on content frames.
+    run with ``content.init`` pointing at that model fine-tunes it on content frames. With text
+    conditioning the UNet cross-attends to the prompt's token states: a frozen CLIP text model
+    (``content.text_encoder``) or the built-in word encoder learned here.
+
+    The trainable module is an ``nn.ModuleDict``: ``net`` (the UNet) and ``text_encoder`` when
+    learned.
     """
 
     name = "content"
@@ -259,30 +350,41 @@ class ContentStage(DiffusionStage):
     def model(self):
         from diffusers import UNet2DConditionModel
 
-        from ..models.content import build_content_unet, num_content_classes
+        from ..models.content import build_content_unet, num_content_classes, uses_text
+        from ..models.text import text_embed_dim
 
-        if self._model is None:
-            if self.cfg.target not in ("content_frame", "frames"):
+        if self._model is not None:
+            return self._model
+        if self.cfg.target not in ("content_frame", "frames"):
+            raise ValueError(
+                f"content.target must be 'content_frame' or 'frames', got {self.cfg.target!r}"
+            )
+        modules = {"text_encoder": self._new_text_encoder()} if self.learns_text else {}
+        encoder = modules.get("text_encoder", self.text_encoder)
+        dim = text_embed_dim(encoder) if self.use_text else 0
+        if self.cfg.init:
+            unet = UNet2DConditionModel.from_pretrained(
+                self.cfg.init, subfolder=self.cfg.init_subfolder
+            )
+            if num_content_classes(unet) != self.num_classes:
                 raise ValueError(
-                    f"content.target must be 'content_frame' or 'frames', got {self.cfg.target!r}"
+                    f"content.init has {num_content_classes(unet)} classes, the data "
+                    f"{self.num_classes}; initialise from a model with the same classes"
                 )
-            if self.cfg.init:
-                unet = UNet2DConditionModel.from_pretrained(
-                    self.cfg.init, subfolder=self.cfg.init_subfolder
+            if uses_text(unet) != self.use_text or (dim and unet.config.cross_attention_dim != dim):
+                raise ValueError(
+                    f"content.init {'has' if uses_text(unet) else 'has no'} text cross-attention "
+                    f"(width {unet.config.cross_attention_dim}) but content.condition is "
+                    f"{self.cfg.condition!r} with text width {dim}"
                 )
-                if num_content_classes(unet) != self.num_classes:
-                    raise ValueError(
-                        f"content.init has {num_content_classes(unet)} classes, the data "
-                        f"{self.num_classes}; initialise from a model with the same classes"
-                    )
-            else:
-                ae = self.codec.autoencoder.config
-                f = self.codec.frame_vae.downsample if self.codec.latent_mode else 1
-                size = (self.config.data.height // f, self.config.data.width // f)
-                unet = build_content_unet(
-                    self.cfg.preset, ae.in_channels, size, self.num_classes, self.cfg.overrides
-                )
-            self._model = unet
+        else:
+            ae = self.codec.autoencoder.config
+            f = self.codec.frame_vae.downsample if self.codec.latent_mode else 1
+            size = (self.config.data.height // f, self.config.data.width // f)
+            unet = build_content_unet(
+                self.cfg.preset, ae.in_channels, size, self.num_classes, self.cfg.overrides, dim
+            )
+        self._model = torch.nn.ModuleDict({"net": unet, **modules})
         return self._model
 
     def _targets(self, batch) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -298,37 +400,30 @@ class ContentStage(DiffusionStage):
         from .losses import diffusion_loss
 
         target, labels = self._targets(batch)
-        drop = self._dropped(target.shape[0], target.device)
+        text, null = self._conditions(model, batch, target.device)
+        drop_class, drop_text = self._dropped(target.shape[0], target.device)
 
         def denoiser(noisy, t):
-            return content_prediction(model, noisy, t, labels, drop_condition=drop)
+            return content_prediction(
+                model["net"], noisy, t, labels, text, null, drop_class, drop_text
+            )
 
         return diffusion_loss(denoiser, target, self.scheduler, self.prediction_type), {}
 
-    def sample(self, model, labels, batch_size, guidance_scale, generator=None, device="cpu"):
-        """Content frames (B, C, H, W) in model space, DDIM + CFG."""
-        from ..models.content import content_prediction
-
-        size = model.config.sample_size
-        h, w = (size, size) if isinstance(size, int) else size
-        shape = (batch_size, model.config.in_channels, h, w)
-        return self._denoise(
-            lambda x, t: content_prediction(model, x, t, labels, guidance_scale=guidance_scale),
-            shape,
-            device,
-            generator,
-        )
-
     def preview(self, model, batch, out_dir: Path, step: int) -> dict[str, float]:
         """A grid: the real content frames (top row) and content frames sampled for the same
-        class labels (bottom row)."""
+        class labels / captions (bottom row)."""
         from ..data.video_io import write_frame_grid
+        from ..pipelines.denoise import sample_content
 
         real, labels = self._targets(batch)
+        text, null = self._conditions(model, batch, real.device)
         generator = torch.Generator(device=real.device).manual_seed(0)
-        sampled = self.sample(
-            model, labels, real.shape[0], self.cfg.preview_guidance, generator, real.device
-        )
+        sampled = sample_content(
+            model["net"], self._ddim(), real.shape[0], labels, text, null,
+            self.cfg.preview_guidance, self.cfg.preview_steps, generator, real.device,
+            progress=False,
+        )  # fmt: skip
         rows = [
             torch.stack(list(self.codec.content_to_pixels(x).float().clamp(-1, 1)), dim=1)
             for x in (real, sampled)

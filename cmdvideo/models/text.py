@@ -1,0 +1,209 @@
+"""Text encoders for prompts: a CLIP text model (transformers, frozen, as in the paper) or the
+built-in :class:`WordTextEncoder` learned with the content model on the dataset's vocabulary,
+so that text-to-video works with no download.
+
+Both give the same two things for a list of prompts (B prompts, L tokens, D width):
+
+    hidden  (B, L, D)  per-token states: cross-attention of the content UNet
+    pooled  (B, D)     one vector per prompt: adaLN-Zero condition of the motion DiT
+    mask    (B, L)     True on real tokens (None for CLIP, whose padding tokens are meaningful)
+
+The unconditional ("null") text of classifier-free guidance is the empty prompt, encoded.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
+from torch import nn
+
+logger = logging.getLogger(__name__)
+
+PAD, UNKNOWN, START = 0, 1, 2  # reserved token ids of WordTextEncoder
+WORD_PATTERN = re.compile(r"[a-z0-9]+")
+
+
+@dataclass
+class TextEmbeddings:
+    """Encoded prompts; see the module docstring for shapes."""
+
+    hidden: torch.Tensor
+    pooled: torch.Tensor
+    mask: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return self.hidden.shape[0]
+
+    def where(self, use_other: torch.Tensor, other: TextEmbeddings) -> TextEmbeddings:
+        """Rows of ``other`` where ``use_other`` (B,) is True; ``other`` may have one row."""
+        keep = use_other.to(self.hidden.device, torch.bool)
+
+        def pick(a, b):
+            return torch.where(keep.view(-1, *[1] * (a.ndim - 1)), b.expand_as(a), a)
+
+        mask = None if self.mask is None else pick(self.mask, other.mask)
+        return TextEmbeddings(
+            pick(self.hidden, other.hidden), pick(self.pooled, other.pooled), mask
+        )
+
+    def repeat(self, n: int) -> TextEmbeddings:
+        """Each row repeated ``n`` times in place (prompt i -> rows i*n ... i*n+n-1)."""
+
+        def rep(x):
+            return None if x is None else x.repeat_interleave(n, dim=0)
+
+        return TextEmbeddings(rep(self.hidden), rep(self.pooled), rep(self.mask))
+
+    def expand(self, batch_size: int) -> TextEmbeddings:
+        """A one-row embedding (e.g. the empty prompt) broadcast to ``batch_size`` rows."""
+
+        def exp(x):
+            return None if x is None else x.expand(batch_size, *x.shape[1:])
+
+        return TextEmbeddings(exp(self.hidden), exp(self.pooled), exp(self.mask))
+
+    def cat(self, other: TextEmbeddings) -> TextEmbeddings:
+        mask = None if self.mask is None else torch.cat([self.mask, other.mask])
+        return TextEmbeddings(
+            torch.cat([self.hidden, other.hidden]), torch.cat([self.pooled, other.pooled]), mask
+        )
+
+
+def words(text: str) -> list[str]:
+    """Lower-case words of a prompt: ``"A red circle, moving up-left"`` -> a red circle moving up left."""
+    return WORD_PATTERN.findall(text.lower())
+
+
+class WordTextEncoder(ModelMixin, ConfigMixin):
+    """A small transformer over the words of a fixed vocabulary, trained from scratch together
+    with the content model (no pretrained weights needed).
+
+    Tokens: a start token, then one token per word (unknown words -> an "unknown" token, with
+    a warning), padded to ``max_length``. ``pooled`` is the output at the start token.
+
+    Args:
+        vocabulary: the known words (from the training captions, :meth:`from_captions`).
+        hidden_size, depth, num_heads: transformer size.
+        max_length: tokens per prompt including the start token; longer prompts are cut.
+    """
+
+    @register_to_config
+    def __init__(
+        self,
+        vocabulary: list[str] = (),
+        hidden_size: int = 64,
+        depth: int = 2,
+        num_heads: int = 4,
+        max_length: int = 24,
+    ):
+        super().__init__()
+        self.word_ids = {w: i + 3 for i, w in enumerate(vocabulary)}
+        self.token_embed = nn.Embedding(len(vocabulary) + 3, hidden_size, padding_idx=PAD)
+        self.position_embed = nn.Parameter(torch.randn(max_length, hidden_size) * 0.02)
+        layer = nn.TransformerEncoderLayer(
+            hidden_size,
+            num_heads,
+            dim_feedforward=4 * hidden_size,
+            dropout=0.0,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
+        self.layers = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(hidden_size)
+        nn.init.normal_(self.token_embed.weight, std=0.02)
+        self._warned: set[str] = set()
+
+    @classmethod
+    def from_captions(cls, captions, **kwargs) -> WordTextEncoder:
+        """A fresh encoder whose vocabulary is every word of ``captions`` (sorted)."""
+        vocabulary = sorted({w for caption in captions for w in words(caption)})
+        if not vocabulary:
+            raise ValueError(
+                "no words in the training captions; text conditioning needs captions (a CSV or "
+                "JSONL index with a caption column, or the moving-shapes dataset)"
+            )
+        return cls(vocabulary=vocabulary, **kwargs)
+
+    @property
+    def embed_dim(self) -> int:
+        return self.config.hidden_size
+
+    def tokenize(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prompts -> token ids (B, max_length) long and mask (B, max_length) bool."""
+        length = self.config.max_length
+        ids = torch.full((len(prompts), length), PAD, dtype=torch.long)
+        for row, prompt in enumerate(prompts):
+            tokens = [START]
+            for word in words(prompt):
+                if word not in self.word_ids and word not in self._warned:
+                    self._warned.add(word)
+                    logger.warning("word %r is not in the text encoder's vocabulary", word)
+                tokens.append(self.word_ids.get(word, UNKNOWN))
+            ids[row, : min(length, len(tokens))] = torch.tensor(tokens[:length])
+        return ids, ids != PAD
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> TextEmbeddings:
+        x = self.token_embed(input_ids) + self.position_embed[: input_ids.shape[1]]
+        x = self.norm(self.layers(x, src_key_padding_mask=~attention_mask))  # (B, L, D)
+        return TextEmbeddings(hidden=x, pooled=x[:, 0], mask=attention_mask)
+
+
+def text_embed_dim(text_encoder) -> int:
+    """Width D of the encoder's hidden and pooled outputs."""
+    if isinstance(text_encoder, WordTextEncoder):
+        return text_encoder.embed_dim
+    return int(text_encoder.config.hidden_size)
+
+
+def encode_prompts(text_encoder, tokenizer, prompts: list[str], device=None) -> TextEmbeddings:
+    """Encode prompts with either kind of encoder (gradients flow for a trainable one)."""
+    device = device or text_encoder.device
+    if isinstance(text_encoder, WordTextEncoder):
+        ids, mask = text_encoder.tokenize(list(prompts))
+        return text_encoder(ids.to(device), mask.to(device))
+    if tokenizer is None:
+        raise ValueError("a CLIP text encoder needs its tokenizer")
+    tokens = tokenizer(
+        list(prompts),
+        padding="max_length",
+        max_length=tokenizer.model_max_length,
+        truncation=True,
+        return_tensors="pt",
+    )
+    out = text_encoder(tokens.input_ids.to(device))
+    return TextEmbeddings(hidden=out.last_hidden_state, pooled=out.pooler_output, mask=None)
+
+
+def load_text_encoder(name_or_path: str | Path):
+    """(text_encoder, tokenizer) from a local directory or hub id, never trained further.
+
+    Accepted: a saved :class:`WordTextEncoder` (tokenizer None); a training run or pipeline
+    folder holding ``text_encoder/`` (and ``tokenizer/``); a Stable Diffusion style repo
+    (``text_encoder/`` + ``tokenizer/`` subfolders); or a CLIP text model folder with its
+    tokenizer files.
+    """
+    from transformers import AutoTokenizer, CLIPTextModel
+
+    root = Path(name_or_path)
+    sub = root / "text_encoder"
+    if sub.is_dir():
+        encoder_dir, tokenizer_dir = sub, root / "tokenizer"
+    else:
+        encoder_dir, tokenizer_dir = root, root
+    config = encoder_dir / "config.json"
+    if config.is_file() and '"WordTextEncoder"' in config.read_text():
+        return WordTextEncoder.from_pretrained(encoder_dir).eval().requires_grad_(False), None
+    if root.exists() or sub.is_dir():
+        encoder = CLIPTextModel.from_pretrained(str(encoder_dir))
+        tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    else:  # a hub id: the SD layout
+        encoder = CLIPTextModel.from_pretrained(str(name_or_path), subfolder="text_encoder")
+        tokenizer = AutoTokenizer.from_pretrained(str(name_or_path), subfolder="tokenizer")
+    return encoder.eval().requires_grad_(False), tokenizer
