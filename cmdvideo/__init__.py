@@ -10,6 +10,9 @@ from importlib import import_module
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "CMDPipeline": "cmdvideo.pipelines.cmd",
+    "MotionDiT": "cmdvideo.models.motion_dit",
+    "WordTextEncoder": "cmdvideo.models.text",
     "CMDAutoencoder": "cmdvideo.models.autoencoder",
     "VideoCodec": "cmdvideo.models.codec",
     "FrameVAE": "cmdvideo.models.codec",

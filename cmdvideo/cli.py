@@ -144,8 +144,9 @@ def _train_diffusion(args: argparse.Namespace, stage_cls) -> int:
 
         section = getattr(config, stage_cls.section)
         captions = dataset_captions(data) if "text" in section.condition else None
+        classes = list(getattr(data, "classes", []))
         return stage_cls(
-            config, codec, num_classes=len(getattr(data, "classes", [])), captions=captions
+            config, codec, num_classes=len(classes), captions=captions, class_names=classes
         )
 
     return _train(args, make_stage)
@@ -220,6 +221,104 @@ def cmd_eval_autoencoder(args: argparse.Namespace) -> int:
             f"{result['motion_latent_numbers']} motion numbers)"
         )
         print(f"time:              {result['seconds']:.1f} s")
+    return 0
+
+
+# -- pipeline / sample ---------------------------------------------------------------------
+
+
+def cmd_pipeline_assemble(args: argparse.Namespace) -> int:
+    from .pipelines.cmd import assemble_pipeline
+
+    pipe = assemble_pipeline(args.autoencoder, args.content, args.motion)
+    pipe.save_pretrained(args.out)
+    sizes = {
+        name: sum(p.numel() for p in module.parameters())
+        for name, module in pipe.components.items()
+        if hasattr(module, "parameters")
+    }
+    print(f"pipeline: {args.out}")
+    for name, count in sizes.items():
+        print(f"  {name:20s} {count / 1e6:7.2f} M parameters")
+    return 0
+
+
+SCHEDULERS = {
+    "ddim": "DDIMScheduler",
+    "dpm": "DPMSolverMultistepScheduler",
+    "ddpm": "DDPMScheduler",
+    "euler": "EulerDiscreteScheduler",
+}
+
+
+def load_pipeline(model: str, device: str | None = None, scheduler: str = "ddim"):
+    """A CMDPipeline from a folder, on ``device``, with both samplers set to ``scheduler``."""
+    import diffusers
+
+    from .pipelines.cmd import CMDPipeline
+
+    if scheduler not in SCHEDULERS:
+        raise ValueError(f"--scheduler must be one of {sorted(SCHEDULERS)}, got {scheduler!r}")
+    pipe = CMDPipeline.from_pretrained(model).to(device or _default_device())
+    cls = getattr(diffusers, SCHEDULERS[scheduler])
+    pipe.content_scheduler = cls.from_config(pipe.content_scheduler.config)
+    pipe.motion_scheduler = cls.from_config(pipe.motion_scheduler.config)
+    return pipe
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    import torch
+
+    from .data.video_io import write_frame_grid, write_video
+
+    if not args.prompt and args.class_label is None and not args.unconditional:
+        raise ValueError("give --prompt TEXT and/or --class N|NAME (or --unconditional)")
+    pipe = load_pipeline(args.model, args.device, args.scheduler)
+    pipe.set_progress_bar_config(disable=args.quiet)
+    generator = torch.Generator(device="cpu").manual_seed(args.seed)
+    prompts = args.prompt or None
+    labels = None
+    if args.class_label is not None:
+        labels = [int(c) if c.lstrip("-").isdigit() else c for c in args.class_label]
+        if prompts and len(labels) == 1:
+            labels = labels * len(prompts)
+    if prompts:
+        names = prompts if labels is None else [f"{p} [class {c}]" for p, c in zip(prompts, labels)]
+    else:
+        names = [f"class {c}" for c in labels] if labels else ["unconditional"]
+    start = time.perf_counter()
+    out = pipe(
+        prompt=prompts,
+        class_labels=labels,
+        num_inference_steps=args.steps,
+        guidance_scale=args.guidance,
+        num_videos_per_prompt=args.num_videos,
+        generator=generator,
+        output_type="pt",
+    )
+    seconds = time.perf_counter() - start
+    videos = out.frames.permute(0, 2, 1, 3, 4) * 2 - 1  # (B, 3, T, H, W) in [-1, 1]
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = [n for n in names for _ in range(args.num_videos)]
+    paths = []
+    for i, video in enumerate(videos):
+        for suffix in (".mp4", ".gif"):
+            paths.append(
+                write_video(out_dir / f"video-{i:03d}{suffix}", video, fps=8, upscale=args.upscale)
+            )
+    grid = write_frame_grid(out_dir / "grid.png", list(videos), labels=None, upscale=args.upscale)
+    (out_dir / "prompts.txt").write_text(
+        "".join(f"video-{i:03d}: {name}\n" for i, name in enumerate(names))
+    )
+    for path in paths:
+        print(path)
+    print(grid)
+    print(
+        f"{len(videos)} videos ({videos.shape[2]} frames, {videos.shape[3]}x{videos.shape[4]}) in "
+        f"{seconds:.1f} s ({seconds / len(videos):.2f} s per video, {args.steps} "
+        f"{args.scheduler} steps per stage, device {pipe.device})"
+    )
     return 0
 
 
@@ -373,6 +472,51 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="cuda / cpu (default: cuda when available)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(func=cmd_eval_autoencoder)
+
+    pipeline = sub.add_parser("pipeline", help="make a pipeline folder").add_subparsers(
+        dest="action", required=True
+    )
+    p = pipeline.add_parser(
+        "assemble",
+        help="join trained autoencoder, content and motion runs into one CMDPipeline folder",
+        description="Write a CMDPipeline folder (safetensors; CMDPipeline.from_pretrained loads "
+        "it offline) from the --out folders of the three training stages.",
+    )
+    p.add_argument("--autoencoder", required=True, help="`cmdvideo train autoencoder` folder")
+    p.add_argument("--content", required=True, help="`cmdvideo train content` folder")
+    p.add_argument("--motion", required=True, help="`cmdvideo train motion` folder")
+    p.add_argument("--out", required=True, help="pipeline folder to write")
+    p.set_defaults(func=cmd_pipeline_assemble)
+
+    p = sub.add_parser(
+        "sample",
+        help="generate videos from prompts or class labels",
+        description="Generate videos with a CMD pipeline: content frame, then motion latent "
+        "guided by it, then decoding. Writes video-NNN.mp4 and .gif per video, grid.png "
+        "(one row per video) and prompts.txt.",
+    )
+    p.add_argument("--model", required=True, help="pipeline folder (`cmdvideo pipeline assemble`)")
+    p.add_argument("--prompt", action="append", default=[], help="text prompt (repeatable)")
+    p.add_argument(
+        "--class",
+        dest="class_label",
+        action="append",
+        default=None,
+        help="class label: index or name (repeatable; one per prompt, or one for all)",
+    )
+    p.add_argument("--unconditional", action="store_true", help="no prompt and no class")
+    p.add_argument("--num-videos", type=int, default=1, help="videos per prompt / class")
+    p.add_argument("--steps", type=int, default=50, help="denoising steps per stage")
+    p.add_argument("--guidance", type=float, default=4.0, help="classifier-free guidance scale")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--scheduler", default="ddim", choices=sorted(SCHEDULERS), help="sampler of both stages"
+    )
+    p.add_argument("--out", default="outputs/samples", help="output folder")
+    p.add_argument("--upscale", type=int, default=4, help="pixel upscale of the written files")
+    p.add_argument("--device", default=None, help="cuda / cpu (default: cuda when available)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_sample)
 
     data = sub.add_parser("data", help="look at a dataset").add_subparsers(
         dest="action", required=True

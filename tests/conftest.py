@@ -1,9 +1,12 @@
 """Shared test helpers: synthetic video files written with PyAV directly (independent of
 cmdvideo's own writer), and the folder of good and bad files the acceptance tests use."""
 
+import json
+
 import av
 import numpy as np
 import pytest
+import torch
 
 
 def smooth_frames(num_frames, size=(48, 64)):
@@ -75,3 +78,59 @@ def fit_fixed_batch(stage, batch, steps, lr):
         opt.step()
         losses.append(loss.item())
     return losses
+
+
+def make_tiny_vae():
+    """A randomly initialised 2-level AutoencoderKL (f=2, 4 latent channels)."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 16),
+        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+        layers_per_block=1, norm_num_groups=4, sample_size=32, scaling_factor=0.5,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def tiny_vae_dir(tmp_path):
+    torch.manual_seed(0)
+    make_tiny_vae().save_pretrained(tmp_path / "tiny-vae")
+    return tmp_path / "tiny-vae"
+
+
+@pytest.fixture(scope="session")
+def tiny_sd_dir(tmp_path_factory):
+    """A Stable-Diffusion-style folder (vae/, unet/, text_encoder/, tokenizer/) of tiny random
+    models: what a user's local SD checkout looks like to our loaders."""
+    import string
+
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    root = tmp_path_factory.mktemp("tiny-sd")
+    torch.manual_seed(0)
+    make_tiny_vae().save_pretrained(root / "vae")
+    UNet2DConditionModel(
+        sample_size=8, in_channels=4, out_channels=4, layers_per_block=1,
+        block_out_channels=(16, 32), norm_num_groups=8, cross_attention_dim=32,
+        attention_head_dim=8,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+    ).save_pretrained(root / "unet")  # fmt: skip
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for ch in string.ascii_lowercase:
+        vocab[ch] = len(vocab)
+        vocab[ch + "</w>"] = len(vocab)
+    (root / "vocab.json").write_text(json.dumps(vocab))
+    (root / "merges.txt").write_text("#version: 0.2\n")
+    tokenizer = CLIPTokenizer(
+        str(root / "vocab.json"), str(root / "merges.txt"), model_max_length=16
+    )
+    tokenizer.save_pretrained(root / "tokenizer")
+    config = CLIPTextConfig(
+        vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=2, max_position_embeddings=16, bos_token_id=0, eos_token_id=1,
+        pad_token_id=1,
+    )  # fmt: skip
+    CLIPTextModel(config).save_pretrained(root / "text_encoder")
+    return root

@@ -7,26 +7,11 @@ the same `from_pretrained` path a user's Stable Diffusion VAE takes.
 
 import json
 
-import pytest
 import torch
 from conftest import write_test_video
 
 from cmdvideo.cli import main
 from cmdvideo.models.codec import VideoCodec
-
-
-@pytest.fixture
-def tiny_vae_dir(tmp_path):
-    from diffusers import AutoencoderKL
-
-    torch.manual_seed(0)
-    vae = AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 16),
-        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-        layers_per_block=1, norm_num_groups=4, sample_size=32, scaling_factor=0.5,
-    )  # fmt: skip
-    vae.save_pretrained(tmp_path / "tiny-vae")
-    return tmp_path / "tiny-vae"
 
 
 def _train(config, data, out, *overrides):

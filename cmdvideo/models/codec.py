@@ -169,8 +169,8 @@ def calibrate_motion_scale(
     from ..data import collate_videos
 
     n = min(num_videos, len(dataset))
-    if n < 2:
-        raise ValueError("calibrating the motion scale needs at least 2 videos")
+    if n < 1:
+        raise ValueError("calibrating the motion scale needs at least one video")
     ae = codec.autoencoder.to(device).eval()
     total, total_sq, count = 0.0, 0.0, 0
     for start in range(0, n, batch_size):

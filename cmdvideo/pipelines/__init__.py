@@ -1,1 +1,1 @@
-"""Sampling: denoising loops and (next) the CMDPipeline that chains content -> motion -> video."""
+"""Sampling: one denoising loop and the CMDPipeline (content frame -> motion latent -> video)."""

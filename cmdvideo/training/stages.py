@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -131,6 +132,7 @@ class DiffusionStage(Stage):
         codec: VideoCodec,
         num_classes: int = 0,
         captions: list[str] | None = None,
+        class_names: list[str] | None = None,
     ):
         from diffusers import DDPMScheduler
 
@@ -153,6 +155,7 @@ class DiffusionStage(Stage):
         self.codec = codec.eval().requires_grad_(False)
         self.num_classes = num_classes if self.use_class else 0
         self.captions = captions
+        self.class_names = list(class_names) if class_names and self.use_class else None
         self.prediction_type = PredictionType(cfg.prediction_type)
         self.scheduler = DDPMScheduler(
             num_train_timesteps=cfg.num_train_timesteps,
@@ -248,6 +251,9 @@ class DiffusionStage(Stage):
         paths = [Path(out_dir) / self.name, Path(out_dir) / f"{self.name}_scheduler"]
         model["net"].save_pretrained(paths[0])
         self.scheduler.save_pretrained(paths[1])
+        if self.class_names:
+            paths.append(Path(out_dir) / "classes.json")
+            paths[-1].write_text(json.dumps(self.class_names))
         return paths + self._save_text_encoder(self._encoder(model), out_dir)
 
 
@@ -265,8 +271,8 @@ class MotionStage(DiffusionStage):
     name = "motion"
     section = "motion"
 
-    def __init__(self, config: Config, codec: VideoCodec, num_classes: int = 0, captions=None):
-        super().__init__(config, codec, num_classes, captions)
+    def __init__(self, config: Config, codec: VideoCodec, num_classes: int = 0, **kwargs):
+        super().__init__(config, codec, num_classes, **kwargs)
         if codec.autoencoder.config.motion_scaling_factor is None:
             raise ValueError(
                 "the autoencoder has no motion_scaling_factor; run `cmdvideo calibrate "

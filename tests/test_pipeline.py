@@ -1,0 +1,211 @@
+"""CMDPipeline: assembled from the three training runs (through the CLI, as a user would),
+saved and loaded offline, seeded, with class/text conditioning, CFG and swappable schedulers;
+and the paper's latent-mode setting with Stable-Diffusion-style parts loaded from a folder."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import SMALL_AUTOENCODER
+
+from cmdvideo.cli import main
+from cmdvideo.pipelines.cmd import CMDPipeline
+
+SMALL = [
+    "data.num_frames=8", "data.height=16", "data.width=16", "data.num_videos=64",
+    *SMALL_AUTOENCODER,
+    "content.overrides.block_out_channels=[16,32,32]", "content.overrides.attention_head_dim=8",
+    "motion.overrides.hidden_size=32", "motion.overrides.depth=2", "motion.overrides.num_heads=2",
+    "train.batch_size=4", "train.warmup_steps=1", "train.preview_every=0",
+    "train.checkpoint_every=100",
+]  # fmt: skip
+PROMPTS = ["a red circle moving left on a blue background", "a green square rotating"]
+
+
+def _cli(*args, overrides=SMALL):
+    argv = list(args)
+    for item in overrides:
+        argv += ["--set", item]
+    assert main(argv) == 0
+
+
+def _train_all(root, stage_args=(), extra=()):
+    """Autoencoder, content and motion runs of 2 steps each; returns their folders."""
+    overrides = [*SMALL, *extra]
+    _cli("train", "autoencoder", "--out", str(root / "ae"), "--max-steps", "2",
+         overrides=overrides)  # fmt: skip
+    for stage in ("content", "motion"):
+        _cli("train", stage, "--autoencoder", str(root / "ae"), "--out", str(root / stage),
+             "--max-steps", "2", *stage_args, overrides=overrides)  # fmt: skip
+    return root / "ae", root / "content", root / "motion"
+
+
+@pytest.fixture(scope="module")
+def pipe_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pipeline")
+    ae, content, motion = _train_all(root)
+    assert main(["pipeline", "assemble", "--autoencoder", str(ae), "--content", str(content),
+                 "--motion", str(motion), "--out", str(root / "pipe")]) == 0  # fmt: skip
+    return root / "pipe"
+
+
+@pytest.fixture(scope="module")
+def pipe(pipe_dir):
+    pipe = CMDPipeline.from_pretrained(pipe_dir)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _run(pipe, seed=0, **kwargs):
+    kwargs = {"prompt": PROMPTS, "class_labels": ["left", 6], "num_inference_steps": 3, **kwargs}
+    return pipe(generator=torch.Generator().manual_seed(seed), **kwargs)
+
+
+def test_folder_layout_and_components(pipe_dir, pipe):
+    index = json.loads((pipe_dir / "model_index.json").read_text())
+    assert index["_class_name"] == "CMDPipeline"
+    assert index["class_names"][0] == "left" and index["num_frames"] == 8
+    # the built-in text encoder was learned by each stage: two of them, no tokenizer
+    assert index["text_encoder"][1] == index["motion_text_encoder"][1] == "WordTextEncoder"
+    assert list(pipe_dir.glob("*/*.safetensors")) and not list(pipe_dir.glob("*/*.bin"))
+    assert type(pipe.content_scheduler).__name__ == "DDIMScheduler"
+    assert pipe.autoencoder.config.motion_scaling_factor > 0
+
+
+def test_output_types_and_shapes(pipe):
+    out = _run(pipe)
+    assert out.frames.shape == (2, 8, 16, 16, 3) and out.frames.dtype == np.float32
+    assert out.content_frames.shape == (2, 16, 16, 3)
+    assert 0 <= out.frames.min() and out.frames.max() <= 1
+    pt = _run(pipe, output_type="pt")
+    assert pt.frames.shape == (2, 8, 3, 16, 16)
+    torch.testing.assert_close(pt.frames.permute(0, 1, 3, 4, 2).numpy(), out.frames)
+    pil = _run(pipe, output_type="pil")
+    assert len(pil.frames) == 2 and len(pil.frames[0]) == 8 and pil.frames[0][0].size == (16, 16)
+    many = _run(pipe, prompt=None, class_labels=[1, 2], num_videos_per_prompt=3)
+    assert many.frames.shape[0] == 6
+    assert _run(pipe, prompt="one prompt", class_labels=None).frames.shape[0] == 1
+    assert _run(pipe, prompt=None, class_labels=None).frames.shape[0] == 1  # unconditional
+    assert _run(pipe, num_frames=4).frames.shape[1] == 4
+
+
+def test_same_seed_same_video_other_seed_other_video(pipe):
+    a, b, c = _run(pipe, 0), _run(pipe, 0), _run(pipe, 1)
+    np.testing.assert_array_equal(a.frames, b.frames)
+    assert np.abs(a.frames - c.frames).max() > 1e-3
+
+
+def test_same_seed_same_video_across_processes(pipe_dir, pipe, tmp_path):
+    script = (
+        "import sys, numpy as np, torch\n"
+        "from cmdvideo import CMDPipeline\n"
+        "pipe = CMDPipeline.from_pretrained(sys.argv[1])\n"
+        "pipe.set_progress_bar_config(disable=True)\n"
+        f"out = pipe(prompt={PROMPTS!r}, class_labels=['left', 6], num_inference_steps=3,\n"
+        "           generator=torch.Generator().manual_seed(0))\n"
+        "np.save(sys.argv[2], out.frames)\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(pipe_dir), str(tmp_path / "v.npy")],
+                   check=True)  # fmt: skip
+    np.testing.assert_array_equal(np.load(tmp_path / "v.npy"), _run(pipe, 0).frames)
+
+
+def test_save_load_round_trip_gives_identical_video(pipe, tmp_path):
+    pipe.save_pretrained(tmp_path / "again")
+    again = CMDPipeline.from_pretrained(tmp_path / "again")
+    again.set_progress_bar_config(disable=True)
+    np.testing.assert_array_equal(_run(again).frames, _run(pipe).frames)
+
+
+def test_guidance_changes_the_output(pipe_dir):
+    # After one optimizer step the adaLN-Zero paths that carry the condition are still exactly
+    # zero, so conditional == unconditional; perturb the weights (a stand-in for training) so
+    # that guidance has something to amplify, then it must move the result in each stage.
+    pipe = CMDPipeline.from_pretrained(pipe_dir)
+    pipe.set_progress_bar_config(disable=True)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for model in (pipe.content_model, pipe.motion_model):
+            for param in model.parameters():
+                param.add_(torch.randn_like(param) * 0.02)
+    base = _run(pipe, guidance_scale=1.0).frames
+    for kwargs in ({"guidance_scale": 6.0}, {"content_guidance_scale": 6.0},
+                   {"motion_guidance_scale": 6.0}):  # fmt: skip
+        guided = _run(pipe, **{"guidance_scale": 1.0, **kwargs}).frames
+        assert np.abs(guided - base).max() > 1e-6, kwargs
+
+
+def test_schedulers_are_swappable(pipe):
+    from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
+
+    for cls in (DPMSolverMultistepScheduler, DDIMScheduler):
+        pipe.content_scheduler = cls.from_config(pipe.content_scheduler.config)
+        pipe.motion_scheduler = cls.from_config(pipe.motion_scheduler.config)
+        out = _run(pipe, num_inference_steps=2)
+        assert np.isfinite(out.frames).all()
+
+
+def test_bad_requests_are_clear_errors(pipe):
+    with pytest.raises(ValueError, match="unknown class 'jump'"):
+        _run(pipe, class_labels="jump")
+    with pytest.raises(ValueError, match="out of range"):
+        _run(pipe, class_labels=10)
+    with pytest.raises(ValueError, match="output_type"):
+        _run(pipe, output_type="gif")
+    with pytest.raises(ValueError, match="3 class labels"):
+        _run(pipe, class_labels=[1, 2, 3])
+
+
+def test_sample_command_writes_videos_and_grid(pipe_dir, tmp_path, capsys):
+    out = tmp_path / "samples"
+    assert main(["sample", "--model", str(pipe_dir), "--prompt", PROMPTS[0], "--class", "left",
+                 "--num-videos", "2", "--steps", "2", "--scheduler", "dpm", "--quiet",
+                 "--out", str(out)]) == 0  # fmt: skip
+    for i in range(2):
+        assert (out / f"video-{i:03d}.mp4").stat().st_size > 0
+        assert (out / f"video-{i:03d}.gif").stat().st_size > 0
+    assert (out / "grid.png").is_file()
+    assert "s per video" in capsys.readouterr().out
+    assert main(["sample", "--model", str(pipe_dir), "--out", str(out)]) == 2  # nothing asked
+
+
+def test_class_only_pipeline_rejects_prompts(tmp_path):
+    extra = ["content.condition=class", "motion.condition=class"]
+    ae, content, motion = _train_all(tmp_path, extra=extra)
+    from cmdvideo.pipelines.cmd import assemble_pipeline
+
+    pipe = assemble_pipeline(ae, content, motion)
+    assert pipe.text_encoder is None and pipe.motion_text_encoder is None
+    with pytest.raises(ValueError, match="no text conditioning"):
+        pipe(prompt="a red circle", num_inference_steps=1)
+
+
+def test_latent_mode_with_stable_diffusion_style_parts(tmp_path, tiny_sd_dir):
+    """The paper's text-to-video setting in miniature: frames through a (tiny) SD VAE, the
+    content model initialised from an SD-style UNet folder (no new parameters), text from a
+    CLIP text model + tokenizer loaded from the same folder, frozen and shared by both stages."""
+    sd = str(tiny_sd_dir)
+    extra = [f"autoencoder.vae={sd}", "autoencoder.vae_subfolder=vae",
+             "autoencoder.overrides.patch_size=2", "content.condition=text",
+             "motion.condition=text", "content.init_subfolder=unet"]  # fmt: skip
+    _cli("train", "autoencoder", "--out", str(tmp_path / "ae"), "--max-steps", "1",
+         overrides=[*SMALL, *extra])  # fmt: skip
+    for stage, more in (("content", ["--init", sd]), ("motion", [])):
+        _cli("train", stage, "--autoencoder", str(tmp_path / "ae"), "--out",
+             str(tmp_path / stage), "--max-steps", "1", "--text-encoder", sd, *more,
+             overrides=[*SMALL, *extra])  # fmt: skip
+    assert main(["pipeline", "assemble", "--autoencoder", str(tmp_path / "ae"),
+                 "--content", str(tmp_path / "content"), "--motion", str(tmp_path / "motion"),
+                 "--out", str(tmp_path / "pipe")]) == 0  # fmt: skip
+    pipe = CMDPipeline.from_pretrained(tmp_path / "pipe")
+    pipe.set_progress_bar_config(disable=True)
+    assert type(pipe.text_encoder).__name__ == "CLIPTextModel" and pipe.tokenizer is not None
+    assert type(pipe.vae).__name__ == "AutoencoderKL" and pipe.motion_text_encoder is None
+    assert pipe.content_model.config.in_channels == 4  # works on VAE latents
+    out = pipe(
+        prompt="a red circle", num_inference_steps=2, generator=torch.Generator().manual_seed(0)
+    )
+    assert out.frames.shape == (1, 8, 16, 16, 3)
