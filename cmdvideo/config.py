@@ -58,6 +58,9 @@ class DiffusionConfig:
 
     preset: str = "tiny"
     overrides: dict = field(default_factory=dict)
+    # content stage only: "unet" (diffusers UNet2DConditionModel, e.g. Stable Diffusion's) or
+    # "dit" (cmdvideo's class-conditional ContentDiT, pixel mode)
+    backbone: str = "unet"
     # "class" (labels from the data), "text" (captions), "class+text" or "none"
     condition: str = "class"
     # Text encoder: "builtin" (content stage: a word encoder learned with the model), or a

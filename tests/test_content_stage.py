@@ -12,7 +12,13 @@ from cmdvideo.cli import main
 from cmdvideo.config import load_config
 from cmdvideo.data import build_dataset, collate_videos
 from cmdvideo.models.codec import VideoCodec
-from cmdvideo.models.content import build_content_unet, content_prediction
+from cmdvideo.models.content import (
+    ContentDiT,
+    build_content_dit,
+    build_content_unet,
+    content_prediction,
+)
+from cmdvideo.models.text import TextEmbeddings, WordTextEncoder
 from cmdvideo.training.stages import ContentStage, build_codec
 
 SMALL = [
@@ -81,11 +87,15 @@ def test_frame_pretraining_then_finetune_from_it(ae_dir, tmp_path):
     _train(ae_dir, tmp_path / "frames", "--frames")
     pretrained = UNet2DConditionModel.from_pretrained(tmp_path / "frames" / "content")
     assert load_config(tmp_path / "frames" / "config.yaml").content.target == "frames"
-    _train(ae_dir, tmp_path / "finetune", "--init", str(tmp_path / "frames" / "content"))
+    _train(ae_dir, tmp_path / "finetune", "--init", str(tmp_path / "frames"))  # the run folder
     finetuned = UNet2DConditionModel.from_pretrained(tmp_path / "finetune" / "content")
     assert finetuned.config.num_class_embeds == pretrained.config.num_class_embeds == 11
     # It started from the pretrained weights (2 small steps later it is close, not equal).
     a, b = pretrained.conv_in.weight, finetuned.conv_in.weight
+    assert not torch.equal(a, b) and (a - b).abs().max() < 0.05
+    # ... and so did the built-in text encoder learned with it
+    a, b = (WordTextEncoder.from_pretrained(tmp_path / run / "text_encoder").token_embed.weight
+            for run in ("frames", "finetune"))  # fmt: skip
     assert not torch.equal(a, b) and (a - b).abs().max() < 0.05
     records = [
         json.loads(ln) for ln in (tmp_path / "finetune" / "metrics.jsonl").read_text().splitlines()
@@ -93,3 +103,61 @@ def test_frame_pretraining_then_finetune_from_it(ae_dir, tmp_path):
     assert [r["step"] for r in records if "loss" in r] == [1, 2]
     assert (tmp_path / "finetune" / "previews" / "step-000002.png").is_file()
     assert (tmp_path / "finetune" / "content_scheduler" / "scheduler_config.json").is_file()
+
+
+def test_text_cfg_uses_the_empty_prompt_as_null():
+    unet = build_content_unet(
+        "tiny", 3, (16, 16), 0,
+        dict(block_out_channels=(16, 32, 32), norm_num_groups=8, attention_head_dim=8),
+        text_embed_dim=16,
+    ).eval()  # fmt: skip
+    encoder = WordTextEncoder(vocabulary=["red", "circle", "left"], hidden_size=16).eval()
+    ids, mask = encoder.tokenize(["red circle", "left"])
+    text, null = encoder(ids, mask), encoder(*encoder.tokenize([""]))
+    x, t = torch.randn(2, 3, 16, 16), torch.tensor([10, 500])
+    with torch.no_grad():
+        cond = content_prediction(unet, x, t, text=text, null_text=null)
+        uncond = content_prediction(unet, x, t, null_text=null)
+        dropped = content_prediction(
+            unet, x, t, text=text, null_text=null, drop_text=torch.tensor([True, False])
+        )
+        guided = content_prediction(unet, x, t, text=text, null_text=null, guidance_scale=5.0)
+    torch.testing.assert_close(dropped[0], uncond[0])
+    torch.testing.assert_close(dropped[1], cond[1])
+    torch.testing.assert_close(guided, uncond + 5.0 * (cond - uncond), atol=1e-4, rtol=1e-4)
+    assert (guided - cond).abs().max() > 1e-4
+    with pytest.raises(ValueError, match="needs null_text"):
+        content_prediction(unet, x, t, text=text)
+
+
+def test_content_dit_shapes_cfg_and_non_square_frames():
+    torch.manual_seed(0)
+    dit = build_content_dit("tiny", 3, (16, 24), 5, dict(hidden_size=32, depth=2, num_heads=2),
+                            text_embed_dim=8)  # fmt: skip
+    with torch.no_grad():  # adaLN-Zero starts at zero: perturb so conditions matter
+        for param in dit.parameters():
+            param.add_(torch.randn_like(param) * 0.05)
+    x, t, labels = torch.randn(2, 3, 16, 24), torch.tensor([3, 700]), torch.tensor([0, 4])
+    pooled = TextEmbeddings(torch.randn(2, 4, 8), torch.randn(2, 8))
+    cond = content_prediction(dit, x, t, labels, pooled)
+    uncond = content_prediction(dit, x, t, None)
+    guided = content_prediction(dit, x, t, labels, pooled, guidance_scale=3.0)
+    assert cond.shape == x.shape
+    torch.testing.assert_close(guided, uncond + 3.0 * (cond - uncond), atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="multiples of patch_size"):
+        dit(torch.randn(1, 3, 15, 24), t[:1])
+
+
+def test_content_dit_backbone_trains_through_the_stage(ae_dir):
+    config = load_config("tiny", [*SMALL, "content.backbone=dit", "content.condition=class",
+                                  "content.overrides.hidden_size=32", "content.overrides.depth=2",
+                                  "content.overrides.num_heads=2"])  # fmt: skip
+    config.content.overrides = {k: v for k, v in config.content.overrides.items()
+                                if k in ("hidden_size", "depth", "num_heads")}  # fmt: skip
+    data = build_dataset(config.data)
+    stage = ContentStage(config, VideoCodec.from_pretrained(ae_dir), num_classes=10)
+    assert isinstance(stage.model()["net"], ContentDiT)
+    torch.manual_seed(0)
+    batch = collate_videos([data[i] for i in range(4)])
+    losses = fit_fixed_batch(stage, batch, steps=40, lr=2e-3)
+    assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5, losses

@@ -7,6 +7,7 @@ the same `from_pretrained` path a user's Stable Diffusion VAE takes.
 
 import json
 
+import pytest
 import torch
 from conftest import write_test_video
 
@@ -60,3 +61,41 @@ def test_webvid_latent_preset_runs_a_step(tmp_path, tiny_vae_dir):
     assert motion.shape == (1, 8, 4, 8 + 16)  # p=2 on 16x32 latents
     assert codec.decode(content, motion).shape == video.shape
     assert codec.content_to_pixels(content).shape == (1, 3, 32, 64)
+
+
+def _param_count(module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+@pytest.mark.parametrize("name", ["ucf101-pixel-64", "webvid-latent-512x1024"])
+def test_paper_presets_build_full_size_on_meta_device(name):
+    """Every model of a paper config at full size, on the meta device (no memory spent)."""
+    from cmdvideo.config import load_config
+    from cmdvideo.models.autoencoder import CMDAutoencoder, autoencoder_preset
+    from cmdvideo.models.content import build_content_dit, build_content_unet, uses_text
+    from cmdvideo.models.motion_dit import MotionDiT, motion_dit_preset
+
+    config = load_config(name)
+    latent = config.autoencoder.vae is not None
+    channels, f = (4, 8) if latent else (3, 1)  # SD VAE: 4 channels, 8x downsampling
+    size = (config.data.height // f, config.data.width // f)
+    num_classes = 101 if config.content.condition == "class" else 0
+    text_dim = 768 if "text" in config.content.condition else 0  # CLIP ViT-L/14
+    with torch.device("meta"):
+        ae = CMDAutoencoder(**autoencoder_preset(config.autoencoder.preset))
+        assert ae.config.in_channels == channels
+        build = build_content_dit if config.content.backbone == "dit" else build_content_unet
+        content = build(config.content.preset, channels, size, num_classes, None, text_dim)
+        motion = MotionDiT(
+            **motion_dit_preset(config.motion.preset), motion_channels=ae.config.motion_channels,
+            content_channels=channels, num_classes=num_classes, text_embed_dim=text_dim,
+        )  # fmt: skip
+    counts = {k: _param_count(m) / 1e6 for k, m in
+              (("autoencoder", ae), ("content", content), ("motion", motion))}  # fmt: skip
+    print(name, {k: round(v, 1) for k, v in counts.items()})
+    assert ae.device.type == "meta"
+    if latent:
+        assert uses_text(content) and 850 < counts["content"] < 870  # the SD 1.5 UNet
+    else:
+        assert 400 < counts["content"] < 500  # DiT-L/2 scale
+    assert 50 < counts["motion"] < 500

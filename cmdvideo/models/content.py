@@ -8,10 +8,18 @@ scratch for the embedded dataset.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import torch
 from diffusers import UNet2DConditionModel
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
+from einops import rearrange
+from torch import nn
 
-from .blocks import labels_with_null
+from .blocks import grid_positional_embedding, labels_with_null
+from .dit import DiTConditioning, classifier_free_guidance
 from .text import TextEmbeddings
 
 # Small UNet2DConditionModel configurations (class-conditional; cross-attention arrives with
@@ -26,6 +34,28 @@ CONTENT_UNET_PRESETS: dict[str, dict] = {
         attention_head_dim=32,
         norm_num_groups=8,
     ),
+}
+
+
+# The paper's text-to-video content model is Stable Diffusion's UNet, fine-tuned. This is the
+# SD 1.5 UNet architecture (860 M parameters; text through CLIP ViT-L/14 states, width 768), for
+# building on the meta device or from scratch; a real run loads the weights with content.init.
+CONTENT_UNET_PRESETS["sd-1.5"] = dict(
+    down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+    up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+    mid_block_type="UNetMidBlock2DCrossAttn",
+    block_out_channels=(320, 640, 1280, 1280),
+    layers_per_block=2,
+    attention_head_dim=8,
+    cross_attention_dim=768,
+    norm_num_groups=32,
+)
+
+# Class-conditional content DiTs (pixel mode, UCF-101 style). Sizes are our reading of the
+# paper (a DiT-L/2-like content model at 64x64 pixels), not verified against its code.
+CONTENT_DIT_PRESETS: dict[str, dict] = {
+    "tiny": dict(patch_size=2, hidden_size=128, depth=4, num_heads=4),
+    "ucf101-pixel-64": dict(patch_size=2, hidden_size=1024, depth=24, num_heads=16),
 }
 
 
@@ -75,15 +105,109 @@ def build_content_unet(
     )
 
 
-def num_content_classes(unet: UNet2DConditionModel) -> int:
-    """Class labels the UNet was built for (the null row excluded); 0 without class table."""
-    rows = unet.config.num_class_embeds
+class ContentDiT(ModelMixin, ConfigMixin, DiTConditioning):
+    """A DiT over content frames: patchify, adaLN-Zero blocks conditioned on timestep + class
+    (+ pooled text), unpatchify. Shares its conditioning and blocks with the motion DiT.
+
+    Shapes: sample (B, C, H, W) -> prediction (B, C, H, W); tokens (B, H/p * W/p, D).
+    """
+
+    @register_to_config
+    def __init__(
+        self,
+        in_channels: int = 3,
+        sample_size: tuple[int, int] = (32, 32),
+        patch_size: int = 2,
+        hidden_size: int = 128,
+        depth: int = 4,
+        num_heads: int = 4,
+        mlp_ratio: float = 4.0,
+        num_classes: int = 0,
+        text_embed_dim: int = 0,
+    ):
+        super().__init__()
+        d, p = hidden_size, patch_size
+        self.patch_embed = nn.Linear(in_channels * p * p, d)
+        self.init_conditioning(d, num_classes, text_embed_dim)
+        self.init_blocks(d, depth, num_heads, mlp_ratio, in_channels * p * p)
+        self.initialize_dit_weights()
+
+    def forward(
+        self,
+        sample: torch.Tensor,
+        timestep: torch.Tensor,
+        class_labels: torch.Tensor | None = None,
+        text_embeds: torch.Tensor | None = None,
+        drop_condition: torch.Tensor | None = None,
+        drop_text: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        p = self.config.patch_size
+        b, c, height, width = sample.shape
+        if c != self.config.in_channels or height % p or width % p:
+            raise ValueError(
+                f"sample must be (B, {self.config.in_channels}, H, W) with H and W multiples of "
+                f"patch_size={p}, got {tuple(sample.shape)}"
+            )
+        gh, gw = height // p, width // p
+        x = self.patch_embed(
+            rearrange(sample, "b c (h p1) (w p2) -> b (h w) (c p1 p2)", p1=p, p2=p)
+        )  # (B, gh*gw, D)
+        x = x + grid_positional_embedding((gh, gw), self.config.hidden_size, sample.device)
+        cond = self.condition_embedding(
+            timestep, b, class_labels, text_embeds, drop_condition, drop_text
+        )
+        for block in self.blocks:
+            x = block(x, cond)
+        out = self.final_layer(x, cond)  # (B, gh*gw, C*p*p)
+        return rearrange(out, "b (h w) (c p1 p2) -> b c (h p1) (w p2)", h=gh, p1=p, p2=p)
+
+
+def build_content_dit(
+    preset: str,
+    channels: int,
+    sample_size: tuple[int, int],
+    num_classes: int = 0,
+    overrides: dict | None = None,
+    text_embed_dim: int = 0,
+) -> ContentDiT:
+    """A fresh :class:`ContentDiT` from a named preset (``CONTENT_DIT_PRESETS``)."""
+    if preset not in CONTENT_DIT_PRESETS:
+        raise ValueError(
+            f"unknown content DiT preset {preset!r}; choose one of {sorted(CONTENT_DIT_PRESETS)}"
+        )
+    kwargs = {**CONTENT_DIT_PRESETS[preset], **(overrides or {})}
+    return ContentDiT(
+        in_channels=channels,
+        sample_size=tuple(sample_size),
+        num_classes=num_classes,
+        text_embed_dim=text_embed_dim,
+        **kwargs,
+    )
+
+
+def load_content_model(name_or_path: str | Path, subfolder: str | None = None):
+    """A pretrained content model: a :class:`ContentDiT` folder, else a UNet2DConditionModel
+    (local directory or hub id, e.g. an SD repo with ``subfolder="unet"``)."""
+    config = Path(name_or_path) / (subfolder or "") / "config.json"
+    if config.is_file() and json.loads(config.read_text()).get("_class_name") == "ContentDiT":
+        return ContentDiT.from_pretrained(name_or_path, subfolder=subfolder)
+    return UNet2DConditionModel.from_pretrained(name_or_path, subfolder=subfolder)
+
+
+def num_content_classes(model) -> int:
+    """Class labels the content model was built for (null row excluded); 0 without classes."""
+    if isinstance(model, ContentDiT):
+        return model.config.num_classes
+    rows = model.config.num_class_embeds
     return rows - 1 if rows else 0
 
 
-def uses_text(unet: UNet2DConditionModel) -> bool:
-    """Whether the UNet has cross-attention blocks (then it needs text states)."""
-    cfg = unet.config
+def uses_text(model) -> bool:
+    """Whether the content model is text-conditioned (a UNet with cross-attention blocks, or a
+    DiT with a pooled-text input)."""
+    if isinstance(model, ContentDiT):
+        return model.config.text_embed_dim > 0
+    cfg = model.config
     blocks = [*cfg.down_block_types, *cfg.up_block_types, cfg.mid_block_type or ""]
     return any("CrossAttn" in name for name in blocks)
 
@@ -121,6 +245,15 @@ def content_prediction(
     with_text = uses_text(unet)
     if text is not None and not with_text:
         raise ValueError("this content model has no text conditioning (no cross-attention)")
+    if isinstance(unet, ContentDiT):  # pooled text, learned null embeddings
+        pooled = None if text is None else text.pooled
+        if guidance_scale == 1.0 or (class_labels is None and text is None):
+            return unet(sample, timestep, class_labels, pooled, drop_class, drop_text)
+        return classifier_free_guidance(
+            lambda x, drop: unet(*x, drop_condition=drop),
+            (sample, timestep, class_labels, pooled),
+            guidance_scale,
+        )
     if with_text and null_text is None:
         raise ValueError("a text-conditioned content model needs null_text (the empty prompt)")
 

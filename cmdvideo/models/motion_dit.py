@@ -14,18 +14,12 @@ from __future__ import annotations
 
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
-from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from diffusers.models.modeling_utils import ModelMixin
 from einops import rearrange
 from torch import nn
 
-from .blocks import (
-    AdaLNZeroBlock,
-    grid_positional_embedding,
-    labels_with_null,
-    modulate,
-    xavier_linear_init,
-)
+from .blocks import grid_positional_embedding
+from .dit import DiTConditioning, classifier_free_guidance
 
 MOTION_DIT_PRESETS: dict[str, dict] = {
     "tiny": dict(hidden_size=128, depth=4, num_heads=4, motion_patch_size=2, content_patch_size=4),
@@ -48,7 +42,7 @@ def motion_dit_preset(name: str) -> dict:
     return dict(MOTION_DIT_PRESETS[name])
 
 
-class MotionDiT(ModelMixin, ConfigMixin):
+class MotionDiT(ModelMixin, ConfigMixin, DiTConditioning):
     """DiT over the motion latent with the content frame's tokens as extra input tokens.
 
     Conditions: ``class_labels`` (when ``num_classes > 0``) and/or ``text_embeds`` (pooled,
@@ -87,82 +81,14 @@ class MotionDiT(ModelMixin, ConfigMixin):
         self.content_embed = nn.Linear(content_channels * pc * pc, d)
         # Marks which tokens are content (guidance) and which are motion (to be denoised).
         self.token_type = nn.Parameter(torch.zeros(2, d))
-        self.time_proj = Timesteps(256, flip_sin_to_cos=True, downscale_freq_shift=0)
-        self.time_embed = TimestepEmbedding(256, d)
-        # Class table has one extra row: the null (unconditional) class, as in DiT.
-        self.class_embed = nn.Embedding(num_classes + 1, d) if num_classes > 0 else None
-        if text_embed_dim > 0:
-            self.text_proj = nn.Sequential(nn.Linear(text_embed_dim, d), nn.SiLU(), nn.Linear(d, d))
-            self.null_text = nn.Parameter(torch.zeros(d))
-        else:
-            self.text_proj = None
-        self.blocks = nn.ModuleList(AdaLNZeroBlock(d, num_heads, mlp_ratio) for _ in range(depth))
-        self.final_norm = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
-        self.final_modulation = nn.Sequential(nn.SiLU(), nn.Linear(d, 2 * d))
-        self.final_proj = nn.Linear(d, motion_channels * pm * pm)
+        self.init_conditioning(d, num_classes, text_embed_dim)
+        self.init_blocks(d, depth, num_heads, mlp_ratio, motion_channels * pm * pm)
         self.initialize_weights()
 
     def initialize_weights(self) -> None:
         """All special initialisation in one place (following DiT)."""
-
-        self.apply(xavier_linear_init)
+        self.initialize_dit_weights()
         nn.init.normal_(self.token_type, std=0.02)
-        for layer in (self.time_embed.linear_1, self.time_embed.linear_2):
-            nn.init.normal_(layer.weight, std=0.02)
-        if self.class_embed is not None:
-            nn.init.normal_(self.class_embed.weight, std=0.02)
-        # adaLN-Zero: every block and the output start at zero.
-        for block in self.blocks:
-            nn.init.zeros_(block.modulation[-1].weight)
-            nn.init.zeros_(block.modulation[-1].bias)
-        nn.init.zeros_(self.final_modulation[-1].weight)
-        nn.init.zeros_(self.final_modulation[-1].bias)
-        nn.init.zeros_(self.final_proj.weight)
-        nn.init.zeros_(self.final_proj.bias)
-
-    # -- conditioning ----------------------------------------------------------------------
-
-    def condition_embedding(
-        self,
-        timestep: torch.Tensor,
-        batch_size: int,
-        class_labels: torch.Tensor | None = None,
-        text_embeds: torch.Tensor | None = None,
-        drop_condition: torch.Tensor | None = None,
-        drop_text: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """c = timestep embedding + class embedding + text embedding, (B, D).
-
-        Missing conditions (None) and rows where ``drop_condition`` is True use the null
-        embeddings, so the same model gives the unconditional prediction for CFG.
-        ``drop_text``, when given, replaces ``drop_condition`` for the text alone (training
-        with class and text drops them independently).
-        """
-        cfg = self.config
-        if timestep.ndim == 0:
-            timestep = timestep.expand(batch_size)
-        c = self.time_embed(self.time_proj(timestep).to(self.dtype))  # (B, D)
-        drop = (
-            torch.zeros(batch_size, dtype=torch.bool, device=c.device)
-            if drop_condition is None
-            else drop_condition.to(c.device, torch.bool)
-        )
-        if self.class_embed is not None:
-            labels = labels_with_null(class_labels, cfg.num_classes, batch_size, c.device, drop)
-            c = c + self.class_embed(labels)
-        elif class_labels is not None:
-            raise ValueError("this motion model has no class conditioning (num_classes=0)")
-        if self.text_proj is not None:
-            null = self.null_text.expand(batch_size, -1)
-            if text_embeds is None:
-                c = c + null
-            else:
-                text = self.text_proj(text_embeds.to(c.dtype))  # (B, D)
-                drop_t = drop if drop_text is None else drop_text.to(c.device, torch.bool)
-                c = c + torch.where(drop_t[:, None], null, text)
-        elif text_embeds is not None:
-            raise ValueError("this motion model has no text conditioning (text_embed_dim=0)")
-        return c
 
     # -- forward ---------------------------------------------------------------------------
 
@@ -231,9 +157,7 @@ class MotionDiT(ModelMixin, ConfigMixin):
         )
         for block in self.blocks:
             x = block(x, c)  # (B, N, D)
-        shift, scale = self.final_modulation(c).chunk(2, dim=-1)
-        x = modulate(self.final_norm(x[:, : gt * gl]), shift, scale)  # motion tokens only
-        out = self.final_proj(x)  # (B, gt*gl, D_m*pm*pm)
+        out = self.final_layer(x[:, : gt * gl], c)  # motion tokens only: (B, gt*gl, D_m*pm*pm)
         return rearrange(
             out, "b (t l) (c p1 p2) -> b c (t p1) (l p2)", t=gt, l=gl, p1=pm, p2=pm
         )  # (B, D_m, T, L)
@@ -256,18 +180,8 @@ class MotionDiT(ModelMixin, ConfigMixin):
         Returns:
             (B, D_m, T, L).
         """
-        if guidance_scale == 1.0:
-            return self(motion_latent, timestep, content_frame, class_labels, text_embeds)
-        b = motion_latent.shape[0]
-        timestep = timestep.expand(b) if timestep.ndim == 0 else timestep
-
-        def twice(x):
-            return None if x is None else torch.cat([x, x])
-
-        drop = torch.cat([torch.zeros(b, dtype=torch.bool), torch.ones(b, dtype=torch.bool)])
-        both = self(
-            twice(motion_latent), twice(timestep), twice(content_frame),
-            twice(class_labels), twice(text_embeds), drop_condition=drop,
-        )  # fmt: skip
-        cond, uncond = both.chunk(2)
-        return uncond + guidance_scale * (cond - uncond)
+        return classifier_free_guidance(
+            lambda x, drop: self(*x, drop_condition=drop),
+            (motion_latent, timestep, content_frame, class_labels, text_embeds),
+            guidance_scale,
+        )

@@ -281,8 +281,9 @@ def _classes_of(run: Path) -> list[str] | None:
 def assemble_pipeline(autoencoder: str | Path, content: str | Path, motion: str | Path):
     """One :class:`CMDPipeline` from the three training output folders (``cmdvideo train
     autoencoder|content|motion --out``); training schedulers become DDIM samplers."""
-    from diffusers import DDIMScheduler, DDPMScheduler, UNet2DConditionModel
+    from diffusers import DDIMScheduler, DDPMScheduler
 
+    from ..models.content import load_content_model
     from ..models.motion_dit import MotionDiT
     from ..models.text import WordTextEncoder, load_text_encoder
 
@@ -316,7 +317,7 @@ def assemble_pipeline(autoencoder: str | Path, content: str | Path, motion: str 
 
     return CMDPipeline(
         autoencoder=codec.autoencoder,
-        content_model=UNet2DConditionModel.from_pretrained(content / "content"),
+        content_model=load_content_model(content / "content"),
         motion_model=MotionDiT.from_pretrained(motion / "motion"),
         content_scheduler=ddim(content, "content_scheduler"),
         motion_scheduler=ddim(motion, "motion_scheduler"),

@@ -201,8 +201,10 @@ class DiffusionStage(Stage):
         from ..models.text import WordTextEncoder
 
         init = getattr(self.cfg, "init", None)
-        if init and (Path(init) / "text_encoder").is_dir():
-            return WordTextEncoder.from_pretrained(Path(init) / "text_encoder")
+        if init:
+            run = Path(init).parent if (Path(init) / "config.json").is_file() else Path(init)
+            if (run / "text_encoder" / "config.json").is_file():  # a run that learned one
+                return WordTextEncoder.from_pretrained(run / "text_encoder")
         if not self.captions:
             raise ValueError("the built-in text encoder needs the training captions")
         return WordTextEncoder.from_captions(self.captions)
@@ -354,9 +356,13 @@ class ContentStage(DiffusionStage):
     section = "content"
 
     def model(self):
-        from diffusers import UNet2DConditionModel
-
-        from ..models.content import build_content_unet, num_content_classes, uses_text
+        from ..models.content import (
+            build_content_dit,
+            build_content_unet,
+            load_content_model,
+            num_content_classes,
+            uses_text,
+        )
         from ..models.text import text_embed_dim
 
         if self._model is not None:
@@ -369,25 +375,34 @@ class ContentStage(DiffusionStage):
         encoder = modules.get("text_encoder", self.text_encoder)
         dim = text_embed_dim(encoder) if self.use_text else 0
         if self.cfg.init:
-            unet = UNet2DConditionModel.from_pretrained(
-                self.cfg.init, subfolder=self.cfg.init_subfolder
-            )
+            init, subfolder = self.cfg.init, self.cfg.init_subfolder
+            if subfolder is None and (Path(init) / "content" / "config.json").is_file():
+                subfolder = "content"  # a `cmdvideo train content` run folder
+            unet = load_content_model(init, subfolder)
             if num_content_classes(unet) != self.num_classes:
                 raise ValueError(
                     f"content.init has {num_content_classes(unet)} classes, the data "
                     f"{self.num_classes}; initialise from a model with the same classes"
                 )
-            if uses_text(unet) != self.use_text or (dim and unet.config.cross_attention_dim != dim):
+            width = getattr(unet.config, "cross_attention_dim", None) or getattr(
+                unet.config, "text_embed_dim", 0
+            )
+            if uses_text(unet) != self.use_text or (dim and width != dim):
                 raise ValueError(
-                    f"content.init {'has' if uses_text(unet) else 'has no'} text cross-attention "
-                    f"(width {unet.config.cross_attention_dim}) but content.condition is "
-                    f"{self.cfg.condition!r} with text width {dim}"
+                    f"content.init {'is' if uses_text(unet) else 'is not'} text-conditioned "
+                    f"(width {width}) but content.condition is {self.cfg.condition!r} with text "
+                    f"width {dim}"
                 )
         else:
             ae = self.codec.autoencoder.config
             f = self.codec.frame_vae.downsample if self.codec.latent_mode else 1
             size = (self.config.data.height // f, self.config.data.width // f)
-            unet = build_content_unet(
+            if self.cfg.backbone not in ("unet", "dit"):
+                raise ValueError(
+                    f"content.backbone must be 'unet' or 'dit', got {self.cfg.backbone!r}"
+                )
+            build = build_content_unet if self.cfg.backbone == "unet" else build_content_dit
+            unet = build(
                 self.cfg.preset, ae.in_channels, size, self.num_classes, self.cfg.overrides, dim
             )
         self._model = torch.nn.ModuleDict({"net": unet, **modules})
