@@ -126,6 +126,30 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cache(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .data import build_train_and_eval
+    from .data.latent_cache import write_latent_cache
+    from .models.codec import VideoCodec
+
+    overrides = list(args.overrides) + ([f"data.source={args.data}"] if args.data else [])
+    config = load_config(args.config, overrides)
+    train_set, eval_set = build_train_and_eval(config.data)
+    # folders: the center-crop view (a random crop would be frozen into the cache anyway)
+    dataset = eval_set if hasattr(train_set, "evaluation_view") else train_set
+    if args.num_videos is None and len(dataset) > 1_000_000:
+        raise ValueError("the dataset is unbounded (moving-shapes): give --num-videos")
+    start = time.perf_counter()
+    out = write_latent_cache(
+        VideoCodec.from_pretrained(args.autoencoder), dataset, args.out, args.num_videos,
+        args.batch_size, device=args.device or _default_device(), autoencoder=args.autoencoder,
+    )  # fmt: skip
+    print(f"cached {min(args.num_videos or len(dataset), len(dataset))} videos in "
+          f"{time.perf_counter() - start:.1f} s: {out}")  # fmt: skip
+    print(f"train from it with: --data {out}")
+    return 0
+
+
 def cmd_train_autoencoder(args: argparse.Namespace) -> int:
     from .training.stages import AutoencoderStage
 
@@ -142,6 +166,12 @@ def _train_diffusion(args: argparse.Namespace, stage_cls) -> int:
     def make_stage(config, data):
         from .data import dataset_captions
 
+        cached = getattr(data, "motion_scaling_factor", None)
+        if cached is not None and cached != codec.motion_scale:
+            raise ValueError(
+                f"the latent cache was made with motion_scaling_factor {cached}, the autoencoder "
+                f"has {codec.motion_scale}: re-run `cmdvideo cache` with this autoencoder"
+            )
         section = getattr(config, stage_cls.section)
         captions = dataset_captions(data) if "text" in section.condition else None
         classes = list(getattr(data, "classes", []))
@@ -440,6 +470,22 @@ def build_parser() -> argparse.ArgumentParser:
         "text model / SD repo, local directory or hub id",
     )
     p.set_defaults(func=cmd_train_content)
+
+    p = sub.add_parser(
+        "cache",
+        help="encode a dataset once into a latent cache to train the diffusion stages from",
+        description="Encode videos with a frozen autoencoder into (content frame, motion latent, "
+        "label, caption) shards (safetensors); `train content|motion --data CACHE` reads them "
+        "and skips the autoencoder at every step.",
+    )
+    p.add_argument("--autoencoder", required=True, help="folder from `cmdvideo train autoencoder`")
+    _add_config_args(p)
+    _add_data_arg(p)
+    p.add_argument("--out", required=True, help="cache folder to write")
+    p.add_argument("--num-videos", type=int, default=None, help="videos to encode (default: all)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--device", default=None, help="cuda / cpu (default: cuda when available)")
+    p.set_defaults(func=cmd_cache)
 
     p = sub.add_parser(
         "calibrate",

@@ -107,3 +107,32 @@ def test_class_condition_needs_labels(small_setup):
     config, ae_dir = small_setup
     with pytest.raises(ValueError, match="no class labels"):
         MotionStage(config, VideoCodec.from_pretrained(ae_dir), num_classes=0)
+
+
+def test_latent_cache_gives_the_same_pairs_and_trains(small_setup, tmp_path):
+    from cmdvideo.data.latent_cache import LatentCache
+
+    config, ae_dir = small_setup
+    cache = tmp_path / "cache"
+    args = ["cache", "--autoencoder", str(ae_dir), "--out", str(cache), "--num-videos", "10",
+            "--batch-size", "4"]  # fmt: skip
+    for item in SMALL:
+        args += ["--set", item]
+    assert main(args) == 0
+    cached = LatentCache(cache)
+    assert len(cached) == 10 and cached.classes[0] == "left"
+    data = build_dataset(config.data)
+    codec = VideoCodec.from_pretrained(ae_dir)
+    content, motion = codec.encode(collate_videos([data[i] for i in range(3)])["video"])
+    batch = collate_videos([cached[i] for i in range(3)])
+    torch.testing.assert_close(batch["content"], content, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(batch["motion"], motion, atol=1e-5, rtol=1e-5)
+    assert batch["caption"][0] == data[0]["caption"] and batch["label"][0] == data[0]["label"]
+    out = tmp_path / "motion"
+    args = ["train", "motion", "--autoencoder", str(ae_dir), "--data", str(cache), "--out",
+            str(out), "--max-steps", "2"]  # fmt: skip
+    for item in [*SMALL, "train.preview_every=2"]:
+        args += ["--set", item]
+    assert main(args) == 0
+    assert (out / "motion" / "config.json").is_file()
+    assert (out / "previews" / "step-000002.png").is_file()

@@ -31,7 +31,8 @@ def build_dataset(data_config, train: bool = True, source: str | None = None) ->
         data_config: a :class:`cmdvideo.config.DataConfig`.
         train: training split (moving-shapes: ``seed``; folders: random crops) or held-out
             evaluation split (moving-shapes: ``eval_seed``; folders: center crops).
-        source: overrides ``data_config.source`` ("moving-shapes" or a folder / CSV / JSONL).
+        source: overrides ``data_config.source`` ("moving-shapes", a folder / CSV / JSONL, or
+            a latent cache folder written by ``cmdvideo cache``).
     """
     cfg = data_config
     source = source or cfg.source
@@ -47,6 +48,10 @@ def build_dataset(data_config, train: bool = True, source: str | None = None) ->
             max_shapes=cfg.max_shapes,
             textured=cfg.textured,
         )
+    from .latent_cache import LatentCache, is_latent_cache
+
+    if is_latent_cache(source):
+        return LatentCache(source)
     if not Path(source).exists():
         raise FileNotFoundError(
             f"data source {source!r} does not exist; give a folder of videos, a CSV/JSONL "

@@ -175,10 +175,15 @@ class DiffusionStage(Stage):
 
     @torch.no_grad()
     def _encode(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """(content_frame, scaled motion_latent, class labels or None) of a batch."""
-        video = batch["video"]
-        self.codec.to(video.device)
-        content, motion = self.codec.encode(video)  # (B, C, H, W), (B, D_m, T, h+w)
+        """(content_frame, scaled motion_latent, class labels or None) of a batch: encoded now,
+        or read from a latent cache batch."""
+        if "motion" in batch:  # from a latent cache (cmdvideo cache)
+            content, motion = batch["content"], batch["motion"]
+            self.codec.to(content.device)
+        else:
+            video = batch["video"]
+            self.codec.to(video.device)
+            content, motion = self.codec.encode(video)  # (B, C, H, W), (B, D_m, T, h+w)
         labels = None
         if self.num_classes:
             labels = batch["label"]
@@ -323,7 +328,7 @@ class MotionStage(DiffusionStage):
         from ..evaluation.recon import psnr_per_frame
         from ..pipelines.denoise import sample_motion
 
-        content, _, labels = self._encode(batch)
+        content, real_motion, labels = self._encode(batch)
         generator = torch.Generator(device=content.device).manual_seed(0)
         h, w = self.codec.autoencoder.token_grid(*content.shape[-2:])
         motion = sample_motion(
@@ -331,7 +336,9 @@ class MotionStage(DiffusionStage):
             self._pooled(model, batch, content.device), self.cfg.preview_guidance,
             self.cfg.preview_steps, generator, progress=False,
         )  # fmt: skip
-        video = batch["video"]
+        video = batch.get("video")
+        if video is None:  # latent cache: compare with the reconstruction instead
+            video = self.codec.decode(content, real_motion).float().clamp(-1, 1)
         decoded = self.codec.decode(content, motion).float().clamp(-1, 1)
         content_px = self.codec.content_to_pixels(content)
         names = ("source", "content", "sampled")
@@ -411,6 +418,8 @@ class ContentStage(DiffusionStage):
     def _targets(self, batch) -> tuple[torch.Tensor, torch.Tensor | None]:
         content, _, labels = self._encode(batch)
         if self.cfg.target == "frames":
+            if "video" not in batch:
+                raise ValueError("content.target=frames needs videos, not a latent cache")
             video = self.codec.to_model_space(batch["video"])  # (B, C, T, H, W)
             pick = torch.randint(0, video.shape[2], (video.shape[0],), device=video.device)
             content = video[torch.arange(video.shape[0], device=video.device), :, pick]
