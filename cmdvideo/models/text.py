@@ -60,6 +60,14 @@ class TextEmbeddings:
 
         return TextEmbeddings(rep(self.hidden), rep(self.pooled), rep(self.mask))
 
+    def tile(self, n: int) -> TextEmbeddings:
+        """The whole batch repeated ``n`` times (rows 0..B-1, 0..B-1, ...), like ``x.repeat``."""
+
+        def til(x):
+            return None if x is None else x.repeat(n, *[1] * (x.ndim - 1))
+
+        return TextEmbeddings(til(self.hidden), til(self.pooled), til(self.mask))
+
     def expand(self, batch_size: int) -> TextEmbeddings:
         """A one-row embedding (e.g. the empty prompt) broadcast to ``batch_size`` rows."""
 

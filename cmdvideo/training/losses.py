@@ -40,9 +40,11 @@ def diffusion_loss(
     clean: torch.Tensor,
     scheduler,
     prediction_type: PredictionType | str = PredictionType.EPSILON,
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """The usual denoising loss on a batch (noise and timesteps from the global torch RNG, so a
-    resumed run draws what an uninterrupted one would).
+    resumed run draws what an uninterrupted one would; or from ``generator``, for validation
+    losses that compare checkpoints on the same draws).
 
     Args:
         denoiser: ``(noisy, timesteps) -> prediction``, same shape as ``clean``.
@@ -56,8 +58,13 @@ def diffusion_loss(
     """
     prediction_type = PredictionType(prediction_type)
     b = clean.shape[0]
-    noise = torch.randn(clean.shape, device=clean.device, dtype=clean.dtype)
-    timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (b,), device=clean.device)
+    # a validation generator lives on the CPU: same draws on every device
+    device = clean.device if generator is None else "cpu"
+    noise = torch.randn(clean.shape, generator=generator, device=device, dtype=clean.dtype)
+    timesteps = torch.randint(
+        0, scheduler.config.num_train_timesteps, (b,), generator=generator, device=device
+    )
+    noise, timesteps = noise.to(clean.device), timesteps.to(clean.device)
     noisy = scheduler.add_noise(clean, noise, timesteps)
     if prediction_type is PredictionType.EPSILON:
         target = noise

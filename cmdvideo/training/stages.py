@@ -237,6 +237,21 @@ class DiffusionStage(Stage):
             return none, none
         return none | (v < 1 / 3), none | ((v >= 1 / 3) & (v < 2 / 3))
 
+    VALIDATION_REPEATS = 16  # noise draws per preview video for the validation loss
+
+    @torch.no_grad()
+    def validation_loss(self, denoise_fn, clean: torch.Tensor) -> float:
+        """Denoising loss on held-out samples with fixed noise and timesteps (seeded), so the
+        numbers of different checkpoints and runs are comparable: ``preview/val_loss``."""
+        from .losses import diffusion_loss
+
+        generator = torch.Generator().manual_seed(1234)
+        repeat = (self.VALIDATION_REPEATS,) + (1,) * (clean.ndim - 1)
+        loss = diffusion_loss(
+            denoise_fn, clean.repeat(*repeat), self.scheduler, self.prediction_type, generator
+        )
+        return loss.item()
+
     def _ddim(self):
         from diffusers import DDIMScheduler
 
@@ -343,7 +358,19 @@ class MotionStage(DiffusionStage):
         content_px = self.codec.content_to_pixels(content)
         names = ("source", "content", "sampled")
         write_preview(Path(out_dir) / f"step-{step:06d}", video, content_px, decoded, names=names)
-        return {"psnr_sampled_motion": psnr_per_frame(decoded, video).mean().item()}
+        r = self.VALIDATION_REPEATS
+
+        def conditional(noisy, t):
+            pooled = self._pooled(model, batch, content.device)
+            return model["net"](
+                noisy, t, content.repeat(r, 1, 1, 1), None if labels is None else labels.repeat(r),
+                None if pooled is None else pooled.repeat(r, 1),
+            )  # fmt: skip
+
+        return {
+            "psnr_sampled_motion": psnr_per_frame(decoded, video).mean().item(),
+            "val_loss": self.validation_loss(conditional, real_motion),
+        }
 
 
 class ContentStage(DiffusionStage):
@@ -444,6 +471,7 @@ class ContentStage(DiffusionStage):
         """A grid: the real content frames (top row) and content frames sampled for the same
         class labels / captions (bottom row)."""
         from ..data.video_io import write_frame_grid
+        from ..models.content import content_prediction
         from ..pipelines.denoise import sample_content
 
         real, labels = self._targets(batch)
@@ -461,4 +489,12 @@ class ContentStage(DiffusionStage):
         out = Path(out_dir) / f"step-{step:06d}.png"
         out.parent.mkdir(parents=True, exist_ok=True)
         write_frame_grid(out, rows, labels=["real", "sampled"], upscale=2)
-        return {}
+        r = self.VALIDATION_REPEATS
+
+        def conditional(noisy, t):
+            return content_prediction(
+                model["net"], noisy, t, None if labels is None else labels.repeat(r),
+                None if text is None else text.tile(r), null,
+            )  # fmt: skip
+
+        return {"val_loss": self.validation_loss(conditional, real)}

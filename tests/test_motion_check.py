@@ -1,0 +1,23 @@
+"""The hand-written motion check recognises the motion of real moving-shapes videos."""
+
+import torch
+
+from cmdvideo.data.moving_shapes import MovingShapes
+from cmdvideo.evaluation.motion_check import classify_motion, motion_accuracy
+
+
+def test_motion_check_is_right_on_real_held_out_videos():
+    data = MovingShapes(num_videos=300, num_frames=16, height=32, width=32, seed=1)
+    items = [data[i] for i in range(300)]
+    result = motion_accuracy([it["video"] for it in items], data.classes,
+                             [it["label"] for it in items])  # fmt: skip
+    assert result["accuracy"] >= 0.9, result["by_class"]
+    for name in ("left", "right", "up", "down", "up-left", "down-right", "grow", "shrink"):
+        assert result["by_class"][name] >= 0.9, (name, result["by_class"])
+
+
+def test_a_still_or_empty_video_is_not_a_translation():
+    still = MovingShapes(num_videos=1, num_frames=16, height=32, width=32, seed=3)[0]["video"]
+    frozen = still[:, :1].expand_as(still)
+    assert classify_motion(frozen) == "rotate"  # nothing moves: the "in place" class
+    assert classify_motion(torch.zeros(3, 16, 32, 32)) == "other"  # no foreground at all
