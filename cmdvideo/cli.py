@@ -303,6 +303,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     if not args.prompt and args.class_label is None and not args.unconditional:
         raise ValueError("give --prompt TEXT and/or --class N|NAME (or --unconditional)")
+    if args.quiet:
+        from diffusers.utils import logging as diffusers_logging
+
+        diffusers_logging.disable_progress_bar()  # "Loading pipeline components"
     pipe = load_pipeline(args.model, args.device, args.scheduler)
     pipe.set_progress_bar_config(disable=args.quiet)
     generator = torch.Generator(device="cpu").manual_seed(args.seed)
