@@ -22,14 +22,16 @@ def val_losses(run: Path) -> tuple[list[int], list[float]]:
 def main(root: Path, out: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 3.6))
     summary = {}
-    for name, label in (("finetune", "fine-tuned from frame pretraining"),
+    pretrain_steps = max(val_losses(root / "frames")[0], default=0)
+    for name, label in (("finetune", f"after {pretrain_steps} steps of frame pretraining"),
                         ("scratch", "from scratch")):  # fmt: skip
         steps, losses = val_losses(root / name)
         ax.plot(steps, losses, marker="o", markersize=3, label=label)
         summary[name] = dict(zip(steps, losses))
     ax.set_xlabel("fine-tuning / training step on content frames")
     ax.set_ylabel("held-out denoising loss (ε MSE)")
-    ax.set_title("Content model: frame pretraining vs scratch (tiny, moving-shapes)")
+    ax.set_title("Content model on content frames (tiny, moving-shapes)", fontsize=10)
+    ax.set_yscale("log")
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
