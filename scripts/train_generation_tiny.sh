@@ -7,8 +7,8 @@
 set -euo pipefail
 AE=${1:-runs/ae-tiny}
 ROOT=${2:-runs}
-CONTENT_STEPS=${CONTENT_STEPS:-3000}
-MOTION_STEPS=${MOTION_STEPS:-7000}
+CONTENT_STEPS=${CONTENT_STEPS:-2000}
+MOTION_STEPS=${MOTION_STEPS:-5000}
 THREADS=${THREADS:-1}
 mkdir -p "$ROOT"
 common=(--config tiny --autoencoder "$AE" --set train.preview_every=500 --set train.checkpoint_every=500)

@@ -161,7 +161,7 @@ class DiffusionStage(Stage):
             num_train_timesteps=cfg.num_train_timesteps,
             beta_schedule=cfg.beta_schedule,
             prediction_type=self.prediction_type.value,
-            clip_sample=False,  # motion latents are scaled to unit variance, not to [-1, 1]
+            **self.clip_range(codec),
         )
         # Text: a frozen encoder loaded from cfg.text_encoder, or (content stage) the built-in
         # WordTextEncoder, learned with the model when cfg.text_encoder is "builtin".
@@ -172,6 +172,14 @@ class DiffusionStage(Stage):
 
             self.text_encoder, self.tokenizer = load_text_encoder(cfg.text_encoder)
         self._model = None
+
+    def clip_range(self, codec: VideoCodec) -> dict:
+        """Samplers clip their x0 estimates to the range the data can take: pixel content
+        frames lie in [-1, 1]; motion latents are tanh outputs times the scaling factor;
+        latent-mode content frames (VAE latents) are unbounded."""
+        if self.section == "motion":
+            return {"clip_sample": True, "clip_sample_range": codec.motion_scale}
+        return {"clip_sample": not codec.latent_mode, "clip_sample_range": 1.0}
 
     @torch.no_grad()
     def _encode(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
