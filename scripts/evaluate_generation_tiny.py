@@ -3,9 +3,9 @@
 python scripts/evaluate_generation_tiny.py runs/pipeline-tiny [--per-class 10] [--steps 50]
 
 Writes results/generation-tiny/eval.json and the figures docs/figures/generation_tiny.{png,gif}
-(one row per prompt of FIGURE_PROMPTS). Motion is judged by the hand-written check of
-cmdvideo.evaluation.motion_check (its accuracy on real and on autoencoder-reconstructed videos is
-reported beside, as the ceiling it allows).
+(one row per prompt of FIGURE_PROMPTS). Motion and colours are judged by the hand-written checks
+of cmdvideo.evaluation.motion_check (their accuracy on real and on autoencoder-reconstructed
+videos is reported beside, as the ceiling they allow).
 """
 
 import argparse
@@ -17,7 +17,7 @@ import torch
 
 from cmdvideo.data.moving_shapes import MovingShapes
 from cmdvideo.data.video_io import write_frame_grid, write_video
-from cmdvideo.evaluation.motion_check import motion_accuracy
+from cmdvideo.evaluation.motion_check import color_accuracy, motion_accuracy
 from cmdvideo.pipelines.cmd import CMDPipeline
 
 FIGURE_PROMPTS = [
@@ -88,6 +88,9 @@ def main() -> None:
         recon = torch.cat([codec.decode(*codec.encode(real[i : i + 50])) for i in range(0, n, 50)])
     result["check_on_real"] = motion_accuracy(real, classes, labels)["accuracy"]
     result["check_on_reconstructions"] = motion_accuracy(recon, classes, labels)["accuracy"]
+    captions = [it["caption"] for it in items]
+    result["color_check_on_real"] = color_accuracy(real, captions)
+    result["color_check_on_reconstructions"] = color_accuracy(recon, captions)
 
     # class-conditioned: per_class videos of every class
     asked = [c for c in range(len(classes)) for _ in range(args.per_class)]
@@ -101,6 +104,7 @@ def main() -> None:
     videos, _ = generate(pipe, 1, args.batch, prompt=prompts, **common)
     acc = motion_accuracy(videos, classes, labels)
     result["prompt_conditioned"] = {k: acc[k] for k in ("accuracy", "num_videos", "by_class")}
+    result["prompt_conditioned"]["colors"] = color_accuracy(videos, prompts)
 
     # figure: one row per prompt
     videos, _ = generate(pipe, 2, args.batch, prompt=FIGURE_PROMPTS, **common)

@@ -3,7 +3,12 @@
 import torch
 
 from cmdvideo.data.moving_shapes import MovingShapes
-from cmdvideo.evaluation.motion_check import classify_motion, motion_accuracy
+from cmdvideo.evaluation.motion_check import (
+    classify_motion,
+    color_accuracy,
+    motion_accuracy,
+    prompt_colors,
+)
 
 
 def test_motion_check_is_right_on_real_held_out_videos():
@@ -21,3 +26,15 @@ def test_a_still_or_empty_video_is_not_a_translation():
     frozen = still[:, :1].expand_as(still)
     assert classify_motion(frozen) == "rotate"  # nothing moves: the "in place" class
     assert classify_motion(torch.zeros(3, 16, 32, 32)) == "other"  # no foreground at all
+
+
+def test_color_check_reads_the_named_colors_of_real_videos():
+    data = MovingShapes(num_videos=200, num_frames=16, height=32, width=32, seed=2)
+    items = [data[i] for i in range(200)]
+    result = color_accuracy([it["video"] for it in items], [it["caption"] for it in items])
+    assert result["background_accuracy"] >= 0.95 and result["shape_color_accuracy"] >= 0.95
+    assert result["num_single_shape"] > 50
+    wrong = color_accuracy([items[0]["video"]], ["a red circle on a cyan background"])
+    asked = prompt_colors("a red circle and a blue square moving up on a white background")
+    assert asked == {"shapes": ["red", "blue"], "background": "white"}
+    assert wrong["background_accuracy"] in (0.0, 1.0)

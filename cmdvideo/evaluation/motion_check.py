@@ -1,5 +1,6 @@
-"""A hand-written motion check for moving-shapes videos (no learned weights): which of the ten
-motion classes does a video show?
+"""Hand-written checks for moving-shapes videos (no learned weights): which of the ten motion
+classes does a video show, and which colours (``color_check``: background and, for one shape,
+the shape's colour — the nearest palette colour to the median border / foreground pixel)?
 
 How: the background colour is the median of the frame borders; foreground = pixels farther than
 ``threshold`` from it (RGB distance in [0, 1] units). Per frame we take the foreground area and
@@ -106,4 +107,63 @@ def motion_accuracy(videos, class_names: list[str], labels) -> dict:
         "num_videos": len(asked),
         "by_class": {k: float(np.mean(v)) for k, v in per_class.items()},
         "predicted": predicted,
+    }
+
+
+# -- colours ---------------------------------------------------------------------------------
+
+
+def _nearest_color(rgb: np.ndarray) -> str:
+    from ..data.moving_shapes import COLORS
+
+    names = list(COLORS)
+    palette = np.asarray([COLORS[n] for n in names], dtype=np.float64) / 255.0
+    return names[int(np.argmin(np.linalg.norm(palette - rgb, axis=1)))]
+
+
+def color_check(video, threshold: float = 0.25) -> dict[str, str]:
+    """The named colours a video shows: ``background`` (median of the frame borders) and
+    ``foreground`` (median colour of the pixels farther than ``threshold`` from it, over all
+    frames), each the nearest of the moving-shapes palette. Meant for single-shape videos."""
+    frames = _to_unit(video)  # (T, H, W, 3)
+    border = np.concatenate(
+        [frames[:, 0].reshape(-1, 3), frames[:, -1].reshape(-1, 3),
+         frames[:, :, 0].reshape(-1, 3), frames[:, :, -1].reshape(-1, 3)]
+    )  # fmt: skip
+    background = np.median(border, axis=0)
+    mask = np.linalg.norm(frames - background, axis=-1) > threshold
+    out = {"background": _nearest_color(background), "foreground": "none"}
+    if mask.any():
+        out["foreground"] = _nearest_color(np.median(frames[mask], axis=0))
+    return out
+
+
+def prompt_colors(prompt: str) -> dict[str, list[str] | str | None]:
+    """The shape colours and the background colour a moving-shapes style prompt names."""
+    from ..data.moving_shapes import COLORS
+
+    words = prompt.lower().replace(",", " ").split()
+    background = None
+    if "background" in words:
+        i = words.index("background")
+        background = words[i - 1] if i > 0 and words[i - 1] in COLORS else None
+        words = words[: max(i - 1, 0)]
+    return {"shapes": [w for w in words if w in COLORS], "background": background}
+
+
+def color_accuracy(videos, prompts: list[str]) -> dict:
+    """Share of videos whose background colour, and (single-shape prompts) shape colour, is
+    the named one."""
+    background, foreground = [], []
+    for video, prompt in zip(videos, prompts):
+        asked, seen = prompt_colors(prompt), color_check(video)
+        if asked["background"]:
+            background.append(seen["background"] == asked["background"])
+        if len(asked["shapes"]) == 1:
+            foreground.append(seen["foreground"] == asked["shapes"][0])
+    return {
+        "background_accuracy": float(np.mean(background)) if background else None,
+        "num_background": len(background),
+        "shape_color_accuracy": float(np.mean(foreground)) if foreground else None,
+        "num_single_shape": len(foreground),
     }
