@@ -7,7 +7,7 @@
 set -euo pipefail
 AE=${1:-runs/ae-tiny}
 ROOT=${2:-runs}
-CONTENT_STEPS=${CONTENT_STEPS:-2000}
+CONTENT_STEPS=${CONTENT_STEPS:-1500}
 MOTION_STEPS=${MOTION_STEPS:-5000}
 THREADS=${THREADS:-1}
 mkdir -p "$ROOT"

@@ -136,3 +136,15 @@ def test_latent_cache_gives_the_same_pairs_and_trains(small_setup, tmp_path):
     assert main(args) == 0
     assert (out / "motion" / "config.json").is_file()
     assert (out / "previews" / "step-000002.png").is_file()
+
+
+def test_samplers_clip_to_the_range_of_the_data(small_setup):
+    config, ae_dir = small_setup
+    codec = VideoCodec.from_pretrained(ae_dir)
+    motion = MotionStage(config, codec, num_classes=10, captions=["a red circle"])
+    assert motion.scheduler.config.clip_sample
+    assert motion.scheduler.config.clip_sample_range == codec.motion_scale == 2.0  # tanh × s
+    from cmdvideo.training.stages import ContentStage
+
+    content = ContentStage(config, codec, num_classes=10, captions=["a red circle"])
+    assert content.scheduler.config.clip_sample and content.scheduler.config.clip_sample_range == 1
