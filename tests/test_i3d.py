@@ -27,3 +27,25 @@ def test_missing_weights_name_the_files_and_where_to_get_them(monkeypatch, tmp_p
         load_i3d()
     with pytest.raises(FileNotFoundError, match="not found at"):
         load_i3d(tmp_path / "nope.pt")
+
+
+def test_fvd_pipeline_check_with_a_random_i3d():
+    """A pipeline check, not an FVD result: identical sets give 0, different sets more, the
+    protocol is recorded, short videos are refused."""
+    from cmdvideo.evaluation.fvd import FVDProtocol, compute_fvd, preprocess_for_i3d
+
+    torch.manual_seed(0)
+    i3d = InceptionI3d().eval()
+    with torch.no_grad():  # random features are nearly constant: spread them out
+        i3d.logits.conv3d.weight.mul_(1000)
+    real = torch.rand(3, 3, 10, 32, 48) * 2 - 1
+    protocol = FVDProtocol(num_frames=10, num_real=3, num_generated=3, size=224)
+    same = compute_fvd(i3d, [real], [real], protocol)
+    assert same["num_real_used"] == 3
+    assert same["protocol"]["resize"] == "bilinear" and same["protocol"]["quantize"] == "uint8"
+    other = compute_fvd(i3d, [real], [torch.zeros_like(real)], protocol)
+    assert other["fvd"] > 1e-5 and same["fvd"] < 1e-6 * other["fvd"]
+    cropped = preprocess_for_i3d(real, FVDProtocol(resize="center-crop"))
+    assert cropped.shape == (3, 3, 10, 224, 224) and cropped.abs().max() <= 1
+    with pytest.raises(ValueError, match="at least 9 frames"):
+        preprocess_for_i3d(real[:, :, :8], protocol)
