@@ -19,7 +19,7 @@ from diffusers.utils import BaseOutput
 from einops import rearrange
 from torch import nn
 
-from .blocks import VideoTransformer, xavier_linear_init
+from .blocks import VideoTransformer, named_preset, xavier_linear_init
 
 # Architecture presets (the "model size" registry). Training/data settings live in configs/*.yaml.
 AUTOENCODER_PRESETS: dict[str, dict] = {
@@ -61,11 +61,7 @@ AUTOENCODER_PRESETS: dict[str, dict] = {
 
 def autoencoder_preset(name: str) -> dict:
     """Architecture kwargs of a named preset; unknown names list the valid ones."""
-    if name not in AUTOENCODER_PRESETS:
-        raise ValueError(
-            f"unknown autoencoder preset {name!r}; choose one of {sorted(AUTOENCODER_PRESETS)}"
-        )
-    return dict(AUTOENCODER_PRESETS[name])
+    return named_preset(AUTOENCODER_PRESETS, name, "autoencoder")
 
 
 @dataclass

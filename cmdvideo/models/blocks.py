@@ -176,6 +176,13 @@ class AdaLNZeroBlock(nn.Module):
         return x  # (B, N, D)
 
 
+def named_preset(presets: dict[str, dict], name: str, kind: str) -> dict:
+    """A copy of ``presets[name]`` (architecture kwargs); unknown names list the valid ones."""
+    if name not in presets:
+        raise ValueError(f"unknown {kind} preset {name!r}; choose one of {sorted(presets)}")
+    return dict(presets[name])
+
+
 def xavier_linear_init(module: nn.Module) -> None:
     """Xavier-uniform weights and zero biases for every ``nn.Linear`` (use with ``.apply``)."""
     if isinstance(module, nn.Linear):

@@ -18,7 +18,7 @@ from diffusers.models.modeling_utils import ModelMixin
 from einops import rearrange
 from torch import nn
 
-from .blocks import grid_positional_embedding, labels_with_null
+from .blocks import grid_positional_embedding, labels_with_null, named_preset
 from .dit import DiTConditioning, classifier_free_guidance
 from .text import TextEmbeddings
 
@@ -61,11 +61,7 @@ CONTENT_DIT_PRESETS: dict[str, dict] = {
 
 def content_unet_preset(name: str) -> dict:
     """Architecture kwargs of a named preset; unknown names list the valid ones."""
-    if name not in CONTENT_UNET_PRESETS:
-        raise ValueError(
-            f"unknown content model preset {name!r}; choose one of {sorted(CONTENT_UNET_PRESETS)}"
-        )
-    return dict(CONTENT_UNET_PRESETS[name])
+    return named_preset(CONTENT_UNET_PRESETS, name, "content model")
 
 
 def build_content_unet(
@@ -171,11 +167,7 @@ def build_content_dit(
     text_embed_dim: int = 0,
 ) -> ContentDiT:
     """A fresh :class:`ContentDiT` from a named preset (``CONTENT_DIT_PRESETS``)."""
-    if preset not in CONTENT_DIT_PRESETS:
-        raise ValueError(
-            f"unknown content DiT preset {preset!r}; choose one of {sorted(CONTENT_DIT_PRESETS)}"
-        )
-    kwargs = {**CONTENT_DIT_PRESETS[preset], **(overrides or {})}
+    kwargs = {**named_preset(CONTENT_DIT_PRESETS, preset, "content DiT"), **(overrides or {})}
     return ContentDiT(
         in_channels=channels,
         sample_size=tuple(sample_size),

@@ -18,7 +18,7 @@ from diffusers.models.modeling_utils import ModelMixin
 from einops import rearrange
 from torch import nn
 
-from .blocks import grid_positional_embedding
+from .blocks import grid_positional_embedding, named_preset
 from .dit import DiTConditioning, classifier_free_guidance
 
 MOTION_DIT_PRESETS: dict[str, dict] = {
@@ -35,11 +35,7 @@ MOTION_DIT_PRESETS: dict[str, dict] = {
 
 def motion_dit_preset(name: str) -> dict:
     """Architecture kwargs of a named preset; unknown names list the valid ones."""
-    if name not in MOTION_DIT_PRESETS:
-        raise ValueError(
-            f"unknown motion DiT preset {name!r}; choose one of {sorted(MOTION_DIT_PRESETS)}"
-        )
-    return dict(MOTION_DIT_PRESETS[name])
+    return named_preset(MOTION_DIT_PRESETS, name, "motion DiT")
 
 
 class MotionDiT(ModelMixin, ConfigMixin, DiTConditioning):
