@@ -37,9 +37,6 @@ class TextEmbeddings:
     pooled: torch.Tensor
     mask: torch.Tensor | None = None
 
-    def __len__(self) -> int:
-        return self.hidden.shape[0]
-
     def where(self, use_other: torch.Tensor, other: TextEmbeddings) -> TextEmbeddings:
         """Rows of ``other`` where ``use_other`` (B,) is True; ``other`` may have one row."""
         keep = use_other.to(self.hidden.device, torch.bool)
@@ -51,14 +48,6 @@ class TextEmbeddings:
         return TextEmbeddings(
             pick(self.hidden, other.hidden), pick(self.pooled, other.pooled), mask
         )
-
-    def repeat(self, n: int) -> TextEmbeddings:
-        """Each row repeated ``n`` times in place (prompt i -> rows i*n ... i*n+n-1)."""
-
-        def rep(x):
-            return None if x is None else x.repeat_interleave(n, dim=0)
-
-        return TextEmbeddings(rep(self.hidden), rep(self.pooled), rep(self.mask))
 
     def tile(self, n: int) -> TextEmbeddings:
         """The whole batch repeated ``n`` times (rows 0..B-1, 0..B-1, ...), like ``x.repeat``."""

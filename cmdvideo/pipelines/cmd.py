@@ -136,10 +136,8 @@ class CMDPipeline(DiffusionPipeline):
             out.append(label)
         return torch.tensor(out, dtype=torch.long, device=device)
 
-    def _encode(self, encoder, prompts, device):
-        text = encode_prompts(encoder, self.tokenizer, prompts, device)
-        null = encode_prompts(encoder, self.tokenizer, [""], device)
-        return text, null
+    def _embed(self, encoder, prompts, device):
+        return encode_prompts(encoder, self.tokenizer, prompts, device)
 
     # -- generation ------------------------------------------------------------------------
 
@@ -210,10 +208,10 @@ class CMDPipeline(DiffusionPipeline):
         # 1. content frame
         unet = self.content_model
         text = null = None
-        if prompts is not None and uses_text(unet):
-            text, null = self._encode(self.text_encoder, prompts, device)
-        elif uses_text(unet):  # class-only or unconditional: the empty prompt
-            null = self._encode(self.text_encoder, [""], device)[1]
+        if uses_text(unet):  # the empty prompt: null text of CFG, or the only text
+            null = self._embed(self.text_encoder, [""], device)
+            if prompts is not None:
+                text = self._embed(self.text_encoder, prompts, device)
         content = sample_content(
             unet, self.content_scheduler, batch,
             labels if num_content_classes(unet) else None, text, null,
@@ -226,7 +224,7 @@ class CMDPipeline(DiffusionPipeline):
         if prompts is not None and motion_model.config.text_embed_dim:
             encoder = self.motion_text_encoder
             encoder = self.text_encoder if encoder is None else encoder
-            pooled = self._encode(encoder, prompts, device)[0].pooled
+            pooled = self._embed(encoder, prompts, device).pooled
         h, w = self.autoencoder.token_grid(*content.shape[-2:])
         motion = sample_motion(
             motion_model, self.motion_scheduler, content.to(motion_model.dtype), num_frames,

@@ -199,13 +199,14 @@ class DiffusionStage(Stage):
                 raise ValueError("class-conditioned training needs a label for every video")
         return content, motion, labels
 
-    def _text(self, encoder, prompts: list[str], device):
-        """(prompt embeddings, empty-prompt embeddings); gradients only into a learned encoder."""
+    def _text(self, encoder, prompts: list[str], device, with_null: bool = True):
+        """(prompt embeddings, empty-prompt embeddings or None when ``with_null`` is False);
+        gradients only into a learned encoder."""
         from ..models.text import encode_prompts
 
         with torch.set_grad_enabled(self.learns_text and torch.is_grad_enabled()):
             text = encode_prompts(encoder, self.tokenizer, prompts, device)
-            null = encode_prompts(encoder, self.tokenizer, [""], device)
+            null = encode_prompts(encoder, self.tokenizer, [""], device) if with_null else None
         return text, null
 
     def _new_text_encoder(self):
@@ -225,11 +226,11 @@ class DiffusionStage(Stage):
     def _encoder(self, model):
         return model["text_encoder"] if "text_encoder" in model else self.text_encoder
 
-    def _conditions(self, model, batch, device):
+    def _conditions(self, model, batch, device, with_null: bool = True):
         """(text, null_text) embeddings of a batch's captions; (None, None) without text."""
         if not self.use_text:
             return None, None
-        return self._text(self._encoder(model).to(device), batch["caption"], device)
+        return self._text(self._encoder(model).to(device), batch["caption"], device, with_null)
 
     def _dropped(self, batch_size: int, device) -> tuple[torch.Tensor, torch.Tensor]:
         """(drop_class, drop_text) masks. A row drops every condition with probability
@@ -330,7 +331,8 @@ class MotionStage(DiffusionStage):
         return self._model
 
     def _pooled(self, model, batch, device) -> torch.Tensor | None:
-        text, _ = self._conditions(model, batch, device)
+        # the DiT has a learned null text: no empty prompt to encode
+        text, _ = self._conditions(model, batch, device, with_null=False)
         return None if text is None else text.pooled
 
     def loss(self, model, batch):
@@ -354,9 +356,10 @@ class MotionStage(DiffusionStage):
         content, real_motion, labels = self._encode(batch)
         generator = torch.Generator(device=content.device).manual_seed(0)
         h, w = self.codec.autoencoder.token_grid(*content.shape[-2:])
+        pooled = self._pooled(model, batch, content.device)
         motion = sample_motion(
             model["net"], self._ddim(), content, self.config.data.num_frames, h + w, labels,
-            self._pooled(model, batch, content.device), self.cfg.preview_guidance,
+            pooled, self.cfg.preview_guidance,
             self.cfg.preview_steps, generator, progress=False,
         )  # fmt: skip
         video = batch.get("video")
@@ -369,7 +372,6 @@ class MotionStage(DiffusionStage):
         r = self.VALIDATION_REPEATS
 
         def conditional(noisy, t):
-            pooled = self._pooled(model, batch, content.device)
             return model["net"](
                 noisy, t, content.repeat(r, 1, 1, 1), None if labels is None else labels.repeat(r),
                 None if pooled is None else pooled.repeat(r, 1),
