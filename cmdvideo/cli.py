@@ -66,6 +66,18 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_diffusion_train_args(p: argparse.ArgumentParser) -> None:
+    """What `train content` and `train motion` share."""
+    _add_train_args(p)
+    p.add_argument("--autoencoder", required=True, help="folder from `cmdvideo train autoencoder`")
+    p.add_argument(
+        "--text-encoder",
+        default=None,
+        help="'builtin' (a word encoder learned with this model; the tiny config's choice) or "
+        "a frozen CLIP text model / SD repo, local directory or hub id",
+    )
+
+
 # -- train ---------------------------------------------------------------------------------
 
 
@@ -442,16 +454,9 @@ def build_parser() -> argparse.ArgumentParser:
         "motion",
         help="train the motion DiT on a trained autoencoder's motion latents",
         description="Train the motion diffusion transformer (paper §3.3) on the motion latents "
-        "of a frozen autoencoder, guided by its content frames and the class label.",
+        "of a frozen autoencoder, guided by its content frames and the class label and/or caption.",
     )
-    _add_train_args(p)
-    p.add_argument("--autoencoder", required=True, help="folder from `cmdvideo train autoencoder`")
-    p.add_argument(
-        "--text-encoder",
-        default=None,
-        help="frozen text encoder for text conditioning: the content run folder (built-in "
-        "encoder) or a CLIP text model / SD repo, local directory or hub id",
-    )
+    _add_diffusion_train_args(p)
     p.set_defaults(func=cmd_train_motion)
 
     p = train.add_parser(
@@ -461,18 +466,11 @@ def build_parser() -> argparse.ArgumentParser:
         "frames of a frozen autoencoder; --init starts from a pretrained UNet2DConditionModel, "
         "--frames trains on single video frames instead (image pretraining).",
     )
-    _add_train_args(p)
-    p.add_argument("--autoencoder", required=True, help="folder from `cmdvideo train autoencoder`")
+    _add_diffusion_train_args(p)
     p.add_argument(
         "--init", default=None, help="pretrained UNet2DConditionModel: directory or hub id"
     )
     p.add_argument("--frames", action="store_true", help="train on single frames (pretraining)")
-    p.add_argument(
-        "--text-encoder",
-        default=None,
-        help="'builtin' (learned here; the default for text conditioning) or a frozen CLIP "
-        "text model / SD repo, local directory or hub id",
-    )
     p.set_defaults(func=cmd_train_content)
 
     p = sub.add_parser(
