@@ -161,3 +161,15 @@ def test_content_dit_backbone_trains_through_the_stage(ae_dir):
     batch = collate_videos([data[i] for i in range(4)])
     losses = fit_fixed_batch(stage, batch, steps=40, lr=2e-3)
     assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5, losses
+
+
+def test_text_unet_keeps_the_preset_width_per_head():
+    """With text, the tiny preset's attention blocks become cross-attention blocks, where
+    diffusers reads attention_head_dim as a number of heads: the builder converts it so that
+    every attention keeps 32 channels per head (not 32 heads of 2 channels)."""
+    for text_embed_dim in (0, 16):
+        unet = build_content_unet("tiny", 3, (16, 16), num_classes=2, text_embed_dim=text_embed_dim)
+        attentions = [m for m in unet.modules() if type(m).__name__ == "Attention"]
+        assert attentions
+        for attn in attentions:
+            assert attn.inner_dim // attn.heads == 32

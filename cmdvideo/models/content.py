@@ -87,9 +87,18 @@ def build_content_unet(
             return tuple(n.replace("AttnDown", "CrossAttnDown").replace("AttnUp", "CrossAttnUp")
                          if not n.startswith("CrossAttn") else n for n in names)  # fmt: skip
 
+        converted = cross(kwargs["down_block_types"]) != tuple(kwargs["down_block_types"])
         kwargs["down_block_types"] = cross(kwargs["down_block_types"])
         kwargs["up_block_types"] = cross(kwargs["up_block_types"])
         kwargs["mid_block_type"] = "UNetMidBlock2DCrossAttn"
+        head_dim = kwargs.get("attention_head_dim")
+        if converted and isinstance(head_dim, int):
+            # UNet2DConditionModel reads `attention_head_dim` as the number of heads of its
+            # cross-attention blocks (a historical misnomer kept for SD configs), while the
+            # self-attention blocks above read it as the width per head: convert, or a width of
+            # 64 gets 32 heads of 2 channels (slow, and too narrow to attend with).
+            widths = kwargs["block_out_channels"]
+            kwargs["attention_head_dim"] = tuple(max(1, c // head_dim) for c in widths)
         kwargs["cross_attention_dim"] = text_embed_dim
     return UNet2DConditionModel(
         sample_size=sample_size,
