@@ -103,11 +103,23 @@ class TrainConfig:
 
 
 @dataclass
+class ClassifierConfig:
+    """The moving-shapes video classifier behind the offline metrics (evaluation/domain.py)."""
+
+    widths: tuple = (16, 32, 64, 128)
+    feature_dim: int = 128
+    # Gaussian pixel noise with a std drawn from [0, noise_augment] per video, so that the
+    # classifier judges imperfect (generated, reconstructed) videos by their content.
+    noise_augment: float = 0.1
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
     content: DiffusionConfig = field(default_factory=DiffusionConfig)
     motion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict:

@@ -50,3 +50,23 @@ def test_missing_clip_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.delenv(CLIP_ENV, raising=False)
     with pytest.raises(FileNotFoundError, match="local CLIP model folder"):
         load_clip()
+
+
+def test_eval_clipsim_command_reads_a_sample_folder(tiny_clip_dir, tmp_path, capsys):
+    import json
+
+    from cmdvideo.cli import main
+    from cmdvideo.data.video_io import write_video
+
+    folder = tmp_path / "samples"
+    prompts = ["a red circle moving left on a blue background", "a green square rotating"]
+    for i in range(2):
+        write_video(folder / f"video-{i:03d}.mp4", torch.rand(3, 4, 32, 32) * 2 - 1, fps=8)
+    (folder / "prompts.txt").write_text("".join(f"video-{i:03d}: {p}\n" for i, p in
+                                                enumerate(prompts)))  # fmt: skip
+    assert main(["eval", "clipsim", "--videos", str(folder), "--clip", str(tiny_clip_dir),
+                 "--json"]) == 0  # fmt: skip
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["num_videos"] == 2 and -1 <= result["clipsim"] <= 1
+    assert main(["eval", "clipsim", "--videos", str(tmp_path), "--clip", str(tiny_clip_dir)]) == 2
+    assert "prompts.txt" in capsys.readouterr().err

@@ -49,3 +49,23 @@ def test_fvd_pipeline_check_with_a_random_i3d():
     assert cropped.shape == (3, 3, 10, 224, 224) and cropped.abs().max() <= 1
     with pytest.raises(ValueError, match="at least 9 frames"):
         preprocess_for_i3d(real[:, :, :8], protocol)
+
+
+def test_eval_fvd_command_records_the_protocol(tmp_path, capsys, monkeypatch):
+    """`cmdvideo eval fvd` through the loader with a random I3D (a pipeline check): the same
+    held-out set on both sides gives ~0; no weights -> exit 2 naming the files."""
+    import json
+
+    from cmdvideo.cli import main
+
+    torch.manual_seed(0)
+    torch.save(InceptionI3d().state_dict(), tmp_path / "i3d_pretrained_400.pt")
+    args = ["eval", "fvd", "--real", "moving-shapes", "--generated", "moving-shapes",
+            "--num-videos", "3", "--num-frames", "9", "--size", "32", "--json"]  # fmt: skip
+    assert main([*args, "--i3d", str(tmp_path / "i3d_pretrained_400.pt")]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["fvd"] < 1e-6 and result["num_real_used"] == result["num_generated_used"] == 3
+    assert result["protocol"]["num_frames"] == 9 and result["protocol"]["size"] == 224
+    monkeypatch.delenv(I3D_ENV, raising=False)
+    assert main(args) == 2
+    assert "i3d_torchscript.pt" in capsys.readouterr().err

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -381,6 +382,45 @@ def caption_for(factors: VideoFactors) -> str:
     verb = _MOTION_PHRASES.get(name, f"moving {name}")
     background = _with_article(f"{factors.appearance.background} background")
     return f"{subject} {verb} on {background}"
+
+
+_PHRASE_MOTIONS = {phrase: name for name, phrase in _MOTION_PHRASES.items()}
+
+
+def parse_caption(caption: str) -> dict:
+    """What a moving-shapes caption (or a prompt in the same style) asks for.
+
+    Inverse of `caption_for` on its own captions, tolerant of case, commas and extra words.
+
+    Returns:
+        {"shapes": [(color or None, kind or None), ...] in order, "background": color or None,
+        "motion": a `MOTIONS` name or None}.
+    """
+    text = " ".join(re.sub(r"[^a-z\- ]", " ", caption.lower()).split())
+    motion = None
+    for phrase, name in sorted(_PHRASE_MOTIONS.items(), key=lambda kv: -len(kv[0])):
+        if phrase in text:
+            motion = name
+            break
+    if motion is None:
+        for name in ("left", "right", "up", "down"):
+            if f"moving {name}" in text:
+                motion = name
+                break
+    words = text.split()
+    background = None
+    if "background" in words:
+        i = words.index("background")
+        background = words[i - 1] if i > 0 and words[i - 1] in COLORS else None
+        words = words[: max(i - 1, 0)]
+    shapes, color = [], None
+    for word in words:
+        if word in COLORS:
+            color = word
+        elif word.rstrip("s") in SHAPES:
+            shapes.append((color, word.rstrip("s")))
+            color = None
+    return {"shapes": shapes, "background": background, "motion": motion}
 
 
 class MovingShapes(torch.utils.data.Dataset):

@@ -110,6 +110,13 @@ class CMDPipeline(DiffusionPipeline):
     def codec(self) -> VideoCodec:
         return VideoCodec(self.autoencoder, FrameVAE(self.vae) if self.vae is not None else None)
 
+    def video_size(self) -> tuple[int, int]:
+        """(height, width) in pixels of the videos this pipeline generates."""
+        size = self.content_model.config.sample_size
+        h, w = (size, size) if isinstance(size, int) else tuple(size)
+        f = FrameVAE(self.vae).downsample if self.vae is not None else 1
+        return h * f, w * f
+
     @property
     def num_classes(self) -> int:
         return max(num_content_classes(self.content_model), self.motion_model.config.num_classes)

@@ -508,3 +508,43 @@ class ContentStage(DiffusionStage):
             )  # fmt: skip
 
         return {"val_loss": self.validation_loss(conditional, real)}
+
+
+class ClassifierStage(Stage):
+    """The moving-shapes classifier of the offline metrics (evaluation/domain.py): motion class,
+    background colour, shape colours and kinds, learned from real videos and their factors."""
+
+    name = "classifier"
+
+    def __init__(self, config: Config):
+        self.config = config
+
+    def model(self):
+        from ..evaluation.domain import MovingShapesClassifier
+
+        cfg = self.config.classifier
+        return MovingShapesClassifier(widths=tuple(cfg.widths), feature_dim=cfg.feature_dim)
+
+    def loss(self, model, batch):
+        from ..evaluation.domain import classifier_loss, factor_targets
+
+        if "factors" not in batch:
+            raise ValueError("the classifier trains on moving-shapes videos (it needs factors)")
+        video = batch["video"]  # (B, 3, T, H, W)
+        noise_std = self.config.classifier.noise_augment * torch.rand(
+            video.shape[0], 1, 1, 1, 1, device=video.device
+        )
+        video = video + noise_std * torch.randn_like(video)
+        targets = {k: v.to(video.device) for k, v in factor_targets(batch["factors"]).items()}
+        return classifier_loss(model(video), targets)
+
+    def preview(self, model, batch, out_dir: Path, step: int) -> dict[str, float]:
+        from ..evaluation.domain import domain_accuracy
+
+        acc = domain_accuracy(model, batch["video"], labels=batch["label"].tolist())
+        return {"motion_accuracy": acc["motion_accuracy"]}
+
+    def save_model(self, model, out_dir: Path) -> list[Path]:
+        path = Path(out_dir) / self.name
+        model.save_pretrained(path)
+        return [path]

@@ -1,0 +1,125 @@
+"""Score a moving-shapes pipeline with the shipped classifier (evaluation/domain.py): does it
+generate the motion class it is asked for (class labels, prompts), the prompt's colours and
+shapes, and how far are its videos from real ones in the classifier's features
+(fd_moving_shapes, beside the real-vs-real value at the same sample count)?
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from tqdm.auto import tqdm
+
+from ..data.moving_shapes import MovingShapes
+from .domain import MovingShapesClassifier, classify, domain_accuracy, feature_stats
+from .frechet import frechet_distance_from_stats
+
+
+def generate_videos(
+    pipe, seed: int, batch_size: int = 50, progress: bool = False, **kwargs
+) -> tuple[torch.Tensor, float]:
+    """Generate in batches (one generator seeded once, so the result depends on ``seed`` and
+    the batch size only).
+
+    Args:
+        pipe: a `CMDPipeline`.
+        kwargs: ``prompt`` or ``class_labels`` (lists), and any other pipeline argument.
+
+    Returns:
+        videos (N, 3, T, H, W) in [-1, 1] on the CPU, and the seconds spent in the pipeline.
+    """
+    prompts, labels = kwargs.pop("prompt", None), kwargs.pop("class_labels", None)
+    n = len(prompts if prompts is not None else labels)
+    generator = torch.Generator().manual_seed(seed)
+    out, seconds = [], 0.0
+    for start in tqdm(range(0, n, batch_size), desc="generate", disable=not progress):
+        part = slice(start, start + batch_size)
+        t0 = time.perf_counter()
+        frames = pipe(
+            prompt=None if prompts is None else prompts[part],
+            class_labels=None if labels is None else labels[part],
+            generator=generator,
+            output_type="pt",
+            **kwargs,
+        ).frames  # (B, T, 3, H, W) in [0, 1]
+        seconds += time.perf_counter() - t0
+        out.append(frames.permute(0, 2, 1, 3, 4).cpu() * 2 - 1)
+    return torch.cat(out), seconds
+
+
+def held_out_videos(num_videos: int, num_frames: int, height: int, width: int, offset: int = 0):
+    """``num_videos`` held-out real moving-shapes items (evaluation seed 1) from ``offset``."""
+    data = MovingShapes(num_videos=10**6, num_frames=num_frames, height=height, width=width, seed=1)
+    return [data[offset + i] for i in range(num_videos)]
+
+
+def evaluate_generation(
+    pipe,
+    classifier: MovingShapesClassifier,
+    per_class: int = 10,
+    num_inference_steps: int = 50,
+    guidance_scale: float = 4.0,
+    batch_size: int = 50,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict:
+    """Class- and prompt-conditioned generation scored by the classifier.
+
+    For N = per_class × classes: N videos for class labels (per_class of each), N for the
+    captions of N held-out real videos, and fd_moving_shapes of the prompted videos against
+    those real videos, beside real-vs-real (the same N real videos against N other real ones).
+
+    Returns:
+        a JSON-ready dict: "class_conditioned" and "prompt_conditioned" (`domain_accuracy`),
+        "fd_moving_shapes", "fd_moving_shapes_real_vs_real", "real" (the classifier on the real
+        videos: the ceiling), "seconds_per_video", and the settings.
+    """
+    classes = list(pipe.config.class_names or [])
+    if not classes:
+        raise ValueError("the pipeline has no class names: it is not a moving-shapes pipeline")
+    frames = pipe.config.num_frames
+    height, width = pipe.video_size()
+    n = per_class * len(classes)
+    real = held_out_videos(2 * n, frames, height, width)
+    real_a = torch.stack([it["video"] for it in real[:n]])
+    real_b = torch.stack([it["video"] for it in real[n:]])
+    prompts = [it["caption"] for it in real[:n]]
+    common = dict(num_inference_steps=num_inference_steps, guidance_scale=guidance_scale)
+
+    asked = [c for c in range(len(classes)) for _ in range(per_class)]
+    by_class, seconds = generate_videos(
+        pipe, seed, batch_size, progress, class_labels=asked, **common
+    )
+    by_prompt, _ = generate_videos(pipe, seed + 1, batch_size, progress, prompt=prompts, **common)
+
+    stats = {name: feature_stats(classifier, v) for name, v in
+             (("real_a", real_a), ("real_b", real_b), ("prompted", by_prompt))}  # fmt: skip
+    return {
+        "num_videos": n,
+        "num_inference_steps": num_inference_steps,
+        "guidance_scale": guidance_scale,
+        "seed": seed,
+        "seconds_per_video": seconds / n,
+        "class_conditioned": domain_accuracy(
+            classifier, by_class, labels=asked, class_names=classes
+        ),
+        "prompt_conditioned": domain_accuracy(classifier, by_prompt, prompts=prompts),
+        "real": domain_accuracy(classifier, real_a, prompts=prompts),
+        "fd_moving_shapes": frechet_distance_from_stats(stats["prompted"], stats["real_a"]),
+        "fd_moving_shapes_real_vs_real": frechet_distance_from_stats(
+            stats["real_b"], stats["real_a"]
+        ),
+        "videos": {"class_conditioned": by_class, "prompt_conditioned": by_prompt},
+    }
+
+
+def accuracy_on_real(classifier: MovingShapesClassifier, num_videos: int = 1000, **size) -> dict:
+    """The classifier on held-out real videos (evaluation seed 1): every head's accuracy."""
+    items = held_out_videos(num_videos, size.get("num_frames", 16), size.get("height", 32),
+                            size.get("width", 32))  # fmt: skip
+    videos = torch.stack([it["video"] for it in items])
+    predictions = classify(classifier, videos)
+    return domain_accuracy(
+        classifier, videos, prompts=[it["caption"] for it in items], predictions=predictions
+    )
