@@ -368,6 +368,26 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- bench ---------------------------------------------------------------------------------
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .evaluation.efficiency import format_markdown, run_benchmark
+
+    result = run_benchmark(
+        scale=args.scale, steps=args.steps, repeats=args.repeats, out=args.out,
+        device=args.device or _default_device(), config=args.config, overrides=args.overrides,
+        batch_size=args.batch_size, threads=args.threads, isolate=not args.in_process,
+    )  # fmt: skip
+    print(format_markdown(result))
+    for path in result["files"].values():
+        print(path)
+    print(f"bench: {result['seconds']} s")
+    if args.json:
+        print(json.dumps(result))
+    return 0
+
+
 # -- data ----------------------------------------------------------------------------------
 
 
@@ -580,6 +600,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-videos", type=int, default=8)
     p.add_argument("--upscale", type=int, default=4)
     p.set_defaults(func=cmd_data_preview)
+
+    p = sub.add_parser(
+        "bench",
+        help="efficiency of CMD against full-video baselines (FLOPs, time, memory, training)",
+        description="Same video size, same sampling steps. --scale paper: FLOPs per video at "
+        "512x1024x16 (latent) of CMD, a ModelScope-architecture 3-D UNet and a full-video DiT, "
+        "counted on the meta device (seconds; no memory or weights), beside the paper's "
+        "Table 4. --scale tiny: time and peak memory per video and training seconds per step "
+        "of the tiny CMD against a 3-D UNet with its content UNet's widths, measured here, "
+        "each job in a fresh process (minutes). Writes efficiency.md/.json/.png to --out.",
+    )
+    p.add_argument(
+        "--scale", choices=("paper", "tiny", "both"), default="both", help="default: %(default)s"
+    )
+    p.add_argument("--steps", type=int, default=50, help="DDIM steps per video (default 50)")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs per measurement (median)")
+    p.add_argument("--out", default="results/bench", help="output folder (default %(default)s)")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.add_argument("--device", default=None, help="tiny scale: cuda / cpu (default: cuda if any)")
+    _add_config_args(p)  # the tiny-scale config
+    p.add_argument(
+        "--batch-size", type=int, default=None, help="training batch (default: the config's)"
+    )
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument(
+        "--in-process",
+        action="store_true",
+        help="measure in this process (quicker; peak memory is then not measured)",
+    )
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser(
         "demo",
