@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -52,8 +53,8 @@ def _add_data_arg(p: argparse.ArgumentParser, required: bool = False) -> None:
     )
 
 
-def _add_train_args(p: argparse.ArgumentParser) -> None:
-    _add_config_args(p)
+def _add_train_args(p: argparse.ArgumentParser, default_config: str = "tiny") -> None:
+    _add_config_args(p, default=default_config)
     _add_data_arg(p)
     p.add_argument(
         "--out", required=True, help="output folder (model, checkpoints, previews, metrics)"
@@ -168,6 +169,12 @@ def cmd_train_autoencoder(args: argparse.Namespace) -> int:
     return _train(args, lambda config, data: AutoencoderStage(config))
 
 
+def cmd_train_classifier(args: argparse.Namespace) -> int:
+    from .training.stages import ClassifierStage
+
+    return _train(args, lambda config, data: ClassifierStage(config))
+
+
 def _train_diffusion(args: argparse.Namespace, stage_cls) -> int:
     from .models.codec import VideoCodec
 
@@ -241,9 +248,20 @@ def cmd_eval_autoencoder(args: argparse.Namespace) -> int:
         device=args.device or _default_device(),
         progress=not args.json,
     )
+    source, device = args.data or config.data.source, args.device or _default_device()
+    i3d = args.i3d or os.environ.get("CMDVIDEO_I3D")
+    if i3d:
+        result["r_fvd"] = _reconstruction_fvd(codec, dataset, i3d, args.num_videos,
+                                              args.batch_size, device)  # fmt: skip
+    if args.probe_pairs and source == "moving-shapes":
+        from .evaluation.recon import decomposition_probe
+
+        result["decomposition_probe"] = decomposition_probe(
+            codec, args.probe_pairs, *result["video_shape"][1:], device=device
+        )
     result.update(
-        data=args.data or config.data.source,
-        split="held-out" if (args.data or config.data.source) == "moving-shapes" else "center-crop",
+        data=source,
+        split="held-out" if source == "moving-shapes" else "center-crop",
         seconds=round(time.perf_counter() - start, 2),
     )
     if args.json:
@@ -262,7 +280,173 @@ def cmd_eval_autoencoder(args: argparse.Namespace) -> int:
             f"({result['video_numbers']} -> {result['content_frame_numbers']} content + "
             f"{result['motion_latent_numbers']} motion numbers)"
         )
+        if "r_fvd" in result:
+            print(f"R-FVD:             {result['r_fvd']['fvd']:.2f} "
+                  f"({result['r_fvd']['num_real_used']} videos, I3D {args.i3d})")  # fmt: skip
+        if "decomposition_probe" in result:
+            probe = result["decomposition_probe"]
+            print(f"decomposition:     decode(content A, motion B) vs A's look with B's motion: "
+                  f"{probe['swap_psnr']:.2f} dB; baselines decode(A, A) {probe['same_a_psnr']:.2f}"
+                  f", decode(B, B) {probe['same_b_psnr']:.2f} ({probe['num_pairs']} pairs)")  # fmt: skip
         print(f"time:              {result['seconds']:.1f} s")
+    return 0
+
+
+def _reconstruction_fvd(codec, dataset, i3d, num_videos, batch_size, device) -> dict:
+    """R-FVD: FVD between held-out videos and their reconstructions."""
+    import torch
+
+    from .data import collate_videos
+    from .evaluation.fvd import FVDProtocol, compute_fvd
+    from .evaluation.i3d import load_i3d
+
+    n = min(num_videos, len(dataset))
+    protocol = FVDProtocol(num_real=n, num_generated=n)
+    batches = [
+        collate_videos([dataset[i] for i in range(s, min(n, s + batch_size))])["video"]
+        for s in range(0, n, batch_size)
+    ]
+    with torch.no_grad():
+        recon = [codec.decode(*codec.encode(b.to(device))).float().cpu() for b in batches]
+    return compute_fvd(load_i3d(i3d), batches, recon, protocol, device=device)
+
+
+def _report(result: dict, as_json: bool, lines: list[str]) -> None:
+    """A command's result: readable lines, or (``--json``) one JSON object as the last line."""
+    print(json.dumps(result) if as_json else "\n".join(lines))
+
+
+def cmd_eval_classifier(args: argparse.Namespace) -> int:
+    from .evaluation.domain import load_classifier
+    from .evaluation.generation import accuracy_on_real
+
+    start = time.perf_counter()
+    result = accuracy_on_real(load_classifier(args.classifier), args.num_videos)
+    result.update(classifier=str(args.classifier or "shipped"), data="moving-shapes held-out",
+                  seconds=round(time.perf_counter() - start, 2))  # fmt: skip
+    heads, checks = result["heads"], result["checks"]
+    _report(result, args.json, [
+        f"held-out real videos: {result['num_videos']}",
+        "classifier heads:     " + ", ".join(f"{k} {v:.3f}" for k, v in heads.items()),
+        "motion by class:      "
+        + ", ".join(f"{k} {v:.2f}" for k, v in checks["by_class"].items()),
+        f"hand-written checks:  background {checks['background_accuracy']:.3f}, shape colour "
+        f"{checks['shape_color_accuracy']:.3f}, shape kind {checks['shape_kind_accuracy']:.3f} "
+        f"({checks['num_single_shape']} one-shape videos)",
+    ])  # fmt: skip
+    return 0
+
+
+def cmd_eval_generation(args: argparse.Namespace) -> int:
+    from .evaluation.domain import load_classifier
+    from .evaluation.generation import evaluate_generation
+
+    pipe = load_pipeline(args.model, args.device, args.scheduler)
+    pipe.set_progress_bar_config(disable=True)
+    start = time.perf_counter()
+    result = evaluate_generation(
+        pipe, load_classifier(args.classifier), args.per_class, args.steps, args.guidance,
+        args.batch_size, args.seed, progress=not args.json,
+    )  # fmt: skip
+    videos = result.pop("videos")
+    result.update(model=args.model, scheduler=args.scheduler,
+                  seconds=round(time.perf_counter() - start, 1))  # fmt: skip
+    if args.out:
+        from .data.video_io import write_frame_grid
+
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "eval.json").write_text(json.dumps(result, indent=1))
+        write_frame_grid(
+            out / "class_conditioned.png", list(videos["class_conditioned"][:: args.per_class])
+        )
+    cls, txt = result["class_conditioned"], result["prompt_conditioned"]
+    _report(result, args.json, [
+        f"videos per condition:   {result['num_videos']} ({args.steps} {args.scheduler} steps per "
+        f"stage, guidance {args.guidance})",
+        f"motion, class-asked:    {cls['motion_accuracy']:.3f}",
+        f"motion, prompt-asked:   {txt['motion_accuracy']:.3f}",
+        f"background colour:      {txt['background_accuracy']:.3f}",
+        f"shape colour / kind:    {txt['shape_color_accuracy']:.3f} / {txt['shape_kind_accuracy']:.3f}"
+        f" ({txt['num_single_shape']} one-shape prompts)",
+        f"fd_moving_shapes:       {result['fd_moving_shapes']:.3f} (real vs real, same count: "
+        f"{result['fd_moving_shapes_real_vs_real']:.3f})",
+        f"classifier on the real: motion {result['real']['motion_accuracy']:.3f}, background "
+        f"{result['real']['background_accuracy']:.3f}",
+        f"seconds per video:      {result['seconds_per_video']:.2f}",
+    ])  # fmt: skip
+    return 0
+
+
+def _video_batches(source: str, num_videos: int, num_frames: int, size: int, batch_size: int):
+    """Batches (B, 3, T, H, W) in [-1, 1] of up to ``num_videos`` held-out / center-cropped
+    videos from "moving-shapes", a video folder, a CSV/JSONL list, or a `cmdvideo sample`
+    output folder."""
+    from .config import DataConfig
+    from .data import build_dataset, collate_videos
+
+    config = DataConfig(source=source, num_frames=num_frames, height=size, width=size)
+    dataset = build_dataset(config, train=False)
+    n = min(num_videos, len(dataset))
+    for start in range(0, n, batch_size):
+        items = [dataset[i] for i in range(start, min(n, start + batch_size))]
+        yield collate_videos(items)["video"]
+
+
+def cmd_eval_fvd(args: argparse.Namespace) -> int:
+    from .evaluation.fvd import FVDProtocol, compute_fvd
+    from .evaluation.i3d import load_i3d
+
+    i3d = load_i3d(args.i3d)  # fails first, with where to get the weights, when there are none
+    protocol = FVDProtocol(
+        num_frames=args.num_frames, num_real=args.num_videos, num_generated=args.num_videos,
+        resize=args.resize, covariance="unbiased" if args.unbiased else "biased", sqrt=args.sqrt,
+    )  # fmt: skip
+    start = time.perf_counter()
+    result = compute_fvd(
+        i3d,
+        _video_batches(args.real, args.num_videos, args.num_frames, args.size, args.batch_size),
+        _video_batches(
+            args.generated, args.num_videos, args.num_frames, args.size, args.batch_size
+        ),
+        protocol,
+        device=args.device or _default_device(),
+    )
+    result.update(real=args.real, generated=args.generated, read_size=args.size,
+                  seconds=round(time.perf_counter() - start, 1))  # fmt: skip
+    _report(result, args.json, [
+        f"FVD: {result['fvd']:.2f} ({result['num_real_used']} real, "
+        f"{result['num_generated_used']} generated videos)",
+        "protocol: " + ", ".join(f"{k}={v}" for k, v in result["protocol"].items()),
+    ])  # fmt: skip
+    return 0
+
+
+def cmd_eval_clipsim(args: argparse.Namespace) -> int:
+    import re
+
+    import torch
+
+    from .data.video_io import from_uint8, read_video
+    from .evaluation.clipsim import clipsim, load_clip
+
+    model, processor = load_clip(args.clip)
+    folder = Path(args.videos)
+    listing = folder / "prompts.txt"
+    if not listing.is_file():
+        raise FileNotFoundError(f"{listing} not found: give a folder written by `cmdvideo sample`")
+    videos, prompts = [], []
+    for line in listing.read_text().splitlines():
+        match = re.match(r"(video-\d+): (.*)", line)
+        if match and (folder / f"{match[1]}.mp4").is_file():
+            videos.append(from_uint8(read_video(folder / f"{match[1]}.mp4")))
+            prompts.append(match[2])
+    if not videos:
+        raise ValueError(f"no video-NNN.mp4 listed in {listing}")
+    result = clipsim(model, processor, torch.stack(videos), prompts, args.device or "cpu")
+    result.update(videos=str(folder), clip=str(args.clip or os.environ.get("CMDVIDEO_CLIP")))
+    _report(result, args.json, [f"CLIPSIM: {result['clipsim']:.4f} ({len(videos)} videos; "
+                                "cosine, not x100)"])  # fmt: skip
     return 0
 
 
@@ -471,6 +655,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train_autoencoder)
 
     p = train.add_parser(
+        "classifier",
+        help="train the moving-shapes video classifier of the offline metrics",
+        description="Train the small 3-D CNN behind fd_moving_shapes and the motion / colour / "
+        "shape accuracy of generated videos (cmdvideo/evaluation/domain.py) on real "
+        "moving-shapes videos. The package ships one: scripts/train_classifier.sh retrains it.",
+    )
+    _add_train_args(p, default_config="moving-shapes-classifier")
+    p.set_defaults(func=cmd_train_classifier)
+
+    p = train.add_parser(
         "motion",
         help="train the motion DiT on a trained autoencoder's motion latents",
         description="Train the motion diffusion transformer (paper §3.3) on the motion latents "
@@ -539,7 +733,96 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--device", default=None, help="cuda / cpu (default: cuda when available)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.add_argument(
+        "--probe-pairs",
+        type=int,
+        default=200,
+        help="moving-shapes: pairs for the decomposition probe (0 to skip; default %(default)s)",
+    )
+    p.add_argument(
+        "--i3d",
+        default=None,
+        help="I3D weights (i3d_torchscript.pt or i3d_pretrained_400.pt) for R-FVD between the "
+        "held-out videos and their reconstructions (default: $CMDVIDEO_I3D if set, else skipped)",
+    )
     p.set_defaults(func=cmd_eval_autoencoder)
+
+    p = ev.add_parser(
+        "classifier",
+        help="accuracy of the moving-shapes classifier on held-out real videos",
+        description="Every head of the offline-metrics classifier (motion class, background "
+        "colour, shape colour and kind) on held-out real moving-shapes videos (seed 1).",
+    )
+    p.add_argument(
+        "--classifier", default=None, help="classifier folder (default: the shipped one)"
+    )
+    p.add_argument("--num-videos", type=int, default=1000)
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.set_defaults(func=cmd_eval_classifier)
+
+    p = ev.add_parser(
+        "generation",
+        help="motion/colour/shape accuracy and fd_moving_shapes of a moving-shapes pipeline",
+        description="Generate per-class × classes videos from class labels and as many from the "
+        "captions of held-out real videos; the shipped classifier judges motion class, "
+        "background colour and (one-shape prompts) shape colour and kind. fd_moving_shapes is "
+        "the Fréchet distance in that classifier's features between the prompted videos and the "
+        "real ones — a domain metric, not FVD — printed beside real-vs-real at the same count.",
+    )
+    p.add_argument("--model", required=True, help="pipeline folder or moving-shapes-tiny")
+    p.add_argument(
+        "--classifier", default=None, help="classifier folder (default: the shipped one)"
+    )
+    p.add_argument("--per-class", type=int, default=10, help="videos per class (default 10)")
+    p.add_argument("--steps", type=int, default=50, help="denoising steps per stage")
+    p.add_argument("--guidance", type=float, default=4.0)
+    p.add_argument("--scheduler", default="ddim", choices=sorted(SCHEDULERS))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=50)
+    p.add_argument("--device", default=None, help="cuda / cpu (default: cuda when available)")
+    p.add_argument("--out", default=None, help="folder for eval.json and a sample grid")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.set_defaults(func=cmd_eval_generation)
+
+    p = ev.add_parser(
+        "fvd",
+        help="Fréchet Video Distance between two video sets (needs local I3D weights)",
+        description="FVD with the standard protocol (StyleGAN-V / TATS): I3D Kinetics-400 "
+        "logits (400-d) averaged over time, 16 frames (at least 9), 2048 real and 2048 "
+        "generated videos, frames quantised to uint8 identically on both sides, bilinear "
+        "resize to 224x224 (or short side + center crop), biased covariances, scipy sqrtm. "
+        "Every choice is recorded in the output. Sources: moving-shapes (held-out), a video "
+        "folder, a CSV/JSONL list or a `cmdvideo sample` folder; videos are first read "
+        "center-cropped to --size.",
+    )
+    p.add_argument("--real", required=True, help="reference videos: a source as above")
+    p.add_argument("--generated", required=True, help="generated videos: a source as above")
+    p.add_argument("--i3d", default=None, help="i3d_torchscript.pt or i3d_pretrained_400.pt "
+                   "(default: $CMDVIDEO_I3D)")  # fmt: skip
+    p.add_argument("--num-videos", type=int, default=2048, help="per side (default %(default)s)")
+    p.add_argument("--num-frames", type=int, default=16)
+    p.add_argument("--size", type=int, default=128, help="read size (default %(default)s)")
+    p.add_argument("--resize", default="bilinear", choices=["bilinear", "center-crop"])
+    p.add_argument("--unbiased", action="store_true", help="unbiased covariances")
+    p.add_argument("--sqrt", default="scipy", choices=["scipy", "svd"])
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--device", default=None, help="cuda / cpu (default: cuda when available)")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.set_defaults(func=cmd_eval_fvd)
+
+    p = ev.add_parser(
+        "clipsim",
+        help="CLIPSIM of generated videos and their prompts (needs a local CLIP)",
+        description="Cosine between L2-normalised CLIP image and text embeddings, averaged over "
+        "frames, then videos (no x100, no clamping). Reads a `cmdvideo sample` folder "
+        "(video-NNN.mp4 + prompts.txt).",
+    )
+    p.add_argument("--videos", required=True, help="folder written by `cmdvideo sample`")
+    p.add_argument("--clip", default=None, help="local CLIP folder, e.g. openai/clip-vit-base-"
+                   "patch32 saved with save_pretrained (default: $CMDVIDEO_CLIP)")  # fmt: skip
+    p.add_argument("--device", default=None)
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.set_defaults(func=cmd_eval_clipsim)
 
     pipeline = sub.add_parser("pipeline", help="make a pipeline folder").add_subparsers(
         dest="action", required=True

@@ -108,6 +108,8 @@ class ClassifierConfig:
 
     widths: tuple = (16, 32, 64, 128)
     feature_dim: int = 128
+    stem_stride: int = 2  # spatial stride of the first stage (1: full resolution)
+    pooling: str = "mean"  # or "mean+max"
     # Gaussian pixel noise with a std drawn from [0, noise_augment] per video, so that the
     # classifier judges imperfect (generated, reconstructed) videos by their content.
     noise_augment: float = 0.1

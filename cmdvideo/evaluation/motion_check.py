@@ -167,3 +167,37 @@ def color_accuracy(videos, prompts: list[str]) -> dict:
         "shape_color_accuracy": float(np.mean(foreground)) if foreground else None,
         "num_single_shape": len(foreground),
     }
+
+
+# -- shape kind ------------------------------------------------------------------------------
+
+# area / (pi r_max^2) of the ideal shapes, r_max = farthest point from the centroid: a circle
+# fills its circumcircle, a square 2/pi of it, an equilateral triangle 3 sqrt(3) / (4 pi).
+_COMPACTNESS = {"circle": 1.0, "square": 2 / math.pi, "triangle": 3 * math.sqrt(3) / (4 * math.pi)}
+
+
+def shape_check(video, threshold: float = 0.25) -> str:
+    """The kind of the one shape in a video: "circle", "square", "triangle" (or "none").
+
+    Per frame, the foreground (as in `color_check`) is measured by its compactness, area over
+    the area of the circle through its farthest pixel from the centroid — invariant to
+    position, size and rotation; the median over frames picks the nearest ideal value. Meant
+    for single-shape videos.
+    """
+    frames = _to_unit(video)  # (T, H, W, 3)
+    border = np.concatenate(
+        [frames[:, 0].reshape(-1, 3), frames[:, -1].reshape(-1, 3),
+         frames[:, :, 0].reshape(-1, 3), frames[:, :, -1].reshape(-1, 3)]
+    )  # fmt: skip
+    mask = np.linalg.norm(frames - np.median(border, axis=0), axis=-1) > threshold  # (T, H, W)
+    values = []
+    for frame_mask in mask:
+        ys, xs = np.nonzero(frame_mask)
+        if len(xs) < 4:
+            continue
+        radius = np.hypot(xs - xs.mean(), ys - ys.mean()).max() + 0.5  # to the pixel's edge
+        values.append(len(xs) / (math.pi * radius**2))
+    if not values:
+        return "none"
+    compactness = float(np.median(values))
+    return min(_COMPACTNESS, key=lambda kind: abs(math.log(compactness / _COMPACTNESS[kind])))

@@ -523,7 +523,12 @@ class ClassifierStage(Stage):
         from ..evaluation.domain import MovingShapesClassifier
 
         cfg = self.config.classifier
-        return MovingShapesClassifier(widths=tuple(cfg.widths), feature_dim=cfg.feature_dim)
+        return MovingShapesClassifier(
+            widths=tuple(cfg.widths),
+            feature_dim=cfg.feature_dim,
+            stem_stride=cfg.stem_stride,
+            pooling=cfg.pooling,
+        )
 
     def loss(self, model, batch):
         from ..evaluation.domain import classifier_loss, factor_targets
