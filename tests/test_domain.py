@@ -44,6 +44,11 @@ def test_targets_and_heads_have_the_right_shapes():
         assert targets["shape_colors"][i].sum() == len({s["color"] for s in shapes})
         assert targets["shape_kinds"][i].sum() == len({s["kind"] for s in shapes})
     model = MovingShapesClassifier(widths=(8, 8, 8, 8), feature_dim=16)
+    full = MovingShapesClassifier(widths=(8, 8, 8, 8), feature_dim=16, stem_stride=1,
+                                  pooling="mean+max")  # fmt: skip
+    assert full.features(batch["video"]).shape == (4, 16)
+    with pytest.raises(ValueError, match="pooling"):
+        MovingShapesClassifier(pooling="max")
     logits = model(batch["video"])
     assert {k: tuple(v.shape) for k, v in logits.items()} == {
         "motion": (4, 10), "background": (4, 10), "shape_colors": (4, 10), "shape_kinds": (4, 3),
