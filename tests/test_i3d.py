@@ -69,3 +69,25 @@ def test_eval_fvd_command_records_the_protocol(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv(I3D_ENV, raising=False)
     assert main(args) == 2
     assert "i3d_torchscript.pt" in capsys.readouterr().err
+
+
+def test_eval_autoencoder_reports_r_fvd_and_the_probe(tmp_path, capsys):
+    """R-FVD through the loader (random I3D: a pipeline check) and the decomposition probe."""
+    import json
+
+    from conftest import SMALL_AUTOENCODER
+
+    from cmdvideo.cli import main
+    from cmdvideo.config import load_config
+    from cmdvideo.training.stages import build_codec
+
+    torch.manual_seed(0)
+    config = load_config("tiny", [*SMALL_AUTOENCODER, "data.num_frames=9"])
+    build_codec(config).save_pretrained(tmp_path / "ae")
+    torch.save(InceptionI3d().state_dict(), tmp_path / "i3d.pt")
+    assert main(["eval", "autoencoder", "--model", str(tmp_path / "ae"), "--num-videos", "2",
+                 "--set", "data.num_frames=9", "--i3d", str(tmp_path / "i3d.pt"),
+                 "--probe-pairs", "2", "--json"]) == 0  # fmt: skip
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["r_fvd"]["num_real_used"] == 2 and result["r_fvd"]["fvd"] >= 0
+    assert result["decomposition_probe"]["num_pairs"] == 2

@@ -37,3 +37,42 @@ def test_ssim_of_constant_frames_matches_closed_form():
 def test_small_frames_use_a_smaller_window():
     a = torch.rand(1, 3, 2, 8, 8) * 2 - 1
     assert ssim_per_frame(a, a).shape == (1, 2)
+
+
+class _Wiring:
+    """A stand-in codec whose 'content frame' and 'motion latent' are the video itself and
+    whose decoder returns what it got as motion: it shows which video each term decodes."""
+
+    def to(self, device):
+        return self
+
+    def eval(self):
+        return self
+
+    def encode(self, video):
+        return video, video
+
+    def decode(self, content_frame, motion_latent):
+        return motion_latent
+
+
+def test_decomposition_probe_decodes_the_right_pairs():
+    from cmdvideo.data.moving_shapes import MovingShapes, VideoFactors, render_video
+    from cmdvideo.evaluation.recon import decomposition_probe
+
+    n = 6
+    probe = decomposition_probe(_Wiring(), num_pairs=n, num_frames=8, height=16, width=16,
+                                batch_size=4)  # fmt: skip
+    assert probe["num_pairs"] == n
+    # decode(A, B) returns B here, exactly what decode(B, B) returns
+    assert probe["swap_psnr"] == probe["same_b_psnr"]
+    data = MovingShapes(num_videos=100, num_frames=8, height=16, width=16, seed=1)
+    expected = sum(
+        psnr_per_frame(
+            data[i]["video"][None],
+            render_video(VideoFactors(data.factors(i).appearance, data.factors(n + i).motion),
+                         8, 16, 16)[None],
+        ).mean().item()
+        for i in range(n)
+    ) / n  # fmt: skip
+    assert math.isclose(probe["same_a_psnr"], expected, rel_tol=1e-5)
