@@ -384,6 +384,21 @@ def caption_for(factors: VideoFactors) -> str:
     return f"{subject} {verb} on {background}"
 
 
+# Prompts that together cover every motion class, every shape and most colours: the demo's
+# gallery and the README's figures.
+DEMO_PROMPTS: tuple[str, ...] = (
+    "a red circle moving left on a blue background",
+    "a green square moving up on a white background",
+    "a yellow triangle moving right on a black background",
+    "a white circle moving down on a purple background",
+    "a blue square moving up and left on a yellow background",
+    "an orange triangle moving down and right on a gray background",
+    "a cyan circle rotating on a red background",
+    "a purple square growing on a green background",
+    "a black triangle shrinking on an orange background",
+    "a red square bouncing on a cyan background",
+)
+
 _PHRASE_MOTIONS = {phrase: name for name, phrase in _MOTION_PHRASES.items()}
 
 

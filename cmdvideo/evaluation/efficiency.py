@@ -1302,3 +1302,52 @@ def _worker_main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(_worker_main())
+
+
+def pipeline_flops_comparison(pipe, steps: int = 50, prompt: str = "a red circle") -> dict:
+    """FLOPs per video (G = 1e9, no CFG) of a loaded :class:`CMDPipeline` against a 3-D UNet
+    with its content UNet's widths plus temporal layers on the whole video of the same size —
+    the conventional baseline, as in ``cmdvideo bench``. CMD is counted by running its models
+    once each (cheap at demo size); the baseline on the meta device.
+
+    Returns:
+        {"cmd_gflops", "unet3d_gflops", "steps", "video_shape": [C, T, H, W]}.
+    """
+    from diffusers import UNet3DConditionModel
+
+    from ..models.baselines import video_unet_kwargs_from_image_unet
+    from ..models.content import uses_text
+
+    content_model, autoencoder = pipe.content_model, pipe.autoencoder
+    device = pipe.device
+    text = null = pooled = None
+    if uses_text(content_model):
+        text = pipe._embed(pipe.text_encoder, [prompt], device)
+        null = pipe._embed(pipe.text_encoder, [""], device)
+    if pipe.motion_model.config.text_embed_dim:
+        encoder = pipe.motion_text_encoder or pipe.text_encoder
+        pooled = pipe._embed(encoder, [prompt], device).pooled
+    num_frames = pipe.config.num_frames
+    cmd = flops_per_video(
+        cmd_cost_terms(content_model, pipe.motion_model, autoencoder, num_frames, text, null,
+                       pooled),
+        steps,
+    )  # fmt: skip
+    channels = content_model.config.in_channels
+    h, w = _spatial_size(content_model)
+    width = content_model.config.cross_attention_dim
+    width = width if isinstance(width, int) else width[0]
+    with torch.device("meta"):
+        baseline = UNet3DConditionModel(
+            **video_unet_kwargs_from_image_unet(dict(content_model.config), channels, width)
+        )
+        states = torch.randn(1, 8, width)
+    unet3d = flops_per_video(
+        full_video_cost_terms("unet3d", baseline, channels, num_frames, (h, w), states), steps
+    )
+    return {
+        "cmd_gflops": cmd.flops / 1e9,
+        "unet3d_gflops": unet3d.flops / 1e9,
+        "steps": steps,
+        "video_shape": [channels, num_frames, h, w],
+    }

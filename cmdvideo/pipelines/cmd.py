@@ -40,6 +40,23 @@ logger = logging.getLogger(__name__)
 
 OUTPUT_TYPES = ("np", "pt", "pil")
 
+# Pipelines shipped inside the package, loadable by short name wherever a folder is accepted.
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+BUNDLED_PIPELINES = {"moving-shapes-tiny": ASSETS / "moving-shapes-tiny"}
+
+
+def resolve_pipeline_path(name_or_path: str | Path) -> str | Path:
+    """A bundled pipeline's folder for its short name; anything else unchanged."""
+    if str(name_or_path) in BUNDLED_PIPELINES:
+        path = BUNDLED_PIPELINES[str(name_or_path)]
+        if not (path / "model_index.json").is_file():
+            raise FileNotFoundError(
+                f"the bundled pipeline {name_or_path!r} is missing from {path}: reinstall "
+                "cmdvideo, or retrain it with `bash scripts/train_default.sh`"
+            )
+        return path
+    return name_or_path
+
 
 @dataclass
 class CMDPipelineOutput(BaseOutput):
@@ -75,6 +92,13 @@ class CMDPipeline(DiffusionPipeline):
 
     model_cpu_offload_seq = "text_encoder->content_model->motion_model->autoencoder"
     _optional_components = ["vae", "text_encoder", "tokenizer", "motion_text_encoder"]
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        """diffusers' ``from_pretrained`` (a folder or hub id), plus the short names of the
+        pipelines bundled with the package: ``CMDPipeline.from_pretrained("moving-shapes-tiny")``."""
+        path = resolve_pipeline_path(pretrained_model_name_or_path)
+        return super().from_pretrained(path, **kwargs)
 
     def __init__(
         self,

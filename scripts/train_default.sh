@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Retrain the bundled moving-shapes-tiny pipeline from nothing, on CPU (2 cores):
+#   1. the tiny autoencoder (4,000 steps; ~1 h)             -> $ROOT/ae
+#   2. a latent cache of 20,000 training videos (~13 min)   -> $ROOT/cache
+#   3. content UNet and motion DiT from the cache, at the same time, one thread each
+#      (batch 32; CONTENT_STEPS / MOTION_STEPS)             -> $ROOT/content, $ROOT/motion
+#   4. assemble the pipeline, score it, copy it into the package (cmdvideo/assets)
+#   bash scripts/train_default.sh [ROOT]     (default ROOT=runs/default; AE=DIR reuses one)
+set -euo pipefail
+ROOT=${1:-runs/default}
+CONTENT_STEPS=${CONTENT_STEPS:-2000}
+MOTION_STEPS=${MOTION_STEPS:-6500}
+mkdir -p "$ROOT"
+AE=${AE:-}
+if [ -z "$AE" ]; then
+  AE="$ROOT/ae"
+  OMP_NUM_THREADS=2 cmdvideo train autoencoder --config tiny --out "$AE" > "$ROOT/ae.log" 2>&1
+fi
+[ -d "$ROOT/cache" ] || cmdvideo cache --config tiny --autoencoder "$AE" --out "$ROOT/cache" \
+  --num-videos 20000 --batch-size 64
+common=(--config tiny --autoencoder "$AE" --data "$ROOT/cache" --set train.batch_size=32)
+OMP_NUM_THREADS=1 cmdvideo train content "${common[@]}" --out "$ROOT/content" \
+  --max-steps "$CONTENT_STEPS" --set train.warmup_steps=200 --set train.checkpoint_every=250 \
+  --set train.preview_every=500 > "$ROOT/content.log" 2>&1 &
+content=$!
+OMP_NUM_THREADS=1 cmdvideo train motion "${common[@]}" --out "$ROOT/motion" \
+  --max-steps "$MOTION_STEPS" --set train.warmup_steps=300 --set train.checkpoint_every=500 \
+  --set train.preview_every=1000 > "$ROOT/motion.log" 2>&1 &
+motion=$!
+wait $content
+wait $motion
+cmdvideo pipeline assemble --autoencoder "$AE" --content "$ROOT/content" --motion "$ROOT/motion" \
+  --out "$ROOT/pipeline"
+cmdvideo eval generation --model "$ROOT/pipeline" --out "$ROOT/eval" --json | tail -n 1
+rm -rf cmdvideo/assets/moving-shapes-tiny
+cp -r "$ROOT/pipeline" cmdvideo/assets/moving-shapes-tiny
+du -sh cmdvideo/assets/moving-shapes-tiny
