@@ -56,7 +56,8 @@ def _sqrtm_product(s1: np.ndarray, s2: np.ndarray, method: str) -> np.ndarray:
     if method == "scipy":
         from scipy import linalg
 
-        root, _ = linalg.sqrtm(s1 @ s2, disp=False)
+        with np.errstate(all="ignore"):  # a singular product is handled just below
+            root = linalg.sqrtm(s1 @ s2)  # (disp=False is deprecated in SciPy 1.17)
         if not np.isfinite(root).all():  # singular product: regularise as the reference does
             eps = np.eye(s1.shape[0]) * 1e-6
             root = linalg.sqrtm((s1 + eps) @ (s2 + eps))
