@@ -363,7 +363,8 @@ def cmd_eval_generation(args: argparse.Namespace) -> int:
     cls, txt = result["class_conditioned"], result["prompt_conditioned"]
     _report(result, args.json, [
         f"videos per condition:   {result['num_videos']} ({args.steps} {args.scheduler} steps per "
-        f"stage, guidance {args.guidance})",
+        f"stage, guidance: content {result['guidance_scale'][0]}, motion "
+        f"{result['guidance_scale'][1]})",
         f"motion, class-asked:    {cls['motion_accuracy']:.3f}",
         f"motion, prompt-asked:   {txt['motion_accuracy']:.3f}",
         f"background colour:      {txt['background_accuracy']:.3f}",
@@ -459,13 +460,16 @@ def cmd_pipeline_assemble(args: argparse.Namespace) -> int:
     from .pipelines.cmd import assemble_pipeline
 
     pipe = assemble_pipeline(args.autoencoder, args.content, args.motion)
+    pipe.register_to_config(content_guidance_scale=args.content_guidance,
+                            motion_guidance_scale=args.motion_guidance)  # fmt: skip
     pipe.save_pretrained(args.out)
     sizes = {
         name: sum(p.numel() for p in module.parameters())
         for name, module in pipe.components.items()
         if hasattr(module, "parameters")
     }
-    print(f"pipeline: {args.out}")
+    print(f"pipeline: {args.out} (default guidance: content {args.content_guidance}, motion "
+          f"{args.motion_guidance})")  # fmt: skip
     for name, count in sizes.items():
         print(f"  {name:20s} {count / 1e6:7.2f} M parameters")
     return 0
@@ -636,12 +640,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         write_video(out / f"{stem}.mp4", video, fps=8, upscale=4)
         write_video(out / f"{stem}.gif", video, fps=8, upscale=4)
         entries.append({"file": stem, "prompt": prompt, "seed": seed, "seconds": seconds})
-    page = write_gallery(out, entries, args)
+    page = write_gallery(out, entries, args, pipe.guidance_scales(args.guidance))
     (out / "gallery.json").write_text(json.dumps(entries, indent=1))
     per_video = sum(e["seconds"] for e in entries) / len(entries)
     print(f"{len(entries)} videos in {out}/ (mp4 + gif each), gallery: {page}")
+    content_g, motion_g = pipe.guidance_scales(args.guidance)
     print(f"seconds per video: {per_video:.2f} ({args.steps} {args.scheduler} steps per stage, "
-          f"guidance {args.guidance}, {pipe.device})")  # fmt: skip
+          f"guidance: content {content_g}, motion {motion_g}; {pipe.device})")  # fmt: skip
     flops = _demo_flops(pipe, args.steps)
     if flops:
         print(flops)
@@ -660,7 +665,9 @@ def _demo_flops(pipe, steps: int) -> str | None:
             f"({result['unet3d_gflops'] / result['cmd_gflops']:.1f}x), {steps} steps, no CFG")  # fmt: skip
 
 
-def write_gallery(out: Path, entries: list[dict], args: argparse.Namespace) -> Path:
+def write_gallery(
+    out: Path, entries: list[dict], args: argparse.Namespace, guidance: tuple[float, float]
+) -> Path:
     """index.html: each GIF with its prompt, seed and generation time."""
     import html
 
@@ -678,7 +685,7 @@ margin:8px;vertical-align:top}} img{{width:160px;image-rendering:pixelated}}
 figcaption{{font-size:13px}}</style></head><body>
 <h1>cmdvideo demo</h1>
 <p>Model <code>{html.escape(args.model)}</code>, {args.steps} {args.scheduler} steps per stage,
-guidance {args.guidance}. Each video: content frame by image diffusion, motion latent by the
+guidance {guidance[0]} (content) and {guidance[1]} (motion). Each video: content frame by image diffusion, motion latent by the
 motion DiT guided by it, decoded by the CMD autoencoder.</p>
 {cards}
 </body></html>
@@ -829,7 +836,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--per-class", type=int, default=10, help="videos per class (default 10)")
     p.add_argument("--steps", type=int, default=50, help="denoising steps per stage")
-    p.add_argument("--guidance", type=float, default=4.0)
+    p.add_argument("--guidance", type=float, default=None,
+                   help="CFG scale of both stages (default: the pipeline's own per stage)")  # fmt: skip
     p.add_argument("--scheduler", default="ddim", choices=sorted(SCHEDULERS))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=50)
@@ -897,6 +905,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--content", required=True, help="`cmdvideo train content` folder")
     p.add_argument("--motion", required=True, help="`cmdvideo train motion` folder")
     p.add_argument("--out", required=True, help="pipeline folder to write")
+    p.add_argument(
+        "--content-guidance",
+        type=float,
+        default=4.0,
+        help="default CFG scale of the content stage (stored in the pipeline)",
+    )
+    p.add_argument("--motion-guidance", type=float, default=4.0,
+                   help="default CFG scale of the motion stage (stored in the pipeline)")  # fmt: skip
     p.set_defaults(func=cmd_pipeline_assemble)
 
     p = sub.add_parser(
@@ -918,7 +934,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--unconditional", action="store_true", help="no prompt and no class")
     p.add_argument("--num-videos", type=int, default=1, help="videos per prompt / class")
     p.add_argument("--steps", type=int, default=50, help="denoising steps per stage")
-    p.add_argument("--guidance", type=float, default=4.0, help="classifier-free guidance scale")
+    p.add_argument("--guidance", type=float, default=None,
+                   help="CFG scale of both stages (default: the pipeline's own per stage)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--scheduler", default="ddim", choices=sorted(SCHEDULERS), help="sampler of both stages"
@@ -986,7 +1003,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="outputs/demo", help="output folder (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first video (then +1 each)")
     p.add_argument("--steps", type=int, default=50, help="denoising steps per stage")
-    p.add_argument("--guidance", type=float, default=4.0, help="classifier-free guidance scale")
+    p.add_argument("--guidance", type=float, default=None,
+                   help="CFG scale of both stages (default: the pipeline's own per stage)")  # fmt: skip
     p.add_argument("--scheduler", default="ddim", choices=sorted(SCHEDULERS))
     p.add_argument("--device", default=None, help="cuda / cpu (default: cuda when available)")
     p.set_defaults(func=cmd_demo)

@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("model")
     parser.add_argument("--per-class", type=int, default=10)
     parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument("--guidance", type=float, default=4.0)
+    parser.add_argument("--guidance", type=float, default=None, help="default: the pipeline's")
     parser.add_argument("--batch", type=int, default=50)
     parser.add_argument("--out", default="results/generation-tiny")
     parser.add_argument("--figures", default="docs/figures")

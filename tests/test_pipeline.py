@@ -209,3 +209,26 @@ def test_latent_mode_with_stable_diffusion_style_parts(tmp_path, tiny_sd_dir):
         prompt="a red circle", num_inference_steps=2, generator=torch.Generator().manual_seed(0)
     )
     assert out.frames.shape == (1, 8, 16, 16, 3)
+
+
+def test_default_guidance_lives_in_the_pipeline_config(pipe_dir, tmp_path):
+    """`pipeline assemble --content-guidance/--motion-guidance` store each stage's default in
+    model_index.json; a call without guidance uses them, explicit arguments override them."""
+    ae, content, motion = (pipe_dir.parent / name for name in ("ae", "content", "motion"))
+    out = tmp_path / "pipe"
+    assert main(["pipeline", "assemble", "--autoencoder", str(ae), "--content", str(content),
+                 "--motion", str(motion), "--out", str(out), "--content-guidance", "1.5",
+                 "--motion-guidance", "3"]) == 0  # fmt: skip
+    pipe = CMDPipeline.from_pretrained(out)
+    pipe.set_progress_bar_config(disable=True)
+    assert pipe.guidance_scales() == (1.5, 3.0)
+    assert pipe.guidance_scales(2.0) == (2.0, 2.0)
+    assert pipe.guidance_scales(2.0, motion_guidance_scale=5.0) == (2.0, 5.0)
+    with torch.no_grad():  # give guidance something to amplify (see the test above)
+        for model in (pipe.content_model, pipe.motion_model):
+            for param in model.parameters():
+                param.add_(torch.randn_like(param) * 0.02)
+    default = _run(pipe).frames
+    explicit = _run(pipe, content_guidance_scale=1.5, motion_guidance_scale=3.0).frames
+    other = _run(pipe, guidance_scale=4.0).frames
+    assert np.array_equal(default, explicit) and not np.array_equal(default, other)

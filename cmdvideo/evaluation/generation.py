@@ -60,7 +60,7 @@ def evaluate_generation(
     classifier: MovingShapesClassifier,
     per_class: int = 10,
     num_inference_steps: int = 50,
-    guidance_scale: float = 4.0,
+    guidance_scale: float | None = None,
     batch_size: int = 50,
     seed: int = 0,
     progress: bool = True,
@@ -107,7 +107,7 @@ def evaluate_generation(
     result = {
         "num_videos": n,
         "num_inference_steps": num_inference_steps,
-        "guidance_scale": guidance_scale,
+        "guidance_scale": list(pipe.guidance_scales(guidance_scale)),  # (content, motion)
         "seed": seed,
         "seconds_per_video": seconds / n,
         "class_conditioned": domain_accuracy(

@@ -113,6 +113,8 @@ class CMDPipeline(DiffusionPipeline):
         motion_text_encoder=None,
         class_names: list[str] | None = None,
         num_frames: int = 16,
+        content_guidance_scale: float = 4.0,
+        motion_guidance_scale: float = 4.0,
     ):
         super().__init__()
         self.register_modules(
@@ -126,13 +128,33 @@ class CMDPipeline(DiffusionPipeline):
             tokenizer=tokenizer,
             motion_text_encoder=motion_text_encoder,
         )
-        self.register_to_config(class_names=list(class_names or []), num_frames=int(num_frames))
+        # Default guidance of each stage, chosen by measurement for the trained models and kept
+        # in model_index.json (a call's guidance_scale / *_guidance_scale override them).
+        self.register_to_config(
+            class_names=list(class_names or []),
+            num_frames=int(num_frames),
+            content_guidance_scale=float(content_guidance_scale),
+            motion_guidance_scale=float(motion_guidance_scale),
+        )
 
     # -- what the models accept ------------------------------------------------------------
 
     @property
     def codec(self) -> VideoCodec:
         return VideoCodec(self.autoencoder, FrameVAE(self.vae) if self.vae is not None else None)
+
+    def guidance_scales(
+        self, guidance_scale=None, content_guidance_scale=None, motion_guidance_scale=None
+    ) -> tuple[float, float]:
+        """(content, motion) guidance: per-stage argument, else ``guidance_scale``, else the
+        config's default."""
+        content = content_guidance_scale if content_guidance_scale is not None else guidance_scale
+        motion = motion_guidance_scale if motion_guidance_scale is not None else guidance_scale
+        config = self.config
+        return (
+            float(content if content is not None else config.get("content_guidance_scale", 4.0)),
+            float(motion if motion is not None else config.get("motion_guidance_scale", 4.0)),
+        )
 
     def video_size(self) -> tuple[int, int]:
         """(height, width) in pixels of the videos this pipeline generates."""
@@ -178,7 +200,7 @@ class CMDPipeline(DiffusionPipeline):
         prompt: str | list[str] | None = None,
         class_labels: int | str | list | torch.Tensor | None = None,
         num_inference_steps: int = 50,
-        guidance_scale: float = 4.0,
+        guidance_scale: float | None = None,
         content_guidance_scale: float | None = None,
         motion_guidance_scale: float | None = None,
         num_videos_per_prompt: int = 1,
@@ -199,7 +221,8 @@ class CMDPipeline(DiffusionPipeline):
                 With neither prompt nor class: unconditional samples.
             num_inference_steps: denoising steps of each stage.
             guidance_scale: classifier-free guidance scale of both stages (1 = no guidance);
-                ``content_guidance_scale`` / ``motion_guidance_scale`` override per stage.
+                ``content_guidance_scale`` / ``motion_guidance_scale`` override per stage. By
+                default each stage uses the scale in the pipeline's config (model_index.json).
             num_videos_per_prompt: videos per prompt / label.
             num_frames: video length (default: the training length).
             generator: a ``torch.Generator``; the same seed gives the same videos.
@@ -233,8 +256,9 @@ class CMDPipeline(DiffusionPipeline):
         batch = n * num_videos_per_prompt
         num_frames = num_frames or self.config.num_frames
         progress = not getattr(self, "_progress_bar_config", {}).get("disable", False)
-        s_content = guidance_scale if content_guidance_scale is None else content_guidance_scale
-        s_motion = guidance_scale if motion_guidance_scale is None else motion_guidance_scale
+        s_content, s_motion = self.guidance_scales(
+            guidance_scale, content_guidance_scale, motion_guidance_scale
+        )
 
         # 1. content frame
         unet = self.content_model
