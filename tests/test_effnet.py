@@ -111,7 +111,8 @@ def test_evaluate_generation_adds_both_distances(monkeypatch):
 
     assert build_parser().parse_args(["eval", "generation", "--model", "m", "--effnet"]).effnet
     pipe = SimpleNamespace(config=SimpleNamespace(class_names=list(MOTIONS[:2]), num_frames=16),
-                           video_size=lambda: (32, 32))  # fmt: skip
+                           video_size=lambda: (32, 32),
+                           guidance_scales=lambda scale=None: (scale, scale))  # fmt: skip
     real = torch.stack([it["video"] for it in generation.held_out_videos(4, 16, 32, 32)])
     monkeypatch.setattr(generation, "generate_videos", lambda *a, **k: (-real[:2], 1.0))
     monkeypatch.setattr(effnet, "load_effnet_lite0", lambda device: "stub")
