@@ -6,10 +6,14 @@
 #      (batch 32; CONTENT_STEPS / MOTION_STEPS)             -> $ROOT/content, $ROOT/motion
 #   4. assemble the pipeline, score it, copy it into the package (cmdvideo/assets)
 #   bash scripts/train_default.sh [ROOT]     (default ROOT=runs/default; AE=DIR reuses one)
+# The shipped run (2026-11-24) was made from these steps with AE=runs/ae-tiny, but was stopped
+# and resumed once per stage (content: cosine over 2,000 steps, resumed to 3,000; motion: cosine
+# over 6,500, resumed at 3,000 with a 5,000-step schedule), so this script's single schedules
+# differ slightly from it.
 set -euo pipefail
 ROOT=${1:-runs/default}
-CONTENT_STEPS=${CONTENT_STEPS:-2000}
-MOTION_STEPS=${MOTION_STEPS:-6500}
+CONTENT_STEPS=${CONTENT_STEPS:-3000}
+MOTION_STEPS=${MOTION_STEPS:-5000}
 mkdir -p "$ROOT"
 AE=${AE:-}
 if [ -z "$AE" ]; then
@@ -30,7 +34,7 @@ motion=$!
 wait $content
 wait $motion
 cmdvideo pipeline assemble --autoencoder "$AE" --content "$ROOT/content" --motion "$ROOT/motion" \
-  --out "$ROOT/pipeline"
+  --out "$ROOT/pipeline" --content-guidance 1.5 --motion-guidance 3.0
 cmdvideo eval generation --model "$ROOT/pipeline" --out "$ROOT/eval" --json | tail -n 1
 rm -rf cmdvideo/assets/moving-shapes-tiny
 cp -r "$ROOT/pipeline" cmdvideo/assets/moving-shapes-tiny

@@ -1,0 +1,70 @@
+"""The pipeline bundled with the package (moving-shapes-tiny) and `cmdvideo demo`."""
+
+import re
+
+import pytest
+import torch
+
+from cmdvideo.cli import main
+from cmdvideo.data.moving_shapes import MOTIONS
+from cmdvideo.pipelines.cmd import BUNDLED_PIPELINES, CMDPipeline
+
+
+@pytest.fixture(scope="module")
+def bundled():
+    pipe = CMDPipeline.from_pretrained("moving-shapes-tiny")  # the short name, as users load it
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def test_bundled_pipeline_is_small_and_generates_deterministically(bundled):
+    folder = BUNDLED_PIPELINES["moving-shapes-tiny"]
+    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    assert size < 30 * 2**20  # the whole folder, safetensors weights included
+    assert not list(folder.rglob("*.bin"))  # weights are safetensors
+
+    def run(seed):
+        return bundled(prompt="a red circle moving left on a blue background",
+                       num_inference_steps=3, generator=torch.Generator().manual_seed(seed),
+                       output_type="pt").frames  # fmt: skip
+
+    first, again, other = run(0), run(0), run(1)
+    assert first.shape == (1, bundled.config.num_frames, 3, *bundled.video_size())
+    assert torch.equal(first, again) and not torch.equal(first, other)
+    labels = bundled(class_labels=["left", "grow"], num_inference_steps=2, output_type="pt")
+    assert labels.frames.shape[0] == 2
+
+
+def test_missing_bundle_says_how_to_get_it(monkeypatch, tmp_path):
+    monkeypatch.setitem(BUNDLED_PIPELINES, "moving-shapes-tiny", tmp_path / "gone")
+    with pytest.raises(FileNotFoundError, match="train_default.sh"):
+        CMDPipeline.from_pretrained("moving-shapes-tiny")
+
+
+def test_demo_writes_a_gallery_whose_files_exist(tmp_path, capsys):
+    out = tmp_path / "demo"
+    code = main(["demo", "--out", str(out), "--steps", "2", "--prompt", "a green circle growing "
+                 "on a black background", "--device", "cpu"])  # fmt: skip
+    assert code == 0
+    page = (out / "index.html").read_text()
+    files = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert len([f for f in files if f.endswith(".gif")]) == 11  # 10 fixed prompts + 1 given
+    assert all((out / f).is_file() for f in files)
+    assert "a green circle growing on a black background" in page and "seed 10" in page
+    printed = capsys.readouterr().out
+    assert "seconds per video" in printed and "FLOPs per video: CMD" in printed
+
+
+def test_eval_generation_scores_the_bundled_pipeline(tmp_path, capsys):
+    import json
+
+    code = main(["eval", "generation", "--model", "moving-shapes-tiny", "--per-class", "1",
+                 "--steps", "2", "--device", "cpu", "--out", str(tmp_path), "--json"])  # fmt: skip
+    assert code == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["num_videos"] == 10
+    assert result["class_conditioned"]["num_videos"] == 10
+    assert sorted(result["class_conditioned"]["by_class"]) == sorted(MOTIONS)  # one of each
+    assert result["fd_moving_shapes"] >= 0 and result["fd_moving_shapes_real_vs_real"] > 0
+    assert result["real"]["background_accuracy"] == 1.0  # the checks on real videos: the ceiling
+    assert (tmp_path / "eval.json").is_file() and (tmp_path / "class_conditioned.png").is_file()
