@@ -39,16 +39,21 @@ def _to_unit(video: torch.Tensor | np.ndarray) -> np.ndarray:
     return ((np.asarray(video).transpose(1, 2, 3, 0) + 1) / 2).clip(0, 1)
 
 
-def motion_features(video, threshold: float = 0.25) -> dict[str, float]:
-    """Foreground statistics of one video (3, T, H, W) in [-1, 1]."""
-    frames = _to_unit(video)  # (T, H, W, 3)
-    t, h, w, _ = frames.shape
+def _foreground(frames: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Background RGB (the median of the frame borders) and foreground mask (T, H, W): pixels
+    farther than ``threshold`` from it, of frames (T, H, W, 3) in [0, 1] (`_to_unit`)."""
     border = np.concatenate(
         [frames[:, 0].reshape(-1, 3), frames[:, -1].reshape(-1, 3),
          frames[:, :, 0].reshape(-1, 3), frames[:, :, -1].reshape(-1, 3)]
     )  # fmt: skip
     background = np.median(border, axis=0)
-    mask = np.linalg.norm(frames - background, axis=-1) > threshold  # (T, H, W)
+    return background, np.linalg.norm(frames - background, axis=-1) > threshold
+
+
+def motion_features(video, threshold: float = 0.25) -> dict[str, float]:
+    """Foreground statistics of one video (3, T, H, W) in [-1, 1]."""
+    _, mask = _foreground(_to_unit(video), threshold)  # (T, H, W)
+    t, h, w = mask.shape
     area = mask.reshape(t, -1).sum(1).astype(np.float64)
     ys, xs = np.mgrid[0:h, 0:w]
     safe = np.maximum(area, 1)
@@ -126,12 +131,7 @@ def color_check(video, threshold: float = 0.25) -> dict[str, str]:
     ``foreground`` (median colour of the pixels farther than ``threshold`` from it, over all
     frames), each the nearest of the moving-shapes palette. Meant for single-shape videos."""
     frames = _to_unit(video)  # (T, H, W, 3)
-    border = np.concatenate(
-        [frames[:, 0].reshape(-1, 3), frames[:, -1].reshape(-1, 3),
-         frames[:, :, 0].reshape(-1, 3), frames[:, :, -1].reshape(-1, 3)]
-    )  # fmt: skip
-    background = np.median(border, axis=0)
-    mask = np.linalg.norm(frames - background, axis=-1) > threshold
+    background, mask = _foreground(frames, threshold)
     out = {"background": _nearest_color(background), "foreground": "none"}
     if mask.any():
         out["foreground"] = _nearest_color(np.median(frames[mask], axis=0))
@@ -184,12 +184,7 @@ def shape_check(video, threshold: float = 0.25) -> str:
     position, size and rotation; the median over frames picks the nearest ideal value. Meant
     for single-shape videos.
     """
-    frames = _to_unit(video)  # (T, H, W, 3)
-    border = np.concatenate(
-        [frames[:, 0].reshape(-1, 3), frames[:, -1].reshape(-1, 3),
-         frames[:, :, 0].reshape(-1, 3), frames[:, :, -1].reshape(-1, 3)]
-    )  # fmt: skip
-    mask = np.linalg.norm(frames - np.median(border, axis=0), axis=-1) > threshold  # (T, H, W)
+    _, mask = _foreground(_to_unit(video), threshold)  # (T, H, W)
     values = []
     for frame_mask in mask:
         ys, xs = np.nonzero(frame_mask)
