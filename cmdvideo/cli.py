@@ -825,8 +825,9 @@ def build_parser() -> argparse.ArgumentParser:
         "generation",
         help="motion/colour/shape accuracy and fd_moving_shapes of a moving-shapes pipeline",
         description="Generate per-class × classes videos from class labels and as many from the "
-        "captions of held-out real videos; the shipped classifier judges motion class, "
-        "background colour and (one-shape prompts) shape colour and kind. fd_moving_shapes is "
+        "captions of held-out real videos; the shipped classifier judges the motion class, "
+        "hand-written checks the background colour and (one-shape prompts) the shape's colour "
+        "and kind. fd_moving_shapes is "
         "the Fréchet distance in that classifier's features between the prompted videos and the "
         "real ones — a domain metric, not FVD — printed beside real-vs-real at the same count.",
     )
