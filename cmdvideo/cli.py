@@ -166,6 +166,8 @@ def cmd_cache(args: argparse.Namespace) -> int:
 def cmd_train_autoencoder(args: argparse.Namespace) -> int:
     from .training.stages import AutoencoderStage
 
+    if args.init:
+        args.overrides = [*args.overrides, f"autoencoder.init={args.init}"]
     return _train(args, lambda config, data: AutoencoderStage(config))
 
 
@@ -713,6 +715,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train the CMD video autoencoder on one device, or many under `accelerate launch`.",
     )
     _add_train_args(p)
+    p.add_argument(
+        "--init",
+        default=None,
+        help="start from this trained autoencoder folder (fine-tuning) instead of random weights",
+    )
     p.set_defaults(func=cmd_train_autoencoder)
 
     p = train.add_parser(

@@ -49,6 +49,15 @@ class AutoencoderConfig:
     vae: str | None = None
     vae_subfolder: str | None = None
     loss: str = "l2"  # "l1", "l2" or "l1+l2"
+    # Weight of an extra MSE between the content frame and the clip's middle frame (the mean
+    # of the two middle frames for an even T); 0 = the paper's objective. With large motion
+    # (moving-shapes) the plain objective hides the trajectory in dithered per-pixel weights,
+    # a content frame no image model can draw; the anchor keeps it a natural frame and moves
+    # the motion into the motion latent.
+    content_anchor: float = 0.0
+    # Start from a trained autoencoder (a `cmdvideo train autoencoder` folder) instead of
+    # random weights, e.g. to fine-tune with another objective.
+    init: str | None = None
 
 
 @dataclass

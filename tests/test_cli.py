@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from cmdvideo.cli import main
 from cmdvideo.data.moving_shapes import MOTIONS
@@ -49,6 +50,28 @@ def test_train_then_eval_json(tmp_path, capsys):
     # 3*8*16*16 video numbers vs 3*16*16 content + 4 motion channels... from the preset: D_m=8
     assert result["motion_latent_numbers"] == 8 * 8 * (4 + 4)
     assert result["compression_ratio"] == pytest.approx(6144 / (768 + 512))
+
+
+def test_autoencoder_fine_tunes_from_init_with_content_anchor(tmp_path):
+    """`--init` starts from the trained weights (with a zero learning rate they come back
+    unchanged) and `autoencoder.content_anchor` adds its logged term."""
+    from cmdvideo.models.codec import VideoCodec
+
+    first, second = tmp_path / "ae", tmp_path / "tuned"
+    args = ["train", "autoencoder", "--config", "tiny", "--out", str(first), "--max-steps", "2"]
+    assert main(with_sets(args, SMALL + ["train.batch_size=2", "train.preview_every=0"])) == 0
+    args = ["train", "autoencoder", "--config", "tiny", "--out", str(second), "--max-steps", "2",
+            "--init", str(first)]  # fmt: skip
+    sets = ["train.batch_size=2", "train.preview_every=0", "train.learning_rate=0",
+            "autoencoder.content_anchor=1.0"]  # fmt: skip
+    assert main(with_sets(args, SMALL + sets)) == 0
+    before = VideoCodec.from_pretrained(first).autoencoder.state_dict()
+    after = VideoCodec.from_pretrained(second).autoencoder.state_dict()
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    records = [json.loads(ln) for ln in (second / "metrics.jsonl").read_text().splitlines()]
+    anchors = [r["content_anchor"] for r in records if "loss" in r]
+    assert len(anchors) == 2 and all(a > 0 for a in anchors)
 
 
 def test_training_on_a_folder_with_bad_files(bad_video_folder, tmp_path, capsys, caplog):

@@ -28,6 +28,14 @@ def reconstruction_loss(
     return loss
 
 
+def content_anchor_loss(content_frame: torch.Tensor, video: torch.Tensor) -> torch.Tensor:
+    """MSE between content frames (B, C, H, W) and the middle of their videos (B, C, T, H, W):
+    frame (T-1)/2 for an odd T, the mean of the two middle frames for an even T."""
+    t = video.shape[2]
+    middle = video[:, :, (t - 1) // 2 : t // 2 + 1].float().mean(dim=2)
+    return F.mse_loss(content_frame.float(), middle)
+
+
 class PredictionType(str, Enum):
     """What a denoiser predicts; values are diffusers' ``prediction_type`` strings."""
 

@@ -10,14 +10,17 @@ import torch
 from ..config import Config
 from ..models.autoencoder import CMDAutoencoder, autoencoder_preset
 from ..models.codec import FrameVAE, VideoCodec
-from .losses import reconstruction_loss
+from .losses import content_anchor_loss, reconstruction_loss
 from .trainer import Stage
 
 
 def build_codec(config: Config) -> VideoCodec:
     """A fresh (randomly initialised) autoencoder from the config, with its frame VAE in latent
-    mode; the VAE is loaded with ``from_pretrained`` from a local directory or hub id."""
+    mode; the VAE is loaded with ``from_pretrained`` from a local directory or hub id. With
+    ``autoencoder.init`` set, the trained autoencoder (and VAE) in that folder instead."""
     ae_cfg = config.autoencoder
+    if ae_cfg.init:
+        return VideoCodec.from_pretrained(ae_cfg.init)
     kwargs = autoencoder_preset(ae_cfg.preset)
     kwargs.update(ae_cfg.overrides or {})
     frame_vae = None
@@ -68,7 +71,11 @@ class AutoencoderStage(Stage):
         x = self._model_space(batch["video"])  # (B, C, T, H, W)
         out = model(x)
         loss = reconstruction_loss(out.reconstruction, x, self.config.autoencoder.loss)
-        return loss, {}
+        weight = self.config.autoencoder.content_anchor
+        if weight <= 0:
+            return loss, {}
+        anchor = content_anchor_loss(out.content_frame, x)
+        return loss + weight * anchor, {"content_anchor": anchor.item()}
 
     def preview(self, model, batch, out_dir: Path, step: int) -> dict[str, float]:
         from ..evaluation.recon import psnr_per_frame
