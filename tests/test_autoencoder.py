@@ -137,7 +137,9 @@ def test_calibrated_motion_scale_gives_unit_variance_and_decode_inverts_it():
 def test_content_anchor_is_the_middle_of_the_clip(frames):
     from cmdvideo.training.losses import content_anchor_loss
 
-    video = torch.arange(frames, dtype=torch.float32).view(1, 1, frames, 1, 1).expand(2, 3, -1, 4, 4)
+    video = (
+        torch.arange(frames, dtype=torch.float32).view(1, 1, frames, 1, 1).expand(2, 3, -1, 4, 4)
+    )
     middle = torch.full((2, 3, 4, 4), (frames - 1) / 2)  # frame 2 of 5; mean of frames 2, 3 of 6
     assert content_anchor_loss(middle, video).item() == 0
     assert content_anchor_loss(middle + 1, video).item() == pytest.approx(1.0)
