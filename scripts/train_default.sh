@@ -1,27 +1,28 @@
 #!/usr/bin/env bash
 # Retrain the bundled moving-shapes-tiny pipeline from nothing, on CPU (2 cores):
-#   1. the tiny autoencoder (4,000 steps; ~1 h)             -> $ROOT/ae
-#   2. a latent cache of 20,000 training videos (~13 min)   -> $ROOT/cache
+#   1. the tiny autoencoder: 4,000 steps of plain reconstruction (~1 h), then 2,400 steps of
+#      fine-tuning with the content anchor (autoencoder.content_anchor=5; ~36 min), which
+#      makes the content frame a clean middle frame instead of a dithered mixture
+#      (scripts/train_autoencoder_tiny.sh)                -> $ROOT/ae-plain, $ROOT/ae
+#   2. a latent cache of 16,000 training videos (~11 min)  -> $ROOT/cache
 #   3. content UNet and motion DiT from the cache, at the same time, one thread each
 #      (batch 32; CONTENT_STEPS / MOTION_STEPS)             -> $ROOT/content, $ROOT/motion
 #   4. assemble the pipeline, score it, copy it into the package (cmdvideo/assets)
 #   bash scripts/train_default.sh [ROOT]     (default ROOT=runs/default; AE=DIR reuses one)
-# The shipped run (2026-11-24) was made from these steps with AE=runs/ae-tiny, but was stopped
-# and resumed once per stage (content: cosine over 2,000 steps, resumed to 3,000; motion: cosine
-# over 6,500, resumed at 3,000 with a 5,000-step schedule), so this script's single schedules
-# differ slightly from it.
+# The shipped run (2026-11-24) followed these steps, starting step 1's fine-tuning from the
+# existing runs/ae-tiny (the plain 4,000-step autoencoder): AE=runs/ae-anchor.
 set -euo pipefail
 ROOT=${1:-runs/default}
-CONTENT_STEPS=${CONTENT_STEPS:-3000}
-MOTION_STEPS=${MOTION_STEPS:-5000}
+CONTENT_STEPS=${CONTENT_STEPS:-1900}
+MOTION_STEPS=${MOTION_STEPS:-4200}
 mkdir -p "$ROOT"
 AE=${AE:-}
 if [ -z "$AE" ]; then
   AE="$ROOT/ae"
-  OMP_NUM_THREADS=2 cmdvideo train autoencoder --config tiny --out "$AE" > "$ROOT/ae.log" 2>&1
+  bash scripts/train_autoencoder_tiny.sh "$ROOT/ae-plain" "$AE" > "$ROOT/ae.log" 2>&1
 fi
 [ -d "$ROOT/cache" ] || cmdvideo cache --config tiny --autoencoder "$AE" --out "$ROOT/cache" \
-  --num-videos 20000 --batch-size 64
+  --num-videos 16000 --batch-size 64
 common=(--config tiny --autoencoder "$AE" --data "$ROOT/cache" --set train.batch_size=32)
 OMP_NUM_THREADS=1 cmdvideo train content "${common[@]}" --out "$ROOT/content" \
   --max-steps "$CONTENT_STEPS" --set train.warmup_steps=200 --set train.checkpoint_every=250 \
