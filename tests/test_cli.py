@@ -103,6 +103,16 @@ def test_user_errors_exit_2_with_a_message(tmp_path, capsys):
     assert "no autoencoder in" in capsys.readouterr().err
     assert main(["train", "autoencoder", "--config", "nope", "--out", str(tmp_path / "o")]) == 2
     assert "presets:" in capsys.readouterr().err
+    args = [
+        "train",
+        "autoencoder",
+        "--out",
+        str(tmp_path / "o"),
+        "--set",
+        "autoencoder.content_anchor=-1",
+    ]
+    assert main(args) == 2
+    assert "content_anchor must be >= 0" in capsys.readouterr().err
 
 
 def test_data_preview_writes_gif_and_png(tmp_path, capsys):

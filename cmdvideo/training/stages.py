@@ -48,6 +48,11 @@ class AutoencoderStage(Stage):
     name = "autoencoder"
 
     def __init__(self, config: Config, codec: VideoCodec | None = None):
+        if config.autoencoder.content_anchor < 0:
+            raise ValueError(
+                f"autoencoder.content_anchor must be >= 0 (0 = off), got "
+                f"{config.autoencoder.content_anchor}"
+            )
         self.config = config
         self._codec = codec
 
