@@ -10,10 +10,12 @@
 #   4. assemble the pipeline, score it, copy it into the package (cmdvideo/assets)
 #   bash scripts/train_default.sh [ROOT]     (default ROOT=runs/default; AE=DIR reuses one)
 # The shipped run (2026-11-24) followed these steps, starting step 1's fine-tuning from the
-# existing runs/ae-tiny (the plain 4,000-step autoencoder): AE=runs/ae-anchor.
+# existing runs/ae-tiny (the plain 4,000-step autoencoder), except that its content stage ran
+# a cosine schedule over 1,900 steps on one thread, was stopped at 1,750 when the motion stage
+# had finished and resumed on two threads to 2,400 (`--resume --max-steps 2400`).
 set -euo pipefail
 ROOT=${1:-runs/default}
-CONTENT_STEPS=${CONTENT_STEPS:-1900}
+CONTENT_STEPS=${CONTENT_STEPS:-2400}
 MOTION_STEPS=${MOTION_STEPS:-4200}
 mkdir -p "$ROOT"
 AE=${AE:-}
@@ -35,7 +37,7 @@ motion=$!
 wait $content
 wait $motion
 cmdvideo pipeline assemble --autoencoder "$AE" --content "$ROOT/content" --motion "$ROOT/motion" \
-  --out "$ROOT/pipeline" --content-guidance 1.5 --motion-guidance 3.0
+  --out "$ROOT/pipeline" --content-guidance 1.0 --motion-guidance 3.0
 cmdvideo eval generation --model "$ROOT/pipeline" --out "$ROOT/eval" --json | tail -n 1
 rm -rf cmdvideo/assets/moving-shapes-tiny
 cp -r "$ROOT/pipeline" cmdvideo/assets/moving-shapes-tiny
