@@ -344,6 +344,7 @@ def cmd_eval_generation(args: argparse.Namespace) -> int:
     from .evaluation.generation import evaluate_generation
 
     pipe = load_pipeline(args.model, args.device, args.scheduler)
+    args.steps = pipe.default_steps(args.steps)
     pipe.set_progress_bar_config(disable=True)
     start = time.perf_counter()
     result = evaluate_generation(
@@ -463,15 +464,16 @@ def cmd_pipeline_assemble(args: argparse.Namespace) -> int:
 
     pipe = assemble_pipeline(args.autoencoder, args.content, args.motion)
     pipe.register_to_config(content_guidance_scale=args.content_guidance,
-                            motion_guidance_scale=args.motion_guidance)  # fmt: skip
+                            motion_guidance_scale=args.motion_guidance,
+                            num_inference_steps=args.steps)  # fmt: skip
     pipe.save_pretrained(args.out)
     sizes = {
         name: sum(p.numel() for p in module.parameters())
         for name, module in pipe.components.items()
         if hasattr(module, "parameters")
     }
-    print(f"pipeline: {args.out} (default guidance: content {args.content_guidance}, motion "
-          f"{args.motion_guidance})")  # fmt: skip
+    print(f"pipeline: {args.out} (defaults: guidance content {args.content_guidance}, motion "
+          f"{args.motion_guidance}; {args.steps} steps per stage)")  # fmt: skip
     for name, count in sizes.items():
         print(f"  {name:20s} {count / 1e6:7.2f} M parameters")
     return 0
@@ -512,6 +514,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
         diffusers_logging.disable_progress_bar()  # "Loading pipeline components"
     pipe = load_pipeline(args.model, args.device, args.scheduler)
+    args.steps = pipe.default_steps(args.steps)
     pipe.set_progress_bar_config(disable=args.quiet)
     generator = torch.Generator(device="cpu").manual_seed(args.seed)
     prompts = args.prompt or None
@@ -619,6 +622,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     total_start = time.perf_counter()
     pipe = load_pipeline(args.model, args.device, args.scheduler)
+    args.steps = pipe.default_steps(args.steps)
     pipe.set_progress_bar_config(disable=True)
     prompts = list(DEMO_PROMPTS) + list(args.prompt)
     out = Path(args.out)
@@ -843,7 +847,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--classifier", default=None, help="classifier folder (default: the shipped one)"
     )
     p.add_argument("--per-class", type=int, default=10, help="videos per class (default 10)")
-    p.add_argument("--steps", type=int, default=50, help="denoising steps per stage")
+    p.add_argument("--steps", type=int, default=None,
+                   help="denoising steps per stage (default: the pipeline's own)")  # fmt: skip
     p.add_argument("--guidance", type=float, default=None,
                    help="CFG scale of both stages (default: the pipeline's own per stage)")  # fmt: skip
     p.add_argument("--scheduler", default="ddim", choices=sorted(SCHEDULERS))
@@ -921,6 +926,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--motion-guidance", type=float, default=4.0,
                    help="default CFG scale of the motion stage (stored in the pipeline)")  # fmt: skip
+    p.add_argument("--steps", type=int, default=50,
+                   help="default denoising steps per stage (stored in the pipeline)")  # fmt: skip
     p.set_defaults(func=cmd_pipeline_assemble)
 
     p = sub.add_parser(
@@ -941,7 +948,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--unconditional", action="store_true", help="no prompt and no class")
     p.add_argument("--num-videos", type=int, default=1, help="videos per prompt / class")
-    p.add_argument("--steps", type=int, default=50, help="denoising steps per stage")
+    p.add_argument("--steps", type=int, default=None,
+                   help="denoising steps per stage (default: the pipeline's own)")  # fmt: skip
     p.add_argument("--guidance", type=float, default=None,
                    help="CFG scale of both stages (default: the pipeline's own per stage)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
@@ -1010,7 +1018,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt", action="append", default=[], help="an extra prompt (repeatable)")
     p.add_argument("--out", default="outputs/demo", help="output folder (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first video (then +1 each)")
-    p.add_argument("--steps", type=int, default=50, help="denoising steps per stage")
+    p.add_argument("--steps", type=int, default=None,
+                   help="denoising steps per stage (default: the pipeline's own)")  # fmt: skip
     p.add_argument("--guidance", type=float, default=None,
                    help="CFG scale of both stages (default: the pipeline's own per stage)")  # fmt: skip
     p.add_argument("--scheduler", default="ddim", choices=sorted(SCHEDULERS))

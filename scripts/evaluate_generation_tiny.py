@@ -1,6 +1,6 @@
 """Score a moving-shapes pipeline and draw the README's generation figures.
 
-python scripts/evaluate_generation_tiny.py runs/default/pipeline [--per-class 10] [--steps 50]
+python scripts/evaluate_generation_tiny.py runs/default/pipeline [--per-class 10] [--steps S]
 
 Writes results/generation-tiny/eval.json (what `cmdvideo eval generation` prints, with the
 hand-written motion check beside the classifier) and docs/figures/generation_tiny.{png,gif}:
@@ -26,7 +26,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("model")
     parser.add_argument("--per-class", type=int, default=10)
-    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--steps", type=int, default=None, help="default: the pipeline's")
     parser.add_argument("--guidance", type=float, default=None, help="default: the pipeline's")
     parser.add_argument("--batch", type=int, default=50)
     parser.add_argument("--out", default="results/generation-tiny")
@@ -36,6 +36,7 @@ def main() -> None:
     start = time.perf_counter()
     pipe = CMDPipeline.from_pretrained(args.model)
     pipe.set_progress_bar_config(disable=True)
+    args.steps = pipe.default_steps(args.steps)
     result = evaluate_generation(pipe, load_classifier(), args.per_class, args.steps,
                                  args.guidance, args.batch)  # fmt: skip
     videos = result.pop("videos")

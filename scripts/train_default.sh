@@ -37,7 +37,7 @@ motion=$!
 wait $content
 wait $motion
 cmdvideo pipeline assemble --autoencoder "$AE" --content "$ROOT/content" --motion "$ROOT/motion" \
-  --out "$ROOT/pipeline" --content-guidance 1.0 --motion-guidance 3.0
+  --out "$ROOT/pipeline" --content-guidance 1.0 --motion-guidance 3.0 --steps 25
 cmdvideo eval generation --model "$ROOT/pipeline" --out "$ROOT/eval" --json | tail -n 1
 rm -rf cmdvideo/assets/moving-shapes-tiny
 cp -r "$ROOT/pipeline" cmdvideo/assets/moving-shapes-tiny

@@ -232,3 +232,21 @@ def test_default_guidance_lives_in_the_pipeline_config(pipe_dir, tmp_path):
     explicit = _run(pipe, content_guidance_scale=1.5, motion_guidance_scale=3.0).frames
     other = _run(pipe, guidance_scale=4.0).frames
     assert np.array_equal(default, explicit) and not np.array_equal(default, other)
+
+
+def test_default_steps_live_in_the_pipeline_config(pipe_dir, tmp_path):
+    """`pipeline assemble --steps` stores the default denoising steps; a call without
+    num_inference_steps uses them, an explicit value overrides them; older folders get 50."""
+    ae, content, motion = (pipe_dir.parent / name for name in ("ae", "content", "motion"))
+    out = tmp_path / "pipe"
+    assert main(["pipeline", "assemble", "--autoencoder", str(ae), "--content", str(content),
+                 "--motion", str(motion), "--out", str(out), "--steps", "3"]) == 0  # fmt: skip
+    assert json.loads((out / "model_index.json").read_text())["num_inference_steps"] == 3
+    pipe = CMDPipeline.from_pretrained(out)
+    pipe.set_progress_bar_config(disable=True)
+    assert pipe.default_steps() == 3 and pipe.default_steps(7) == 7
+    default = _run(pipe, num_inference_steps=None).frames
+    assert np.array_equal(default, _run(pipe, num_inference_steps=3).frames)
+    assert not np.array_equal(default, _run(pipe, num_inference_steps=2).frames)
+    pipe.register_to_config(num_inference_steps=None)  # a folder written before the option
+    assert pipe.default_steps() == 50

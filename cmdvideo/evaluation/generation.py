@@ -59,7 +59,7 @@ def evaluate_generation(
     pipe,
     classifier: MovingShapesClassifier,
     per_class: int = 10,
-    num_inference_steps: int = 50,
+    num_inference_steps: int | None = None,
     guidance_scale: float | None = None,
     batch_size: int = 50,
     seed: int = 0,
@@ -90,6 +90,7 @@ def evaluate_generation(
     real_a = torch.stack([it["video"] for it in real[:n]])
     real_b = torch.stack([it["video"] for it in real[n:]])
     prompts = [it["caption"] for it in real[:n]]
+    num_inference_steps = pipe.default_steps(num_inference_steps)
     common = dict(num_inference_steps=num_inference_steps, guidance_scale=guidance_scale)
     if effnet:  # loaded first: a missing package fails before minutes of generation
         from .effnet import effnet_frame_stats, load_effnet_lite0

@@ -115,6 +115,7 @@ class CMDPipeline(DiffusionPipeline):
         num_frames: int = 16,
         content_guidance_scale: float = 4.0,
         motion_guidance_scale: float = 4.0,
+        num_inference_steps: int = 50,
     ):
         super().__init__()
         self.register_modules(
@@ -128,13 +129,14 @@ class CMDPipeline(DiffusionPipeline):
             tokenizer=tokenizer,
             motion_text_encoder=motion_text_encoder,
         )
-        # Default guidance of each stage, chosen by measurement for the trained models and kept
-        # in model_index.json (a call's guidance_scale / *_guidance_scale override them).
+        # Default guidance of each stage and default denoising steps, chosen by measurement for
+        # the trained models and kept in model_index.json (a call's arguments override them).
         self.register_to_config(
             class_names=list(class_names or []),
             num_frames=int(num_frames),
             content_guidance_scale=float(content_guidance_scale),
             motion_guidance_scale=float(motion_guidance_scale),
+            num_inference_steps=int(num_inference_steps),
         )
 
     # -- what the models accept ------------------------------------------------------------
@@ -155,6 +157,13 @@ class CMDPipeline(DiffusionPipeline):
             float(content if content is not None else config.get("content_guidance_scale", 4.0)),
             float(motion if motion is not None else config.get("motion_guidance_scale", 4.0)),
         )
+
+    def default_steps(self, num_inference_steps: int | None = None) -> int:
+        """``num_inference_steps``, else the config's default (50 for pipelines without one)."""
+        if num_inference_steps is not None:
+            return int(num_inference_steps)
+        default = self.config.get("num_inference_steps")
+        return 50 if default is None else int(default)
 
     def video_size(self) -> tuple[int, int]:
         """(height, width) in pixels of the videos this pipeline generates."""
@@ -199,7 +208,7 @@ class CMDPipeline(DiffusionPipeline):
         self,
         prompt: str | list[str] | None = None,
         class_labels: int | str | list | torch.Tensor | None = None,
-        num_inference_steps: int = 50,
+        num_inference_steps: int | None = None,
         guidance_scale: float | None = None,
         content_guidance_scale: float | None = None,
         motion_guidance_scale: float | None = None,
@@ -219,7 +228,8 @@ class CMDPipeline(DiffusionPipeline):
             prompt: one prompt or a list (one video each, times ``num_videos_per_prompt``).
             class_labels: an int / class name, or one per prompt (a list or tensor).
                 With neither prompt nor class: unconditional samples.
-            num_inference_steps: denoising steps of each stage.
+            num_inference_steps: denoising steps of each stage (default: the pipeline's config,
+                ``num_inference_steps`` in model_index.json; 50 when it has none).
             guidance_scale: classifier-free guidance scale of both stages (1 = no guidance);
                 ``content_guidance_scale`` / ``motion_guidance_scale`` override per stage. By
                 default each stage uses the scale in the pipeline's config (model_index.json).
@@ -254,6 +264,7 @@ class CMDPipeline(DiffusionPipeline):
         if prompts is not None:
             prompts = [p for p in prompts for _ in range(num_videos_per_prompt)]
         batch = n * num_videos_per_prompt
+        num_inference_steps = self.default_steps(num_inference_steps)
         num_frames = num_frames or self.config.num_frames
         progress = not getattr(self, "_progress_bar_config", {}).get("disable", False)
         s_content, s_motion = self.guidance_scales(
