@@ -646,11 +646,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         write_video(out / f"{stem}.mp4", video, fps=8, upscale=4)
         write_video(out / f"{stem}.gif", video, fps=8, upscale=4)
         entries.append({"file": stem, "prompt": prompt, "seed": seed, "seconds": seconds})
-    page = write_gallery(out, entries, args, pipe.guidance_scales(args.guidance))
+    content_g, motion_g = guidance = pipe.guidance_scales(args.guidance)
+    page = write_gallery(out, entries, args, guidance)
     (out / "gallery.json").write_text(json.dumps(entries, indent=1))
     per_video = sum(e["seconds"] for e in entries) / len(entries)
     print(f"{len(entries)} videos in {out}/ (mp4 + gif each), gallery: {page}")
-    content_g, motion_g = pipe.guidance_scales(args.guidance)
     print(f"seconds per video: {per_video:.2f} ({args.steps} {args.scheduler} steps per stage, "
           f"guidance: content {content_g}, motion {motion_g}; {pipe.device})")  # fmt: skip
     flops = _demo_flops(pipe, args.steps)
