@@ -112,7 +112,10 @@ def _train(args: argparse.Namespace, make_stage) -> int:
         return EXIT_DIVERGED
     print(f"trained {config.train.max_steps} steps in {time.perf_counter() - start:.1f} s")
     if stage.name == "autoencoder":
-        _calibrate(out, train_set)
+        if config.autoencoder.freeze_encoder:  # same latents: keep the init's scale
+            print("encoder frozen: motion_scaling_factor kept from autoencoder.init")
+        else:
+            _calibrate(out, train_set)
     print(f"model:    {out / stage.name}")
     print(f"previews: {out / 'previews'}")
     print(f"metrics:  {out / 'metrics.jsonl'}  curve: {out / 'training_curve.png'}")

@@ -56,8 +56,14 @@ class AutoencoderConfig:
     # the motion into the motion latent.
     content_anchor: float = 0.0
     # Start from a trained autoencoder (a `cmdvideo train autoencoder` folder) instead of
-    # random weights, e.g. to fine-tune with another objective.
+    # random weights, e.g. to fine-tune with another objective. Its architecture is kept
+    # (`preset` is ignored); `overrides` may only add modules to it (refine_channels), whose
+    # new weights start as initialised.
     init: str | None = None
+    # Train the decoder only: the encoder's weights, hence the content frames and motion
+    # latents (and the motion scaling factor), stay those of `init`, so a latent cache and the
+    # diffusion models trained on it remain valid for the fine-tuned decoder.
+    freeze_encoder: bool = False
 
 
 @dataclass

@@ -74,6 +74,41 @@ def test_autoencoder_fine_tunes_from_init_with_content_anchor(tmp_path):
     assert len(anchors) == 2 and all(a > 0 for a in anchors)
 
 
+def test_decoder_only_fine_tune_keeps_the_encoder_and_its_scale(tmp_path, capsys):
+    """`autoencoder.freeze_encoder` with a refiner added by overrides: the encoder's weights
+    and motion_scaling_factor come back unchanged (latents stay valid), the decoder moves."""
+    from cmdvideo.models.codec import VideoCodec
+
+    first, second = tmp_path / "ae", tmp_path / "decoder"
+    args = ["train", "autoencoder", "--config", "tiny", "--out", str(first), "--max-steps", "2"]
+    assert main(with_sets(args, SMALL + ["train.batch_size=2", "train.preview_every=0"])) == 0
+    args = ["train", "autoencoder", "--config", "tiny", "--out", str(second), "--max-steps", "3",
+            "--init", str(first)]  # fmt: skip
+    sets = ["train.batch_size=2", "train.preview_every=0", "train.learning_rate=0.01",
+            "autoencoder.freeze_encoder=true", "autoencoder.overrides.refine_channels=4"]  # fmt: skip
+    assert main(with_sets(args, SMALL + sets)) == 0
+    assert "motion_scaling_factor kept" in capsys.readouterr().out
+    before = VideoCodec.from_pretrained(first).autoencoder
+    after = VideoCodec.from_pretrained(second).autoencoder
+    assert after.config.refine_channels == 4
+    assert after.config.motion_scaling_factor == before.config.motion_scaling_factor
+    old, new = before.state_dict(), after.state_dict()
+    frozen = [k for k in old if k.split(".")[0] in ("patch_embed", "encoder", "content_head")]
+    frozen += [k for k in old if k.startswith("motion_head")]
+    assert frozen and all(torch.equal(old[k], new[k]) for k in frozen)
+    assert not torch.equal(old["output_proj.weight"], new["output_proj.weight"])
+    assert any(k.startswith("refiner.") for k in new)
+    # overrides that change init's architecture, and freezing an untrained encoder: exit 2
+    args = ["train", "autoencoder", "--config", "tiny", "--out", str(tmp_path / "x"),
+            "--init", str(first), "--set", "autoencoder.overrides.hidden_size=16"]  # fmt: skip
+    assert main(args) == 2
+    assert "change the architecture" in capsys.readouterr().err
+    args = ["train", "autoencoder", "--config", "tiny", "--out", str(tmp_path / "y"),
+            "--set", "autoencoder.freeze_encoder=true"]  # fmt: skip
+    assert main(args) == 2
+    assert "freeze_encoder needs autoencoder.init" in capsys.readouterr().err
+
+
 def test_training_on_a_folder_with_bad_files(bad_video_folder, tmp_path, capsys, caplog):
     """Acceptance: good.mp4 trains; truncated, text-as-.mp4 and 3-frame files are skipped and
     reported with their reasons, in the log and in the metrics file."""

@@ -94,6 +94,13 @@ class CMDAutoencoder(ModelMixin, ConfigMixin):
         motion_channels: D_m, channels of the motion latent.
         mlp_ratio: MLP width over D.
         output_activation: "tanh" (pixel mode: squash to [-1, 1]) or "none" (latent mode).
+        refine_channels: F > 0 adds a per-frame convolutional refiner after the transformer
+            decoder: three 3x3 convolutions (width F) over the decoder's patch output, F
+            features per pixel read from the decoder tokens and the content frame, adding a
+            correction to the patch output. It draws edges inside a patch (a linear patch
+            projection rounds the corners of small shapes). Its last convolution starts at
+            zero, so adding it to a trained autoencoder leaves the output unchanged. 0 = off
+            (the paper's decoder).
         motion_scaling_factor: multiplies motion latents before diffusion (like the
             ``scaling_factor`` of Stable Diffusion's VAE) so that they have unit variance; set
             by :func:`cmdvideo.models.codec.calibrate_motion_scale` after training, None until
@@ -115,6 +122,7 @@ class CMDAutoencoder(ModelMixin, ConfigMixin):
         mlp_ratio: float = 4.0,
         output_activation: str = "tanh",
         motion_scaling_factor: float | None = None,
+        refine_channels: int = 0,
     ):
         super().__init__()
         if output_activation not in ("tanh", "none"):
@@ -135,6 +143,19 @@ class CMDAutoencoder(ModelMixin, ConfigMixin):
         self.motion_embed_y = nn.Conv2d(dm, d, 1)
         self.decoder = VideoTransformer(d, decoder_depth, num_heads, mlp_ratio)
         self.output_proj = nn.Linear(d, patch_dim)
+        if refine_channels < 0:
+            raise ValueError(f"refine_channels must be >= 0 (0 = off), got {refine_channels}")
+        self.refine_proj = self.refiner = None
+        if refine_channels:
+            f = refine_channels
+            self.refine_proj = nn.Linear(d, f * p * p)  # F features per pixel from each token
+            self.refiner = nn.Sequential(
+                nn.Conv2d(2 * c + f, f, 3, padding=1),  # patch output, content frame, features
+                nn.SiLU(),
+                nn.Conv2d(f, f, 3, padding=1),
+                nn.SiLU(),
+                nn.Conv2d(f, c, 3, padding=1),
+            )
         self.initialize_weights()
 
     def initialize_weights(self) -> None:
@@ -145,6 +166,15 @@ class CMDAutoencoder(ModelMixin, ConfigMixin):
         # content frame, and learns where to deviate from it.
         nn.init.zeros_(self.content_head.weight)
         nn.init.zeros_(self.content_head.bias)
+        if self.refiner is not None:  # starts as the identity on the patch output
+            nn.init.zeros_(self.refiner[-1].weight)
+            nn.init.zeros_(self.refiner[-1].bias)
+
+    def encoder_modules(self) -> list[nn.Module]:
+        """Everything that maps a video to (content frame, motion latent): freeze these to train
+        the decoder alone, which keeps latents (and diffusion models trained on them) valid."""
+        heads = [self.content_head, self.motion_head_x, self.motion_head_y]
+        return [self.patch_embed, self.encoder, *heads]
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -250,12 +280,28 @@ class CMDAutoencoder(ModelMixin, ConfigMixin):
             + rearrange(e_y, "b d t h -> b t h 1 d")
             + rearrange(e_x, "b d t w -> b t 1 w d")
         )  # (B, T, h, w, D): e[t, i, j] = e_c[i, j] + e_y[t, i] + e_x[t, j]
-        out = self.output_proj(self.decoder(e))  # (B, T, h, w, C*p*p)
+        tokens = self.decoder(e)  # (B, T, h, w, D)
+        out = self.output_proj(tokens)  # (B, T, h, w, C*p*p)
         video = rearrange(out, "b t h w (c p1 p2) -> b c t (h p1) (w p2)", p1=p, p2=p, c=c)
+        if self.refiner is not None:
+            video = video + self._refine(video, content_frame, tokens)
         if self.config.output_activation == "tanh":
             video = torch.tanh(video)
         assert video.shape[2] == t
         return video  # (B, C, T, H, W)
+
+    def _refine(
+        self, video: torch.Tensor, content_frame: torch.Tensor, tokens: torch.Tensor
+    ) -> torch.Tensor:
+        """The refiner's correction (B, C, T, H, W) to the patch output ``video``."""
+        p, t = self.config.patch_size, video.shape[2]
+        features = rearrange(
+            self.refine_proj(tokens), "b t h w (f p1 p2) -> (b t) f (h p1) (w p2)", p1=p, p2=p
+        )  # (B*T, F, H, W)
+        frames = rearrange(video, "b c t h w -> (b t) c h w")
+        content = content_frame.repeat_interleave(t, dim=0)  # (B*T, C, H, W)
+        correction = self.refiner(torch.cat([frames, content, features], dim=1))
+        return rearrange(correction, "(b t) c h w -> b c t h w", t=t)
 
     def forward(self, video: torch.Tensor) -> CMDAutoencoderOutput:
         content_frame, motion_latent, content_weights = self.encode_with_weights(video)

@@ -17,10 +17,16 @@ from .trainer import Stage
 def build_codec(config: Config) -> VideoCodec:
     """A fresh (randomly initialised) autoencoder from the config, with its frame VAE in latent
     mode; the VAE is loaded with ``from_pretrained`` from a local directory or hub id. With
-    ``autoencoder.init`` set, the trained autoencoder (and VAE) in that folder instead."""
+    ``autoencoder.init`` set, the trained autoencoder (and VAE) in that folder instead, with
+    the modules ``autoencoder.overrides`` adds (e.g. ``refine_channels``)."""
     ae_cfg = config.autoencoder
     if ae_cfg.init:
-        return VideoCodec.from_pretrained(ae_cfg.init)
+        codec = VideoCodec.from_pretrained(ae_cfg.init)
+        if ae_cfg.overrides:
+            codec = VideoCodec(_extended(codec.autoencoder, ae_cfg.overrides), codec.frame_vae)
+        return codec
+    if ae_cfg.freeze_encoder:
+        raise ValueError("autoencoder.freeze_encoder needs autoencoder.init (a trained encoder)")
     kwargs = autoencoder_preset(ae_cfg.preset)
     kwargs.update(ae_cfg.overrides or {})
     frame_vae = None
@@ -40,6 +46,24 @@ def build_codec(config: Config) -> VideoCodec:
             "latents: set autoencoder.vae to an AutoencoderKL directory or hub id"
         )
     return VideoCodec(CMDAutoencoder(**kwargs), frame_vae)
+
+
+def _extended(trained: CMDAutoencoder, overrides: dict) -> CMDAutoencoder:
+    """``trained`` rebuilt with ``overrides`` and its weights; only new modules may appear."""
+    kwargs = {k: v for k, v in trained.config.items() if not k.startswith("_")}
+    kwargs.update(overrides)
+    model = CMDAutoencoder(**kwargs)
+    own = model.state_dict()
+    changed = [
+        k for k, v in trained.state_dict().items() if k not in own or own[k].shape != v.shape
+    ]
+    if changed:
+        raise ValueError(
+            f"autoencoder.overrides {overrides} change the architecture of autoencoder.init "
+            f"(weights {changed[:3]}...); with init they may only add modules (refine_channels)"
+        )
+    model.load_state_dict(trained.state_dict(), strict=False)
+    return model
 
 
 class AutoencoderStage(Stage):
@@ -65,7 +89,11 @@ class AutoencoderStage(Stage):
         return self._codec
 
     def model(self) -> CMDAutoencoder:
-        return self.codec.autoencoder
+        model = self.codec.autoencoder
+        if self.config.autoencoder.freeze_encoder:
+            for module in model.encoder_modules():
+                module.requires_grad_(False)
+        return model
 
     def _model_space(self, video: torch.Tensor) -> torch.Tensor:
         if self.codec.frame_vae is not None:
