@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# Reproduce the tiny autoencoders of README.md / docs/figures (2-core CPU: about 2 h in all).
-#   bash scripts/train_autoencoder_tiny.sh [PLAIN_DIR] [ANCHORED_DIR]
+# Reproduce the tiny autoencoders of README.md / docs/figures (2-core CPU: about 3 h in all).
+#   bash scripts/train_autoencoder_tiny.sh [PLAIN_DIR] [ANCHORED_DIR] [REFINED_DIR]
 # 1. PLAIN_DIR (runs/ae-tiny): 4,000 steps of plain reconstruction (the paper's objective).
 # 2. ANCHORED_DIR (runs/ae-anchor): 2,400 steps fine-tuning PLAIN_DIR with the content anchor
-#    of the tiny config (MSE of the content frame to the middle frame, weight 5); the
-#    autoencoder of the bundled pipeline.
+#    of the tiny config (MSE of the content frame to the middle frame, weight 5).
+# 3. REFINED_DIR (runs/ae-refine): 1,800 steps training only the decoder of ANCHORED_DIR, with
+#    a convolutional refiner added (refine_channels 32); the encoder is frozen, so latents,
+#    motion scale and a cache made with ANCHORED_DIR stay valid. The bundled pipeline's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PLAIN=${1:-runs/ae-tiny}
 ANCHORED=${2:-runs/ae-anchor}
+REFINED=${3:-runs/ae-refine}
 make install
 BIN=.venv/bin
 mkdir -p docs/figures
@@ -35,3 +38,7 @@ run() {  # run OUT RESULTS FIGURE_PREFIX [train args...]
 run "$PLAIN" results/autoencoder-tiny autoencoder_tiny --set autoencoder.content_anchor=0
 run "$ANCHORED" results/autoencoder-tiny-anchor autoencoder_tiny_anchor --init "$PLAIN" \
   --max-steps 2400 --set train.preview_every=400 --set train.checkpoint_every=400
+run "$REFINED" results/autoencoder-tiny-refine autoencoder_tiny_refine --init "$ANCHORED" \
+  --max-steps 1800 --set autoencoder.freeze_encoder=true \
+  --set autoencoder.overrides.refine_channels=32 --set train.learning_rate=0.0005 \
+  --set train.preview_every=300 --set train.checkpoint_every=300

@@ -1,0 +1,60 @@
+"""Shape kind and colours of the content frames a moving-shapes pipeline's content model draws
+for held-out one-shape captions: separates the content model from the decoder when the shape
+of generated videos is wrong (scripts/shape_ceiling_tiny.py measures the autoencoder alone).
+
+python scripts/content_shape_tiny.py PIPELINE [PIPELINE ...] [--num-videos 200] [--steps S]
+
+Captions of the one-shape videos among the first ``--num-videos`` held-out videos (evaluation
+seed 1), prompted as in `pipe(prompt=...)` (no class label); content stage only (its DDIM
+scheduler, the pipeline's content guidance and steps).
+"""
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from cmdvideo.evaluation.generation import held_out_videos
+from cmdvideo.evaluation.motion_check import color_accuracy, shape_check
+from cmdvideo.pipelines.cmd import CMDPipeline
+from cmdvideo.pipelines.denoise import sample_content
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("pipelines", nargs="+", help="pipeline folders or moving-shapes-tiny")
+    parser.add_argument("--num-videos", type=int, default=200)
+    parser.add_argument("--steps", type=int, default=None, help="default: the pipeline's")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    items = [it for it in held_out_videos(args.num_videos, 16, 32, 32)
+             if len(it["factors"]["appearance"]["shapes"]) == 1]  # fmt: skip
+    prompts = [it["caption"] for it in items]
+    kinds = [it["factors"]["appearance"]["shapes"][0]["kind"] for it in items]
+    for path in args.pipelines:
+        pipe = CMDPipeline.from_pretrained(path)
+        unet = pipe.content_model
+        steps = pipe.default_steps(args.steps)
+        guidance, _ = pipe.guidance_scales(None)
+        start = time.perf_counter()
+        with torch.no_grad():
+            text = pipe._embed(pipe.text_encoder, prompts, "cpu")
+            null = pipe._embed(pipe.text_encoder, [""], "cpu")
+            content = sample_content(
+                unet, pipe.content_scheduler, len(prompts), None, text, null, guidance, steps,
+                torch.Generator().manual_seed(args.seed), "cpu", progress=False,
+            )  # fmt: skip
+            stills = pipe.codec.content_to_pixels(content).clamp(-1, 1)
+        stills = stills[:, :, None].repeat(1, 1, 2, 1, 1).numpy()  # 2-frame "videos"
+        shape = float(np.mean([shape_check(v) == k for v, k in zip(stills, kinds)]))
+        colors = color_accuracy(stills, prompts)
+        print(f"{path}: {len(prompts)} content frames, {steps} steps, guidance {guidance}: "
+              f"shape kind {shape:.3f}, shape colour {colors['shape_color_accuracy']:.3f}, "
+              f"background {colors['background_accuracy']:.3f} "
+              f"({time.perf_counter() - start:.0f} s)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
