@@ -3,6 +3,7 @@ for held-out one-shape captions: separates the content model from the decoder wh
 of generated videos is wrong (scripts/shape_ceiling_tiny.py measures the autoencoder alone).
 
 python scripts/content_shape_tiny.py PIPELINE [PIPELINE ...] [--num-videos 200] [--steps S]
+    [--guidance G]
 
 Captions of the one-shape videos among the first ``--num-videos`` held-out videos (evaluation
 seed 1), prompted as in `pipe(prompt=...)` (no class label); content stage only (its DDIM
@@ -26,6 +27,7 @@ def main() -> None:
     parser.add_argument("pipelines", nargs="+", help="pipeline folders or moving-shapes-tiny")
     parser.add_argument("--num-videos", type=int, default=200)
     parser.add_argument("--steps", type=int, default=None, help="default: the pipeline's")
+    parser.add_argument("--guidance", type=float, default=None, help="default: the pipeline's")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -37,7 +39,7 @@ def main() -> None:
         pipe = CMDPipeline.from_pretrained(path)
         unet = pipe.content_model
         steps = pipe.default_steps(args.steps)
-        guidance, _ = pipe.guidance_scales(None)
+        guidance, _ = pipe.guidance_scales(args.guidance)
         start = time.perf_counter()
         with torch.no_grad():
             text = pipe._embed(pipe.text_encoder, prompts, "cpu")
