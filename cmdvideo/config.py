@@ -82,6 +82,9 @@ class DiffusionConfig:
     # frozen one: a CLIP text model / SD repo (local directory or hub id) or a content run
     # folder holding the built-in encoder it learned (what the motion stage reads).
     text_encoder: str | None = None
+    # Arguments of a fresh built-in word encoder, e.g. {"embed_init_std": 1.0} (see
+    # WordTextEncoder); ignored for frozen encoders and when continuing from `init`.
+    text_encoder_overrides: dict = field(default_factory=dict)
     condition_dropout: float = 0.1  # probability of the null condition, for CFG
     prediction_type: str = "epsilon"  # or "v_prediction"
     num_train_timesteps: int = 1000

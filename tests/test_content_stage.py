@@ -73,6 +73,26 @@ def test_content_loss_falls_on_a_fixed_batch(ae_dir):
     assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5, losses
 
 
+def test_word_encoder_options_reach_a_fresh_encoder(ae_dir):
+    """content.text_encoder_overrides builds the learned word encoder: a larger embedding init
+    keeps words apart from the start (shape words stayed nearly equal at the default 0.02)."""
+    data = build_dataset(load_config("tiny", SMALL).data)
+    codec = VideoCodec.from_pretrained(ae_dir)
+
+    def word_spread(overrides):
+        config = load_config("tiny", SMALL + overrides)
+        stage = ContentStage(config, codec, num_classes=10, captions=data.captions(64))
+        torch.manual_seed(0)
+        encoder = stage._new_text_encoder()
+        embed = encoder.token_embed.weight[[encoder.word_ids[w] for w in ("circle", "square")]]
+        return encoder.config.embed_init_std, (embed[0] - embed[1]).abs().mean().item()
+
+    default = word_spread([])
+    wide = word_spread(["content.text_encoder_overrides.embed_init_std=1"])
+    assert default[0] == 0.02 and wide[0] == 1.0
+    assert wide[1] > 10 * default[1]
+
+
 def _train(ae_dir, out, *extra):
     args = ["train", "content", "--autoencoder", str(ae_dir), "--out", str(out), "--max-steps", "2",
             *extra]  # fmt: skip

@@ -261,7 +261,7 @@ class DiffusionStage(Stage):
                 return WordTextEncoder.from_pretrained(run / "text_encoder")
         if not self.captions:
             raise ValueError("the built-in text encoder needs the training captions")
-        return WordTextEncoder.from_captions(self.captions)
+        return WordTextEncoder.from_captions(self.captions, **self.cfg.text_encoder_overrides)
 
     def _encoder(self, model):
         return model["text_encoder"] if "text_encoder" in model else self.text_encoder
