@@ -16,7 +16,7 @@ import time
 import numpy as np
 import torch
 
-from cmdvideo.evaluation.generation import held_out_videos
+from cmdvideo.evaluation.generation import held_out_one_shape_videos
 from cmdvideo.evaluation.motion_check import color_accuracy, shape_check
 from cmdvideo.pipelines.cmd import CMDPipeline
 from cmdvideo.pipelines.denoise import sample_content
@@ -31,10 +31,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    items = [it for it in held_out_videos(args.num_videos, 16, 32, 32)
-             if len(it["factors"]["appearance"]["shapes"]) == 1]  # fmt: skip
+    items, kinds = held_out_one_shape_videos(args.num_videos, 16, 32, 32)
     prompts = [it["caption"] for it in items]
-    kinds = [it["factors"]["appearance"]["shapes"][0]["kind"] for it in items]
     for path in args.pipelines:
         pipe = CMDPipeline.from_pretrained(path)
         unet = pipe.content_model

@@ -12,7 +12,7 @@ import argparse
 import numpy as np
 import torch
 
-from cmdvideo.evaluation.generation import held_out_videos
+from cmdvideo.evaluation.generation import held_out_one_shape_videos
 from cmdvideo.evaluation.motion_check import shape_check
 from cmdvideo.models.codec import VideoCodec
 
@@ -23,10 +23,8 @@ def main() -> None:
     parser.add_argument("--num-videos", type=int, default=400)
     args = parser.parse_args()
 
-    items = [it for it in held_out_videos(args.num_videos, 16, 32, 32)
-             if len(it["factors"]["appearance"]["shapes"]) == 1]  # fmt: skip
+    items, kinds = held_out_one_shape_videos(args.num_videos, 16, 32, 32)
     videos = torch.stack([it["video"] for it in items])
-    kinds = [it["factors"]["appearance"]["shapes"][0]["kind"] for it in items]
 
     def accuracy(batch) -> float:
         return float(np.mean([shape_check(v) == k for v, k in zip(batch, kinds)]))

@@ -52,19 +52,27 @@ def test_train_then_eval_json(tmp_path, capsys):
     assert result["compression_ratio"] == pytest.approx(6144 / (768 + 512))
 
 
+def _train_then_fine_tune(tmp_path, steps: int, sets: list[str]):
+    """Train a small autoencoder for 2 steps into tmp_path/ae, then `--init` from it for
+    ``steps`` steps with ``sets`` into tmp_path/tuned; returns both folders."""
+    first, second = tmp_path / "ae", tmp_path / "tuned"
+    common = SMALL + ["train.batch_size=2", "train.preview_every=0"]
+    args = ["train", "autoencoder", "--config", "tiny", "--out", str(first), "--max-steps", "2"]
+    assert main(with_sets(args, common)) == 0
+    args = ["train", "autoencoder", "--config", "tiny", "--out", str(second),
+            "--max-steps", str(steps), "--init", str(first)]  # fmt: skip
+    assert main(with_sets(args, common + sets)) == 0
+    return first, second
+
+
 def test_autoencoder_fine_tunes_from_init_with_content_anchor(tmp_path):
     """`--init` starts from the trained weights (with a zero learning rate they come back
     unchanged) and `autoencoder.content_anchor` adds its logged term."""
     from cmdvideo.models.codec import VideoCodec
 
-    first, second = tmp_path / "ae", tmp_path / "tuned"
-    args = ["train", "autoencoder", "--config", "tiny", "--out", str(first), "--max-steps", "2"]
-    assert main(with_sets(args, SMALL + ["train.batch_size=2", "train.preview_every=0"])) == 0
-    args = ["train", "autoencoder", "--config", "tiny", "--out", str(second), "--max-steps", "2",
-            "--init", str(first)]  # fmt: skip
-    sets = ["train.batch_size=2", "train.preview_every=0", "train.learning_rate=0",
-            "autoencoder.content_anchor=1.0"]  # fmt: skip
-    assert main(with_sets(args, SMALL + sets)) == 0
+    first, second = _train_then_fine_tune(
+        tmp_path, 2, ["train.learning_rate=0", "autoencoder.content_anchor=1.0"]
+    )
     before = VideoCodec.from_pretrained(first).autoencoder.state_dict()
     after = VideoCodec.from_pretrained(second).autoencoder.state_dict()
     assert before.keys() == after.keys()
@@ -79,14 +87,9 @@ def test_decoder_only_fine_tune_keeps_the_encoder_and_its_scale(tmp_path, capsys
     and motion_scaling_factor come back unchanged (latents stay valid), the decoder moves."""
     from cmdvideo.models.codec import VideoCodec
 
-    first, second = tmp_path / "ae", tmp_path / "decoder"
-    args = ["train", "autoencoder", "--config", "tiny", "--out", str(first), "--max-steps", "2"]
-    assert main(with_sets(args, SMALL + ["train.batch_size=2", "train.preview_every=0"])) == 0
-    args = ["train", "autoencoder", "--config", "tiny", "--out", str(second), "--max-steps", "3",
-            "--init", str(first)]  # fmt: skip
-    sets = ["train.batch_size=2", "train.preview_every=0", "train.learning_rate=0.01",
-            "autoencoder.freeze_encoder=true", "autoencoder.overrides.refine_channels=4"]  # fmt: skip
-    assert main(with_sets(args, SMALL + sets)) == 0
+    sets = ["train.learning_rate=0.01", "autoencoder.freeze_encoder=true",
+            "autoencoder.overrides.refine_channels=4"]  # fmt: skip
+    first, second = _train_then_fine_tune(tmp_path, 3, sets)
     assert "motion_scaling_factor kept" in capsys.readouterr().out
     before = VideoCodec.from_pretrained(first).autoencoder
     after = VideoCodec.from_pretrained(second).autoencoder

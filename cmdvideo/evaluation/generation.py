@@ -55,6 +55,14 @@ def held_out_videos(num_videos: int, num_frames: int, height: int, width: int, o
     return [data[offset + i] for i in range(num_videos)]
 
 
+def held_out_one_shape_videos(num_videos: int, num_frames: int, height: int, width: int):
+    """The one-shape videos among the first ``num_videos`` held-out ones, and their shape kinds
+    (what the hand-written shape check is scored on)."""
+    items = [it for it in held_out_videos(num_videos, num_frames, height, width)
+             if len(it["factors"]["appearance"]["shapes"]) == 1]  # fmt: skip
+    return items, [it["factors"]["appearance"]["shapes"][0]["kind"] for it in items]
+
+
 def evaluate_generation(
     pipe,
     classifier: MovingShapesClassifier,

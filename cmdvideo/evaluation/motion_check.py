@@ -187,7 +187,7 @@ def shape_scores(video, threshold: float = 0.25) -> dict[str, float]:
     from ..data.moving_shapes import SHAPES, _signed_distance
 
     _, mask = _foreground(_to_unit(video), threshold)  # (T, H, W)
-    t, h, w = mask.shape
+    _, h, w = mask.shape
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
     scores: dict[str, list[float]] = {kind: [] for kind in SHAPES}
     for frame_mask in mask:

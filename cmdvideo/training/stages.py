@@ -53,16 +53,14 @@ def _extended(trained: CMDAutoencoder, overrides: dict) -> CMDAutoencoder:
     kwargs = {k: v for k, v in trained.config.items() if not k.startswith("_")}
     kwargs.update(overrides)
     model = CMDAutoencoder(**kwargs)
-    own = model.state_dict()
-    changed = [
-        k for k, v in trained.state_dict().items() if k not in own or own[k].shape != v.shape
-    ]
+    own, weights = model.state_dict(), trained.state_dict()
+    changed = [k for k, v in weights.items() if k not in own or own[k].shape != v.shape]
     if changed:
         raise ValueError(
             f"autoencoder.overrides {overrides} change the architecture of autoencoder.init "
             f"(weights {changed[:3]}...); with init they may only add modules (refine_channels)"
         )
-    model.load_state_dict(trained.state_dict(), strict=False)
+    model.load_state_dict(weights, strict=False)
     return model
 
 
