@@ -353,6 +353,7 @@ def cmd_eval_generation(args: argparse.Namespace) -> int:
     result = evaluate_generation(
         pipe, load_classifier(args.classifier), args.per_class, args.steps, args.guidance,
         args.batch_size, args.seed, progress=not args.json, effnet=args.effnet,
+        guidance_rescale=args.guidance_rescale,
     )  # fmt: skip
     videos = result.pop("videos")
     result.update(model=args.model, scheduler=args.scheduler,
@@ -370,7 +371,7 @@ def cmd_eval_generation(args: argparse.Namespace) -> int:
     _report(result, args.json, [
         f"videos per condition:   {result['num_videos']} ({args.steps} {args.scheduler} steps per "
         f"stage, guidance: content {result['guidance_scale'][0]}, motion "
-        f"{result['guidance_scale'][1]})",
+        f"{result['guidance_scale'][1]}, rescale {result['guidance_rescale']})",
         f"motion, class-asked:    {cls['motion_accuracy']:.3f}",
         f"motion, prompt-asked:   {txt['motion_accuracy']:.3f}",
         f"background colour:      {txt['background_accuracy']:.3f}",
@@ -468,7 +469,8 @@ def cmd_pipeline_assemble(args: argparse.Namespace) -> int:
     pipe = assemble_pipeline(args.autoencoder, args.content, args.motion)
     pipe.register_to_config(content_guidance_scale=args.content_guidance,
                             motion_guidance_scale=args.motion_guidance,
-                            num_inference_steps=args.steps)  # fmt: skip
+                            num_inference_steps=args.steps,
+                            guidance_rescale=args.guidance_rescale)  # fmt: skip
     pipe.save_pretrained(args.out)
     sizes = {
         name: sum(p.numel() for p in module.parameters())
@@ -476,7 +478,8 @@ def cmd_pipeline_assemble(args: argparse.Namespace) -> int:
         if hasattr(module, "parameters")
     }
     print(f"pipeline: {args.out} (defaults: guidance content {args.content_guidance}, motion "
-          f"{args.motion_guidance}; {args.steps} steps per stage)")  # fmt: skip
+          f"{args.motion_guidance}, rescale {args.guidance_rescale}; {args.steps} steps per "
+          "stage)")  # fmt: skip
     for name, count in sizes.items():
         print(f"  {name:20s} {count / 1e6:7.2f} M parameters")
     return 0
@@ -536,6 +539,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         class_labels=labels,
         num_inference_steps=args.steps,
         guidance_scale=args.guidance,
+        guidance_rescale=args.guidance_rescale,
         num_videos_per_prompt=args.num_videos,
         generator=generator,
         output_type="pt",
@@ -640,6 +644,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             prompt=prompt,
             num_inference_steps=args.steps,
             guidance_scale=args.guidance,
+            guidance_rescale=args.guidance_rescale,
             generator=torch.Generator().manual_seed(seed),
             output_type="pt",
         ).frames
@@ -655,7 +660,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     per_video = sum(e["seconds"] for e in entries) / len(entries)
     print(f"{len(entries)} videos in {out}/ (mp4 + gif each), gallery: {page}")
     print(f"seconds per video: {per_video:.2f} ({args.steps} {args.scheduler} steps per stage, "
-          f"guidance: content {content_g}, motion {motion_g}; {pipe.device})")  # fmt: skip
+          f"guidance: content {content_g}, motion {motion_g}, rescale "
+          f"{pipe.default_rescale(args.guidance_rescale)}; {pipe.device})")  # fmt: skip
     flops = _demo_flops(pipe, args.steps)
     if flops:
         print(flops)
@@ -854,6 +860,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="denoising steps per stage (default: the pipeline's own)")  # fmt: skip
     p.add_argument("--guidance", type=float, default=None,
                    help="CFG scale of both stages (default: the pipeline's own per stage)")  # fmt: skip
+    p.add_argument("--guidance-rescale", type=float, default=None,
+                   help="CFG rescale phi in [0, 1] of both stages (default: the pipeline's own; "
+                   "0 = plain CFG)")  # fmt: skip
     p.add_argument("--scheduler", default="ddim", choices=sorted(SCHEDULERS))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=50)
@@ -931,6 +940,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="default CFG scale of the motion stage (stored in the pipeline)")  # fmt: skip
     p.add_argument("--steps", type=int, default=50,
                    help="default denoising steps per stage (stored in the pipeline)")  # fmt: skip
+    p.add_argument("--guidance-rescale", type=float, default=0.0,
+                   help="default CFG rescale phi of both stages (stored in the pipeline)")  # fmt: skip
     p.set_defaults(func=cmd_pipeline_assemble)
 
     p = sub.add_parser(
@@ -955,6 +966,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="denoising steps per stage (default: the pipeline's own)")  # fmt: skip
     p.add_argument("--guidance", type=float, default=None,
                    help="CFG scale of both stages (default: the pipeline's own per stage)")  # fmt: skip
+    p.add_argument("--guidance-rescale", type=float, default=None,
+                   help="CFG rescale phi in [0, 1] of both stages (default: the pipeline's own; "
+                   "0 = plain CFG)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--scheduler", default="ddim", choices=sorted(SCHEDULERS), help="sampler of both stages"
@@ -1025,6 +1039,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="denoising steps per stage (default: the pipeline's own)")  # fmt: skip
     p.add_argument("--guidance", type=float, default=None,
                    help="CFG scale of both stages (default: the pipeline's own per stage)")  # fmt: skip
+    p.add_argument("--guidance-rescale", type=float, default=None,
+                   help="CFG rescale phi in [0, 1] of both stages (default: the pipeline's own; "
+                   "0 = plain CFG)")  # fmt: skip
     p.add_argument("--scheduler", default="ddim", choices=sorted(SCHEDULERS))
     p.add_argument("--device", default=None, help="cuda / cpu (default: cuda when available)")
     p.set_defaults(func=cmd_demo)

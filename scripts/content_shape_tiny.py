@@ -3,7 +3,7 @@ for held-out one-shape captions: separates the content model from the decoder wh
 of generated videos is wrong (scripts/shape_ceiling_tiny.py measures the autoencoder alone).
 
 python scripts/content_shape_tiny.py PIPELINE [PIPELINE ...] [--num-videos 200] [--steps S]
-    [--guidance G]
+    [--guidance G] [--guidance-rescale PHI]
 
 Captions of the one-shape videos among the first ``--num-videos`` held-out videos (evaluation
 seed 1), prompted as in `pipe(prompt=...)` (no class label); content stage only (its DDIM
@@ -28,6 +28,8 @@ def main() -> None:
     parser.add_argument("--num-videos", type=int, default=200)
     parser.add_argument("--steps", type=int, default=None, help="default: the pipeline's")
     parser.add_argument("--guidance", type=float, default=None, help="default: the pipeline's")
+    parser.add_argument("--guidance-rescale", type=float, default=None,
+                        help="CFG rescale phi (default: the pipeline's)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -38,6 +40,7 @@ def main() -> None:
         unet = pipe.content_model
         steps = pipe.default_steps(args.steps)
         guidance, _ = pipe.guidance_scales(args.guidance)
+        rescale = pipe.default_rescale(args.guidance_rescale)
         start = time.perf_counter()
         with torch.no_grad():
             text = pipe._embed(pipe.text_encoder, prompts, "cpu")
@@ -45,12 +48,14 @@ def main() -> None:
             content = sample_content(
                 unet, pipe.content_scheduler, len(prompts), None, text, null, guidance, steps,
                 torch.Generator().manual_seed(args.seed), "cpu", progress=False,
+                guidance_rescale=rescale,
             )  # fmt: skip
             stills = pipe.codec.content_to_pixels(content).clamp(-1, 1)
         stills = stills[:, :, None].repeat(1, 1, 2, 1, 1).numpy()  # 2-frame "videos"
         shape = float(np.mean([shape_check(v) == k for v, k in zip(stills, kinds)]))
         colors = color_accuracy(stills, prompts)
-        print(f"{path}: {len(prompts)} content frames, {steps} steps, guidance {guidance}: "
+        print(f"{path}: {len(prompts)} content frames, {steps} steps, guidance {guidance} "
+              f"(rescale {rescale}): "
               f"shape kind {shape:.3f}, shape colour {colors['shape_color_accuracy']:.3f}, "
               f"background {colors['background_accuracy']:.3f} "
               f"({time.perf_counter() - start:.0f} s)")  # fmt: skip

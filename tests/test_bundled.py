@@ -59,10 +59,11 @@ def test_eval_generation_scores_the_bundled_pipeline(tmp_path, capsys):
     import json
 
     code = main(["eval", "generation", "--model", "moving-shapes-tiny", "--per-class", "1",
-                 "--steps", "2", "--device", "cpu", "--out", str(tmp_path), "--json"])  # fmt: skip
+                 "--steps", "2", "--device", "cpu", "--guidance-rescale", "0.5", "--out",
+                 str(tmp_path), "--json"])  # fmt: skip
     assert code == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert result["num_videos"] == 10
+    assert result["num_videos"] == 10 and result["guidance_rescale"] == 0.5
     assert result["class_conditioned"]["num_videos"] == 10
     assert sorted(result["class_conditioned"]["by_class"]) == sorted(MOTIONS)  # one of each
     assert result["fd_moving_shapes"] >= 0 and result["fd_moving_shapes_real_vs_real"] > 0

@@ -163,7 +163,7 @@ def test_sample_command_writes_videos_and_grid(pipe_dir, tmp_path, capsys):
     out = tmp_path / "samples"
     assert main(["sample", "--model", str(pipe_dir), "--prompt", PROMPTS[0], "--class", "left",
                  "--num-videos", "2", "--steps", "2", "--scheduler", "dpm", "--quiet",
-                 "--out", str(out)]) == 0  # fmt: skip
+                 "--guidance", "3", "--guidance-rescale", "0.7", "--out", str(out)]) == 0  # fmt: skip
     for i in range(2):
         assert (out / f"video-{i:03d}.mp4").stat().st_size > 0
         assert (out / f"video-{i:03d}.gif").stat().st_size > 0
@@ -212,16 +212,19 @@ def test_latent_mode_with_stable_diffusion_style_parts(tmp_path, tiny_sd_dir):
 
 
 def test_default_guidance_lives_in_the_pipeline_config(pipe_dir, tmp_path):
-    """`pipeline assemble --content-guidance/--motion-guidance` store each stage's default in
-    model_index.json; a call without guidance uses them, explicit arguments override them."""
+    """`pipeline assemble --content-guidance/--motion-guidance/--guidance-rescale` store the
+    defaults in model_index.json; a call without guidance uses them, explicit arguments override
+    them; a folder written before guidance_rescale existed gets 0 (plain CFG)."""
     ae, content, motion = (pipe_dir.parent / name for name in ("ae", "content", "motion"))
     out = tmp_path / "pipe"
     assert main(["pipeline", "assemble", "--autoencoder", str(ae), "--content", str(content),
                  "--motion", str(motion), "--out", str(out), "--content-guidance", "1.5",
-                 "--motion-guidance", "3"]) == 0  # fmt: skip
+                 "--motion-guidance", "3", "--guidance-rescale", "0.7"]) == 0  # fmt: skip
     pipe = CMDPipeline.from_pretrained(out)
     pipe.set_progress_bar_config(disable=True)
     assert pipe.guidance_scales() == (1.5, 3.0)
+    assert pipe.default_rescale() == 0.7 and pipe.default_rescale(0.0) == 0.0
+    assert CMDPipeline.from_pretrained(pipe_dir).default_rescale() == 0.0
     assert pipe.guidance_scales(2.0) == (2.0, 2.0)
     assert pipe.guidance_scales(2.0, motion_guidance_scale=5.0) == (2.0, 5.0)
     with torch.no_grad():  # give guidance something to amplify (see the test above)
@@ -229,9 +232,13 @@ def test_default_guidance_lives_in_the_pipeline_config(pipe_dir, tmp_path):
             for param in model.parameters():
                 param.add_(torch.randn_like(param) * 0.02)
     default = _run(pipe).frames
-    explicit = _run(pipe, content_guidance_scale=1.5, motion_guidance_scale=3.0).frames
+    explicit = _run(
+        pipe, content_guidance_scale=1.5, motion_guidance_scale=3.0, guidance_rescale=0.7
+    ).frames
     other = _run(pipe, guidance_scale=4.0).frames
+    plain_cfg = _run(pipe, guidance_rescale=0.0).frames
     assert np.array_equal(default, explicit) and not np.array_equal(default, other)
+    assert not np.array_equal(default, plain_cfg)
 
 
 def test_default_steps_live_in_the_pipeline_config(pipe_dir, tmp_path):

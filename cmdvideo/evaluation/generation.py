@@ -73,6 +73,7 @@ def evaluate_generation(
     seed: int = 0,
     progress: bool = True,
     effnet: bool = False,
+    guidance_rescale: float | None = None,
 ) -> dict:
     """Class- and prompt-conditioned generation scored by the classifier.
 
@@ -99,7 +100,9 @@ def evaluate_generation(
     real_b = torch.stack([it["video"] for it in real[n:]])
     prompts = [it["caption"] for it in real[:n]]
     num_inference_steps = pipe.default_steps(num_inference_steps)
-    common = dict(num_inference_steps=num_inference_steps, guidance_scale=guidance_scale)
+    guidance_rescale = pipe.default_rescale(guidance_rescale)
+    common = dict(num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
+                  guidance_rescale=guidance_rescale)  # fmt: skip
     if effnet:  # loaded first: a missing package fails before minutes of generation
         from .effnet import effnet_frame_stats, load_effnet_lite0
 
@@ -117,6 +120,7 @@ def evaluate_generation(
         "num_videos": n,
         "num_inference_steps": num_inference_steps,
         "guidance_scale": list(pipe.guidance_scales(guidance_scale)),  # (content, motion)
+        "guidance_rescale": guidance_rescale,
         "seed": seed,
         "seconds_per_video": seconds / n,
         "class_conditioned": domain_accuracy(

@@ -19,7 +19,7 @@ from einops import rearrange
 from torch import nn
 
 from .blocks import grid_positional_embedding, labels_with_null, named_preset
-from .dit import DiTConditioning, classifier_free_guidance
+from .dit import DiTConditioning, classifier_free_guidance, guided_prediction
 from .text import TextEmbeddings
 
 # Small UNet2DConditionModel configurations (class-conditional; cross-attention arrives with
@@ -223,10 +223,12 @@ def content_prediction(
     drop_class: torch.Tensor | None = None,
     drop_text: torch.Tensor | None = None,
     guidance_scale: float = 1.0,
+    guidance_rescale: float = 0.0,
 ) -> torch.Tensor:
     """The UNet's prediction for content frames, with the null class / null text (the empty
     prompt, ``null_text``) where missing or dropped, and classifier-free guidance
-    ``uncond + s * (cond - uncond)`` when ``guidance_scale != 1`` (uncond: every condition null).
+    ``uncond + s * (cond - uncond)`` when ``guidance_scale != 1`` (uncond: every condition null),
+    rescaled by ``guidance_rescale`` (see :func:`cmdvideo.models.dit.guided_prediction`).
 
     Args:
         sample: (B, C, H, W) noisy content frames; timestep: (B,) or scalar.
@@ -254,6 +256,7 @@ def content_prediction(
             lambda x, drop: unet(*x, drop_condition=drop),
             (sample, timestep, class_labels, pooled),
             guidance_scale,
+            guidance_rescale,
         )
     if with_text and null_text is None:
         raise ValueError("a text-conditioned content model needs null_text (the empty prompt)")
@@ -284,4 +287,4 @@ def content_prediction(
         None if states is None else states.cat(null_text.expand(b)),
     )
     cond, uncond = both.chunk(2)
-    return uncond + guidance_scale * (cond - uncond)
+    return guided_prediction(cond, uncond, guidance_scale, guidance_rescale)

@@ -102,14 +102,35 @@ class DiTConditioning:
         return c
 
 
+def guided_prediction(
+    cond: torch.Tensor, uncond: torch.Tensor, guidance_scale: float, guidance_rescale: float = 0.0
+) -> torch.Tensor:
+    """``uncond + s * (cond - uncond)`` on every output channel; with ``guidance_rescale`` φ > 0
+    the result's per-sample standard deviation is pulled back towards the conditional
+    prediction's (Lin et al. 2023, §3.4; diffusers' ``rescale_noise_cfg``): φ = 1 matches it,
+    which keeps large scales from oversaturating colours."""
+    if not 0.0 <= guidance_rescale <= 1.0:
+        raise ValueError(f"guidance_rescale must be in [0, 1], got {guidance_rescale}")
+    guided = uncond + guidance_scale * (cond - uncond)
+    if guidance_rescale > 0:
+        from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import (
+            rescale_noise_cfg,
+        )
+
+        guided = rescale_noise_cfg(guided, cond, guidance_rescale=guidance_rescale)
+    return guided
+
+
 def classifier_free_guidance(
     forward: Callable[[tuple, torch.Tensor], torch.Tensor],
     inputs: tuple,
     guidance_scale: float,
+    guidance_rescale: float = 0.0,
 ) -> torch.Tensor:
     """``uncond + s * (cond - uncond)`` on every output channel, from one forward pass over a
     doubled batch: the first half conditional, the second half the same inputs with the null
     condition (``drop=True``). Scale 1 is the plain conditional prediction (one pass).
+    ``guidance_rescale``: see :func:`guided_prediction`.
 
     Args:
         forward: ``(inputs, drop) -> prediction``; ``drop`` is a (B,) or (2B,) bool mask.
@@ -129,4 +150,4 @@ def classifier_free_guidance(
 
     drop = torch.cat([torch.zeros(b, dtype=torch.bool), torch.ones(b, dtype=torch.bool)])
     cond, uncond = forward(tuple(twice(x) for x in inputs), drop.to(device)).chunk(2)
-    return uncond + guidance_scale * (cond - uncond)
+    return guided_prediction(cond, uncond, guidance_scale, guidance_rescale)

@@ -166,8 +166,10 @@ class MotionDiT(ModelMixin, ConfigMixin, DiTConditioning):
         class_labels: torch.Tensor | None = None,
         text_embeds: torch.Tensor | None = None,
         guidance_scale: float = 1.0,
+        guidance_rescale: float = 0.0,
     ) -> torch.Tensor:
-        """Classifier-free guidance: ``uncond + s * (cond - uncond)`` on every output channel.
+        """Classifier-free guidance: ``uncond + s * (cond - uncond)`` on every output channel
+        (``guidance_rescale``: see :func:`cmdvideo.models.dit.guided_prediction`).
 
         One forward pass over a doubled batch: the first half conditional, the second half the
         same inputs with ``drop_condition=True`` (null class / null text). ``guidance_scale``
@@ -180,4 +182,5 @@ class MotionDiT(ModelMixin, ConfigMixin, DiTConditioning):
             lambda x, drop: self(*x, drop_condition=drop),
             (motion_latent, timestep, content_frame, class_labels, text_embeds),
             guidance_scale,
+            guidance_rescale,
         )

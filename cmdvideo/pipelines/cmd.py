@@ -116,6 +116,7 @@ class CMDPipeline(DiffusionPipeline):
         content_guidance_scale: float = 4.0,
         motion_guidance_scale: float = 4.0,
         num_inference_steps: int = 50,
+        guidance_rescale: float = 0.0,
     ):
         super().__init__()
         self.register_modules(
@@ -137,6 +138,7 @@ class CMDPipeline(DiffusionPipeline):
             content_guidance_scale=float(content_guidance_scale),
             motion_guidance_scale=float(motion_guidance_scale),
             num_inference_steps=int(num_inference_steps),
+            guidance_rescale=float(guidance_rescale),
         )
 
     # -- what the models accept ------------------------------------------------------------
@@ -157,6 +159,12 @@ class CMDPipeline(DiffusionPipeline):
             float(content if content is not None else config.get("content_guidance_scale", 4.0)),
             float(motion if motion is not None else config.get("motion_guidance_scale", 4.0)),
         )
+
+    def default_rescale(self, guidance_rescale: float | None = None) -> float:
+        """CFG rescale φ of both stages: the argument, else the pipeline's config, else 0."""
+        if guidance_rescale is not None:
+            return float(guidance_rescale)
+        return float(self.config.get("guidance_rescale", 0.0))
 
     def default_steps(self, num_inference_steps: int | None = None) -> int:
         """``num_inference_steps``, else the config's default (50 for pipelines without one)."""
@@ -212,6 +220,7 @@ class CMDPipeline(DiffusionPipeline):
         guidance_scale: float | None = None,
         content_guidance_scale: float | None = None,
         motion_guidance_scale: float | None = None,
+        guidance_rescale: float | None = None,
         num_videos_per_prompt: int = 1,
         num_frames: int | None = None,
         generator: torch.Generator | None = None,
@@ -233,6 +242,9 @@ class CMDPipeline(DiffusionPipeline):
             guidance_scale: classifier-free guidance scale of both stages (1 = no guidance);
                 ``content_guidance_scale`` / ``motion_guidance_scale`` override per stage. By
                 default each stage uses the scale in the pipeline's config (model_index.json).
+            guidance_rescale: φ in [0, 1] of CFG rescale (Lin et al. 2023) on both stages: pulls
+                the guided prediction's standard deviation back to the conditional one's, so
+                large scales keep colours (default: the config's, 0 = plain CFG).
             num_videos_per_prompt: videos per prompt / label.
             num_frames: video length (default: the training length).
             generator: a ``torch.Generator``; the same seed gives the same videos.
@@ -270,6 +282,7 @@ class CMDPipeline(DiffusionPipeline):
         s_content, s_motion = self.guidance_scales(
             guidance_scale, content_guidance_scale, motion_guidance_scale
         )
+        rescale = self.default_rescale(guidance_rescale)
 
         # 1. content frame
         unet = self.content_model
@@ -281,7 +294,7 @@ class CMDPipeline(DiffusionPipeline):
         content = sample_content(
             unet, self.content_scheduler, batch,
             labels if num_content_classes(unet) else None, text, null,
-            s_content, num_inference_steps, generator, device, progress,
+            s_content, num_inference_steps, generator, device, progress, rescale,
         )  # fmt: skip
 
         # 2. motion latent, guided by the generated content frame
@@ -295,7 +308,7 @@ class CMDPipeline(DiffusionPipeline):
         motion = sample_motion(
             motion_model, self.motion_scheduler, content.to(motion_model.dtype), num_frames,
             h + w, labels if motion_model.config.num_classes else None, pooled, s_motion,
-            num_inference_steps, generator, progress,
+            num_inference_steps, generator, progress, rescale,
         )  # fmt: skip
 
         # 3. decode

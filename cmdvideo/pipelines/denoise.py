@@ -57,6 +57,7 @@ def sample_content(
     generator: torch.Generator | None = None,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    guidance_rescale: float = 0.0,
 ) -> torch.Tensor:
     """Content frames (B, C, H, W) in the autoencoder's space from the content UNet, with CFG.
 
@@ -67,10 +68,9 @@ def sample_content(
 
     size = unet.config.sample_size
     h, w = (size, size) if isinstance(size, int) else size
+    guidance = dict(guidance_scale=guidance_scale, guidance_rescale=guidance_rescale)
     return denoise(
-        lambda x, t: content_prediction(
-            unet, x, t, class_labels, text, null_text, guidance_scale=guidance_scale
-        ),
+        lambda x, t: content_prediction(unet, x, t, class_labels, text, null_text, **guidance),
         (batch_size, unet.config.in_channels, h, w),
         scheduler,
         num_inference_steps,
@@ -94,6 +94,7 @@ def sample_motion(
     num_inference_steps: int = 50,
     generator: torch.Generator | None = None,
     progress: bool = True,
+    guidance_rescale: float = 0.0,
 ) -> torch.Tensor:
     """Motion latents (B, D_m, T, h+w) guided by ``content_frame`` (B, C, H, W), with CFG.
 
@@ -107,9 +108,10 @@ def sample_motion(
         num_frames,
         motion_positions,
     )
+    guidance = dict(guidance_scale=guidance_scale, guidance_rescale=guidance_rescale)
     return denoise(
         lambda x, t: motion_model.guided(
-            x, t, content_frame, class_labels, text_embeds, guidance_scale=guidance_scale
+            x, t, content_frame, class_labels, text_embeds, **guidance
         ),
         shape,
         scheduler,
