@@ -193,3 +193,28 @@ def test_text_unet_keeps_the_preset_width_per_head():
         assert attentions
         for attn in attentions:
             assert attn.inner_dim // attn.heads == 32
+
+
+def test_prompt_in_the_time_embedding_trains_and_reloads(ae_dir, tmp_path):
+    """`content.overrides.addition_embed_type=text` (a diffusers UNet option) also feeds an
+    attention-pooled prompt into the timestep embedding, so every ResNet block sees it, not only
+    the cross-attention levels; it trains through the stage and reloads from the run folder."""
+    from cmdvideo.models.content import load_content_model
+
+    out = tmp_path / "pooled"
+    _train(ae_dir, out, "--set", "content.overrides.addition_embed_type=text",
+           "--set", "content.overrides.addition_embed_type_num_heads=2")  # fmt: skip
+    unet = load_content_model(out, "content").eval()
+    encoder = WordTextEncoder.from_pretrained(out / "text_encoder").eval()
+    assert unet.config.addition_embed_type == "text" and unet.add_embedding is not None
+    with torch.no_grad():
+        text = encoder(*encoder.tokenize(["a red circle moving left", "a red square moving left"]))
+        null = encoder(*encoder.tokenize([""]))
+        pooled = unet.add_embedding(text.hidden)
+        assert (pooled[0] - pooled[1]).abs().max() > 1e-6  # the shape word reaches it
+        x, t = torch.randn(2, 3, 16, 16), torch.tensor([10, 500])
+        first = content_prediction(unet, x, t, torch.tensor([0, 1]), text, null)
+        again = content_prediction(
+            load_content_model(out, "content").eval(), x, t, torch.tensor([0, 1]), text, null
+        )
+    torch.testing.assert_close(first, again, rtol=0, atol=0)
