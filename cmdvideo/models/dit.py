@@ -113,9 +113,12 @@ def guided_prediction(
         raise ValueError(f"guidance_rescale must be in [0, 1], got {guidance_rescale}")
     guided = uncond + guidance_scale * (cond - uncond)
     if guidance_rescale > 0:
-        from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import (
-            rescale_noise_cfg,
-        )
+        try:  # diffusers' home of it since the guiders (light: no transformers import)
+            from diffusers.guiders.guider_utils import rescale_noise_cfg
+        except ImportError:  # older diffusers
+            from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import (
+                rescale_noise_cfg,
+            )
 
         guided = rescale_noise_cfg(guided, cond, guidance_rescale=guidance_rescale)
     return guided
