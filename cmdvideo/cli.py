@@ -346,8 +346,7 @@ def cmd_eval_generation(args: argparse.Namespace) -> int:
     from .evaluation.domain import load_classifier
     from .evaluation.generation import evaluate_generation
 
-    pipe = load_pipeline(args.model, args.device, args.scheduler)
-    args.steps = pipe.default_steps(args.steps)
+    pipe = _pipeline_for(args)
     pipe.set_progress_bar_config(disable=True)
     start = time.perf_counter()
     result = evaluate_generation(
@@ -508,6 +507,14 @@ def load_pipeline(model: str, device: str | None = None, scheduler: str = "ddim"
     return pipe
 
 
+def _pipeline_for(args: argparse.Namespace):
+    """``load_pipeline`` from the --model/--device/--scheduler options; ``args.steps`` becomes
+    the steps it will run (the option, else the pipeline's default) for the summaries."""
+    pipe = load_pipeline(args.model, args.device, args.scheduler)
+    args.steps = pipe.default_steps(args.steps)
+    return pipe
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
     import torch
 
@@ -519,8 +526,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         from diffusers.utils import logging as diffusers_logging
 
         diffusers_logging.disable_progress_bar()  # "Loading pipeline components"
-    pipe = load_pipeline(args.model, args.device, args.scheduler)
-    args.steps = pipe.default_steps(args.steps)
+    pipe = _pipeline_for(args)
     pipe.set_progress_bar_config(disable=args.quiet)
     generator = torch.Generator(device="cpu").manual_seed(args.seed)
     prompts = args.prompt or None
@@ -628,8 +634,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .data.video_io import write_video
 
     total_start = time.perf_counter()
-    pipe = load_pipeline(args.model, args.device, args.scheduler)
-    args.steps = pipe.default_steps(args.steps)
+    pipe = _pipeline_for(args)
     pipe.set_progress_bar_config(disable=True)
     prompts = list(DEMO_PROMPTS) + list(args.prompt)
     out = Path(args.out)
