@@ -12,12 +12,10 @@ Prompted with each video's caption (no class label, no guidance), one noise draw
 
 import argparse
 
-import numpy as np
 import torch
 
 from cmdvideo.data.video_io import write_frame_grid
-from cmdvideo.evaluation.generation import held_out_one_shape_videos
-from cmdvideo.evaluation.motion_check import color_accuracy, shape_check
+from cmdvideo.evaluation.generation import held_out_one_shape_videos, one_shape_scores
 from cmdvideo.models.content import content_prediction
 from cmdvideo.pipelines.cmd import CMDPipeline
 
@@ -47,9 +45,8 @@ def main() -> None:
     rows, labels = [], []
 
     def score(frames):
-        stills = frames.clamp(-1, 1)[:, :, None].repeat(1, 1, 2, 1, 1).numpy()
-        shape = float(np.mean([shape_check(v) == k for v, k in zip(stills, kinds)]))
-        return shape, color_accuracy(stills, prompts)["shape_color_accuracy"]
+        scores = one_shape_scores(frames, kinds, prompts)
+        return scores["shape_kind_accuracy"], scores["shape_color_accuracy"]
 
     with torch.no_grad():
         content, _ = pipe.codec.encode(torch.stack([it["video"] for it in items]))

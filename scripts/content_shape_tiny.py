@@ -13,11 +13,9 @@ scheduler, the pipeline's content guidance and steps).
 import argparse
 import time
 
-import numpy as np
 import torch
 
-from cmdvideo.evaluation.generation import held_out_one_shape_videos
-from cmdvideo.evaluation.motion_check import color_accuracy, shape_check
+from cmdvideo.evaluation.generation import held_out_one_shape_videos, one_shape_scores
 from cmdvideo.pipelines.cmd import CMDPipeline
 from cmdvideo.pipelines.denoise import sample_content
 
@@ -51,13 +49,12 @@ def main() -> None:
                 guidance_rescale=rescale,
             )  # fmt: skip
             stills = pipe.codec.content_to_pixels(content).clamp(-1, 1)
-        stills = stills[:, :, None].repeat(1, 1, 2, 1, 1).numpy()  # 2-frame "videos"
-        shape = float(np.mean([shape_check(v) == k for v, k in zip(stills, kinds)]))
-        colors = color_accuracy(stills, prompts)
+        scores = one_shape_scores(stills, kinds, prompts)
         print(f"{path}: {len(prompts)} content frames, {steps} steps, guidance {guidance} "
               f"(rescale {rescale}): "
-              f"shape kind {shape:.3f}, shape colour {colors['shape_color_accuracy']:.3f}, "
-              f"background {colors['background_accuracy']:.3f} "
+              f"shape kind {scores['shape_kind_accuracy']:.3f}, shape colour "
+              f"{scores['shape_color_accuracy']:.3f}, "
+              f"background {scores['background_accuracy']:.3f} "
               f"({time.perf_counter() - start:.0f} s)")  # fmt: skip
 
 

@@ -9,11 +9,9 @@ scored. The real videos themselves pass the check 100 % of the time.
 
 import argparse
 
-import numpy as np
 import torch
 
-from cmdvideo.evaluation.generation import held_out_one_shape_videos
-from cmdvideo.evaluation.motion_check import shape_check
+from cmdvideo.evaluation.generation import held_out_one_shape_videos, one_shape_scores
 from cmdvideo.models.codec import VideoCodec
 
 
@@ -26,18 +24,17 @@ def main() -> None:
     items, kinds = held_out_one_shape_videos(args.num_videos, 16, 32, 32)
     videos = torch.stack([it["video"] for it in items])
 
-    def accuracy(batch) -> float:
-        return float(np.mean([shape_check(v) == k for v, k in zip(batch, kinds)]))
+    def accuracy(frames) -> float:
+        return one_shape_scores(frames, kinds)["shape_kind_accuracy"]
 
-    print(f"{len(items)} one-shape videos; real: {accuracy(videos.numpy()):.3f}")
+    print(f"{len(items)} one-shape videos; real: {accuracy(videos):.3f}")
     for path in args.autoencoders:
         autoencoder = VideoCodec.from_pretrained(path).autoencoder.eval()
         with torch.no_grad():
             content, motion = autoencoder.encode(videos)
             recon = autoencoder.decode(content, motion)
-        stills = content.clamp(-1, 1)[:, :, None].repeat(1, 1, 2, 1, 1)  # a 2-frame "video"
-        print(f"{path}: content frames {accuracy(stills.numpy()):.3f}, "
-              f"reconstructions {accuracy(recon.numpy()):.3f}")  # fmt: skip
+        print(f"{path}: content frames {accuracy(content):.3f}, "
+              f"reconstructions {accuracy(recon):.3f}")  # fmt: skip
 
 
 if __name__ == "__main__":

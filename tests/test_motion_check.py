@@ -70,3 +70,24 @@ def test_shape_check_reads_the_kind_of_one_shape():
         assert shape_check(blurred) == kind and max(scores, key=scores.get) == kind
         assert all(0 < v <= 1 for v in scores.values())
     assert shape_check(torch.zeros(3, 4, 16, 16)) == "none"  # nothing but background
+
+
+def test_one_shape_scores_of_videos_and_of_stills():
+    """The scripts' one-shape scoring: real videos and their middle frames (stills, scored as
+    2-frame videos) read right; colour accuracies only with prompts; one kind per item."""
+    import pytest
+
+    from cmdvideo.evaluation.generation import held_out_one_shape_videos, one_shape_scores
+
+    items, kinds = held_out_one_shape_videos(40, 8, 32, 32)
+    videos = torch.stack([it["video"] for it in items])
+    prompts = [it["caption"] for it in items]
+    assert one_shape_scores(videos, kinds) == {"shape_kind_accuracy": 1.0}
+    stills = one_shape_scores(videos[:, :, 4], kinds, prompts)
+    assert stills["shape_kind_accuracy"] == 1.0 and stills["shape_color_accuracy"] == 1.0
+    assert stills["background_accuracy"] == 1.0
+    assert one_shape_scores(
+        videos, ["triangle" if k != "triangle" else "circle" for k in kinds]
+    ) == {"shape_kind_accuracy": 0.0}
+    with pytest.raises(ValueError):
+        one_shape_scores(videos, kinds[:-1])

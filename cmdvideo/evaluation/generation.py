@@ -63,6 +63,22 @@ def held_out_one_shape_videos(num_videos: int, num_frames: int, height: int, wid
     return items, [it["factors"]["appearance"]["shapes"][0]["kind"] for it in items]
 
 
+def one_shape_scores(frames, kinds: list[str], prompts: list[str] | None = None) -> dict:
+    """The hand-written checks on one-shape items (see :func:`held_out_one_shape_videos`):
+    ``shape_kind_accuracy`` (the shape check reads ``kinds``) and, with ``prompts``, the colour
+    accuracies of `color_accuracy`. ``frames``: videos (N, 3, T, H, W) or still images
+    (N, 3, H, W, e.g. content frames; scored as 2-frame videos), in [-1, 1], torch or numpy."""
+    from .motion_check import color_accuracy, shape_check
+
+    frames = torch.as_tensor(frames).clamp(-1, 1)
+    if frames.ndim == 4:
+        frames = frames[:, :, None].repeat(1, 1, 2, 1, 1)
+    videos = frames.numpy()
+    hits = [shape_check(v) == k for v, k in zip(videos, kinds, strict=True)]
+    scores = {"shape_kind_accuracy": sum(hits) / len(hits)}
+    return scores if prompts is None else {**scores, **color_accuracy(videos, prompts)}
+
+
 def evaluate_generation(
     pipe,
     classifier: MovingShapesClassifier,
