@@ -89,6 +89,9 @@ class DiffusionConfig:
     prediction_type: str = "epsilon"  # or "v_prediction"
     num_train_timesteps: int = 1000
     beta_schedule: str = "linear"  # any diffusers DDPMScheduler beta_schedule
+    # [lo, hi): train on timesteps lo <= t < hi only (e.g. fine-tune the noise levels where
+    # shapes are decided); None = all. The validation loss always uses every timestep.
+    timestep_range: list[int] | None = None
     preview_steps: int = 25  # DDIM steps for training previews
     preview_guidance: float = 2.0
     # content stage only: start from a pretrained image UNet (local directory or hub id) ...

@@ -43,12 +43,28 @@ class PredictionType(str, Enum):
     V_PREDICTION = "v_prediction"
 
 
+def check_timestep_range(timestep_range, num_train_timesteps: int) -> tuple[int, int]:
+    """``(lo, hi)`` with ``0 <= lo < hi <= num_train_timesteps``; None means the full range."""
+    if timestep_range is None:
+        return 0, num_train_timesteps
+    if len(timestep_range) != 2:
+        raise ValueError(f"timestep_range must be [lo, hi], got {timestep_range!r}")
+    lo, hi = (int(v) for v in timestep_range)
+    if not 0 <= lo < hi <= num_train_timesteps:
+        raise ValueError(
+            f"timestep_range [{lo}, {hi}) must satisfy 0 <= lo < hi <= {num_train_timesteps} "
+            "(num_train_timesteps)"
+        )
+    return lo, hi
+
+
 def diffusion_loss(
     denoiser: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     clean: torch.Tensor,
     scheduler,
     prediction_type: PredictionType | str = PredictionType.EPSILON,
     generator: torch.Generator | None = None,
+    timestep_range: tuple[int, int] | None = None,
 ) -> torch.Tensor:
     """The usual denoising loss on a batch (noise and timesteps from the global torch RNG, so a
     resumed run draws what an uninterrupted one would; or from ``generator``, for validation
@@ -60,6 +76,9 @@ def diffusion_loss(
         scheduler: a diffusers noise scheduler with ``add_noise`` and ``get_velocity``
             (e.g. ``DDPMScheduler``).
         prediction_type: ε (paper) or v.
+        timestep_range: ``(lo, hi)``: draw timesteps uniformly from ``lo <= t < hi`` instead of
+            every training timestep, to spend a fine-tuning run on the noise levels where some
+            feature of the samples is decided. Validation losses keep the full range.
 
     Returns:
         Scalar mean squared error against the noise (ε) or the velocity (v).
@@ -69,9 +88,8 @@ def diffusion_loss(
     # a validation generator lives on the CPU: same draws on every device
     device = clean.device if generator is None else "cpu"
     noise = torch.randn(clean.shape, generator=generator, device=device, dtype=clean.dtype)
-    timesteps = torch.randint(
-        0, scheduler.config.num_train_timesteps, (b,), generator=generator, device=device
-    )
+    lo, hi = check_timestep_range(timestep_range, scheduler.config.num_train_timesteps)
+    timesteps = torch.randint(lo, hi, (b,), generator=generator, device=device)
     noise, timesteps = noise.to(clean.device), timesteps.to(clean.device)
     noisy = scheduler.add_noise(clean, noise, timesteps)
     if prediction_type is PredictionType.EPSILON:

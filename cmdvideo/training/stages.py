@@ -201,6 +201,9 @@ class DiffusionStage(Stage):
             prediction_type=self.prediction_type.value,
             **self.clip_range(codec),
         )
+        from .losses import check_timestep_range
+
+        check_timestep_range(cfg.timestep_range, cfg.num_train_timesteps)  # fail before training
         # Text: a frozen encoder loaded from cfg.text_encoder, or (content stage) the built-in
         # WordTextEncoder, learned with the model when cfg.text_encoder is "builtin".
         self.text_encoder, self.tokenizer = None, None
@@ -283,6 +286,15 @@ class DiffusionStage(Stage):
         if not (self.use_class and self.use_text):
             return none, none
         return none | (v < 1 / 3), none | ((v >= 1 / 3) & (v < 2 / 3))
+
+    def _loss(self, denoiser, clean: torch.Tensor) -> torch.Tensor:
+        """The training loss: the denoising loss on this stage's timestep range."""
+        from .losses import diffusion_loss
+
+        return diffusion_loss(
+            denoiser, clean, self.scheduler, self.prediction_type,
+            timestep_range=self.cfg.timestep_range,
+        )  # fmt: skip
 
     VALIDATION_REPEATS = 16  # noise draws per preview video for the validation loss
 
@@ -374,8 +386,6 @@ class MotionStage(DiffusionStage):
         return None if text is None else text.pooled
 
     def loss(self, model, batch):
-        from .losses import diffusion_loss
-
         content, motion, labels = self._encode(batch)
         text = self._pooled(model, batch, motion.device)
         drop_class, drop_text = self._dropped(motion.shape[0], motion.device)
@@ -383,7 +393,7 @@ class MotionStage(DiffusionStage):
         def denoiser(noisy, t):
             return model["net"](noisy, t, content, labels, text, drop_class, drop_text)
 
-        return diffusion_loss(denoiser, motion, self.scheduler, self.prediction_type), {}
+        return self._loss(denoiser, motion), {}
 
     def preview(self, model, batch, out_dir: Path, step: int) -> dict[str, float]:
         """Real content frames + sampled motion, decoded; PSNR against the real video says how
@@ -502,7 +512,6 @@ class ContentStage(DiffusionStage):
 
     def loss(self, model, batch):
         from ..models.content import content_prediction
-        from .losses import diffusion_loss
 
         target, labels = self._targets(batch)
         text, null = self._conditions(model, batch, target.device)
@@ -513,7 +522,7 @@ class ContentStage(DiffusionStage):
                 model["net"], noisy, t, labels, text, null, drop_class, drop_text
             )
 
-        return diffusion_loss(denoiser, target, self.scheduler, self.prediction_type), {}
+        return self._loss(denoiser, target), {}
 
     def preview(self, model, batch, out_dir: Path, step: int) -> dict[str, float]:
         """A grid: the real content frames (top row) and content frames sampled for the same
