@@ -14,7 +14,7 @@ from cmdvideo.models.codec import VideoCodec
 from cmdvideo.models.motion_dit import MotionDiT
 from cmdvideo.pipelines.denoise import denoise
 from cmdvideo.training.losses import diffusion_loss
-from cmdvideo.training.stages import MotionStage, build_codec
+from cmdvideo.training.stages import ContentStage, MotionStage, build_codec
 
 SMALL = [
     "data.num_frames=8", "data.height=16", "data.width=16", "data.num_videos=64",
@@ -62,6 +62,39 @@ def test_v_prediction_target_is_velocity():
     assert diffusion_loss(lambda x, tt: noise, clean, scheduler, "epsilon").item() == 0.0
     with pytest.raises(ValueError):
         diffusion_loss(lambda x, tt: x, clean, scheduler, "x0")
+
+
+def test_timestep_range_limits_the_training_timesteps(small_setup):
+    from diffusers import DDPMScheduler
+
+    scheduler = DDPMScheduler()
+    seen = []
+
+    def record(noisy, t):
+        seen.append(t.clone())
+        return torch.zeros_like(noisy)
+
+    clean = torch.randn(256, 2)
+    diffusion_loss(record, clean, scheduler, "epsilon", timestep_range=(200, 700))
+    diffusion_loss(record, clean, scheduler, "epsilon")
+    banded, full = seen
+    assert banded.min() >= 200 and banded.max() < 700 and banded.float().std() > 50
+    assert full.min() < 200 and full.max() >= 700  # None: every timestep
+    for bad in [(700, 200), (0, 1001), (-1, 10), (5,)]:
+        with pytest.raises(ValueError, match="timestep_range"):
+            diffusion_loss(record, clean, scheduler, "epsilon", timestep_range=bad)
+    # from the config, checked when the stage is built (not at the first step)
+    config, ae_dir = small_setup
+    codec = VideoCodec.from_pretrained(ae_dir)
+    for section in ("motion", "content"):
+        bad = load_config("tiny", SMALL + [f"{section}.timestep_range=[500,100]"])
+        with pytest.raises(ValueError, match="timestep_range"):
+            (MotionStage if section == "motion" else ContentStage)(bad, codec, 10, captions=["a"])
+    stage = MotionStage(load_config("tiny", SMALL + ["motion.timestep_range=[200,700]"]), codec, 10,
+                        captions=["a red circle"])  # fmt: skip
+    seen.clear()
+    stage._loss(record, torch.randn(64, 2))  # what the stage's loss calls
+    assert seen[0].min() >= 200 and seen[0].max() < 700
 
 
 def test_denoise_is_seeded_and_scheduler_agnostic():
