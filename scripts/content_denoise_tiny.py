@@ -7,13 +7,16 @@ python scripts/content_denoise_tiny.py PIPELINE [--num-videos 200] [--timesteps 
     [--figure PATH]
 
 Prompted with each video's caption (no class label, no guidance), one noise draw per frame
-(seeded). The figure: real content frames, then per timestep the noisy input and the estimate.
+(seeded). Two more columns say how much the prompt steers the estimate: its mean absolute change
+when the shape-kind word of the prompt is swapped (circle -> square -> triangle -> circle) and
+when the shape-colour word is (to the next colour), on the same noisy input. The figure: real content frames, then per timestep the noisy input and the estimate.
 """
 
 import argparse
 
 import torch
 
+from cmdvideo.data.moving_shapes import COLORS, SHAPES
 from cmdvideo.data.video_io import write_frame_grid
 from cmdvideo.evaluation.generation import held_out_one_shape_videos, one_shape_scores
 from cmdvideo.models.content import content_prediction
@@ -26,6 +29,17 @@ def clean_estimate(scheduler, noisy, output, t):
     if scheduler.config.prediction_type == "v_prediction":
         return a.sqrt() * noisy - (1 - a).sqrt() * output
     return (noisy - (1 - a).sqrt() * output) / a.sqrt()
+
+
+def swapped(prompt: str, kind: str) -> tuple[str, str]:
+    """(the prompt with the next shape kind, with the next shape colour) of a one-shape caption
+    ("a red circle moving left on a blue background")."""
+    words = prompt.split()
+    colors = list(COLORS)
+    other_kind = SHAPES[(SHAPES.index(kind) + 1) % len(SHAPES)]
+    i = words.index(kind) - 1  # the shape colour comes right before the kind
+    recoloured = words[:i] + [colors[(colors.index(words[i]) + 1) % len(colors)]] + words[i + 1 :]
+    return prompt.replace(kind, other_kind), " ".join(recoloured)
 
 
 def main() -> None:
@@ -52,10 +66,14 @@ def main() -> None:
         content, _ = pipe.codec.encode(torch.stack([it["video"] for it in items]))
         text = pipe._embed(pipe.text_encoder, prompts, "cpu")
         null = pipe._embed(pipe.text_encoder, [""], "cpu")
+        kind_words, colour_words = zip(*(swapped(p, k) for p, k in zip(prompts, kinds)))
+        other_kind = pipe._embed(pipe.text_encoder, list(kind_words), "cpu")
+        other_colour = pipe._embed(pipe.text_encoder, list(colour_words), "cpu")
         shape, colour = score(pipe.codec.content_to_pixels(content))
         print(f"{args.pipeline}: {len(items)} one-shape held-out content frames")
-        print("| t | alpha_bar | x0 shape kind | x0 shape colour | x0 MSE |\n|---|---|---|---|---|")
-        print(f"| real | 1 | {shape:.3f} | {colour:.3f} | 0 |")
+        print("| t | alpha_bar | x0 shape kind | x0 shape colour | x0 MSE | change: kind word | "
+              "change: colour word |\n|---|---|---|---|---|---|---|")  # fmt: skip
+        print(f"| real | 1 | {shape:.3f} | {colour:.3f} | 0 | | |")
         rows.append(pipe.codec.content_to_pixels(content[:8]))
         labels.append("real")
         for t in (int(v) for v in args.timesteps.split(",")):
@@ -63,11 +81,17 @@ def main() -> None:
             noise = torch.randn(content.shape, generator=generator)
             noisy = a.sqrt() * content + (1 - a).sqrt() * noise
             steps = torch.full((len(content),), t)
-            output = content_prediction(pipe.content_model, noisy, steps, None, text, null)
-            x0 = clean_estimate(scheduler, noisy, output, t)
+            x0, x0_kind, x0_colour = (
+                clean_estimate(scheduler, noisy,
+                               content_prediction(pipe.content_model, noisy, steps, None, e, null), t)
+                for e in (text, other_kind, other_colour)
+            )  # fmt: skip
+            kind_change = (x0_kind - x0).abs().mean().item()
+            colour_change = (x0_colour - x0).abs().mean().item()
             shape, colour = score(pipe.codec.content_to_pixels(x0))
             mse = (x0 - content).pow(2).mean().item()
-            print(f"| {t} | {a:.3f} | {shape:.3f} | {colour:.3f} | {mse:.4f} |")
+            print(f"| {t} | {a:.3f} | {shape:.3f} | {colour:.3f} | {mse:.4f} | {kind_change:.4f} | "
+                  f"{colour_change:.4f} |")  # fmt: skip
             rows += [pipe.codec.content_to_pixels(noisy[:8]).clamp(-1, 1),
                      pipe.codec.content_to_pixels(x0[:8]).clamp(-1, 1)]  # fmt: skip
             labels += [f"t={t}", "x0"]
