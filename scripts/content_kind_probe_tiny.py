@@ -1,8 +1,8 @@
 """Can the tiny content UNet learn shape kinds at all? A probe with the kind as the only
 condition: a fresh UNet (the `tiny` preset, or `--overrides`) trained on the one-shape content
 frames of a latent cache with class label = shape kind (3 classes, 10 % null class for CFG),
-then sampled per kind (EMA weights, decay 0.999 with diffusers' warm-up so that a short probe
-is not dominated by the initial weights) and scored with the hand-written shape check.
+then sampled per kind (EMA weights: diffusers' EMAModel, decay 0.999 with its power warm-up) and
+scored with the hand-written shape check.
 
 python scripts/content_kind_probe_tiny.py CACHE AUTOENCODER [--steps 900] [--batch-size 32]
     [--eval-every 300] [--overrides '{"layers_per_block": 2}'] [--out results/...json]
