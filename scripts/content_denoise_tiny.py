@@ -9,16 +9,20 @@ python scripts/content_denoise_tiny.py PIPELINE [--num-videos 200] [--timesteps 
 Prompted with each video's caption (no class label, no guidance), one noise draw per frame
 (seeded). Two more columns say how much the prompt steers the estimate: its mean absolute change
 when the shape-kind word of the prompt is swapped (circle -> square -> triangle -> circle) and
-when the shape-colour word is (to the next colour), on the same noisy input. The figure: real content frames, then per timestep the noisy input and the estimate.
+when the shape-colour word is (to the next colour), on the same noisy input. The figure: real
+content frames, then per timestep the noisy input and the estimate.
 """
 
 import argparse
 
 import torch
 
-from cmdvideo.data.moving_shapes import COLORS, SHAPES
 from cmdvideo.data.video_io import write_frame_grid
-from cmdvideo.evaluation.generation import held_out_one_shape_videos, one_shape_scores
+from cmdvideo.evaluation.generation import (
+    held_out_one_shape_videos,
+    one_shape_scores,
+    swapped_prompts,
+)
 from cmdvideo.models.content import content_prediction
 from cmdvideo.pipelines.cmd import CMDPipeline
 
@@ -29,17 +33,6 @@ def clean_estimate(scheduler, noisy, output, t):
     if scheduler.config.prediction_type == "v_prediction":
         return a.sqrt() * noisy - (1 - a).sqrt() * output
     return (noisy - (1 - a).sqrt() * output) / a.sqrt()
-
-
-def swapped(prompt: str, kind: str) -> tuple[str, str]:
-    """(the prompt with the next shape kind, with the next shape colour) of a one-shape caption
-    ("a red circle moving left on a blue background")."""
-    words = prompt.split()
-    colors = list(COLORS)
-    other_kind = SHAPES[(SHAPES.index(kind) + 1) % len(SHAPES)]
-    i = words.index(kind) - 1  # the shape colour comes right before the kind
-    recoloured = words[:i] + [colors[(colors.index(words[i]) + 1) % len(colors)]] + words[i + 1 :]
-    return prompt.replace(kind, other_kind), " ".join(recoloured)
 
 
 def main() -> None:
@@ -66,9 +59,9 @@ def main() -> None:
         content, _ = pipe.codec.encode(torch.stack([it["video"] for it in items]))
         text = pipe._embed(pipe.text_encoder, prompts, "cpu")
         null = pipe._embed(pipe.text_encoder, [""], "cpu")
-        kind_words, colour_words = zip(*(swapped(p, k) for p, k in zip(prompts, kinds)))
-        other_kind = pipe._embed(pipe.text_encoder, list(kind_words), "cpu")
-        other_colour = pipe._embed(pipe.text_encoder, list(colour_words), "cpu")
+        kind_words, colour_words = swapped_prompts(prompts, kinds)
+        other_kind = pipe._embed(pipe.text_encoder, kind_words, "cpu")
+        other_colour = pipe._embed(pipe.text_encoder, colour_words, "cpu")
         shape, colour = score(pipe.codec.content_to_pixels(content))
         print(f"{args.pipeline}: {len(items)} one-shape held-out content frames")
         print("| t | alpha_bar | x0 shape kind | x0 shape colour | x0 MSE | change: kind word | "

@@ -23,7 +23,11 @@ import torch
 
 from cmdvideo.data.moving_shapes import SHAPES
 from cmdvideo.data.video_io import write_frame_grid
-from cmdvideo.evaluation.generation import held_out_one_shape_videos, one_shape_scores
+from cmdvideo.evaluation.generation import (
+    held_out_one_shape_videos,
+    one_shape_scores,
+    swapped_prompts,
+)
 from cmdvideo.pipelines.cmd import CMDPipeline
 from cmdvideo.pipelines.denoise import sample_content
 
@@ -55,9 +59,8 @@ def main() -> None:
             text = pipe._embed(pipe.text_encoder, prompts, "cpu")
             null = pipe._embed(pipe.text_encoder, [""], "cpu")
             if args.kind_negative:
-                other = [p.replace(k, SHAPES[(SHAPES.index(k) + 1) % len(SHAPES)])
-                         for p, k in zip(prompts, kinds)]  # fmt: skip
-                null = pipe._embed(pipe.text_encoder, other, "cpu")
+                other_kind, _ = swapped_prompts(prompts, kinds)
+                null = pipe._embed(pipe.text_encoder, other_kind, "cpu")
             content = sample_content(
                 unet, pipe.content_scheduler, len(prompts), None, text, null, guidance, steps,
                 torch.Generator().manual_seed(args.seed), "cpu", progress=False,

@@ -91,3 +91,21 @@ def test_one_shape_scores_of_videos_and_of_stills():
     ) == {"shape_kind_accuracy": 0.0}
     with pytest.raises(ValueError):
         one_shape_scores(videos, kinds[:-1])
+
+
+def test_swapped_prompts_change_one_word():
+    """The probes' prompts: the next shape kind, or the next shape colour; nothing else moves."""
+    from cmdvideo.data.moving_shapes import COLORS, SHAPES, parse_caption
+    from cmdvideo.evaluation.generation import held_out_one_shape_videos, swapped_prompts
+
+    items, kinds = held_out_one_shape_videos(40, 8, 32, 32)
+    prompts = [it["caption"] for it in items]
+    other_kind, other_colour = swapped_prompts(prompts, kinds)
+    colors = list(COLORS)
+    for prompt, kind, k, c in zip(prompts, kinds, other_kind, other_colour, strict=True):
+        asked, by_kind, by_colour = parse_caption(prompt), parse_caption(k), parse_caption(c)
+        ((colour, _),) = asked["shapes"]
+        assert by_kind["shapes"] == [(colour, SHAPES[(SHAPES.index(kind) + 1) % 3])]
+        assert by_colour["shapes"] == [(colors[(colors.index(colour) + 1) % len(colors)], kind)]
+        for other in (by_kind, by_colour):
+            assert (other["background"], other["motion"]) == (asked["background"], asked["motion"])

@@ -12,7 +12,7 @@ import time
 import torch
 from tqdm.auto import tqdm
 
-from ..data.moving_shapes import MovingShapes
+from ..data.moving_shapes import COLORS, SHAPES, MovingShapes
 from .domain import MovingShapesClassifier, domain_accuracy, feature_stats, head_accuracy
 from .frechet import frechet_distance_from_stats
 
@@ -61,6 +61,21 @@ def held_out_one_shape_videos(num_videos: int, num_frames: int, height: int, wid
     items = [it for it in held_out_videos(num_videos, num_frames, height, width)
              if len(it["factors"]["appearance"]["shapes"]) == 1]  # fmt: skip
     return items, [it["factors"]["appearance"]["shapes"][0]["kind"] for it in items]
+
+
+def swapped_prompts(prompts: list[str], kinds: list[str]) -> tuple[list[str], list[str]]:
+    """One-shape captions ("a red circle moving left on a blue background") with their shape
+    kind changed to the next kind (circle -> square -> triangle -> circle), and with their shape
+    colour changed to the next colour: probes of how much each word steers a model."""
+    colors = list(COLORS)
+    other_kind, other_colour = [], []
+    for prompt, kind in zip(prompts, kinds, strict=True):
+        words = prompt.split()
+        i = words.index(kind) - 1  # the shape colour comes right before the kind
+        other_kind.append(prompt.replace(kind, SHAPES[(SHAPES.index(kind) + 1) % len(SHAPES)]))
+        words[i] = colors[(colors.index(words[i]) + 1) % len(colors)]
+        other_colour.append(" ".join(words))
+    return other_kind, other_colour
 
 
 def one_shape_scores(frames, kinds: list[str], prompts: list[str] | None = None) -> dict:
