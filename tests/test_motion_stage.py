@@ -88,7 +88,7 @@ def test_timestep_range_limits_the_training_timesteps(small_setup):
     codec = VideoCodec.from_pretrained(ae_dir)
     for section in ("motion", "content"):
         bad = load_config("tiny", SMALL + [f"{section}.timestep_range=[500,100]"])
-        with pytest.raises(ValueError, match="timestep_range"):
+        with pytest.raises(ValueError, match=rf"{section}\.timestep_range"):
             (MotionStage if section == "motion" else ContentStage)(bad, codec, 10, captions=["a"])
     stage = MotionStage(load_config("tiny", SMALL + ["motion.timestep_range=[200,700]"]), codec, 10,
                         captions=["a red circle"])  # fmt: skip

@@ -43,16 +43,19 @@ class PredictionType(str, Enum):
     V_PREDICTION = "v_prediction"
 
 
-def check_timestep_range(timestep_range, num_train_timesteps: int) -> tuple[int, int]:
-    """``(lo, hi)`` with ``0 <= lo < hi <= num_train_timesteps``; None means the full range."""
+def check_timestep_range(
+    timestep_range, num_train_timesteps: int, name: str = "timestep_range"
+) -> tuple[int, int]:
+    """``(lo, hi)`` with ``0 <= lo < hi <= num_train_timesteps``; None means the full range.
+    ``name`` is what an error calls the setting (e.g. ``motion.timestep_range``)."""
     if timestep_range is None:
         return 0, num_train_timesteps
     if len(timestep_range) != 2:
-        raise ValueError(f"timestep_range must be [lo, hi], got {timestep_range!r}")
+        raise ValueError(f"{name} must be [lo, hi], got {timestep_range!r}")
     lo, hi = (int(v) for v in timestep_range)
     if not 0 <= lo < hi <= num_train_timesteps:
         raise ValueError(
-            f"timestep_range [{lo}, {hi}) must satisfy 0 <= lo < hi <= {num_train_timesteps} "
+            f"{name} [{lo}, {hi}) must satisfy 0 <= lo < hi <= {num_train_timesteps} "
             "(num_train_timesteps)"
         )
     return lo, hi

@@ -203,7 +203,9 @@ class DiffusionStage(Stage):
         )
         from .losses import check_timestep_range
 
-        check_timestep_range(cfg.timestep_range, cfg.num_train_timesteps)  # fail before training
+        # fail before training, naming the setting
+        check_timestep_range(cfg.timestep_range, cfg.num_train_timesteps,
+                             f"{self.section}.timestep_range")  # fmt: skip
         # Text: a frozen encoder loaded from cfg.text_encoder, or (content stage) the built-in
         # WordTextEncoder, learned with the model when cfg.text_encoder is "builtin".
         self.text_encoder, self.tokenizer = None, None
