@@ -6,7 +6,7 @@ scored with the hand-written shape check.
 
 python scripts/content_kind_probe_tiny.py CACHE AUTOENCODER [--steps 900] [--batch-size 32]
     [--eval-every 300] [--overrides '{"layers_per_block": 2}'] [--out results/...json]
-    [--figure PNG]
+    [--figure PNG] [--binarize] [--prediction-type epsilon|v_prediction]
 
 Separates "the UNet cannot draw the kind in this many steps" from "the prompt's kind word does
 not reach it" (the text-conditioned stage, scripts/content_shape_tiny.py).
@@ -18,6 +18,7 @@ import re
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler
 from diffusers.optimization import get_cosine_schedule_with_warmup
@@ -44,6 +45,15 @@ def one_shape_frames(cache_dir: str) -> tuple[torch.Tensor, torch.Tensor]:
     return cache.content[keep], torch.tensor(kinds)
 
 
+def binarize(frames: torch.Tensor) -> torch.Tensor:
+    """The same geometry without colour: white where the shape check sees foreground (farther
+    than its threshold from the border's median colour), black elsewhere. (N, 3, H, W)."""
+    from cmdvideo.evaluation.motion_check import _foreground, _to_unit
+
+    masks = [_foreground(_to_unit(f[:, None]), 0.25)[1][0] for f in frames]
+    return (torch.from_numpy(np.stack(masks)).float() * 2 - 1)[:, None].repeat(1, 3, 1, 1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("cache", help="a latent cache folder (cmdvideo cache)")
@@ -55,18 +65,24 @@ def main() -> None:
     parser.add_argument("--samples-per-kind", type=int, default=40)
     parser.add_argument("--overrides", default="{}", help="JSON: UNet2DConditionModel kwargs")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--prediction-type", default="v_prediction",
+                        choices=["epsilon", "v_prediction"])  # fmt: skip
+    parser.add_argument("--binarize", action="store_true",
+                        help="train on the frames' shape masks (white on black): geometry only")  # fmt: skip
     parser.add_argument("--out", default=None, help="JSON of the scores at each evaluation")
     parser.add_argument("--figure", default=None, help="PNG: 12 samples per kind, last eval")
     args = parser.parse_args()
 
     torch.manual_seed(args.seed)
     frames, kinds = one_shape_frames(args.cache)
+    if args.binarize:
+        frames = binarize(frames)
     codec = VideoCodec.from_pretrained(args.autoencoder)
     unet = build_content_unet("tiny", frames.shape[1], tuple(frames.shape[2:]), num_classes=3,
                               overrides=json.loads(args.overrides))  # fmt: skip
     params = sum(p.numel() for p in unet.parameters())
     print(f"{len(frames)} one-shape content frames; UNet {params / 1e6:.2f} M parameters")
-    scheduler = DDPMScheduler(prediction_type="v_prediction", clip_sample=True)
+    scheduler = DDPMScheduler(prediction_type=args.prediction_type, clip_sample=True)
     optimizer = torch.optim.AdamW(unet.parameters(), lr=args.lr)
     lr_schedule = get_cosine_schedule_with_warmup(optimizer, 100, args.steps)
     ema = EMAModel(unet.parameters(), decay=0.999, use_ema_warmup=True)
@@ -79,7 +95,7 @@ def main() -> None:
         def denoiser(noisy, t, pick=pick, drop=drop):
             return content_prediction(unet, noisy, t, kinds[pick], drop_class=drop)
 
-        loss = diffusion_loss(denoiser, frames[pick], scheduler, "v_prediction")
+        loss = diffusion_loss(denoiser, frames[pick], scheduler, args.prediction_type)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
