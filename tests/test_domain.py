@@ -10,13 +10,15 @@ from cmdvideo.config import load_config
 from cmdvideo.data import collate_videos
 from cmdvideo.data.moving_shapes import MOTIONS, MovingShapes, caption_for, parse_caption
 from cmdvideo.evaluation.domain import (
-    SHIPPED_CLASSIFIER,
-    MovingShapesClassifier,
     domain_accuracy,
-    factor_targets,
     fd_moving_shapes,
     feature_stats,
     head_accuracy,
+)
+from cmdvideo.models.classifier import (
+    SHIPPED_CLASSIFIER,
+    MovingShapesClassifier,
+    factor_targets,
     load_classifier,
 )
 from cmdvideo.training.stages import ClassifierStage

@@ -7,8 +7,10 @@ import pytest
 import torch
 from conftest import SMALL_AUTOENCODER
 
+from cmdvideo.benchmarks import efficiency as eff
+from cmdvideo.benchmarks import flops
+from cmdvideo.benchmarks.tiny import cmd_pipeline, tiny_setting
 from cmdvideo.cli import main
-from cmdvideo.evaluation import efficiency as eff
 
 # A small tiny config: 8 frames at 16x16, narrow models (seconds on a CPU).
 SMALL = [
@@ -29,14 +31,14 @@ def one_thread():
 
 def test_count_flops_counts_linear_layers_and_attention():
     linear, x = torch.nn.Linear(8, 4), torch.randn(3, 8)
-    assert eff.count_flops(lambda: linear(x)) == eff.FlopCount(2 * 3 * 8 * 4, 0)
+    assert flops.count_flops(lambda: linear(x)) == flops.FlopCount(2 * 3 * 8 * 4, 0)
     q = torch.randn(1, 2, 5, 4)  # (B, heads, N, d)
-    count = eff.count_flops(lambda: torch.nn.functional.scaled_dot_product_attention(q, q, q))
+    count = flops.count_flops(lambda: torch.nn.functional.scaled_dot_product_attention(q, q, q))
     assert count.flops == count.attention_flops == 2 * (2 * 2 * 5 * 5 * 4)  # QKᵀ and AV
 
 
 def test_paper_scale_cmd_is_at_least_15x_cheaper_than_the_baselines():
-    paper = eff.paper_scale_flops(50)
+    paper = flops.paper_scale_flops(50)
     m = paper["methods"]
     cmd = m["cmd"]["flops_per_video"]
     assert cmd > 0
@@ -58,16 +60,16 @@ def test_paper_scale_cmd_is_at_least_15x_cheaper_than_the_baselines():
 
 
 def test_flops_per_video_scale_linearly_with_steps():
-    terms, _ = eff.paper_scale_terms()
+    terms, _ = flops.paper_scale_terms()
     for key, method in terms.items():
         per_step = sum(t.per_call.flops for t in method if t.per_step)
         once = sum(t.per_call.flops for t in method if not t.per_step)
         assert per_step > 0
         for steps in (1, 25, 50):
-            assert eff.flops_per_video(method, steps).flops == steps * per_step + once, key
-            with_cfg = eff.flops_per_video(method, steps, guidance=True).flops
+            assert flops.flops_per_video(method, steps).flops == steps * per_step + once, key
+            with_cfg = flops.flops_per_video(method, steps, guidance=True).flops
             assert with_cfg == 2 * steps * per_step + once
-    a, b = (eff.paper_scale_flops(s)["methods"]["cmd"]["flops_per_video"] for s in (25, 50))
+    a, b = (flops.paper_scale_flops(s)["methods"]["cmd"]["flops_per_video"] for s in (25, 50))
     cmd_step = sum(t.per_call.flops for t in terms["cmd"] if t.per_step) / 1e12  # TFLOPs
     assert b - a == pytest.approx(25 * cmd_step, abs=2e-3)
 
@@ -75,14 +77,14 @@ def test_flops_per_video_scale_linearly_with_steps():
 def test_cost_terms_are_what_the_pipeline_runs_per_step():
     """Counting the real CMDPipeline: one more step costs one content + one motion call (two of
     each with CFG), and the rest (text, decoder) is at least the decoder."""
-    setting = eff.tiny_setting("tiny", SMALL, batch_size=1)
-    terms = eff.tiny_cost_terms(setting)["cmd"]
+    setting = tiny_setting("tiny", SMALL, batch_size=1)
+    terms = flops.tiny_cost_terms(setting)["cmd"]
     per_step = sum(t.per_call.flops for t in terms if t.per_step)
     decoder = next(t for t in terms if t.name == "CMD decoder").per_call.flops
-    pipe = eff.cmd_pipeline(setting)
+    pipe = cmd_pipeline(setting)
 
     def run(steps, guidance=1.0):
-        return eff.count_flops(lambda: pipe(prompt=setting.prompt, class_labels=setting.label,
+        return flops.count_flops(lambda: pipe(prompt=setting.prompt, class_labels=setting.label,
                                             num_inference_steps=steps, guidance_scale=guidance,
                                             output_type="pt")).flops  # fmt: skip
 
@@ -118,8 +120,8 @@ def test_bench_tiny_writes_markdown_json_and_chart(tmp_path, capsys):
 
 def test_isolated_job_measures_peak_memory():
     """The CLI's default path: a job in a fresh process reports its peak memory growth."""
-    result = eff._run_isolated("train-autoencoder", config="tiny", overrides=SMALL, steps=2,
-                               repeats=1, batch_size=1, device="cpu", threads=1)  # fmt: skip
+    run = eff.TinyRun("tiny", SMALL, steps=2, repeats=1, batch_size=1, device="cpu", threads=1)
+    result = eff._run_isolated("train-autoencoder", run)
     assert result["seconds_per_step"] > 0
     assert result["peak_memory_mib"] > 0
 
@@ -156,3 +158,30 @@ def test_baseline_presets():
     tiny = VIDEO_UNET_PRESETS["tiny"]  # the tiny content UNet's widths, 3-D blocks
     assert tiny["block_out_channels"] == (32, 64, 64)
     assert tiny["down_block_types"] == ("DownBlock3D", "CrossAttnDownBlock3D", "DownBlock3D")
+
+
+def test_full_video_baseline_is_a_trainer_stage(tmp_path):
+    """The baseline trains through the trainer's Stage API, samples whole videos and saves
+    models that load back."""
+    from diffusers import LatteTransformer3DModel
+
+    from cmdvideo.config import load_config
+    from cmdvideo.models.text import WordTextEncoder
+    from cmdvideo.training.baseline import FullVideoStage, sample_full_video, unet3d_stage
+    from cmdvideo.training.trainer import Stage
+
+    setting = tiny_setting("tiny", SMALL, batch_size=1)
+    stage = FullVideoStage(setting.config, setting.captions, "video_dit")
+    assert isinstance(stage, Stage)
+    model = stage.model()
+    loss, _ = stage.loss(model, setting.batch)
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    video = sample_full_video(stage, [setting.prompt], 1, torch.Generator().manual_seed(0))
+    assert video.shape == (1, *stage.video_shape) == (1, 3, 8, 16, 16)
+    net_dir, scheduler_dir, text_dir = stage.save_model(model, tmp_path)
+    loaded = LatteTransformer3DModel.from_pretrained(net_dir)
+    assert sum(p.numel() for p in loaded.parameters()) == flops.num_params(model["net"])
+    assert (scheduler_dir / "scheduler_config.json").is_file()
+    assert WordTextEncoder.from_pretrained(text_dir).embed_dim == model["text_encoder"].embed_dim
+    with pytest.raises(ValueError, match="content.backbone is 'dit'"):
+        unet3d_stage(load_config("tiny", ["content.backbone=dit"]), setting.captions)

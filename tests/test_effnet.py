@@ -107,7 +107,7 @@ def test_evaluate_generation_adds_both_distances(monkeypatch):
     from cmdvideo.cli import build_parser
     from cmdvideo.data.moving_shapes import MOTIONS
     from cmdvideo.evaluation import effnet, generation
-    from cmdvideo.evaluation.domain import load_classifier
+    from cmdvideo.models.classifier import load_classifier
 
     assert build_parser().parse_args(["eval", "generation", "--model", "m", "--effnet"]).effnet
     pipe = SimpleNamespace(config=SimpleNamespace(class_names=list(MOTIONS[:2]), num_frames=16),

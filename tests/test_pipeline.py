@@ -175,7 +175,7 @@ def test_sample_command_writes_videos_and_grid(pipe_dir, tmp_path, capsys):
 def test_class_only_pipeline_rejects_prompts(tmp_path):
     extra = ["content.condition=class", "motion.condition=class"]
     ae, content, motion = _train_all(tmp_path, extra=extra)
-    from cmdvideo.pipelines.cmd import assemble_pipeline
+    from cmdvideo.pipelines.assemble import assemble_pipeline
 
     pipe = assemble_pipeline(ae, content, motion)
     assert pipe.text_encoder is None and pipe.motion_text_encoder is None

@@ -24,6 +24,23 @@ def collate_videos(items: list[dict]) -> dict:
     return batch
 
 
+def iter_batches(dataset, num_videos: int | None = None, batch_size: int = 16, start: int = 0):
+    """Collated batches of ``dataset[start : start + num_videos]`` (all of it when None), in
+    order, ``batch_size`` items each (the last one may be smaller): what evaluation, caching
+    and calibration read."""
+    stop = len(dataset) if num_videos is None else min(len(dataset), start + num_videos)
+    for first in range(start, stop, batch_size):
+        yield collate_videos([dataset[i] for i in range(first, min(stop, first + batch_size))])
+
+
+def take_batch(dataset, n: int, start: int = 0) -> dict:
+    """One collated batch of items ``start .. start + n - 1`` (fewer if the dataset is shorter)."""
+    n = min(n, len(dataset) - start)
+    if n < 1:
+        raise ValueError(f"the dataset has {len(dataset)} items; nothing to take from {start}")
+    return next(iter_batches(dataset, n, n, start))
+
+
 def build_dataset(data_config, train: bool = True, source: str | None = None) -> Dataset:
     """The dataset a config describes.
 

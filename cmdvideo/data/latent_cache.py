@@ -42,7 +42,7 @@ def write_latent_cache(
     progress: bool = True,
 ) -> Path:
     """Encode the first ``num_videos`` (all by default) videos of ``dataset`` into ``out_dir``."""
-    from . import collate_videos
+    from . import iter_batches
 
     if codec.autoencoder.config.motion_scaling_factor is None:
         raise ValueError("calibrate the autoencoder first (`cmdvideo calibrate`)")
@@ -64,8 +64,8 @@ def write_latent_cache(
         for v in pending.values():
             v.clear()
 
-    for start in tqdm(range(0, n, batch_size), desc="encode", disable=not progress):
-        batch = collate_videos([dataset[i] for i in range(start, min(n, start + batch_size))])
+    batches = iter_batches(dataset, n, batch_size)
+    for batch in tqdm(batches, total=-(-n // batch_size), desc="encode", disable=not progress):
         content, motion = codec.encode(batch["video"].to(device))
         pending["content"].append(content.float().cpu())
         pending["motion"].append(motion.float().cpu())

@@ -181,9 +181,32 @@ def from_uint8(frames: np.ndarray) -> torch.Tensor:
 
 
 def _as_frames(video, upscale: int) -> np.ndarray:
-    """Either layout → uint8 (T, H, W, 3), nearest-neighbour upscaled by an integer factor."""
-    is_uint8 = isinstance(video, np.ndarray) and video.dtype == np.uint8
-    frames = video if is_uint8 and video.ndim == 4 and video.shape[-1] == 3 else to_uint8(video)
+    """Any accepted layout → uint8 (T, H, W, 3), nearest-neighbour upscaled by an integer factor.
+
+    Accepted: float ``(C, T, H, W)`` in [-1, 1] (model layout, torch or numpy); uint8
+    ``(T, H, W, 3)``; float numpy ``(T, H, W, 3)`` in [0, 1] (a pipeline's ``"np"`` frames, as
+    diffusers' ``export_to_video`` takes them); a list of PIL images (``"pil"`` frames).
+    """
+    if isinstance(video, (list, tuple)) and video and hasattr(video[0], "convert"):
+        frames = np.stack([np.asarray(im.convert("RGB")) for im in video])
+    elif isinstance(video, np.ndarray) and video.dtype == np.uint8 and video.ndim == 4:
+        frames = video
+    elif isinstance(video, np.ndarray) and video.ndim == 4 and video.shape[-1] == 3:
+        frames = np.clip(np.round(video.astype(np.float32) * 255), 0, 255).astype(np.uint8)
+    else:
+        if (
+            isinstance(video, torch.Tensor)
+            and video.ndim == 4
+            and video.shape[1] == 3 != video.shape[0]
+        ):
+            raise ValueError(
+                f"got a (T, 3, H, W) tensor {tuple(video.shape)}: pipeline frames are written as "
+                "they come with output_type='np' (the default) or 'pil'; tensors are read as "
+                "(3, T, H, W) in [-1, 1]"
+            )
+        frames = to_uint8(video)
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"expected (T, H, W, 3) frames, got shape {frames.shape}")
     if upscale < 1:
         raise ValueError(f"upscale must be an integer >= 1, got {upscale}.")
     if upscale > 1:
@@ -200,7 +223,9 @@ def write_video(path, video, fps: int = 8, upscale: int = 1) -> Path:
 
     Args:
         path: output file; parent folders are created.
-        video: float ``(C, T, H, W)`` in [-1, 1] (torch or numpy), or uint8 ``(T, H, W, 3)``.
+        video: float ``(C, T, H, W)`` in [-1, 1] (torch or numpy); uint8 ``(T, H, W, 3)``; or
+            one video of a pipeline's output as it comes: ``out.frames[i]`` of
+            ``output_type="np"`` ((T, H, W, 3) in [0, 1]) or ``"pil"`` (a list of images).
         fps: frames per second.
         upscale: nearest-neighbour integer upscaling (so 32×32 videos are visible).
 
@@ -237,6 +262,26 @@ def write_video(path, video, fps: int = 8, upscale: int = 1) -> Path:
     return path
 
 
+def pipeline_frames_to_videos(frames: torch.Tensor) -> torch.Tensor:
+    """A pipeline's ``output_type="pt"`` frames (B, T, 3, H, W) in [0, 1] -> videos in model
+    layout (B, 3, T, H, W) in [-1, 1], e.g. for the evaluation networks."""
+    if frames.ndim != 5 or frames.shape[2] != 3:
+        raise ValueError(f"expected (B, T, 3, H, W) frames, got shape {tuple(frames.shape)}")
+    return frames.permute(0, 2, 1, 3, 4) * 2 - 1
+
+
+def _image_as_video(row):
+    """An image ((C, H, W) model layout, or (H, W, 3) numpy as pipelines give content frames)
+    as a one-frame video; videos unchanged."""
+    if hasattr(row, "convert"):  # a PIL image
+        return [row]
+    if row.ndim != 3:
+        return row
+    if isinstance(row, np.ndarray) and row.shape[-1] == 3:
+        return row[None]
+    return row[:, None]
+
+
 def write_frame_grid(
     path, rows: list, labels: list[str] | None = None, upscale: int = 1, pad: int = 2
 ) -> Path:
@@ -245,8 +290,9 @@ def write_frame_grid(
 
     Args:
         path: output PNG; parent folders are created.
-        rows: videos ``(C, T, H, W)`` or images ``(C, H, W)`` (shown once, first column), float
-            in [-1, 1], torch or numpy.
+        rows: videos or images (shown once, first column) in any layout :func:`write_video`
+            takes, e.g. ``(C, T, H, W)`` / ``(C, H, W)`` in [-1, 1], or a pipeline's ``"np"``
+            frames (T, H, W, 3) / content frames (H, W, 3) in [0, 1].
         labels: optional text per row, drawn left of the row (PIL default font).
         upscale: nearest-neighbour integer upscaling of every frame.
         pad: white gap in pixels between cells and around the border.
@@ -262,10 +308,7 @@ def write_frame_grid(
         raise ValueError("write_frame_grid needs at least one row.")
     if labels is not None and len(labels) != len(rows):
         raise ValueError(f"got {len(labels)} labels for {len(rows)} rows; give one per row.")
-    videos = [
-        _as_frames(r[:, None] if r.ndim == 3 else r, upscale)  # image → one-frame video
-        for r in rows
-    ]
+    videos = [_as_frames(_image_as_video(r), upscale) for r in rows]
     cols = max(v.shape[0] for v in videos)
     cell_h, cell_w = max(v.shape[1] for v in videos), max(v.shape[2] for v in videos)
     font = ImageFont.load_default()

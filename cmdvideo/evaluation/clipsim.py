@@ -9,6 +9,7 @@ embedding; averaged over the frames of a video, then over videos. No ×100 and n
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
@@ -34,28 +35,38 @@ def load_clip(path: str | Path | None = None):
 
 
 @torch.no_grad()
-def clipsim(model, processor, videos: torch.Tensor, prompts: list[str], device="cpu") -> dict:
-    """CLIPSIM of videos (B, 3, T, H, W) in [-1, 1] against one prompt each.
+def clipsim(
+    model,
+    processor,
+    videos: torch.Tensor | Iterable[torch.Tensor],
+    prompts: list[str],
+    device="cpu",
+) -> dict:
+    """CLIPSIM of videos against one prompt each, streamed: ``videos`` is a (B, 3, T, H, W)
+    tensor or any iterable of (3, T, H, W) videos in [-1, 1] (only one is held at a time).
 
     Returns:
         {"clipsim": mean over videos, "per_video": [...], "num_videos": B}.
     """
-    if len(prompts) != videos.shape[0]:
+    prompts = list(prompts)
+    if torch.is_tensor(videos) and len(prompts) != videos.shape[0]:
         raise ValueError(f"{videos.shape[0]} videos but {len(prompts)} prompts")
     model = model.to(device)
-    text = processor(text=list(prompts), return_tensors="pt", padding=True, truncation=True)
-    text_emb = model.get_text_features(**{k: v.to(device) for k, v in text.items()})
-    text_emb = getattr(text_emb, "pooler_output", text_emb)
-    text_emb = torch.nn.functional.normalize(text_emb.float(), dim=-1)  # (B, D)
     per_video = []
-    for i, video in enumerate(videos):
+    for video, prompt in zip(videos, prompts):
+        text = processor(text=[prompt], return_tensors="pt", padding=True, truncation=True)
+        text_emb = model.get_text_features(**{k: v.to(device) for k, v in text.items()})
+        text_emb = getattr(text_emb, "pooler_output", text_emb)
+        text_emb = torch.nn.functional.normalize(text_emb.float(), dim=-1)[0]  # (D,)
         frames = ((video.permute(1, 2, 3, 0).float().clamp(-1, 1) + 1) * 127.5).round()
         images = [f.to(torch.uint8).cpu().numpy() for f in frames]  # T x (H, W, 3)
         pixels = processor(images=images, return_tensors="pt")["pixel_values"].to(device)
         image_emb = model.get_image_features(pixel_values=pixels)
         image_emb = getattr(image_emb, "pooler_output", image_emb)
         image_emb = torch.nn.functional.normalize(image_emb.float(), dim=-1)  # (T, D)
-        per_video.append((image_emb @ text_emb[i]).mean().item())
+        per_video.append((image_emb @ text_emb).mean().item())
+    if len(per_video) != len(prompts):
+        raise ValueError(f"{len(per_video)} videos but {len(prompts)} prompts")
     return {
         "clipsim": sum(per_video) / len(per_video),
         "per_video": per_video,
@@ -63,3 +74,13 @@ def clipsim(model, processor, videos: torch.Tensor, prompts: list[str], device="
         "definition": "cosine of L2-normalised CLIP image and text embeddings, mean over frames, "
         "then over videos; no x100, no clamping",
     }
+
+
+def clipsim_of_folder(model, processor, folder: str | Path, device="cpu") -> dict:
+    """CLIPSIM of a ``cmdvideo sample`` folder (its videos against the prompts it lists)."""
+    from ..data.samples import read_sample_folder
+    from ..data.video_io import from_uint8, read_video
+
+    listed = read_sample_folder(folder)
+    videos = (from_uint8(read_video(path)) for path, _ in listed)
+    return clipsim(model, processor, videos, [prompt for _, prompt in listed], device)

@@ -1,10 +1,6 @@
-"""Offline metrics for the embedded moving-shapes dataset (DESIGN.md §7): a small video
-classifier trained by this project on real moving-shapes videos, and what it measures.
+"""Offline metrics for the embedded moving-shapes dataset (DESIGN.md §7), read by the
+project's own classifier (:mod:`cmdvideo.models.classifier`) and hand-written checks.
 
-- ``MovingShapesClassifier``: a 3-D CNN with four heads — motion class (10-way), background
-  colour (10-way), which colours the shapes have and which kinds they are (multi-label). Its
-  weights ship in the package (`SHIPPED_CLASSIFIER`); `scripts/train_classifier.sh` retrains
-  them with ``cmdvideo train classifier``.
 - ``domain_accuracy``: how often generated videos show what was asked — the motion class of a
   class label (the classifier), and for a prompt also its background colour and (one-shape
   prompts) the shape's colour and kind (hand-written checks, exact on real videos).
@@ -15,128 +11,17 @@ classifier trained by this project on real moving-shapes videos, and what it mea
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
-import torch.nn.functional as F
-from diffusers.configuration_utils import ConfigMixin, register_to_config
-from diffusers.models.modeling_utils import ModelMixin
-from torch import nn
 
-from ..data.moving_shapes import COLORS, MOTIONS, SHAPES, VideoFactors, parse_caption
+from ..data.moving_shapes import MOTIONS, SHAPES, parse_caption
+from ..models.classifier import (
+    COLOR_NAMES,
+    MovingShapesClassifier,
+    factor_targets,
+)
 from .frechet import FeatureStats, frechet_distance_from_stats
 from .motion_check import color_check, shape_check
-
-SHIPPED_CLASSIFIER = Path(__file__).resolve().parent.parent / "assets" / "moving-shapes-classifier"
-HEADS = ("motion", "background", "shape_colors", "shape_kinds")
-_COLOR_NAMES, _NUM_COLORS = list(COLORS), len(COLORS)
-
-
-class MovingShapesClassifier(ModelMixin, ConfigMixin):
-    """3-D CNN over (B, 3, T, H, W) videos in [-1, 1].
-
-    Four stride-2 Conv3d stages (BatchNorm, SiLU) halve time and space, then global average
-    pooling gives the ``feature_dim`` features (`features`) that fd_moving_shapes uses.
-    BatchNorm rather than GroupNorm: per-sample normalisation would remove exactly the
-    per-channel offsets that carry the background colour.
-    """
-
-    @register_to_config
-    def __init__(
-        self,
-        widths: tuple[int, ...] = (16, 32, 64, 128),
-        feature_dim: int = 128,
-        stem_stride: int = 2,
-        pooling: str = "mean",
-    ):
-        super().__init__()
-        if pooling not in ("mean", "mean+max"):
-            raise ValueError(f"pooling must be 'mean' or 'mean+max', got {pooling!r}")
-        layers, channels = [], 3
-        for i, width in enumerate(widths):
-            # the first stage keeps every frame (motion lives in small frame-to-frame changes)
-            # and, with stem_stride 1, every pixel (a 4-pixel triangle needs its corners)
-            stride = (1, stem_stride, stem_stride) if i == 0 else (2, 2, 2)
-            layers += [
-                nn.Conv3d(channels, width, 3, stride=stride, padding=1),
-                nn.BatchNorm3d(width),
-                nn.SiLU(),
-            ]
-            channels = width
-        self.backbone = nn.Sequential(*layers)
-        pooled = channels * (2 if pooling == "mean+max" else 1)
-        self.project = nn.Sequential(nn.Linear(pooled, feature_dim), nn.SiLU())
-        self.heads = nn.ModuleDict(
-            {
-                "motion": nn.Linear(feature_dim, len(MOTIONS)),
-                "background": nn.Linear(feature_dim, _NUM_COLORS),
-                "shape_colors": nn.Linear(feature_dim, _NUM_COLORS),
-                "shape_kinds": nn.Linear(feature_dim, len(SHAPES)),
-            }
-        )
-
-    def features(self, video: torch.Tensor) -> torch.Tensor:
-        """(B, 3, T, H, W) in [-1, 1] -> (B, feature_dim) penultimate features."""
-        x = self.backbone(video)  # (B, C, T', H', W')
-        pooled = x.mean(dim=(2, 3, 4))  # (B, C)
-        if self.config.pooling == "mean+max":  # max: is a small shape anywhere?
-            pooled = torch.cat([pooled, x.amax(dim=(2, 3, 4))], dim=1)  # (B, 2C)
-        return self.project(pooled)  # (B, feature_dim)
-
-    def forward(self, video: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Logits per head: motion (B, 10), background (B, 10), shape_colors (B, 10) and
-        shape_kinds (B, 3) (the last two multi-label: sigmoid)."""
-        h = self.features(video)
-        return {name: head(h) for name, head in self.heads.items()}
-
-
-def factor_targets(factors: list[dict | VideoFactors]) -> dict[str, torch.Tensor]:
-    """Training targets from moving-shapes factors (dicts as in dataset items, or objects)."""
-    motion, background = [], []
-    colors = torch.zeros(len(factors), _NUM_COLORS)
-    kinds = torch.zeros(len(factors), len(SHAPES))
-    for i, f in enumerate(factors):
-        f = VideoFactors.from_dict(f) if isinstance(f, dict) else f
-        motion.append(f.label)
-        background.append(_COLOR_NAMES.index(f.appearance.background))
-        for shape in f.appearance.shapes:
-            colors[i, _COLOR_NAMES.index(shape.color)] = 1
-            kinds[i, SHAPES.index(shape.kind)] = 1
-    return {
-        "motion": torch.tensor(motion),
-        "background": torch.tensor(background),
-        "shape_colors": colors,
-        "shape_kinds": kinds,
-    }
-
-
-def classifier_loss(logits: dict, targets: dict) -> tuple[torch.Tensor, dict[str, float]]:
-    """Sum of the four heads' losses (cross-entropy; binary cross-entropy for multi-label)."""
-    parts = {
-        "motion": F.cross_entropy(logits["motion"], targets["motion"]),
-        "background": F.cross_entropy(logits["background"], targets["background"]),
-        "shape_colors": F.binary_cross_entropy_with_logits(
-            logits["shape_colors"], targets["shape_colors"]
-        ),
-        "shape_kinds": F.binary_cross_entropy_with_logits(
-            logits["shape_kinds"], targets["shape_kinds"]
-        ),
-    }
-    return sum(parts.values()), {f"loss_{k}": v.item() for k, v in parts.items()}
-
-
-def load_classifier(path: str | Path | None = None) -> MovingShapesClassifier:
-    """The classifier shipped in the package (default), or one from `cmdvideo train classifier`
-    (its run folder or the ``classifier`` folder inside it)."""
-    path = Path(path) if path is not None else SHIPPED_CLASSIFIER
-    if (path / "classifier").is_dir():
-        path = path / "classifier"
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(
-            f"no classifier at {path}: give a folder written by `cmdvideo train classifier`"
-        )
-    return MovingShapesClassifier.from_pretrained(path).eval()
 
 
 def _batches(videos, batch_size: int):
@@ -161,9 +46,9 @@ def classify(model: MovingShapesClassifier, videos, batch_size: int = 64) -> dic
         logits = {name: head(features) for name, head in model.heads.items()}
         out["features"].append(features.cpu())
         out["motion"] += [MOTIONS[i] for i in logits["motion"].argmax(-1).tolist()]
-        out["background"] += [_COLOR_NAMES[i] for i in logits["background"].argmax(-1).tolist()]
+        out["background"] += [COLOR_NAMES[i] for i in logits["background"].argmax(-1).tolist()]
         for row in (logits["shape_colors"] > 0).tolist():
-            out["shape_colors"].append({c for c, on in zip(_COLOR_NAMES, row) if on})
+            out["shape_colors"].append({c for c, on in zip(COLOR_NAMES, row) if on})
         for row in (logits["shape_kinds"] > 0).tolist():
             out["shape_kinds"].append({k for k, on in zip(SHAPES, row) if on})
     out["features"] = torch.cat(out["features"])
@@ -258,13 +143,13 @@ def head_accuracy(model: MovingShapesClassifier, videos, factors: list) -> dict[
     """Accuracy of each classifier head against known factors (real videos): motion,
     background, and the exact set of shape colours / kinds."""
     pred, targets = classify(model, videos), factor_targets(factors)
-    color_sets = [{_COLOR_NAMES[j] for j in row.nonzero().flatten().tolist()}
+    color_sets = [{COLOR_NAMES[j] for j in row.nonzero().flatten().tolist()}
                   for row in targets["shape_colors"]]  # fmt: skip
     kind_sets = [{SHAPES[j] for j in row.nonzero().flatten().tolist()}
                  for row in targets["shape_kinds"]]  # fmt: skip
     return {
         "motion": _rate([p == MOTIONS[int(t)] for p, t in zip(pred["motion"], targets["motion"])]),
-        "background": _rate([p == _COLOR_NAMES[int(t)]
+        "background": _rate([p == COLOR_NAMES[int(t)]
                              for p, t in zip(pred["background"], targets["background"])]),
         "shape_colors": _rate([p == t for p, t in zip(pred["shape_colors"], color_sets)]),
         "shape_kinds": _rate([p == t for p, t in zip(pred["shape_kinds"], kind_sets)]),

@@ -107,3 +107,15 @@ def compute_fvd(
         "num_generated_used": b.count,
         "protocol": protocol.to_dict(),
     }
+
+
+def source_batches(source: str, num_videos: int, num_frames: int, size: int, batch_size: int):
+    """Batches (B, 3, T, H, W) in [-1, 1] of up to ``num_videos`` videos of a source, read the
+    evaluation way (held-out seed / center crop) at ``size``×``size``: "moving-shapes", a video
+    folder, a CSV/JSONL list, or a ``cmdvideo sample`` output folder."""
+    from ..config import DataConfig
+    from ..data import build_dataset, iter_batches
+
+    config = DataConfig(source=source, num_frames=num_frames, height=size, width=size)
+    for batch in iter_batches(build_dataset(config, train=False), num_videos, batch_size):
+        yield batch["video"]

@@ -8,12 +8,15 @@ per frame in a pretrained ImageNet network's features (fd_effnet_lite0_frames, e
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
 from ..data.moving_shapes import COLORS, SHAPES, MovingShapes
-from .domain import MovingShapesClassifier, domain_accuracy, feature_stats, head_accuracy
+from ..data.video_io import pipeline_frames_to_videos
+from ..models.classifier import MovingShapesClassifier
+from .domain import domain_accuracy, feature_stats, head_accuracy
 from .frechet import frechet_distance_from_stats
 
 
@@ -45,7 +48,7 @@ def generate_videos(
             **kwargs,
         ).frames  # (B, T, 3, H, W) in [0, 1]
         seconds += time.perf_counter() - t0
-        out.append(frames.permute(0, 2, 1, 3, 4).cpu() * 2 - 1)
+        out.append(pipeline_frames_to_videos(frames.cpu()))
     return torch.cat(out), seconds
 
 
@@ -189,3 +192,17 @@ def accuracy_on_real(classifier: MovingShapesClassifier, num_videos: int = 1000,
         "heads": head_accuracy(classifier, videos, [it["factors"] for it in items]),
         "checks": domain_accuracy(classifier, videos, prompts=[it["caption"] for it in items]),
     }
+
+
+def write_evaluation(out: str | Path, result: dict, videos: dict, per_class: int) -> Path:
+    """``OUT/eval.json`` (the result) and ``OUT/class_conditioned.png`` (one class-conditioned
+    video per class, a row each)."""
+    import json
+
+    from ..data.video_io import write_frame_grid
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "eval.json").write_text(json.dumps(result, indent=1))
+    write_frame_grid(out / "class_conditioned.png", list(videos["class_conditioned"][::per_class]))
+    return out

@@ -103,7 +103,7 @@ class CMDAutoencoder(ModelMixin, ConfigMixin):
             autoencoder leaves the output unchanged. 0 = off (the paper's decoder).
         motion_scaling_factor: multiplies motion latents before diffusion (like the
             ``scaling_factor`` of Stable Diffusion's VAE) so that they have unit variance; set
-            by :func:`cmdvideo.models.codec.calibrate_motion_scale` after training, None until
+            by :func:`cmdvideo.training.calibrate.calibrate_motion_scale` after training, None until
             then. ``encode``/``decode`` here work on unscaled latents; ``VideoCodec`` applies it.
     """
 

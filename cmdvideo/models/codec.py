@@ -157,33 +157,3 @@ class VideoCodec(nn.Module):
             FrameVAE.from_pretrained(vae_dir) if (vae_dir / "config.json").is_file() else None
         )
         return cls(autoencoder, frame_vae)
-
-
-@torch.no_grad()
-def calibrate_motion_scale(
-    codec: VideoCodec, dataset, num_videos: int = 256, batch_size: int = 16, device="cpu"
-) -> float:
-    """Set the autoencoder's ``motion_scaling_factor`` to 1 / std of its motion latents over the
-    first ``num_videos`` videos of ``dataset`` (as Stable Diffusion does for its VAE latents),
-    so that the motion diffusion model sees unit-variance data. Returns the factor."""
-    from ..data import collate_videos
-
-    n = min(num_videos, len(dataset))
-    if n < 1:
-        raise ValueError("calibrating the motion scale needs at least one video")
-    ae = codec.autoencoder.to(device).eval()
-    total, total_sq, count = 0.0, 0.0, 0
-    for start in range(0, n, batch_size):
-        batch = collate_videos([dataset[i] for i in range(start, min(n, start + batch_size))])
-        _, motion = ae.encode(codec.to_model_space(batch["video"].to(device)))
-        motion = motion.double()
-        total += motion.sum().item()
-        total_sq += (motion**2).sum().item()
-        count += motion.numel()
-    mean = total / count
-    std = max(total_sq / count - mean**2, 0.0) ** 0.5
-    if not std > 1e-8:
-        raise ValueError("motion latents are constant; is the autoencoder trained?")
-    factor = round(1.0 / std, 5)
-    ae.register_to_config(motion_scaling_factor=factor)
-    return factor

@@ -136,6 +136,17 @@ class WordTextEncoder(ModelMixin, ConfigMixin):
     def embed_dim(self) -> int:
         return self.config.hidden_size
 
+    def unknown_words(self, prompts: list[str]) -> list[str]:
+        """Words of ``prompts`` outside the vocabulary (sorted); read as the unknown token."""
+        return sorted({w for p in prompts for w in words(p) if w not in self.word_ids})
+
+    def report_unknown_words(self, prompts: list[str]) -> list[str]:
+        """The unknown words of ``prompts`` not reported before, now marked as reported (so
+        :meth:`tokenize` does not warn about them): for a caller that warns once itself."""
+        new = [w for w in self.unknown_words(prompts) if w not in self._warned]
+        self._warned.update(new)
+        return new
+
     def tokenize(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Prompts -> token ids (B, max_length) long and mask (B, max_length) bool."""
         length = self.config.max_length

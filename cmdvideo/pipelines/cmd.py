@@ -17,8 +17,9 @@ Folder layout (``save_pretrained``)::
 
 from __future__ import annotations
 
-import json
 import logging
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,14 +28,17 @@ import torch
 from diffusers import DiffusionPipeline
 from diffusers.utils import BaseOutput
 
+from ..hub import load_pretrained, resolve_model_path
+
 # Imported here (not lazily) also because diffusers loads a pipeline's custom components only
 # from modules that are already imported.
 from ..models import autoencoder as _autoencoder  # noqa: F401
 from ..models import motion_dit as _motion_dit  # noqa: F401
 from ..models.codec import FrameVAE, VideoCodec
 from ..models.content import num_content_classes, uses_text
-from ..models.text import encode_prompts
+from ..models.text import TextEmbeddings, WordTextEncoder, encode_prompts
 from .denoise import sample_content, sample_motion
+from .samplers import SAMPLERS
 
 logger = logging.getLogger(__name__)
 
@@ -46,16 +50,28 @@ BUNDLED_PIPELINES = {"moving-shapes-tiny": ASSETS / "moving-shapes-tiny"}
 
 
 def resolve_pipeline_path(name_or_path: str | Path) -> str | Path:
-    """A bundled pipeline's folder for its short name; anything else unchanged."""
-    if str(name_or_path) in BUNDLED_PIPELINES:
-        path = BUNDLED_PIPELINES[str(name_or_path)]
-        if not (path / "model_index.json").is_file():
-            raise FileNotFoundError(
-                f"the bundled pipeline {name_or_path!r} is missing from {path}: reinstall "
-                "cmdvideo, or retrain it with `bash scripts/train_default.sh`"
-            )
-        return path
-    return name_or_path
+    """A bundled pipeline's folder for its short name, a local pipeline folder, or a hub id.
+
+    Raises:
+        FileNotFoundError: a local path that does not exist or holds no ``model_index.json``
+            (never a network request).
+    """
+    return resolve_model_path(
+        name_or_path, "pipeline", "model_index.json",
+        "make one with `cmdvideo pipeline assemble`", BUNDLED_PIPELINES,
+        "reinstall cmdvideo, or retrain it with `bash scripts/train_default.sh`",
+    )  # fmt: skip
+
+
+@dataclass
+class PromptEmbeddings:
+    """What :meth:`CMDPipeline.encode_prompt` returns: the content model's token states of the
+    prompts and of the empty prompt (its null text), and the motion model's pooled prompt
+    embeddings (B, D); each None where that model takes no text."""
+
+    content: TextEmbeddings | None
+    content_null: TextEmbeddings | None
+    motion_pooled: torch.Tensor | None
 
 
 @dataclass
@@ -98,7 +114,19 @@ class CMDPipeline(DiffusionPipeline):
         """diffusers' ``from_pretrained`` (a folder or hub id), plus the short names of the
         pipelines bundled with the package: ``CMDPipeline.from_pretrained("moving-shapes-tiny")``."""
         path = resolve_pipeline_path(pretrained_model_name_or_path)
-        return super().from_pretrained(path, **kwargs)
+        return load_pretrained(super().from_pretrained, path, "pipeline", **kwargs)
+
+    def set_sampler(self, name: str) -> CMDPipeline:
+        """Sample both stages with a named diffusers scheduler (``SAMPLERS``: ddim, dpm =
+        DPM-Solver++, ddpm, euler), built from each stage's own schedule config."""
+        import diffusers
+
+        if name not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {sorted(SAMPLERS)}, got {name!r}")
+        cls = getattr(diffusers, SAMPLERS[name])
+        self.content_scheduler = cls.from_config(self.content_scheduler.config)
+        self.motion_scheduler = cls.from_config(self.motion_scheduler.config)
+        return self
 
     def __init__(
         self,
@@ -188,7 +216,8 @@ class CMDPipeline(DiffusionPipeline):
     def accepts_text(self) -> bool:
         return uses_text(self.content_model) or self.motion_model.config.text_embed_dim > 0
 
-    def _class_ids(self, class_labels, device) -> torch.Tensor:
+    def _class_ids(self, class_labels, device=None, name: str = "class_labels") -> torch.Tensor:
+        """Class labels (ints, names, or a tensor) -> (N,) long ids, checked."""
         names = list(self.config.class_names)
         if torch.is_tensor(class_labels):
             ids = class_labels.flatten().tolist()
@@ -198,16 +227,132 @@ class CMDPipeline(DiffusionPipeline):
         for label in ids:
             if isinstance(label, str):
                 if label not in names:
-                    raise ValueError(f"unknown class {label!r}; classes: {names}")
+                    raise ValueError(f"{name}: unknown class {label!r}; classes: {names}")
                 label = names.index(label)
+            if isinstance(label, float) and not label.is_integer():
+                raise ValueError(f"{name}: class {label} is not an integer")
             label = int(label)
             if not 0 <= label < self.num_classes:
-                raise ValueError(f"class label {label} out of range [0, {self.num_classes})")
+                raise ValueError(f"{name}: class {label} out of range [0, {self.num_classes})")
             out.append(label)
         return torch.tensor(out, dtype=torch.long, device=device)
 
-    def _embed(self, encoder, prompts, device):
-        return encode_prompts(encoder, self.tokenizer, prompts, device)
+    def _text_encoders(self) -> list:
+        """The text encoders the prompts go through: the content model's and the motion
+        model's (its own learned one, else the shared one)."""
+        found = []
+        if uses_text(self.content_model):
+            found.append(self.text_encoder)
+        if self.motion_model.config.text_embed_dim:
+            found.append(self.motion_text_encoder or self.text_encoder)
+        return [e for i, e in enumerate(found) if e is not None and e not in found[:i]]
+
+    def check_inputs(
+        self,
+        prompt=None,
+        class_labels=None,
+        num_inference_steps=None,
+        guidance_scale=None,
+        content_guidance_scale=None,
+        motion_guidance_scale=None,
+        guidance_rescale=None,
+        num_videos_per_prompt=1,
+        num_frames=None,
+        output_type="np",
+        names: Mapping[str, str] | None = None,
+    ) -> None:
+        """Refuse every bad argument of :meth:`__call__` before any model runs.
+
+        Args:
+            names: what to call each argument in messages (e.g. ``{"num_inference_steps":
+                "--steps"}`` for a command line); default: the argument's own name.
+
+        Raises:
+            ValueError: naming the argument, the value and what is accepted. Also warns, once
+                per call, about prompt words outside a learned text encoder's vocabulary.
+        """
+
+        def name(arg: str) -> str:
+            return (names or {}).get(arg, arg)
+
+        def number(arg: str, value, low: float, high: float = math.inf, integer: bool = False):
+            if value is None:
+                return
+            ok = isinstance(value, int) if integer else isinstance(value, (int, float))
+            if isinstance(value, bool) or not ok or not low <= value <= high:
+                kind = "an integer" if integer else "a number"
+                bounds = f"in [{low:g}, {high:g}]" if high < math.inf else f">= {low:g}"
+                raise ValueError(f"{name(arg)} must be {kind} {bounds}, got {value!r}")
+
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(
+                f"{name('output_type')} must be one of {OUTPUT_TYPES}, got {output_type!r}"
+            )
+        max_steps = min(
+            s.config.num_train_timesteps for s in (self.content_scheduler, self.motion_scheduler)
+        )
+        number("num_inference_steps", num_inference_steps, 1, max_steps, integer=True)
+        number("num_videos_per_prompt", num_videos_per_prompt, 1, integer=True)
+        number("num_frames", num_frames, 1, integer=True)
+        for arg, value in (("guidance_scale", guidance_scale),
+                           ("content_guidance_scale", content_guidance_scale),
+                           ("motion_guidance_scale", motion_guidance_scale)):  # fmt: skip
+            number(arg, value, 0)  # 0: unconditional; 1: no guidance
+        number("guidance_rescale", guidance_rescale, 0, 1)
+        prompts = None
+        if prompt is not None:
+            prompts = [prompt] if isinstance(prompt, str) else prompt
+            if not isinstance(prompts, (list, tuple)) or not all(
+                isinstance(p, str) for p in prompts
+            ):
+                raise ValueError(f"{name('prompt')} must be text or a list of texts")
+            if not prompts or any(not p.strip() for p in prompts):
+                raise ValueError(
+                    f"{name('prompt')} is empty; give some text (for unconditional videos give "
+                    "no prompt and no class)"
+                )
+            if not self.accepts_text:
+                raise ValueError(
+                    f"this pipeline has no text conditioning; give {name('class_labels')} "
+                    f"instead of {name('prompt')}"
+                )
+        if class_labels is not None:
+            if self.num_classes == 0:
+                raise ValueError(
+                    f"this pipeline has no class conditioning; give {name('prompt')} instead of "
+                    f"{name('class_labels')}"
+                )
+            labels = self._class_ids(class_labels, name=name("class_labels"))
+            if prompts is not None and len(labels) not in (1, len(prompts)):
+                raise ValueError(
+                    f"{len(prompts)} prompts but {len(labels)} class labels; give one "
+                    f"{name('class_labels')} or one per prompt"
+                )
+        if prompts is not None:
+            unknown = sorted({
+                w for e in self._text_encoders() if isinstance(e, WordTextEncoder)
+                for w in e.report_unknown_words(prompts)
+            })  # fmt: skip
+            if unknown:
+                logger.warning(
+                    "words not in the model's vocabulary (read as 'unknown'): %s",
+                    ", ".join(unknown),
+                )
+
+    def encode_prompt(self, prompt: str | list[str] | None, device=None) -> PromptEmbeddings:
+        """Embeddings of ``prompt`` for both stages (see :class:`PromptEmbeddings`); with no
+        prompt only the content model's null text (what unconditional sampling feeds it)."""
+        prompts = [prompt] if isinstance(prompt, str) else (list(prompt) if prompt else None)
+        device = device or self._execution_device
+        content = null = pooled = None
+        if uses_text(self.content_model):  # the empty prompt: null text of CFG
+            null = encode_prompts(self.text_encoder, self.tokenizer, [""], device)
+            if prompts is not None:
+                content = encode_prompts(self.text_encoder, self.tokenizer, prompts, device)
+        if prompts is not None and self.motion_model.config.text_embed_dim:
+            encoder = self.motion_text_encoder or self.text_encoder
+            pooled = encode_prompts(encoder, self.tokenizer, prompts, device).pooled
+        return PromptEmbeddings(content=content, content_null=null, motion_pooled=pooled)
 
     # -- generation ------------------------------------------------------------------------
 
@@ -229,9 +374,10 @@ class CMDPipeline(DiffusionPipeline):
     ) -> CMDPipelineOutput | tuple:
         """Generate videos.
 
-        1. content frame: the content model, DDIM (``content_scheduler``), CFG;
-        2. motion latent: the motion DiT guided by that content frame, DDIM, CFG;
-        3. decode both with the CMD decoder (and the VAE in latent mode).
+        0. check the inputs (:meth:`check_inputs`); 1. encode the prompt (:meth:`encode_prompt`);
+        2. content frame: the content model, DDIM (``content_scheduler``), CFG;
+        3. motion latent: the motion DiT guided by that content frame, DDIM, CFG;
+        4. decode both with the CMD decoder (and the VAE in latent mode).
 
         Args:
             prompt: one prompt or a list (one video each, times ``num_videos_per_prompt``).
@@ -254,22 +400,15 @@ class CMDPipeline(DiffusionPipeline):
             :class:`CMDPipelineOutput`, or ``(frames, content_frames)`` with
             ``return_dict=False``.
         """
-        if output_type not in OUTPUT_TYPES:
-            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
-        if num_videos_per_prompt < 1:
-            raise ValueError("num_videos_per_prompt must be >= 1")
+        # 0. check inputs: every bad argument is refused before any model runs
+        self.check_inputs(
+            prompt, class_labels, num_inference_steps, guidance_scale, content_guidance_scale,
+            motion_guidance_scale, guidance_rescale, num_videos_per_prompt, num_frames,
+            output_type,
+        )  # fmt: skip
         device = self._execution_device
         prompts = [prompt] if isinstance(prompt, str) else (list(prompt) if prompt else None)
         labels = None if class_labels is None else self._class_ids(class_labels, device)
-        if prompts is not None and not self.accepts_text:
-            raise ValueError("this pipeline has no text conditioning; pass class_labels")
-        if labels is not None and self.num_classes == 0:
-            raise ValueError("this pipeline has no class conditioning; pass a prompt")
-        if prompts is not None and labels is not None and len(labels) not in (1, len(prompts)):
-            raise ValueError(
-                f"{len(prompts)} prompts but {len(labels)} class labels; give one label or one "
-                "per prompt"
-            )
         n = len(prompts) if prompts is not None else (len(labels) if labels is not None else 1)
         if labels is not None:
             labels = labels.expand(n).repeat_interleave(num_videos_per_prompt)
@@ -284,34 +423,27 @@ class CMDPipeline(DiffusionPipeline):
         )
         rescale = self.default_rescale(guidance_rescale)
 
-        # 1. content frame
+        # 1. encode the prompt (the content model's null text even without one)
+        text = self.encode_prompt(prompts, device)
+
+        # 2. content frame
         unet = self.content_model
-        text = null = None
-        if uses_text(unet):  # the empty prompt: null text of CFG, or the only text
-            null = self._embed(self.text_encoder, [""], device)
-            if prompts is not None:
-                text = self._embed(self.text_encoder, prompts, device)
         content = sample_content(
             unet, self.content_scheduler, batch,
-            labels if num_content_classes(unet) else None, text, null,
+            labels if num_content_classes(unet) else None, text.content, text.content_null,
             s_content, num_inference_steps, generator, device, progress, rescale,
         )  # fmt: skip
 
-        # 2. motion latent, guided by the generated content frame
+        # 3. motion latent, guided by the generated content frame
         motion_model = self.motion_model
-        pooled = None
-        if prompts is not None and motion_model.config.text_embed_dim:
-            encoder = self.motion_text_encoder
-            encoder = self.text_encoder if encoder is None else encoder
-            pooled = self._embed(encoder, prompts, device).pooled
         h, w = self.autoencoder.token_grid(*content.shape[-2:])
         motion = sample_motion(
             motion_model, self.motion_scheduler, content.to(motion_model.dtype), num_frames,
-            h + w, labels if motion_model.config.num_classes else None, pooled, s_motion,
-            num_inference_steps, generator, progress, rescale,
+            h + w, labels if motion_model.config.num_classes else None, text.motion_pooled,
+            s_motion, num_inference_steps, generator, progress, rescale,
         )  # fmt: skip
 
-        # 3. decode
+        # 4. decode
         codec = self.codec
         video = codec.decode(content.to(self.autoencoder.dtype), motion)  # (B, 3, T, H, W)
         video = ((video.float().clamp(-1, 1) + 1) / 2).cpu()
@@ -336,72 +468,3 @@ def _convert(video: torch.Tensor, output_type: str):
     from PIL import Image
 
     return [[Image.fromarray((f * 255).round().astype(np.uint8)) for f in v] for v in array]
-
-
-def _classes_of(run: Path) -> list[str] | None:
-    """Class names a training run saved (``classes.json``); for moving-shapes runs without
-    one, the dataset's own names."""
-    path = run / "classes.json"
-    if path.is_file():
-        return json.loads(path.read_text())
-    from ..config import load_config
-
-    config = load_config(run / "config.yaml")
-    conditions = config.content.condition + config.motion.condition
-    if config.data.source == "moving-shapes" and "class" in conditions:
-        from ..data.moving_shapes import MOTIONS
-
-        return list(MOTIONS)
-    return None
-
-
-def assemble_pipeline(autoencoder: str | Path, content: str | Path, motion: str | Path):
-    """One :class:`CMDPipeline` from the three training output folders (``cmdvideo train
-    autoencoder|content|motion --out``); training schedulers become DDIM samplers."""
-    from diffusers import DDIMScheduler, DDPMScheduler
-
-    from ..models.content import load_content_model
-    from ..models.motion_dit import MotionDiT
-    from ..models.text import WordTextEncoder, load_text_encoder
-
-    content, motion = Path(content), Path(motion)
-    for run, name in ((content, "content"), (motion, "motion")):
-        if not (run / name / "config.json").is_file():
-            raise FileNotFoundError(
-                f"{run}/{name}/config.json not found: give the --out folder of `cmdvideo train {name}`"
-            )
-    codec = VideoCodec.from_pretrained(autoencoder)
-    if codec.autoencoder.config.motion_scaling_factor is None:
-        raise ValueError("the autoencoder is not calibrated: run `cmdvideo calibrate` first")
-    text_encoder = tokenizer = motion_text_encoder = None
-    if (content / "text_encoder").is_dir():
-        text_encoder, tokenizer = load_text_encoder(content)
-    if (motion / "text_encoder").is_dir():
-        encoder, motion_tokenizer = load_text_encoder(motion)
-        if isinstance(encoder, WordTextEncoder):
-            motion_text_encoder = encoder  # learned with the motion model: its own
-        elif text_encoder is None:
-            text_encoder, tokenizer = encoder, motion_tokenizer
-    classes = [c for c in (_classes_of(content), _classes_of(motion)) if c]
-    if len(classes) == 2 and classes[0] != classes[1]:
-        raise ValueError("the content and motion runs were trained on different classes")
-    from ..config import load_config
-
-    num_frames = load_config(motion / "config.yaml").data.num_frames
-
-    def ddim(run, name):
-        return DDIMScheduler.from_config(DDPMScheduler.from_pretrained(run / name).config)
-
-    return CMDPipeline(
-        autoencoder=codec.autoencoder,
-        content_model=load_content_model(content / "content"),
-        motion_model=MotionDiT.from_pretrained(motion / "motion"),
-        content_scheduler=ddim(content, "content_scheduler"),
-        motion_scheduler=ddim(motion, "motion_scheduler"),
-        vae=codec.frame_vae.vae if codec.latent_mode else None,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        motion_text_encoder=motion_text_encoder,
-        class_names=classes[0] if classes else None,
-        num_frames=num_frames,
-    )

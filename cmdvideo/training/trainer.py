@@ -279,6 +279,7 @@ class Trainer:
             dynamic_ncols=True,
         )
         window_start, window_steps = time.perf_counter(), 0
+        reported_skips: dict[str, int] = {}
         while step < cfg.max_steps:
             sampler.epoch = epoch
             if hasattr(self.dataset, "set_epoch"):
@@ -341,10 +342,9 @@ class Trainer:
                     break
             else:
                 skips = self._skip_counts(runtime_skips)
-                if skips:
-                    progress.write(
-                        f"epoch {epoch}: skipped files by reason: {skips}", file=sys.stderr
-                    )
+                if skips and skips != reported_skips:  # once, and again only when it changes
+                    progress.write(f"skipped files by reason: {skips}", file=sys.stderr)
+                    reported_skips = skips
                 self._log({"event": "epoch_end", "step": step, "epoch": epoch, "skipped": skips})
                 epoch, batch_in_epoch = epoch + 1, 0
         progress.close()

@@ -1,0 +1,67 @@
+"""The ``cmdvideo`` command: one module per verb group, each registering its subcommands.
+
+    cmdvideo train autoencoder --config tiny --data moving-shapes --out runs/ae
+    cmdvideo eval autoencoder --model runs/ae --num-videos 256 --json
+    cmdvideo sample --model moving-shapes-tiny --prompt "a red circle moving left"
+    cmdvideo demo
+
+User errors (a missing folder, a bad value) end in one line naming the flag and what to do, and
+exit status 2; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from . import bench, data, evaluate, generate, train
+from .common import apply_threads
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cmdvideo",
+        description="Efficient video diffusion by content-frame / motion-latent decomposition (CMD).",
+    )
+    parser.add_argument("--version", action="version", version=f"cmdvideo {_version()}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the Python traceback of an error"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for group in (train, data, evaluate, generate, bench):
+        group.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("accelerate", "diffusers", "PIL", "matplotlib", "httpx", "huggingface_hub"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        apply_threads(args)
+        return args.func(args)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (ValueError, OSError) as err:  # user errors: bad values, missing or broken files
+        if args.debug:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE

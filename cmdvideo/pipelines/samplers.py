@@ -1,0 +1,10 @@
+"""Samplers a user picks by name (``CMDPipeline.set_sampler``, ``--scheduler``); any diffusers
+scheduler works through the pipeline's components too. No imports: the command line reads the
+names without loading torch."""
+
+SAMPLERS = {
+    "ddim": "DDIMScheduler",
+    "dpm": "DPMSolverMultistepScheduler",  # DPM-Solver++: fewer steps
+    "ddpm": "DDPMScheduler",
+    "euler": "EulerDiscreteScheduler",
+}

@@ -1,0 +1,101 @@
+"""A training run from a config: data, stage, trainer, and what follows training (the motion
+scale of a new autoencoder). What ``cmdvideo train STAGE`` does, callable from Python."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import Config, load_config
+from ..data import build_train_and_eval, dataset_captions, take_batch
+from .trainer import Trainer
+
+STAGES = ("autoencoder", "content", "motion", "classifier")
+PREVIEW_VIDEOS = 4
+
+
+@dataclass
+class TrainResult:
+    """What a finished run wrote and measured."""
+
+    out: Path
+    stage: str
+    steps: int
+    seconds: float
+    calibration: dict | None = None  # autoencoder: {"factor", "num_videos"}
+    notes: list[str] = field(default_factory=list)
+
+
+def run_config(config: str | Path, overrides: list[str], out: str | Path, resume: bool) -> Config:
+    """The config of a run: on ``resume`` the run's own saved config (plus explicit
+    overrides), else ``config`` (a preset name or YAML path) with ``overrides``."""
+    saved = Path(out) / "config.yaml"
+    if resume and saved.is_file():
+        return load_config(saved, overrides)
+    return load_config(config, overrides)
+
+
+def build_stage(name: str, config: Config, train_set, autoencoder: str | Path | None = None):
+    """The stage ``name`` (one of :data:`STAGES`) for this config and training data."""
+    from .stages import AutoencoderStage, ClassifierStage, ContentStage, MotionStage
+
+    if name not in STAGES:
+        raise ValueError(f"unknown stage {name!r}; stages: {', '.join(STAGES)}")
+    if name == "autoencoder":
+        return AutoencoderStage(config)
+    if name == "classifier":
+        return ClassifierStage(config)
+    if autoencoder is None:
+        raise ValueError(f"the {name} stage needs a trained autoencoder (--autoencoder DIR)")
+    from ..models.codec import VideoCodec
+
+    codec = VideoCodec.from_pretrained(autoencoder)
+    cached = getattr(train_set, "motion_scaling_factor", None)
+    if cached is not None and cached != codec.motion_scale:
+        raise ValueError(
+            f"the latent cache was made with motion_scaling_factor {cached}, the autoencoder "
+            f"has {codec.motion_scale}: re-run `cmdvideo cache` with this autoencoder"
+        )
+    stage_cls = ContentStage if name == "content" else MotionStage
+    section = getattr(config, stage_cls.section)
+    captions = dataset_captions(train_set) if "text" in section.condition else None
+    classes = list(getattr(train_set, "classes", []))
+    return stage_cls(
+        config, codec, num_classes=len(classes), captions=captions, class_names=classes
+    )
+
+
+def train(
+    name: str,
+    config: Config,
+    out: str | Path,
+    resume: bool = False,
+    autoencoder: str | Path | None = None,
+    device: str | None = None,
+) -> TrainResult:
+    """Train stage ``name`` into ``out`` (see :class:`cmdvideo.training.trainer.Trainer` for the
+    folder layout); a new autoencoder's motion scale is then measured and stored.
+
+    Raises:
+        TrainingDivergedError: the loss became NaN/inf (earlier checkpoints are kept).
+    """
+    out = Path(out)
+    train_set, eval_set = build_train_and_eval(config.data)
+    preview = take_batch(eval_set, PREVIEW_VIDEOS)
+    stage = build_stage(name, config, train_set, autoencoder)
+    trainer = Trainer(stage, train_set, config, out, preview_batch=preview)
+    start = time.perf_counter()
+    trainer.train(resume=resume)
+    result = TrainResult(out, stage.name, config.train.max_steps, time.perf_counter() - start)
+    if stage.name == "autoencoder":
+        if config.autoencoder.freeze_encoder:  # same latents: keep the init's scale
+            result.notes.append("encoder frozen: motion_scaling_factor kept from autoencoder.init")
+        elif trainer.accelerator.is_main_process:
+            from .calibrate import calibrate_folder
+
+            result.calibration = calibrate_folder(
+                out, train_set, device=device or str(trainer.accelerator.device)
+            )
+        trainer.accelerator.wait_for_everyone()
+    return result
