@@ -3,9 +3,9 @@ Hub id — and one clear error when it cannot be loaded.
 
 diffusers' ``from_pretrained`` treats every string that is not an existing folder as a hub id,
 so a mistyped local path turns into a network request and a long traceback about DNS or repo
-names. Here a name that reads as a local path (absolute, ``./``, ``~``, more than two parts, or
-a first part that is a folder here) is only ever looked up on disk; only ``owner/name`` ids go
-to the Hub, and their failures, too, become one line.
+names. Here nothing goes to the network unless the caller asks for it (``allow_download``): a
+name that is not a local folder must be an ``owner/name`` id already in the Hugging Face cache
+(``huggingface-cli download owner/name`` puts it there), and every failure is one line.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ def resolve_model_path(
     how_to_make: str = "",
     bundled: Mapping[str, Path] | None = None,
     bundled_hint: str = "reinstall cmdvideo",
+    allow_download: bool = False,
 ) -> str | Path:
     """The folder (or hub id) to load ``what`` from.
 
@@ -50,6 +51,7 @@ def resolve_model_path(
         how_to_make: appended to "not a folder" errors (e.g. "make one with `cmdvideo ...`").
         bundled: short names shipped with the package -> their folders.
         bundled_hint: what to do when a bundled folder is missing.
+        allow_download: a hub id missing from the local cache may be downloaded.
 
     Raises:
         FileNotFoundError: a local path that does not exist or is not a ``what`` folder.
@@ -72,10 +74,26 @@ def resolve_model_path(
                 + (f"; {how_to_make}" if how_to_make else "")
             )
         return path
-    if is_hub_id(name_or_path):
-        return str(name_or_path)
     names = f"; bundled: {', '.join(sorted(bundled))}" if bundled else ""
-    raise FileNotFoundError(f"no {what} folder {str(name_or_path)!r}{names}")
+    if not is_hub_id(name_or_path):
+        raise FileNotFoundError(f"no {what} folder {str(name_or_path)!r}{names}")
+    if allow_download or is_cached(str(name_or_path), marker or "config.json"):
+        return str(name_or_path)
+    raise FileNotFoundError(
+        f"no {what} folder {str(name_or_path)!r}{names}; as a Hugging Face Hub id it is not in the "
+        f"local cache (cmdvideo does not download on its own: `huggingface-cli download "
+        f"{name_or_path}` fetches it)"
+    )
+
+
+def is_cached(repo_id: str, filename: str) -> bool:
+    """Whether ``filename`` of Hub repository ``repo_id`` is in the local Hugging Face cache."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(repo_id, filename), str)
+    except ValueError:  # not a valid repo id after all
+        return False
 
 
 def load_pretrained(loader: Callable[..., T], name_or_path: str | Path, what: str, **kwargs) -> T:

@@ -49,17 +49,18 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 BUNDLED_PIPELINES = {"moving-shapes-tiny": ASSETS / "moving-shapes-tiny"}
 
 
-def resolve_pipeline_path(name_or_path: str | Path) -> str | Path:
-    """A bundled pipeline's folder for its short name, a local pipeline folder, or a hub id.
+def resolve_pipeline_path(name_or_path: str | Path, allow_download: bool = False) -> str | Path:
+    """A bundled pipeline's folder for its short name, a local pipeline folder, or a hub id in
+    the local Hugging Face cache (any hub id with ``allow_download``).
 
     Raises:
-        FileNotFoundError: a local path that does not exist or holds no ``model_index.json``
-            (never a network request).
+        FileNotFoundError: a path that does not exist or holds no ``model_index.json``; never a
+            network request unless ``allow_download``.
     """
     return resolve_model_path(
         name_or_path, "pipeline", "model_index.json",
         "make one with `cmdvideo pipeline assemble`", BUNDLED_PIPELINES,
-        "reinstall cmdvideo, or retrain it with `bash scripts/train_default.sh`",
+        "reinstall cmdvideo, or retrain it with `bash scripts/train_default.sh`", allow_download,
     )  # fmt: skip
 
 
@@ -112,8 +113,14 @@ class CMDPipeline(DiffusionPipeline):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
         """diffusers' ``from_pretrained`` (a folder or hub id), plus the short names of the
-        pipelines bundled with the package: ``CMDPipeline.from_pretrained("moving-shapes-tiny")``."""
-        path = resolve_pipeline_path(pretrained_model_name_or_path)
+        pipelines bundled with the package: ``CMDPipeline.from_pretrained("moving-shapes-tiny")``.
+
+        Offline unless asked: a hub id loads from the local Hugging Face cache; pass
+        ``local_files_only=False`` to let diffusers download it."""
+        allow_download = kwargs.get("local_files_only") is False
+        path = resolve_pipeline_path(pretrained_model_name_or_path, allow_download)
+        if isinstance(path, str) and not allow_download:
+            kwargs.setdefault("local_files_only", True)
         return load_pretrained(super().from_pretrained, path, "pipeline", **kwargs)
 
     def set_sampler(self, name: str) -> CMDPipeline:
