@@ -16,9 +16,9 @@ import torch
 
 from cmdvideo.data.moving_shapes import DEMO_PROMPTS
 from cmdvideo.data.video_io import write_frame_grid, write_video
-from cmdvideo.evaluation.domain import load_classifier
 from cmdvideo.evaluation.generation import evaluate_generation, generate_videos
 from cmdvideo.evaluation.motion_check import motion_accuracy
+from cmdvideo.models.classifier import load_classifier
 from cmdvideo.pipelines.cmd import CMDPipeline
 
 

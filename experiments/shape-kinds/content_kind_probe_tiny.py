@@ -4,12 +4,12 @@ frames of a latent cache with class label = shape kind (3 classes, 10 % null cla
 then sampled per kind (EMA weights: diffusers' EMAModel, decay 0.999 with its power warm-up) and
 scored with the hand-written shape check.
 
-python scripts/content_kind_probe_tiny.py CACHE AUTOENCODER [--steps 900] [--batch-size 32]
+python experiments/shape-kinds/content_kind_probe_tiny.py CACHE AUTOENCODER [--steps 900] [--batch-size 32]
     [--eval-every 300] [--overrides '{"layers_per_block": 2}'] [--out results/...json]
     [--figure PNG] [--binarize] [--prediction-type epsilon|v_prediction]
 
 Separates "the UNet cannot draw the kind in this many steps" from "the prompt's kind word does
-not reach it" (the text-conditioned stage, scripts/content_shape_tiny.py).
+not reach it" (the text-conditioned stage, content_shape_tiny.py).
 """
 
 import argparse

@@ -1,7 +1,8 @@
 """How often the hand-written shape check passes on an autoencoder's content frames and
 reconstructions of real one-shape moving-shapes videos (the ceiling for generated shapes).
 
-python scripts/shape_ceiling_tiny.py runs/ae-tiny runs/ae-anchor runs/ae-refine [--num-videos 400]
+python experiments/autoencoder-tiny/shape_ceiling_tiny.py runs/ae-tiny runs/ae-anchor runs/ae-refine
+    [--num-videos 400]
 
 Held-out videos (evaluation seed 1); the one-shape ones among the first ``--num-videos`` are
 scored. The real videos themselves pass the check 100 % of the time.

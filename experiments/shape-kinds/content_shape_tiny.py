@@ -1,8 +1,9 @@
 """Shape kind and colours of the content frames a moving-shapes pipeline's content model draws
 for held-out one-shape captions: separates the content model from the decoder when the shape
-of generated videos is wrong (scripts/shape_ceiling_tiny.py measures the autoencoder alone).
+of generated videos is wrong (experiments/autoencoder-tiny/shape_ceiling_tiny.py measures the
+autoencoder alone).
 
-python scripts/content_shape_tiny.py PIPELINE [PIPELINE ...] [--num-videos 200] [--steps S]
+python experiments/shape-kinds/content_shape_tiny.py PIPELINE [PIPELINE ...] [--num-videos 200] [--steps S]
     [--guidance G] [--guidance-rescale PHI] [--kind-negative] [--kind-figure PNG]
 
 Captions of the one-shape videos among the first ``--num-videos`` held-out videos (evaluation
@@ -56,11 +57,11 @@ def main() -> None:
         rescale = pipe.default_rescale(args.guidance_rescale)
         start = time.perf_counter()
         with torch.no_grad():
-            text = pipe._embed(pipe.text_encoder, prompts, "cpu")
-            null = pipe._embed(pipe.text_encoder, [""], "cpu")
+            text = pipe.encode_prompt(prompts, "cpu").content
+            null = pipe.encode_prompt(None, "cpu").content_null
             if args.kind_negative:
                 other_kind, _ = swapped_prompts(prompts, kinds)
-                null = pipe._embed(pipe.text_encoder, other_kind, "cpu")
+                null = pipe.encode_prompt(other_kind, "cpu").content
             content = sample_content(
                 unet, pipe.content_scheduler, len(prompts), None, text, null, guidance, steps,
                 torch.Generator().manual_seed(args.seed), "cpu", progress=False,
@@ -84,11 +85,11 @@ def kind_figure(pipe, path, guidance, steps, rescale, seed) -> None:
     """One row per shape kind, the same 12 noise draws in every row."""
     rows = []
     with torch.no_grad():
-        null = pipe._embed(pipe.text_encoder, [""], "cpu")
+        null = pipe.encode_prompt(None, "cpu").content_null
         for kind in SHAPES:
             prompts = [f"a white {kind} moving left on a black background"] * 6 + [
                 f"a yellow {kind} rotating on a blue background"] * 6  # fmt: skip
-            text = pipe._embed(pipe.text_encoder, prompts, "cpu")
+            text = pipe.encode_prompt(prompts, "cpu").content
             content = sample_content(
                 pipe.content_model, pipe.content_scheduler, len(prompts), None, text, null,
                 guidance, steps, torch.Generator().manual_seed(seed), "cpu", progress=False,

@@ -1,10 +1,11 @@
 """Plot preview/val_loss of the fine-tuned (frame-pretrained) and scratch content runs.
 
-python scripts/figure_content_pretrain.py runs/content-pretrain docs/figures/content_pretrain_vs_scratch.png
+python experiments/content-pretraining/figure_content_pretrain.py runs/content-pretrain \
+    docs/figures/content_pretrain_vs_scratch.png
 """
 
+import argparse
 import json
-import sys
 from pathlib import Path
 
 import matplotlib
@@ -44,4 +45,8 @@ def main(root: Path, out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), Path(sys.argv[2]))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("root", type=Path, help="OUT_ROOT of content_pretrain_experiment.sh")
+    parser.add_argument("out", type=Path, help="PNG to write")
+    args = parser.parse_args()
+    main(args.root, args.out)

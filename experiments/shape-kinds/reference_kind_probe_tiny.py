@@ -1,10 +1,11 @@
-"""An independent reference for scripts/content_kind_probe_tiny.py --binarize: the textbook
-diffusers recipe with no cmdvideo code in its training or sampling path. A plain `UNet2DModel`
-(1.7 M; class embedding with a 4th, null row dropped in 10 % of the time), the DDPMScheduler
-loss, DDIM 50 sampling; trained on the same shape masks with class label = shape kind and
-scored with the same shape check, 40 samples per kind every 300 steps.
+"""An independent reference for content_kind_probe_tiny.py --binarize (next to this file): the
+textbook diffusers recipe with no cmdvideo code in its training or sampling path (cmdvideo only
+reads the cache and scores the samples). A plain `UNet2DModel` (1.7 M; class embedding with a
+4th, null row dropped in 10 % of the time), the DDPMScheduler loss, DDIM 50 sampling; trained
+on the same shape masks with class label = shape kind and scored with the same shape check, 40
+samples per kind every 300 steps.
 
-python scripts/reference_kind_probe_tiny.py STEPS BATCH epsilon|v_prediction
+python experiments/shape-kinds/reference_kind_probe_tiny.py STEPS BATCH epsilon|v_prediction
     [--cache runs/cache-anchor-16k] [--figure PNG]
 """
 

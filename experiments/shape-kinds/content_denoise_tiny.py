@@ -1,10 +1,10 @@
 """How well a moving-shapes pipeline's content model denoises real content frames, by noise
 level: the shape kind and colours of its one-step clean estimate x0 of held-out content frames
 (the autoencoder's) noised to timestep t. Separates "cannot keep a shape it is shown" (low t)
-from "does not draw one from noise" (scripts/content_shape_tiny.py).
+from "does not draw one from noise" (content_shape_tiny.py, next to this file).
 
-python scripts/content_denoise_tiny.py PIPELINE [--num-videos 200] [--timesteps 50,100,200,400,600]
-    [--figure PATH]
+python experiments/shape-kinds/content_denoise_tiny.py PIPELINE [--num-videos 200]
+    [--timesteps 50,100,200,400,600] [--figure PATH]
 
 Prompted with each video's caption (no class label, no guidance), one noise draw per frame
 (seeded). Two more columns say how much the prompt steers the estimate: its mean absolute change
@@ -57,11 +57,11 @@ def main() -> None:
 
     with torch.no_grad():
         content, _ = pipe.codec.encode(torch.stack([it["video"] for it in items]))
-        text = pipe._embed(pipe.text_encoder, prompts, "cpu")
-        null = pipe._embed(pipe.text_encoder, [""], "cpu")
+        text = pipe.encode_prompt(prompts, "cpu").content
+        null = pipe.encode_prompt(None, "cpu").content_null
         kind_words, colour_words = swapped_prompts(prompts, kinds)
-        other_kind = pipe._embed(pipe.text_encoder, kind_words, "cpu")
-        other_colour = pipe._embed(pipe.text_encoder, colour_words, "cpu")
+        other_kind = pipe.encode_prompt(kind_words, "cpu").content
+        other_colour = pipe.encode_prompt(colour_words, "cpu").content
         shape, colour = score(pipe.codec.content_to_pixels(content))
         print(f"{args.pipeline}: {len(items)} one-shape held-out content frames")
         print("| t | alpha_bar | x0 shape kind | x0 shape colour | x0 MSE | change: kind word | "

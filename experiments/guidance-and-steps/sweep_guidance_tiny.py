@@ -1,6 +1,7 @@
 """Score a moving-shapes pipeline at several (content, motion) guidance pairs.
 
-python scripts/sweep_guidance_tiny.py PIPE --per-class 4 --steps 25 1.5,3 1.0,3 3,3 1.5,5
+python experiments/guidance-and-steps/sweep_guidance_tiny.py PIPE --per-class 4 --steps 25 \
+    1.5,3 1.0,3 3,3 1.5,5
 
 One line per pair: motion accuracy (class- and prompt-conditioned, shipped classifier),
 background / shape colour / shape kind (hand-written checks) and fd_moving_shapes beside
@@ -12,8 +13,8 @@ stores).
 import argparse
 import time
 
-from cmdvideo.evaluation.domain import load_classifier
 from cmdvideo.evaluation.generation import evaluate_generation
+from cmdvideo.models.classifier import load_classifier
 from cmdvideo.pipelines.cmd import CMDPipeline
 
 
