@@ -9,8 +9,9 @@ import torch
 from conftest import write_test_video
 
 from cmdvideo.cli import build_parser, main
-from cmdvideo.cli.common import apply_threads, default_threads
+from cmdvideo.cli.common import apply_threads
 from cmdvideo.pipelines.cmd import BUNDLED_PIPELINES
+from cmdvideo.runtime import default_threads
 
 SAMPLE = ["sample", "--model", "moving-shapes-tiny", "--steps", "2", "--quiet"]
 
@@ -150,7 +151,7 @@ def test_every_computing_command_takes_threads():
 
 
 def test_thread_rule(monkeypatch):
-    import cmdvideo.cli.common as common
+    import cmdvideo.runtime as common
 
     monkeypatch.setattr(common.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
     monkeypatch.setattr(common, "busy_cores", lambda: 0.2)
@@ -166,6 +167,9 @@ def test_thread_rule(monkeypatch):
     try:
         args = build_parser().parse_args(["sample", "--model", "m", "--threads", "3"])
         assert apply_threads(args) == 3 and torch.get_num_threads() == 3
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the user's own setting wins over the rule
+        args = build_parser().parse_args(["sample", "--model", "m"])
+        assert apply_threads(args) == 1 and torch.get_num_threads() == 1
         args = build_parser().parse_args(["sample", "--model", "m", "--threads", "0"])
         with pytest.raises(ValueError, match="--threads must be >= 1"):
             apply_threads(args)

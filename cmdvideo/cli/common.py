@@ -7,6 +7,8 @@ import argparse
 import json
 import os
 
+from ..runtime import default_threads
+
 # Pipeline arguments as a command-line user knows them (pipe.check_inputs names them so).
 PIPELINE_FLAGS = {
     "prompt": "--prompt",
@@ -60,8 +62,9 @@ def add_threads_arg(p: argparse.ArgumentParser) -> None:
         "--threads",
         type=int,
         default=None,
-        help="torch CPU threads (default: the cores no other process keeps busy, shared among "
-        "the processes of a multi-process run; see docs/efficiency.md)",
+        help="torch CPU threads (default: $OMP_NUM_THREADS if set, else the cores no other "
+        "process keeps busy, shared among the processes of a multi-process run; see "
+        "docs/efficiency.md)",
     )
 
 
@@ -105,47 +108,17 @@ def device_of(args: argparse.Namespace) -> str:
     return device
 
 
-def busy_cores(interval: float = 0.2) -> float:
-    """Cores other processes keep busy now, from two readings of /proc/stat (0 where there is
-    no /proc, e.g. macOS)."""
-    import time
-
-    def read() -> tuple[int, int]:
-        with open("/proc/stat") as f:
-            values = [int(v) for v in f.readline().split()[1:]]
-        idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
-        return sum(values), idle
-
-    try:
-        total0, idle0 = read()
-        time.sleep(interval)
-        total1, idle1 = read()
-    except (OSError, ValueError, IndexError):
-        return 0.0
-    cores = os.cpu_count() or 1
-    return cores * (1 - (idle1 - idle0) / max(total1 - total0, 1))
-
-
-def default_threads() -> int:
-    """The thread rule (measured in docs/efficiency.md): the cores this process may use, less
-    those other processes keep busy now, divided among the processes of a run started by
-    torchrun / accelerate on this machine; at least 1."""
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    free = (usable or 1) - round(busy_cores())
-    return max(1, free // max(local_processes, 1))
-
-
 def apply_threads(args: argparse.Namespace) -> int | None:
-    """Set torch's CPU threads from --threads (or the default rule) for commands that take
-    it; returns the number set."""
+    """Set torch's CPU threads for commands that take --threads: the option, else
+    ``OMP_NUM_THREADS`` when the user set it, else :func:`default_threads`; returns the number."""
     if not hasattr(args, "threads"):
         return None
     import torch
 
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
-    threads = args.threads or default_threads()
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    threads = args.threads or (int(env) if env.isdigit() and int(env) > 0 else default_threads())
     torch.set_num_threads(threads)
     args.threads = threads
     return threads
