@@ -72,7 +72,7 @@ def fit_fixed_batch(stage, batch, steps, lr):
     losses = []
     for step in range(steps):
         torch.manual_seed(step % 2)
-        loss, _ = stage.loss(model, batch)
+        loss, _ = model(batch)
         opt.zero_grad()
         loss.backward()
         opt.step()

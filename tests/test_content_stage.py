@@ -19,7 +19,8 @@ from cmdvideo.models.content import (
     content_prediction,
 )
 from cmdvideo.models.text import TextEmbeddings, WordTextEncoder
-from cmdvideo.training.stages import ContentStage, build_codec
+from cmdvideo.training.diffusion import ContentStage
+from cmdvideo.training.stages import build_codec
 
 SMALL = [
     "data.num_frames=4", "data.height=16", "data.width=16", "data.num_videos=64",
@@ -176,7 +177,7 @@ def test_content_dit_backbone_trains_through_the_stage(ae_dir):
                                 if k in ("hidden_size", "depth", "num_heads")}  # fmt: skip
     data = build_dataset(config.data)
     stage = ContentStage(config, VideoCodec.from_pretrained(ae_dir), num_classes=10)
-    assert isinstance(stage.model()["net"], ContentDiT)
+    assert isinstance(stage.model().net, ContentDiT)
     torch.manual_seed(0)
     batch = collate_videos([data[i] for i in range(4)])
     losses = fit_fixed_batch(stage, batch, steps=40, lr=2e-3)

@@ -174,14 +174,14 @@ def test_full_video_baseline_is_a_trainer_stage(tmp_path):
     stage = FullVideoStage(setting.config, setting.captions, "video_dit")
     assert isinstance(stage, Stage)
     model = stage.model()
-    loss, _ = stage.loss(model, setting.batch)
+    loss, _ = model(setting.batch)
     assert loss.ndim == 0 and torch.isfinite(loss)
     video = sample_full_video(stage, [setting.prompt], 1, torch.Generator().manual_seed(0))
     assert video.shape == (1, *stage.video_shape) == (1, 3, 8, 16, 16)
     net_dir, scheduler_dir, text_dir = stage.save_model(model, tmp_path)
     loaded = LatteTransformer3DModel.from_pretrained(net_dir)
-    assert sum(p.numel() for p in loaded.parameters()) == flops.num_params(model["net"])
+    assert sum(p.numel() for p in loaded.parameters()) == flops.num_params(model.net)
     assert (scheduler_dir / "scheduler_config.json").is_file()
-    assert WordTextEncoder.from_pretrained(text_dir).embed_dim == model["text_encoder"].embed_dim
+    assert WordTextEncoder.from_pretrained(text_dir).embed_dim == model.text_encoder.embed_dim
     with pytest.raises(ValueError, match="content.backbone is 'dit'"):
         unet3d_stage(load_config("tiny", ["content.backbone=dit"]), setting.captions)

@@ -13,8 +13,9 @@ from cmdvideo.data import build_dataset, collate_videos
 from cmdvideo.models.codec import VideoCodec
 from cmdvideo.models.motion_dit import MotionDiT
 from cmdvideo.pipelines.denoise import denoise
+from cmdvideo.training.diffusion import ContentStage, MotionStage
 from cmdvideo.training.losses import diffusion_loss
-from cmdvideo.training.stages import ContentStage, MotionStage, build_codec
+from cmdvideo.training.stages import build_codec
 
 SMALL = [
     "data.num_frames=8", "data.height=16", "data.width=16", "data.num_videos=64",
@@ -177,7 +178,7 @@ def test_samplers_clip_to_the_range_of_the_data(small_setup):
     motion = MotionStage(config, codec, num_classes=10, captions=["a red circle"])
     assert motion.scheduler.config.clip_sample
     assert motion.scheduler.config.clip_sample_range == codec.motion_scale == 2.0  # tanh × s
-    from cmdvideo.training.stages import ContentStage
+    from cmdvideo.training.diffusion import ContentStage
 
     content = ContentStage(config, codec, num_classes=10, captions=["a red circle"])
     assert content.scheduler.config.clip_sample and content.scheduler.config.clip_sample_range == 1

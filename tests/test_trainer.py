@@ -78,8 +78,8 @@ class NaNAfter(AutoencoderStage):
         super().__init__(config)
         self.calls, self.bad_step = 0, bad_step
 
-    def loss(self, model, batch):
-        loss, extras = super().loss(model, batch)
+    def objective(self, modules, batch):
+        loss, extras = super().objective(modules, batch)
         self.calls += 1
         return (loss * float("nan") if self.calls >= self.bad_step else loss), extras
 

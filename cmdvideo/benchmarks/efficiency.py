@@ -151,7 +151,7 @@ def _sample_unet3d(setting: TinySetting, steps: int, repeats: int, device: str) 
     prompt = [setting.prompt]
     scheduler = DDIMScheduler.from_config(stage.scheduler.config)
     with torch.no_grad():
-        states = encode_prompts(model["text_encoder"], None, prompt, device).hidden
+        states = encode_prompts(model.text_encoder, None, prompt, device).hidden
 
         def one_step():
             return denoise(stage.denoiser(model, states), (1, *stage.video_shape), scheduler, 1,
@@ -178,7 +178,7 @@ def _train_stage(stage, setting: TinySetting, repeats: int, device: str) -> dict
     ema = EMAModel(params, decay=cfg.ema_decay)
 
     def step(batch):
-        loss, _ = stage.loss(model, batch)
+        loss, _ = model(batch)
         loss.backward()
         if cfg.max_grad_norm:
             torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)

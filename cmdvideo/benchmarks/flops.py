@@ -371,7 +371,7 @@ def tiny_cost_terms(setting: TinySetting) -> dict[str, list[CostTerm]]:
     data = setting.config.data
 
     def text_of(stage, model):
-        encoder = model["text_encoder"] if "text_encoder" in model else stage.text_encoder
+        encoder = getattr(model, "text_encoder", None) or stage.text_encoder
         if encoder is None:
             return None
         width = text_embed_dim(encoder)
@@ -385,7 +385,7 @@ def tiny_cost_terms(setting: TinySetting) -> dict[str, list[CostTerm]]:
     pooled = None if motion_text is None else motion_text.pooled
     terms = {
         "cmd": cmd_cost_terms(
-            content["net"], motion["net"], codec.autoencoder, data.num_frames, text, text, pooled
+            content.net, motion.net, codec.autoencoder, data.num_frames, text, text, pooled
         )
     }
     baselines = {"unet3d": unet3d_stage(setting.config, setting.captions),
@@ -393,10 +393,10 @@ def tiny_cost_terms(setting: TinySetting) -> dict[str, list[CostTerm]]:
     for kind, stage in baselines.items():
         with torch.device("meta"):
             model = stage.model()
-            states = torch.randn(1, model["text_encoder"].config.max_length,
-                                 model["text_encoder"].embed_dim)  # fmt: skip
+            states = torch.randn(1, model.text_encoder.config.max_length,
+                                 model.text_encoder.embed_dim)  # fmt: skip
         c, t, h, w = stage.video_shape
-        terms[kind] = full_video_cost_terms(kind, model["net"], c, t, (h, w), states)
+        terms[kind] = full_video_cost_terms(kind, model.net, c, t, (h, w), states)
     return terms
 
 

@@ -69,7 +69,7 @@ def run_job(job: str, setting: str, repeats: int, dry_run: bool) -> dict:
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
         for _ in range(repeats + 1):
             start = time.perf_counter()
-            loss, _ = stage.loss(model, batch)
+            loss, _ = model(batch)
             loss.backward()
             optimizer.step()
             optimizer.zero_grad()

@@ -52,7 +52,8 @@ def tiny_setting(
 def cmd_stages(setting: TinySetting, device: str | None = None):
     """(codec, content stage, motion stage) with freshly initialised models, built by the
     training stages themselves; ``device="meta"`` builds the models without memory."""
-    from ..training.stages import AutoencoderStage, ContentStage, MotionStage
+    from ..training.diffusion import ContentStage, MotionStage
+    from ..training.stages import AutoencoderStage
 
     with torch.device(device or "cpu"):
         codec = AutoencoderStage(setting.config).codec
@@ -78,14 +79,14 @@ def cmd_pipeline(setting: TinySetting):
     content, motion = content_stage.model(), motion_stage.model()
     pipe = CMDPipeline(
         autoencoder=codec.autoencoder,
-        content_model=content["net"],
-        motion_model=motion["net"],
+        content_model=content.net,
+        motion_model=motion.net,
         content_scheduler=DDIMScheduler.from_config(content_stage.scheduler.config),
         motion_scheduler=DDIMScheduler.from_config(motion_stage.scheduler.config),
         vae=codec.frame_vae.vae if codec.latent_mode else None,
-        text_encoder=content["text_encoder"] if "text_encoder" in content else content_stage.text_encoder,
+        text_encoder=getattr(content, "text_encoder", None) or content_stage.text_encoder,
         tokenizer=content_stage.tokenizer,
-        motion_text_encoder=motion["text_encoder"] if "text_encoder" in motion else None,
+        motion_text_encoder=getattr(motion, "text_encoder", None) or None,
         class_names=setting.classes or None,
         num_frames=setting.config.data.num_frames,
     )  # fmt: skip

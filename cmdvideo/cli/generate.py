@@ -82,7 +82,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     n, t, h, w, _ = out.frames.shape
     print(f"{n} videos ({t} frames, {h}x{w}) in {seconds:.1f} s ({seconds / n:.2f} s per "
           f"video, {args.steps} {args.scheduler} steps per stage, device {pipe.device}, "
-          f"{args.threads} threads)")  # fmt: skip
+          f"{args.threads} thread{'s' if args.threads != 1 else ''})")  # fmt: skip
     return 0
 
 
@@ -126,7 +126,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"{len(entries)} videos in {out}/ (mp4 + gif each), gallery: {page}")
     print(f"seconds per video: {per_video:.2f} ({args.steps} {args.scheduler} steps per stage, "
           f"guidance: content {content_g}, motion {motion_g}, rescale {rescale}; {pipe.device}, "
-          f"{args.threads} threads)")  # fmt: skip
+          f"{args.threads} thread{'s' if args.threads != 1 else ''})")  # fmt: skip
     flops = pipeline_flops_comparison(pipe, args.steps)
     print(f"FLOPs per video: CMD {flops['cmd_gflops']:.1f} G against {flops['unet3d_gflops']:.1f} "
           f"G for a 3-D UNet of the same widths on the whole video "

@@ -10,11 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from ..config import Config
 from .losses import PredictionType, diffusion_loss
-from .trainer import Stage
+from .trainer import Objective, Stage
 
 BASELINE_KINDS = ("unet3d", "video_dit")
 
@@ -61,8 +60,8 @@ class FullVideoStage(Stage):
         data = self.config.data
         return 3, data.num_frames, data.height, data.width
 
-    def model(self) -> nn.ModuleDict:
-        """{"net": the denoiser, "text_encoder": its word encoder}, built once."""
+    def model(self) -> Objective:
+        """``net`` (the denoiser) and ``text_encoder`` (its word encoder), built once."""
         from ..models.baselines import build_video_dit, video_unet_kwargs_from_image_unet
         from ..models.text import WordTextEncoder
 
@@ -85,34 +84,34 @@ class FullVideoStage(Stage):
                     "tiny", in_channels=c, out_channels=c, sample_size=h, video_length=t,
                     caption_channels=encoder.embed_dim,
                 )  # fmt: skip
-            self._model = nn.ModuleDict({"net": net, "text_encoder": encoder})
+            self._model = Objective(self, net=net, text_encoder=encoder)
         return self._model
 
-    def denoiser(self, model: nn.ModuleDict, text_states: torch.Tensor):
+    def denoiser(self, model: Objective, text_states: torch.Tensor):
         """``(noisy video, t) -> prediction`` conditioned on text states (B, L, D)."""
 
         def run(x, t):
-            return model["net"](x, t, encoder_hidden_states=text_states).sample
+            return model.net(x, t, encoder_hidden_states=text_states).sample
 
         return run
 
-    def loss(self, model: nn.ModuleDict, batch: dict):
+    def objective(self, modules: Objective, batch: dict):
         from ..models.text import encode_prompts
 
         video = batch["video"]  # (B, 3, T, H, W) in [-1, 1]
-        text = encode_prompts(model["text_encoder"], None, batch["caption"], video.device)
+        text = encode_prompts(modules.text_encoder, None, batch["caption"], video.device)
         loss = diffusion_loss(
-            self.denoiser(model, text.hidden), video, self.scheduler, self.prediction_type
+            self.denoiser(modules, text.hidden), video, self.scheduler, self.prediction_type
         )
         return loss, {}
 
-    def save_model(self, model: nn.ModuleDict, out_dir: Path) -> list[Path]:
+    def save_model(self, model: Objective, out_dir: Path) -> list[Path]:
         """``OUT/baseline`` (the denoiser), ``OUT/baseline_scheduler`` and ``OUT/text_encoder``."""
         out_dir = Path(out_dir)
         paths = [out_dir / self.name, out_dir / f"{self.name}_scheduler", out_dir / "text_encoder"]
-        model["net"].save_pretrained(paths[0])
+        model.net.save_pretrained(paths[0])
         self.scheduler.save_pretrained(paths[1])
-        model["text_encoder"].save_pretrained(paths[2])
+        model.text_encoder.save_pretrained(paths[2])
         return paths
 
 
@@ -151,7 +150,7 @@ def sample_full_video(
     from ..pipelines.denoise import denoise
 
     model = stage.model()
-    text = encode_prompts(model["text_encoder"], None, prompts, device)
+    text = encode_prompts(model.text_encoder, None, prompts, device)
     return denoise(
         stage.denoiser(model, text.hidden),
         (len(prompts), *stage.video_shape),

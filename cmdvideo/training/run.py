@@ -38,7 +38,8 @@ def run_config(config: str | Path, overrides: list[str], out: str | Path, resume
 
 def build_stage(name: str, config: Config, train_set, autoencoder: str | Path | None = None):
     """The stage ``name`` (one of :data:`STAGES`) for this config and training data."""
-    from .stages import AutoencoderStage, ClassifierStage, ContentStage, MotionStage
+    from .diffusion import ContentStage, MotionStage
+    from .stages import AutoencoderStage, ClassifierStage
 
     if name not in STAGES:
         raise ValueError(f"unknown stage {name!r}; stages: {', '.join(STAGES)}")

@@ -1,8 +1,10 @@
-"""Training stages plugged into :class:`cmdvideo.training.trainer.Trainer`."""
+"""Training stages plugged into :class:`cmdvideo.training.trainer.Trainer`: the autoencoder
+(paper §3.1) and the moving-shapes classifier here; the two diffusion stages (§3.2, §3.3) in
+:mod:`cmdvideo.training.diffusion`. Each stage's trainable module is an
+:class:`~cmdvideo.training.trainer.Objective` whose ``forward(batch)`` returns the loss."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -12,7 +14,7 @@ from ..models.autoencoder import CMDAutoencoder, autoencoder_preset
 from ..models.codec import FrameVAE, VideoCodec
 from .losses import content_anchor_loss, reconstruction_loss
 from .previews import write_preview
-from .trainer import Stage
+from .trainer import Objective, Stage
 
 
 def build_codec(config: Config) -> VideoCodec:
@@ -87,21 +89,24 @@ class AutoencoderStage(Stage):
             self._codec = build_codec(self.config)
         return self._codec
 
-    def model(self) -> CMDAutoencoder:
-        model = self.codec.autoencoder
+    def model(self) -> Objective:
+        autoencoder = self.codec.autoencoder
         if self.config.autoencoder.freeze_encoder:
-            for module in model.encoder_modules():
+            for module in autoencoder.encoder_modules():
                 module.requires_grad_(False)
-        return model
+        if self.config.train.gradient_checkpointing:
+            autoencoder.enable_gradient_checkpointing()
+        return Objective(self, autoencoder=autoencoder)
 
+    @torch.no_grad()
     def _model_space(self, video: torch.Tensor) -> torch.Tensor:
-        if self.codec.frame_vae is not None:
+        if self.codec.frame_vae is not None:  # frozen: moved here, not by the trainer
             self.codec.frame_vae.to(video.device)
         return self.codec.to_model_space(video)
 
-    def loss(self, model, batch):
+    def objective(self, modules, batch):
         x = self._model_space(batch["video"])  # (B, C, T, H, W)
-        out = model(x)
+        out = modules.autoencoder(x)
         loss = reconstruction_loss(out.reconstruction, x, self.config.autoencoder.loss)
         weight = self.config.autoencoder.content_anchor
         if weight <= 0:
@@ -113,419 +118,14 @@ class AutoencoderStage(Stage):
         from ..data.quality import psnr_per_frame
 
         video = batch["video"]  # (B, 3, T, H, W) pixels
-        out = model(self._model_space(video))
+        out = model.autoencoder(self._model_space(video))
         recon = self.codec.to_pixels(out.reconstruction.float()).clamp(-1, 1)
         content = self.codec.content_to_pixels(out.content_frame.float()).clamp(-1, 1)
         write_preview(Path(out_dir) / f"step-{step:06d}", video, content, recon)
         return {"psnr": psnr_per_frame(recon, video).mean().item()}
 
     def save_model(self, model, out_dir: Path) -> list[Path]:
-        return VideoCodec(model, self.codec.frame_vae).save_pretrained(out_dir)
-
-
-CONDITIONS = ("class", "text", "class+text", "none")
-
-
-class DiffusionStage(Stage):
-    """What the content and motion stages share: a frozen autoencoder that supplies the
-    training pairs, a DDPM noise schedule, conditions (class labels, text) and their dropout for
-    classifier-free guidance, and saving model + scheduler."""
-
-    section = "motion"  # the config section: config.motion or config.content
-
-    def __init__(
-        self,
-        config: Config,
-        codec: VideoCodec,
-        num_classes: int = 0,
-        captions: list[str] | None = None,
-        class_names: list[str] | None = None,
-    ):
-        from diffusers import DDPMScheduler
-
-        from .losses import PredictionType
-
-        cfg = getattr(config, self.section)
-        if cfg.condition not in CONDITIONS:
-            raise ValueError(
-                f"{self.section}.condition must be one of {CONDITIONS}, got {cfg.condition!r}"
-            )
-        self.use_class = "class" in cfg.condition
-        self.use_text = "text" in cfg.condition
-        if self.use_class and num_classes < 1:
-            raise ValueError(
-                f"{self.section}.condition is {cfg.condition!r} but the data has no class labels; "
-                "use a UCF-101 style folder (one subfolder per class) or "
-                f"--set {self.section}.condition=text (captions) or none"
-            )
-        self.config, self.cfg = config, cfg
-        self.codec = codec.eval().requires_grad_(False)
-        self.num_classes = num_classes if self.use_class else 0
-        self.captions = captions
-        self.class_names = list(class_names) if class_names and self.use_class else None
-        self.prediction_type = PredictionType(cfg.prediction_type)
-        self.scheduler = DDPMScheduler(
-            num_train_timesteps=cfg.num_train_timesteps,
-            beta_schedule=cfg.beta_schedule,
-            prediction_type=self.prediction_type.value,
-            **self.clip_range(codec),
-        )
-        from .losses import check_timestep_range
-
-        # fail before training, naming the setting
-        check_timestep_range(cfg.timestep_range, cfg.num_train_timesteps,
-                             f"{self.section}.timestep_range")  # fmt: skip
-        # Text: a frozen encoder loaded from cfg.text_encoder, or (content stage) the built-in
-        # WordTextEncoder, learned with the model when cfg.text_encoder is "builtin".
-        self.text_encoder, self.tokenizer = None, None
-        self.learns_text = self.use_text and cfg.text_encoder in (None, "builtin")
-        if self.use_text and not self.learns_text:
-            from ..models.text import load_text_encoder
-
-            self.text_encoder, self.tokenizer = load_text_encoder(cfg.text_encoder)
-        self._model = None
-
-    def clip_range(self, codec: VideoCodec) -> dict:
-        """Samplers clip their x0 estimates to the range the data can take: pixel content
-        frames lie in [-1, 1]; motion latents are tanh outputs times the scaling factor;
-        latent-mode content frames (VAE latents) are unbounded."""
-        if self.section == "motion":
-            return {"clip_sample": True, "clip_sample_range": codec.motion_scale}
-        return {"clip_sample": not codec.latent_mode, "clip_sample_range": 1.0}
-
-    @torch.no_grad()
-    def _encode(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """(content_frame, scaled motion_latent, class labels or None) of a batch: encoded now,
-        or read from a latent cache batch."""
-        if "motion" in batch:  # from a latent cache (cmdvideo cache)
-            content, motion = batch["content"], batch["motion"]
-            self.codec.to(content.device)
-        else:
-            video = batch["video"]
-            self.codec.to(video.device)
-            content, motion = self.codec.encode(video)  # (B, C, H, W), (B, D_m, T, h+w)
-        labels = None
-        if self.num_classes:
-            labels = batch["label"]
-            if (labels < 0).any():
-                raise ValueError("class-conditioned training needs a label for every video")
-        return content, motion, labels
-
-    def _text(self, encoder, prompts: list[str], device, with_null: bool = True):
-        """(prompt embeddings, empty-prompt embeddings or None when ``with_null`` is False);
-        gradients only into a learned encoder."""
-        from ..models.text import encode_prompts
-
-        with torch.set_grad_enabled(self.learns_text and torch.is_grad_enabled()):
-            text = encode_prompts(encoder, self.tokenizer, prompts, device)
-            null = encode_prompts(encoder, self.tokenizer, [""], device) if with_null else None
-        return text, null
-
-    def _new_text_encoder(self):
-        """The built-in word encoder to learn with this stage's model: continued from
-        ``init/text_encoder`` when initialising from a run that learned one, else fresh."""
-        from ..models.text import WordTextEncoder
-
-        init = getattr(self.cfg, "init", None)
-        if init:
-            run = Path(init).parent if (Path(init) / "config.json").is_file() else Path(init)
-            if (run / "text_encoder" / "config.json").is_file():  # a run that learned one
-                return WordTextEncoder.from_pretrained(run / "text_encoder")
-        if not self.captions:
-            raise ValueError("the built-in text encoder needs the training captions")
-        return WordTextEncoder.from_captions(self.captions, **self.cfg.text_encoder_overrides)
-
-    def _encoder(self, model):
-        return model["text_encoder"] if "text_encoder" in model else self.text_encoder
-
-    def _conditions(self, model, batch, device, with_null: bool = True):
-        """(text, null_text) embeddings of a batch's captions; (None, None) without text."""
-        if not self.use_text:
-            return None, None
-        return self._text(self._encoder(model).to(device), batch["caption"], device, with_null)
-
-    def _dropped(self, batch_size: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-        """(drop_class, drop_text) masks. A row drops every condition with probability
-        ``condition_dropout`` (the unconditional model of CFG); with both class and text, the
-        other rows keep both, only the class or only the text, with equal probability, so one
-        model serves class-, prompt- and class+prompt-conditioned sampling.
-
-        From the global RNG, which checkpoints restore: resumed runs drop the same rows."""
-        u = torch.rand(batch_size, device=device)
-        v = torch.rand(batch_size, device=device)
-        none = u < self.cfg.condition_dropout
-        if not (self.use_class and self.use_text):
-            return none, none
-        return none | (v < 1 / 3), none | ((v >= 1 / 3) & (v < 2 / 3))
-
-    def _loss(self, denoiser, clean: torch.Tensor) -> torch.Tensor:
-        """The training loss: the denoising loss on this stage's timestep range."""
-        from .losses import diffusion_loss
-
-        return diffusion_loss(
-            denoiser, clean, self.scheduler, self.prediction_type,
-            timestep_range=self.cfg.timestep_range,
-        )  # fmt: skip
-
-    VALIDATION_REPEATS = 16  # noise draws per preview video for the validation loss
-
-    @torch.no_grad()
-    def validation_loss(self, denoise_fn, clean: torch.Tensor) -> float:
-        """Denoising loss on held-out samples with fixed noise and timesteps (seeded), so the
-        numbers of different checkpoints and runs are comparable: ``preview/val_loss``."""
-        from .losses import diffusion_loss
-
-        generator = torch.Generator().manual_seed(1234)
-        repeat = (self.VALIDATION_REPEATS,) + (1,) * (clean.ndim - 1)
-        loss = diffusion_loss(
-            denoise_fn, clean.repeat(*repeat), self.scheduler, self.prediction_type, generator
-        )
-        return loss.item()
-
-    def _ddim(self):
-        from diffusers import DDIMScheduler
-
-        return DDIMScheduler.from_config(self.scheduler.config)
-
-    def _save_text_encoder(self, encoder, out_dir: Path) -> list[Path]:
-        paths = []
-        if encoder is not None:
-            paths.append(Path(out_dir) / "text_encoder")
-            encoder.save_pretrained(paths[-1])
-            if self.tokenizer is not None:
-                paths.append(Path(out_dir) / "tokenizer")
-                self.tokenizer.save_pretrained(paths[-1])
-        return paths
-
-    def save_model(self, model, out_dir: Path) -> list[Path]:
-        """``OUT/<name>`` (the denoiser), ``OUT/<name>_scheduler``, and the text encoder it
-        was trained with (``OUT/text_encoder``, ``OUT/tokenizer`` for CLIP)."""
-        paths = [Path(out_dir) / self.name, Path(out_dir) / f"{self.name}_scheduler"]
-        model["net"].save_pretrained(paths[0])
-        self.scheduler.save_pretrained(paths[1])
-        if self.class_names:
-            paths.append(Path(out_dir) / "classes.json")
-            paths[-1].write_text(json.dumps(self.class_names))
-        return paths + self._save_text_encoder(self._encoder(model), out_dir)
-
-
-class MotionStage(DiffusionStage):
-    """Stage 3 (paper §3.3): learn to denoise motion latents of the frozen autoencoder, guided
-    by the encoder's content frame (at sampling time: the generated one) and the class label
-    and/or the prompt's pooled embedding.
-
-    Independent of the content stage, so both can train at the same time in two processes.
-    With the built-in text encoder each stage learns its own (the pipeline keeps both); a CLIP
-    text model is frozen and shared. The trainable module is ``nn.ModuleDict``: ``net`` (the
-    MotionDiT) and ``text_encoder`` when learned.
-    """
-
-    name = "motion"
-    section = "motion"
-
-    def __init__(self, config: Config, codec: VideoCodec, num_classes: int = 0, **kwargs):
-        super().__init__(config, codec, num_classes, **kwargs)
-        if codec.autoencoder.config.motion_scaling_factor is None:
-            raise ValueError(
-                "the autoencoder has no motion_scaling_factor; run `cmdvideo calibrate "
-                "--autoencoder DIR` once (training with `cmdvideo train autoencoder` does it)"
-            )
-
-    def model(self):
-        from ..models.motion_dit import MotionDiT, motion_dit_preset
-        from ..models.text import text_embed_dim
-
-        if self._model is None:  # built inside Trainer.train, after the seed is set
-            modules = {"text_encoder": self._new_text_encoder()} if self.learns_text else {}
-            encoder = modules.get("text_encoder", self.text_encoder)
-            ae = self.codec.autoencoder.config
-            kwargs = motion_dit_preset(self.cfg.preset)
-            kwargs.update(self.cfg.overrides or {})
-            dit = MotionDiT(
-                **kwargs,
-                motion_channels=ae.motion_channels,
-                content_channels=ae.in_channels,
-                num_classes=self.num_classes,
-                text_embed_dim=text_embed_dim(encoder) if self.use_text else 0,
-            )
-            self._model = torch.nn.ModuleDict({"net": dit, **modules})
-        return self._model
-
-    def _pooled(self, model, batch, device) -> torch.Tensor | None:
-        # the DiT has a learned null text: no empty prompt to encode
-        text, _ = self._conditions(model, batch, device, with_null=False)
-        return None if text is None else text.pooled
-
-    def loss(self, model, batch):
-        content, motion, labels = self._encode(batch)
-        text = self._pooled(model, batch, motion.device)
-        drop_class, drop_text = self._dropped(motion.shape[0], motion.device)
-
-        def denoiser(noisy, t):
-            return model["net"](noisy, t, content, labels, text, drop_class, drop_text)
-
-        return self._loss(denoiser, motion), {}
-
-    def preview(self, model, batch, out_dir: Path, step: int) -> dict[str, float]:
-        """Real content frames + sampled motion, decoded; PSNR against the real video says how
-        close the sampled motion is to the one that happened (a rough signal, not a metric)."""
-        from ..data.quality import psnr_per_frame
-        from ..pipelines.denoise import sample_motion
-
-        content, real_motion, labels = self._encode(batch)
-        generator = torch.Generator(device=content.device).manual_seed(0)
-        h, w = self.codec.autoencoder.token_grid(*content.shape[-2:])
-        pooled = self._pooled(model, batch, content.device)
-        motion = sample_motion(
-            model["net"], self._ddim(), content, self.config.data.num_frames, h + w, labels,
-            pooled, self.cfg.preview_guidance,
-            self.cfg.preview_steps, generator, progress=False,
-        )  # fmt: skip
-        video = batch.get("video")
-        if video is None:  # latent cache: compare with the reconstruction instead
-            video = self.codec.decode(content, real_motion).float().clamp(-1, 1)
-        decoded = self.codec.decode(content, motion).float().clamp(-1, 1)
-        content_px = self.codec.content_to_pixels(content)
-        names = ("source", "content", "sampled")
-        write_preview(Path(out_dir) / f"step-{step:06d}", video, content_px, decoded, names=names)
-        r = self.VALIDATION_REPEATS
-
-        def conditional(noisy, t):
-            return model["net"](
-                noisy, t, content.repeat(r, 1, 1, 1), None if labels is None else labels.repeat(r),
-                None if pooled is None else pooled.repeat(r, 1),
-            )  # fmt: skip
-
-        return {
-            "psnr_sampled_motion": psnr_per_frame(decoded, video).mean().item(),
-            "val_loss": self.validation_loss(conditional, real_motion),
-        }
-
-
-class ContentStage(DiffusionStage):
-    """Stage 2 (paper §3.2): an image diffusion model over content frames.
-
-    ``content.init`` starts from a pretrained image UNet (no new parameters); ``content.target
-    = frames`` trains on single frames of the videos instead (image pretraining), and a later
-    run with ``content.init`` pointing at that model fine-tunes it on content frames. With text
-    conditioning the UNet cross-attends to the prompt's token states: a frozen CLIP text model
-    (``content.text_encoder``) or the built-in word encoder learned here.
-
-    The trainable module is an ``nn.ModuleDict``: ``net`` (the UNet) and ``text_encoder`` when
-    learned.
-    """
-
-    name = "content"
-    section = "content"
-
-    def model(self):
-        from ..models.content import (
-            build_content_dit,
-            build_content_unet,
-            load_content_model,
-            num_content_classes,
-            uses_text,
-        )
-        from ..models.text import text_embed_dim
-
-        if self._model is not None:
-            return self._model
-        if self.cfg.target not in ("content_frame", "frames"):
-            raise ValueError(
-                f"content.target must be 'content_frame' or 'frames', got {self.cfg.target!r}"
-            )
-        modules = {"text_encoder": self._new_text_encoder()} if self.learns_text else {}
-        encoder = modules.get("text_encoder", self.text_encoder)
-        dim = text_embed_dim(encoder) if self.use_text else 0
-        if self.cfg.init:
-            init, subfolder = self.cfg.init, self.cfg.init_subfolder
-            if subfolder is None and (Path(init) / "content" / "config.json").is_file():
-                subfolder = "content"  # a `cmdvideo train content` run folder
-            unet = load_content_model(init, subfolder)
-            if num_content_classes(unet) != self.num_classes:
-                raise ValueError(
-                    f"content.init has {num_content_classes(unet)} classes, the data "
-                    f"{self.num_classes}; initialise from a model with the same classes"
-                )
-            width = getattr(unet.config, "cross_attention_dim", None) or getattr(
-                unet.config, "text_embed_dim", 0
-            )
-            if uses_text(unet) != self.use_text or (dim and width != dim):
-                raise ValueError(
-                    f"content.init {'is' if uses_text(unet) else 'is not'} text-conditioned "
-                    f"(width {width}) but content.condition is {self.cfg.condition!r} with text "
-                    f"width {dim}"
-                )
-        else:
-            ae = self.codec.autoencoder.config
-            f = self.codec.frame_vae.downsample if self.codec.latent_mode else 1
-            size = (self.config.data.height // f, self.config.data.width // f)
-            if self.cfg.backbone not in ("unet", "dit"):
-                raise ValueError(
-                    f"content.backbone must be 'unet' or 'dit', got {self.cfg.backbone!r}"
-                )
-            build = build_content_unet if self.cfg.backbone == "unet" else build_content_dit
-            unet = build(
-                self.cfg.preset, ae.in_channels, size, self.num_classes, self.cfg.overrides, dim
-            )
-        self._model = torch.nn.ModuleDict({"net": unet, **modules})
-        return self._model
-
-    def _targets(self, batch) -> tuple[torch.Tensor, torch.Tensor | None]:
-        content, _, labels = self._encode(batch)
-        if self.cfg.target == "frames":
-            if "video" not in batch:
-                raise ValueError("content.target=frames needs videos, not a latent cache")
-            video = self.codec.to_model_space(batch["video"])  # (B, C, T, H, W)
-            pick = torch.randint(0, video.shape[2], (video.shape[0],), device=video.device)
-            content = video[torch.arange(video.shape[0], device=video.device), :, pick]
-        return content, labels
-
-    def loss(self, model, batch):
-        from ..models.content import content_prediction
-
-        target, labels = self._targets(batch)
-        text, null = self._conditions(model, batch, target.device)
-        drop_class, drop_text = self._dropped(target.shape[0], target.device)
-
-        def denoiser(noisy, t):
-            return content_prediction(
-                model["net"], noisy, t, labels, text, null, drop_class, drop_text
-            )
-
-        return self._loss(denoiser, target), {}
-
-    def preview(self, model, batch, out_dir: Path, step: int) -> dict[str, float]:
-        """A grid: the real content frames (top row) and content frames sampled for the same
-        class labels / captions (bottom row)."""
-        from ..data.video_io import write_frame_grid
-        from ..models.content import content_prediction
-        from ..pipelines.denoise import sample_content
-
-        real, labels = self._targets(batch)
-        text, null = self._conditions(model, batch, real.device)
-        generator = torch.Generator(device=real.device).manual_seed(0)
-        sampled = sample_content(
-            model["net"], self._ddim(), real.shape[0], labels, text, null,
-            self.cfg.preview_guidance, self.cfg.preview_steps, generator, real.device,
-            progress=False,
-        )  # fmt: skip
-        rows = [
-            torch.stack(list(self.codec.content_to_pixels(x).float().clamp(-1, 1)), dim=1)
-            for x in (real, sampled)
-        ]  # each (3, B, H, W): one image per column
-        out = Path(out_dir) / f"step-{step:06d}.png"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        write_frame_grid(out, rows, labels=["real", "sampled"], upscale=2)
-        r = self.VALIDATION_REPEATS
-
-        def conditional(noisy, t):
-            return content_prediction(
-                model["net"], noisy, t, None if labels is None else labels.repeat(r),
-                None if text is None else text.tile(r), null,
-            )  # fmt: skip
-
-        return {"val_loss": self.validation_loss(conditional, real)}
+        return VideoCodec(model.autoencoder, self.codec.frame_vae).save_pretrained(out_dir)
 
 
 class ClassifierStage(Stage):
@@ -541,14 +141,15 @@ class ClassifierStage(Stage):
         from ..models.classifier import MovingShapesClassifier
 
         cfg = self.config.classifier
-        return MovingShapesClassifier(
+        classifier = MovingShapesClassifier(
             widths=tuple(cfg.widths),
             feature_dim=cfg.feature_dim,
             stem_stride=cfg.stem_stride,
             pooling=cfg.pooling,
         )
+        return Objective(self, classifier=classifier)
 
-    def loss(self, model, batch):
+    def objective(self, modules, batch):
         from ..models.classifier import classifier_loss, factor_targets
 
         if "factors" not in batch:
@@ -559,13 +160,13 @@ class ClassifierStage(Stage):
         )
         video = video + noise_std * torch.randn_like(video)
         targets = {k: v.to(video.device) for k, v in factor_targets(batch["factors"]).items()}
-        return classifier_loss(model(video), targets)
+        return classifier_loss(modules.classifier(video), targets)
 
     def preview(self, model, batch, out_dir: Path, step: int) -> dict[str, float]:
-        predicted = model(batch["video"])["motion"].argmax(dim=-1)  # (B,)
+        predicted = model.classifier(batch["video"])["motion"].argmax(dim=-1)  # (B,)
         return {"motion_accuracy": (predicted == batch["label"]).float().mean().item()}
 
     def save_model(self, model, out_dir: Path) -> list[Path]:
         path = Path(out_dir) / self.name
-        model.save_pretrained(path)
+        model.classifier.save_pretrained(path)
         return [path]

@@ -54,25 +54,47 @@ class TrainingDivergedError(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept untouched."""
 
 
+class Objective(nn.Module):
+    """What the trainer prepares (DDP wrapping, mixed-precision autocast) and calls: a stage's
+    trainable modules as submodules, and ``forward(batch) -> (loss, extras)``.
+
+    Every model call of a training step happens inside this forward, so DDP synchronises the
+    gradients of every trainable module and autocast covers the frozen encoders too. Frozen
+    parts (the autoencoder of the diffusion stages, a frozen text encoder, a frame VAE) stay
+    with the stage: no parameters here, nothing synchronised, nothing in the checkpoints.
+    """
+
+    def __init__(self, stage: Stage, **modules: nn.Module):
+        super().__init__()
+        object.__setattr__(self, "stage", stage)  # not a submodule
+        for name, module in modules.items():
+            self.add_module(name, module)
+
+    def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        return self.stage.objective(self, batch)
+
+
 class Stage(ABC):
     """What differs between CMD's training stages."""
 
     name: str = "stage"
 
     @abstractmethod
-    def model(self) -> nn.Module:
-        """The trainable module (one ``nn.Module``; wrap several in an ``nn.ModuleDict``)."""
+    def model(self) -> Objective:
+        """The trainable :class:`Objective` (built once, after the seed is set)."""
 
     @abstractmethod
-    def loss(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
-        """Scalar loss for a batch (already on the right device) and extra numbers to log."""
+    def objective(self, modules: Objective, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        """Scalar loss for a batch (already on the right device) and extra numbers to log,
+        computed with ``modules`` (the objective's own submodules: call them, never the
+        wrapped model's)."""
 
-    def preview(self, model: nn.Module, batch: dict, out_dir: Path, step: int) -> dict[str, float]:
+    def preview(self, model: Objective, batch: dict, out_dir: Path, step: int) -> dict[str, float]:
         """Write preview files for ``batch`` (EMA weights loaded); return metrics to log."""
         return {}
 
     @abstractmethod
-    def save_model(self, model: nn.Module, out_dir: Path) -> list[Path]:
+    def save_model(self, model: Objective, out_dir: Path) -> list[Path]:
         """Write the final loadable model folder(s) under ``out_dir``; return their paths."""
 
 
@@ -290,7 +312,7 @@ class Trainer:
                 for item_skips in batch.get("skipped", []):
                     runtime_skips.update(dict(item_skips))  # path -> reason, each file once
                 with acc.accumulate(model):
-                    loss, extras = self.stage.loss(model, batch)
+                    loss, extras = model(batch)  # through DDP and autocast
                     if not torch.isfinite(acc.gather(loss.detach())).all():
                         last = list_checkpoints(self.checkpoint_dir)
                         progress.close()
