@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -58,13 +59,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     if getattr(args, "frames", False):
         overrides.append("content.target=frames")
     config = run_config(args.config, overrides, args.out, args.resume)
-    device = device_of(args) if args.device else None
+    if args.device is not None:  # the trainer's device comes from Accelerate
+        device_of(args)  # (checks that a CUDA device exists when one is asked for)
+        os.environ["ACCELERATE_USE_CPU"] = "true" if args.device == "cpu" else "false"
     try:
-        result = train(args.stage, config, args.out, args.resume,
-                       getattr(args, "autoencoder", None), device)  # fmt: skip
+        result = train(
+            args.stage, config, args.out, args.resume, getattr(args, "autoencoder", None)
+        )
     except TrainingDivergedError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_DIVERGED
+    if not result.is_main:  # one report per run, from the main process
+        return 0
     out = Path(args.out)
     print(f"trained {result.steps} steps in {result.seconds:.1f} s")
     for note in result.notes:

@@ -47,7 +47,9 @@ def axis_dims(dim: int, num_axes: int) -> list[int]:
     return [first] + [part] * (num_axes - 1)
 
 
-def grid_positional_embedding(grid: tuple[int, ...], dim: int, device=None) -> torch.Tensor:
+def grid_positional_embedding(
+    grid: tuple[int, ...], dim: int, device=None, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
     """Separable sin-cos embedding for an N-d token grid (e.g. (T, h, w) or (h, w)).
 
     Each axis gets its own slice of the channels, so position along t, i and j is each
@@ -55,7 +57,7 @@ def grid_positional_embedding(grid: tuple[int, ...], dim: int, device=None) -> t
     embedding is computed from the grid size, any resolution and frame count works, square or not.
 
     Returns:
-        (prod(grid), dim) float32, in row-major order of ``grid``.
+        (prod(grid), dim) in ``dtype`` (computed in float32), in row-major order of ``grid``.
     """
     dims = axis_dims(dim, len(grid))
     parts = []
@@ -64,7 +66,7 @@ def grid_positional_embedding(grid: tuple[int, ...], dim: int, device=None) -> t
         shape = [1] * len(grid) + [width]
         shape[axis] = size
         parts.append(emb.view(shape).expand(*grid, width))
-    return torch.cat(parts, dim=-1).reshape(-1, dim)  # (prod(grid), dim)
+    return torch.cat(parts, dim=-1).reshape(-1, dim).to(dtype)  # (prod(grid), dim)
 
 
 class Attention(nn.Module):
@@ -138,7 +140,7 @@ class VideoTransformer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: (B, T, h, w, D)
         b, t, h, w, d = x.shape
-        pos = grid_positional_embedding((t, h, w), d, device=x.device).to(x.dtype)  # (T*h*w, D)
+        pos = grid_positional_embedding((t, h, w), d, x.device, x.dtype)  # (T*h*w, D)
         x = x + pos.view(t, h, w, d)
         x = x.reshape(b, t, h * w, d)  # (B, T, N, D)
         for block in self.blocks:

@@ -157,7 +157,7 @@ class ContentDiT(ModelMixin, ConfigMixin, DiTConditioning):
         x = self.patch_embed(
             rearrange(sample, "b c (h p1) (w p2) -> b (h w) (c p1 p2)", p1=p, p2=p)
         )  # (B, gh*gw, D)
-        x = x + grid_positional_embedding((gh, gw), self.config.hidden_size, sample.device)
+        x = x + grid_positional_embedding((gh, gw), self.config.hidden_size, x.device, x.dtype)
         cond = self.condition_embedding(
             timestep, b, class_labels, text_embeds, drop_condition, drop_text
         )

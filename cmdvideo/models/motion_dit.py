@@ -138,13 +138,15 @@ class MotionDiT(ModelMixin, ConfigMixin, DiTConditioning):
             rearrange(motion_latent, "b c (t p1) (l p2) -> b (t l) (c p1 p2)", p1=pm, p2=pm)
         )  # (B, gt*gl, D)
         motion_tokens = motion_tokens + self.token_type[0]
-        motion_tokens = motion_tokens + grid_positional_embedding((gt, gl), d, motion_latent.device)
+        motion_tokens = motion_tokens + grid_positional_embedding(
+            (gt, gl), d, motion_tokens.device, motion_tokens.dtype
+        )
         content_tokens = self.content_embed(
             rearrange(content_frame, "b c (h p1) (w p2) -> b (h w) (c p1 p2)", p1=pc, p2=pc)
         )  # (B, gh*gw, D)
         content_tokens = content_tokens + self.token_type[1]
         content_tokens = content_tokens + grid_positional_embedding(
-            (gh, gw), d, content_frame.device
+            (gh, gw), d, content_tokens.device, content_tokens.dtype
         )
         x = torch.cat([motion_tokens, content_tokens], dim=1)  # (B, N_m + N_c, D)
 

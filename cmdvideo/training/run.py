@@ -25,6 +25,7 @@ class TrainResult:
     seconds: float
     calibration: dict | None = None  # autoencoder: {"factor", "num_videos"}
     notes: list[str] = field(default_factory=list)
+    is_main: bool = True  # the main process of a multi-process run (the one that reports)
 
 
 def run_config(config: str | Path, overrides: list[str], out: str | Path, resume: bool) -> Config:
@@ -73,7 +74,6 @@ def train(
     out: str | Path,
     resume: bool = False,
     autoencoder: str | Path | None = None,
-    device: str | None = None,
 ) -> TrainResult:
     """Train stage ``name`` into ``out`` (see :class:`cmdvideo.training.trainer.Trainer` for the
     folder layout); a new autoencoder's motion scale is then measured and stored.
@@ -88,15 +88,12 @@ def train(
     trainer = Trainer(stage, train_set, config, out, preview_batch=preview)
     start = time.perf_counter()
     trainer.train(resume=resume)
-    result = TrainResult(out, stage.name, config.train.max_steps, time.perf_counter() - start)
-    if stage.name == "autoencoder":
-        if config.autoencoder.freeze_encoder:  # same latents: keep the init's scale
-            result.notes.append("encoder frozen: motion_scaling_factor kept from autoencoder.init")
-        elif trainer.accelerator.is_main_process:
-            from .calibrate import calibrate_folder
-
-            result.calibration = calibrate_folder(
-                out, train_set, device=device or str(trainer.accelerator.device)
-            )
-        trainer.accelerator.wait_for_everyone()
+    result = TrainResult(out, stage.name, config.train.max_steps, time.perf_counter() - start,
+                         is_main=trainer.accelerator.is_main_process)  # fmt: skip
+    after = trainer.after_training_result or {}
+    if "motion_scaling_factor" in after:
+        result.calibration = {"factor": after["motion_scaling_factor"],
+                              "num_videos": after["calibration_videos"]}  # fmt: skip
+    elif stage.name == "autoencoder" and config.autoencoder.freeze_encoder:
+        result.notes.append("encoder frozen: motion_scaling_factor kept from autoencoder.init")
     return result

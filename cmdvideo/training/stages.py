@@ -127,6 +127,19 @@ class AutoencoderStage(Stage):
     def save_model(self, model, out_dir: Path) -> list[Path]:
         return VideoCodec(model.autoencoder, self.codec.frame_vae).save_pretrained(out_dir)
 
+    def after_training(self, out_dir: Path, dataset, device) -> dict | None:
+        """Measure and store the motion scaling factor of the new autoencoder (not when the
+        encoder was frozen: the latents, hence the scale, are the init's)."""
+        if self.config.autoencoder.freeze_encoder:
+            return None
+        from .calibrate import calibrate_folder
+
+        result = calibrate_folder(out_dir, dataset, device=device)
+        return {
+            "motion_scaling_factor": result["factor"],
+            "calibration_videos": result["num_videos"],
+        }
+
 
 class ClassifierStage(Stage):
     """The moving-shapes classifier of the offline metrics (models/classifier.py): motion class,

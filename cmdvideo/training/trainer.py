@@ -97,6 +97,11 @@ class Stage(ABC):
     def save_model(self, model: Objective, out_dir: Path) -> list[Path]:
         """Write the final loadable model folder(s) under ``out_dir``; return their paths."""
 
+    def after_training(self, out_dir: Path, dataset, device) -> dict | None:
+        """Work on the saved model once training is over (main process only, e.g. measuring
+        the autoencoder's motion scale); returns numbers to log and report."""
+        return None
+
 
 class EpochShuffleSampler(Sampler[int]):
     """A permutation per epoch from ``(seed, epoch)`` only, so a resumed run sees the same order.
@@ -117,6 +122,24 @@ class EpochShuffleSampler(Sampler[int]):
             return iter(range(self.length))
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         return iter(torch.randperm(self.length, generator=g).tolist())
+
+
+def parameter_fingerprint(params: list[torch.Tensor]) -> torch.Tensor:
+    """(2,) float64: a position-weighted sum and the sum of squares of ``params``; equal for
+    equal weights (the same reductions run on every rank), different otherwise."""
+    total = torch.zeros(2, dtype=torch.float64, device=params[0].device)
+    for i, p in enumerate(params, start=1):
+        value = p.detach().double()
+        total[0] += i * value.sum()
+        total[1] += (value * value).sum()
+    return total
+
+
+def _rng_probe(device) -> torch.Tensor:
+    """(4,) integers the global CPU RNG would draw next, without drawing them."""
+    generator = torch.Generator()
+    generator.set_state(torch.get_rng_state())
+    return torch.randint(0, 1000, (4,), generator=generator).to(device)
 
 
 def list_checkpoints(checkpoint_dir: Path) -> list[Path]:
@@ -160,6 +183,9 @@ class Trainer:
         # that several stages can be trained one after another in one process. The
         # distributed set-up (PartialState) is kept.
         AcceleratorState._reset_state()
+        if self.cfg.allow_tf32 and torch.cuda.is_available():  # Ampere+: TF32 matrix products
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
         self.accelerator = Accelerator(
             mixed_precision=self.cfg.mixed_precision,
             gradient_accumulation_steps=self.cfg.gradient_accumulation_steps,
@@ -197,7 +223,8 @@ class Trainer:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
         acc.wait_for_everyone()
-        acc.save_state(str(tmp))
+        acc.save_state(str(tmp))  # every rank writes its part (its RNG states)
+        acc.wait_for_everyone()  # ... before the folder is renamed
         if acc.is_main_process:
             (tmp / STATE_FILE).write_text(json.dumps(state))
             if final.exists():
@@ -229,7 +256,10 @@ class Trainer:
             self.config.save(self.out_dir / "config.yaml")
             for tmp in self.checkpoint_dir.glob(".tmp-*"):  # left by a killed run
                 shutil.rmtree(tmp, ignore_errors=True)
-        set_seed(cfg.seed)
+        # Every rank draws its own noise, timesteps and condition dropout (seed + rank); the
+        # weights start equal anyway (DDP broadcasts rank 0's), and resume restores every
+        # rank's own RNG states.
+        set_seed(cfg.seed, device_specific=True)
 
         model = self.stage.model()
         params = [p for p in model.parameters() if p.requires_grad]
@@ -282,6 +312,14 @@ class Trainer:
                     "step": 0,
                     "dataset_size": len(self.dataset),
                     "skipped": self._skip_counts({}),
+                    "num_processes": acc.num_processes,
+                    "distributed_type": str(acc.distributed_type.value),
+                    "mixed_precision": acc.mixed_precision,
+                    "threads": torch.get_num_threads(),
+                    # what each rank's RNG would draw next: different ranks, different draws
+                    "rng_check": acc.gather(_rng_probe(acc.device))
+                    .view(acc.num_processes, -1)
+                    .tolist(),
                 }
             )
 
@@ -359,6 +397,7 @@ class Trainer:
                 ):
                     self._preview(model, ema, params, step)
                 if step % cfg.checkpoint_every == 0 or step == cfg.max_steps:
+                    self._check_ranks_in_sync(params, step)
                     self._save_checkpoint(step, checkpoint_state())
                 if step >= cfg.max_steps:
                     break
@@ -371,18 +410,42 @@ class Trainer:
                 epoch, batch_in_epoch = epoch + 1, 0
         progress.close()
 
-        self._log({"event": "end", "step": step, "skipped": self._skip_counts(runtime_skips)})
+        fingerprints = self._check_ranks_in_sync(params, step)
+        self._log({"event": "end", "step": step, "skipped": self._skip_counts(runtime_skips),
+                   "param_fingerprints": fingerprints})  # fmt: skip
         acc.wait_for_everyone()
-        if acc.is_main_process:
+        self.after_training_result = None
+        if acc.is_main_process:  # the model folder is written once
             unwrapped = acc.unwrap_model(model)
             ema.store(params)
             ema.copy_to(params)
             saved = self.stage.save_model(unwrapped, self.out_dir)
             ema.restore(params)
             logger.info("saved %s", ", ".join(str(p) for p in saved))
+            self.after_training_result = self.stage.after_training(
+                self.out_dir, self.dataset, acc.device
+            )
+            if self.after_training_result:
+                self._log({"event": "after_training", "step": step, **self.after_training_result})
             plot_training_curve(self.out_dir / "metrics.jsonl", self.out_dir / "training_curve.png")
+        acc.wait_for_everyone()
         acc.end_training()
         return self.out_dir
+
+    def _check_ranks_in_sync(self, params: list, step: int) -> list[list[float]]:
+        """Every rank's parameter fingerprint; they must be equal (gradients synchronised).
+
+        Raises:
+            RuntimeError: the ranks hold different weights.
+        """
+        acc = self.accelerator
+        prints = acc.gather(parameter_fingerprint(params)[None]).cpu()  # (ranks, 2)
+        if not all(torch.equal(prints[0], row) for row in prints):
+            raise RuntimeError(
+                f"after step {step} the {acc.num_processes} processes hold different weights "
+                f"({prints.tolist()}): gradients are not being synchronised"
+            )
+        return prints.tolist()
 
     @torch.no_grad()
     def _preview(self, model: nn.Module, ema: EMAModel, params: list, step: int) -> None:
