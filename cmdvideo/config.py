@@ -86,9 +86,18 @@ class DiffusionConfig:
     # WordTextEncoder); ignored for frozen encoders and when continuing from `init`.
     text_encoder_overrides: dict = field(default_factory=dict)
     condition_dropout: float = 0.1  # probability of the null condition, for CFG
-    prediction_type: str = "epsilon"  # or "v_prediction"
-    num_train_timesteps: int = 1000
-    beta_schedule: str = "linear"  # any diffusers DDPMScheduler beta_schedule
+    # The noise schedule (training and sampling). Each unset (null) value comes from the
+    # scheduler/ of content.init when there is one (Stable Diffusion: scaled_linear
+    # 0.00085-0.012, steps_offset 1, ...), else from DDPM's defaults (linear 0.0001-0.02,
+    # epsilon); see cmdvideo/training/schedule.py.
+    prediction_type: str | None = None  # "epsilon" or "v_prediction"
+    num_train_timesteps: int | None = None
+    beta_schedule: str | None = None  # any diffusers beta_schedule
+    beta_start: float | None = None
+    beta_end: float | None = None
+    timestep_spacing: str | None = None  # sampler: "leading", "trailing", "linspace"
+    steps_offset: int | None = None
+    set_alpha_to_one: bool | None = None
     # [lo, hi): train on timesteps lo <= t < hi only (e.g. fine-tune the noise levels where
     # shapes are decided); None = all. The validation loss always uses every timestep.
     timestep_range: list[int] | None = None

@@ -133,4 +133,16 @@ def tiny_sd_dir(tmp_path_factory):
         pad_token_id=1,
     )  # fmt: skip
     CLIPTextModel(config).save_pretrained(root / "text_encoder")
+    # Stable Diffusion 2.1-v's schedule (not DDPM's defaults), under SD 1.5's scheduler class;
+    # "trailing" spacing so that every value differs from cmdvideo's defaults.
+    (root / "scheduler").mkdir()
+    (root / "scheduler" / "scheduler_config.json").write_text(json.dumps(SD_SCHEDULER))
     return root
+
+
+SD_SCHEDULER = {
+    "_class_name": "PNDMScheduler", "num_train_timesteps": 1000, "beta_start": 0.00085,
+    "beta_end": 0.012, "beta_schedule": "scaled_linear", "prediction_type": "v_prediction",
+    "set_alpha_to_one": False, "skip_prk_steps": True, "steps_offset": 1,
+    "timestep_spacing": "trailing",
+}  # fmt: skip

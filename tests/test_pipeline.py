@@ -211,6 +211,58 @@ def test_latent_mode_with_stable_diffusion_style_parts(tmp_path, tiny_sd_dir):
     assert out.frames.shape == (1, 8, 16, 16, 3)
 
 
+def test_stable_diffusion_schedule_and_the_data_aspect(tmp_path, tiny_sd_dir):
+    """Fine-tuning from an SD folder trains and samples on SD's own schedule (its scheduler/
+    config, not our defaults); the motion stage keeps ours; content frames have the training
+    data's size and aspect (16x32 pixels: 8x16 latents), not the UNet config's square
+    sample_size (8)."""
+    from conftest import SD_SCHEDULER
+
+    sd = str(tiny_sd_dir)
+    extra = [f"autoencoder.vae={sd}", "autoencoder.vae_subfolder=vae", "data.width=32",
+             "autoencoder.overrides.patch_size=2", "content.condition=text",
+             "motion.condition=text", "content.init_subfolder=unet"]  # fmt: skip
+    _cli("train", "autoencoder", "--out", str(tmp_path / "ae"), "--max-steps", "1",
+         overrides=[*SMALL, *extra])  # fmt: skip
+    for stage, more in (("content", ["--init", sd]), ("motion", [])):
+        _cli("train", stage, "--autoencoder", str(tmp_path / "ae"), "--out",
+             str(tmp_path / stage), "--max-steps", "1", "--text-encoder", sd, *more,
+             overrides=[*SMALL, *extra])  # fmt: skip
+    assert main(["pipeline", "assemble", "--autoencoder", str(tmp_path / "ae"),
+                 "--content", str(tmp_path / "content"), "--motion", str(tmp_path / "motion"),
+                 "--out", str(tmp_path / "pipe")]) == 0  # fmt: skip
+    pipe = CMDPipeline.from_pretrained(tmp_path / "pipe")
+    pipe.set_progress_bar_config(disable=True)
+    keys = ("beta_start", "beta_end", "beta_schedule", "prediction_type", "set_alpha_to_one",
+            "steps_offset", "timestep_spacing")  # fmt: skip
+    assert {k: pipe.content_scheduler.config[k] for k in keys} == {k: SD_SCHEDULER[k] for k in keys}
+    assert type(pipe.content_scheduler).__name__ == "DDIMScheduler"
+    assert pipe.motion_scheduler.config.beta_schedule == "linear"  # trained from scratch: ours
+    assert pipe.content_size() == (8, 16) and pipe.video_size() == (16, 32)
+    out = pipe(
+        prompt="a red circle", num_inference_steps=2, generator=torch.Generator().manual_seed(0)
+    )
+    assert out.frames.shape == (1, 8, 16, 32, 3)
+
+
+def test_the_config_overrides_the_pretrained_schedule_on_purpose(tiny_sd_dir):
+    from cmdvideo.config import load_config
+    from cmdvideo.training.diffusion import ContentStage
+    from cmdvideo.training.stages import build_codec
+
+    sd = str(tiny_sd_dir)
+    sets = [*SMALL, f"autoencoder.vae={sd}", "autoencoder.vae_subfolder=vae",
+            "autoencoder.overrides.patch_size=2", "content.condition=none", f"content.init={sd}",
+            "content.init_subfolder=unet", "content.prediction_type=epsilon"]  # fmt: skip
+    config = load_config("tiny", sets)
+    stage = ContentStage(config, build_codec(config))
+    assert stage.schedule["prediction_type"] == "epsilon"  # set on purpose
+    assert stage.schedule_source["prediction_type"] == "config"
+    assert stage.schedule["beta_schedule"] == "scaled_linear"  # from the SD folder
+    assert stage.schedule_source["beta_schedule"] == "init"
+    assert stage.scheduler.config.beta_start == 0.00085  # the training loss uses it too
+
+
 def test_default_guidance_lives_in_the_pipeline_config(pipe_dir, tmp_path):
     """`pipeline assemble --content-guidance/--motion-guidance/--guidance-rescale` store the
     defaults in model_index.json; a call without guidance uses them, explicit arguments override

@@ -58,3 +58,12 @@ def test_clip_text_model_from_a_local_folder(tiny_sd_dir):
     out = encode_prompts(encoder, tokenizer, ["a red circle", ""])
     assert out.hidden.shape == (2, 16, 32) and out.pooled.shape == (2, 32) and out.mask is None
     assert text_embed_dim(encoder) == 32
+
+
+def test_clip_prompts_are_cut_at_the_encoders_own_length(tiny_sd_dir):
+    """A tokenizer whose config says nothing reports a huge model_max_length; the text
+    encoder's position table (16 here, 77 for SD's CLIP) is the limit."""
+    encoder, tokenizer = load_text_encoder(tiny_sd_dir)
+    tokenizer.model_max_length = int(1e30)
+    out = encode_prompts(encoder, tokenizer, ["a red circle " * 20])
+    assert out.hidden.shape == (1, 16, 32)

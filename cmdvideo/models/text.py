@@ -182,10 +182,14 @@ def encode_prompts(text_encoder, tokenizer, prompts: list[str], device=None) -> 
         return text_encoder(ids.to(device), mask.to(device))
     if tokenizer is None:
         raise ValueError("a CLIP text encoder needs its tokenizer")
+    # the encoder's own limit (CLIP: 77 positions); some tokenizers report a huge
+    # model_max_length when their config does not say
+    limit = getattr(getattr(text_encoder, "config", None), "max_position_embeddings", None)
+    max_length = min(tokenizer.model_max_length, limit or tokenizer.model_max_length)
     tokens = tokenizer(
         list(prompts),
         padding="max_length",
-        max_length=tokenizer.model_max_length,
+        max_length=max_length,
         truncation=True,
         return_tensors="pt",
     )

@@ -32,7 +32,9 @@ def assemble_pipeline(
     """One :class:`CMDPipeline` from the three training output folders (``cmdvideo train
     autoencoder|content|motion --out``); training schedulers become DDIM samplers.
     ``defaults``: the sampling defaults to store (:func:`sampling_defaults`)."""
-    from diffusers import DDIMScheduler, DDPMScheduler
+    import inspect
+
+    from diffusers import DDIMScheduler
 
     from ..models.content import load_content_model
     from ..models.motion_dit import MotionDiT
@@ -62,9 +64,14 @@ def assemble_pipeline(
     from ..config import load_config
 
     num_frames = load_config(motion / "config.yaml").data.num_frames
+    data = load_config(content / "config.yaml").data  # content frames: the data's size
+    f = codec.frame_vae.downsample if codec.latent_mode else 1
+    content_size = [data.height // f, data.width // f]
+    DDIM_KEYS = set(inspect.signature(DDIMScheduler.__init__).parameters)  # noqa: N806
 
-    def ddim(run, name):
-        return DDIMScheduler.from_config(DDPMScheduler.from_pretrained(run / name).config)
+    def ddim(run, name):  # the training schedule (saved as DDIM; older runs: as DDPM)
+        config = DDIMScheduler.load_config(run / name)
+        return DDIMScheduler.from_config({k: v for k, v in config.items() if k in DDIM_KEYS})
 
     pipe = CMDPipeline(
         autoencoder=codec.autoencoder,
@@ -78,6 +85,7 @@ def assemble_pipeline(
         motion_text_encoder=motion_text_encoder,
         class_names=classes[0] if classes else None,
         num_frames=num_frames,
+        content_size=content_size,
     )
     if defaults:
         pipe.register_to_config(**defaults)

@@ -105,6 +105,7 @@ class CMDPipeline(DiffusionPipeline):
         motion_text_encoder: the motion model's own learned encoder, if it has one.
         class_names: names of the class labels (``class_labels`` may use them).
         num_frames: default video length (what the models were trained on).
+        content_size: (H, W) of the content frames the models were trained on.
     """
 
     model_cpu_offload_seq = "text_encoder->content_model->motion_model->autoencoder"
@@ -152,6 +153,7 @@ class CMDPipeline(DiffusionPipeline):
         motion_guidance_scale: float = 4.0,
         num_inference_steps: int = 50,
         guidance_rescale: float = 0.0,
+        content_size: list[int] | None = None,
     ):
         super().__init__()
         self.register_modules(
@@ -174,6 +176,7 @@ class CMDPipeline(DiffusionPipeline):
             motion_guidance_scale=float(motion_guidance_scale),
             num_inference_steps=int(num_inference_steps),
             guidance_rescale=float(guidance_rescale),
+            content_size=list(content_size) if content_size else None,
         )
 
     # -- what the models accept ------------------------------------------------------------
@@ -208,10 +211,15 @@ class CMDPipeline(DiffusionPipeline):
         default = self.config.get("num_inference_steps")
         return 50 if default is None else int(default)
 
+    def content_size(self) -> tuple[int, int]:
+        """(H, W) of the content frames (VAE latents in latent mode): the training data's
+        (``content_size`` in the config), else the content model's ``sample_size``."""
+        size = self.config.get("content_size") or self.content_model.config.sample_size
+        return (size, size) if isinstance(size, int) else tuple(size)
+
     def video_size(self) -> tuple[int, int]:
         """(height, width) in pixels of the videos this pipeline generates."""
-        size = self.content_model.config.sample_size
-        h, w = (size, size) if isinstance(size, int) else tuple(size)
+        h, w = self.content_size()
         f = FrameVAE(self.vae).downsample if self.vae is not None else 1
         return h * f, w * f
 
@@ -439,6 +447,7 @@ class CMDPipeline(DiffusionPipeline):
             unet, self.content_scheduler, batch,
             labels if num_content_classes(unet) else None, text.content, text.content_null,
             s_content, num_inference_steps, generator, device, progress, rescale,
+            self.content_size(),
         )  # fmt: skip
 
         # 3. motion latent, guided by the generated content frame

@@ -58,16 +58,20 @@ def sample_content(
     device: torch.device | str = "cpu",
     progress: bool = True,
     guidance_rescale: float = 0.0,
+    size: tuple[int, int] | None = None,
 ) -> torch.Tensor:
     """Content frames (B, C, H, W) in the autoencoder's space from the content UNet, with CFG.
 
     ``text``/``null_text`` are :class:`cmdvideo.models.text.TextEmbeddings` (the prompts and the
-    empty prompt) for a text-conditioned UNet.
+    empty prompt) for a text-conditioned UNet. ``size``: (H, W) of the content frames, what the
+    model was trained on (Stable Diffusion's UNet says 64×64 in its config, whatever the
+    data's aspect); default: the UNet's ``sample_size``.
     """
     from ..models.content import content_prediction
 
-    size = unet.config.sample_size
-    h, w = (size, size) if isinstance(size, int) else size
+    if size is None:
+        size = unet.config.sample_size
+    h, w = (size, size) if isinstance(size, int) else tuple(size)
     guidance = dict(guidance_scale=guidance_scale, guidance_rescale=guidance_rescale)
     return denoise(
         lambda x, t: content_prediction(unet, x, t, class_labels, text, null_text, **guidance),

@@ -37,7 +37,7 @@ class FullVideoStage(Stage):
     def __init__(
         self, config: Config, captions: list[str], kind: str = "unet3d", content_unet=None
     ):
-        from diffusers import DDPMScheduler
+        from .schedule import build_schedulers, resolve_schedule
 
         if kind not in BASELINE_KINDS:
             raise ValueError(f"kind must be 'unet3d' or 'video_dit', got {kind!r}")
@@ -45,13 +45,9 @@ class FullVideoStage(Stage):
             raise ValueError("the 3-D UNet baseline takes its widths from the content UNet")
         self.config, self.captions, self.kind = config, captions, kind
         self.content_unet = content_unet
-        cfg = config.content
-        self.prediction_type = PredictionType(cfg.prediction_type)
-        self.scheduler = DDPMScheduler(
-            num_train_timesteps=cfg.num_train_timesteps,
-            beta_schedule=cfg.beta_schedule,
-            prediction_type=self.prediction_type.value,
-        )
+        schedule, _ = resolve_schedule(config.content)  # the content model's, for a fair match
+        self.prediction_type = PredictionType(schedule["prediction_type"])
+        self.scheduler, _ = build_schedulers(schedule)
         self._model = None
 
     @property

@@ -34,9 +34,8 @@ class DiffusionStage(Stage):
         captions: list[str] | None = None,
         class_names: list[str] | None = None,
     ):
-        from diffusers import DDPMScheduler
-
         from .losses import PredictionType
+        from .schedule import build_schedulers, init_scheduler_config, resolve_schedule
 
         cfg = getattr(config, self.section)
         if cfg.condition not in CONDITIONS:
@@ -56,17 +55,16 @@ class DiffusionStage(Stage):
         self.num_classes = num_classes if self.use_class else 0
         self.captions = captions
         self.class_names = list(class_names) if class_names and self.use_class else None
-        self.prediction_type = PredictionType(cfg.prediction_type)
-        self.scheduler = DDPMScheduler(
-            num_train_timesteps=cfg.num_train_timesteps,
-            beta_schedule=cfg.beta_schedule,
-            prediction_type=self.prediction_type.value,
-            **self.clip_range(codec),
-        )
+        # The schedule: the config's, else the pretrained model's (content.init), else ours;
+        # the sampler (DDIM) saved with the model is built from the same values.
+        pretrained = init_scheduler_config(getattr(cfg, "init", None), cfg.init_subfolder)
+        self.schedule, self.schedule_source = resolve_schedule(cfg, pretrained)
+        self.prediction_type = PredictionType(self.schedule["prediction_type"])
+        self.scheduler, self.sampler = build_schedulers(self.schedule, **self.clip_range(codec))
         from .losses import check_timestep_range
 
         # fail before training, naming the setting
-        check_timestep_range(cfg.timestep_range, cfg.num_train_timesteps,
+        check_timestep_range(cfg.timestep_range, self.schedule["num_train_timesteps"],
                              f"{self.section}.timestep_range")  # fmt: skip
         # Text: a frozen encoder loaded from cfg.text_encoder, or (content stage) the built-in
         # WordTextEncoder, learned with the model when cfg.text_encoder is "builtin".
@@ -179,7 +177,7 @@ class DiffusionStage(Stage):
     def _ddim(self):
         from diffusers import DDIMScheduler
 
-        return DDIMScheduler.from_config(self.scheduler.config)
+        return DDIMScheduler.from_config(self.sampler.config)
 
     def _save_text_encoder(self, encoder, out_dir: Path) -> list[Path]:
         paths = []
@@ -196,7 +194,7 @@ class DiffusionStage(Stage):
         was trained with (``OUT/text_encoder``, ``OUT/tokenizer`` for CLIP)."""
         paths = [Path(out_dir) / self.name, Path(out_dir) / f"{self.name}_scheduler"]
         model.net.save_pretrained(paths[0])
-        self.scheduler.save_pretrained(paths[1])
+        self.sampler.save_pretrained(paths[1])  # the schedule, as the DDIM the pipeline uses
         if self.class_names:
             paths.append(Path(out_dir) / "classes.json")
             paths[-1].write_text(json.dumps(self.class_names))
@@ -406,7 +404,7 @@ class ContentStage(DiffusionStage):
         sampled = sample_content(
             model.net, self._ddim(), real.shape[0], labels, text, null,
             self.cfg.preview_guidance, self.cfg.preview_steps, generator, real.device,
-            progress=False,
+            progress=False, size=tuple(real.shape[-2:]),
         )  # fmt: skip
         rows = [
             torch.stack(list(self.codec.content_to_pixels(x).float().clamp(-1, 1)), dim=1)
