@@ -107,7 +107,7 @@ class CMDAutoencoder(ModelMixin, ConfigMixin):
             then. ``encode``/``decode`` here work on unscaled latents; ``VideoCodec`` applies it.
     """
 
-    _supports_gradient_checkpointing = False
+    _supports_gradient_checkpointing = True  # both video transformers
 
     @register_to_config
     def __init__(

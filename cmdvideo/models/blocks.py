@@ -126,12 +126,23 @@ class FactorizedVideoBlock(nn.Module):
         return rearrange(x, "(b t) n d -> b t n d", b=b, t=t)  # (B, T, N, D)
 
 
+def run_blocks(owner: nn.Module, blocks: nn.ModuleList, x: torch.Tensor, *args) -> torch.Tensor:
+    """``x`` through every block; with the owner's ``gradient_checkpointing`` on (diffusers'
+    ``enable_gradient_checkpointing``) and gradients recorded, each block's activations are
+    recomputed in the backward pass instead of kept."""
+    checkpoint = getattr(owner, "gradient_checkpointing", False) and torch.is_grad_enabled()
+    for block in blocks:
+        x = owner._gradient_checkpointing_func(block, x, *args) if checkpoint else block(x, *args)
+    return x
+
+
 class VideoTransformer(nn.Module):
     """A stack of factorized blocks on a (T, h, w) token grid with separable sin-cos positions."""
 
     def __init__(self, dim: int, depth: int, num_heads: int, mlp_ratio: float = 4.0):
         super().__init__()
         self.dim = dim
+        self.gradient_checkpointing = False  # set by the model's enable_gradient_checkpointing
         self.blocks = nn.ModuleList(
             FactorizedVideoBlock(dim, num_heads, mlp_ratio) for _ in range(depth)
         )
@@ -142,9 +153,7 @@ class VideoTransformer(nn.Module):
         b, t, h, w, d = x.shape
         pos = grid_positional_embedding((t, h, w), d, x.device, x.dtype)  # (T*h*w, D)
         x = x + pos.view(t, h, w, d)
-        x = x.reshape(b, t, h * w, d)  # (B, T, N, D)
-        for block in self.blocks:
-            x = block(x)
+        x = run_blocks(self, self.blocks, x.reshape(b, t, h * w, d))  # (B, T, N, D)
         return self.norm(x).view(b, t, h, w, d)  # (B, T, h, w, D)
 
 

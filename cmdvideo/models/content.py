@@ -18,7 +18,7 @@ from diffusers.models.modeling_utils import ModelMixin
 from einops import rearrange
 from torch import nn
 
-from .blocks import grid_positional_embedding, labels_with_null, named_preset
+from .blocks import grid_positional_embedding, labels_with_null, named_preset, run_blocks
 from .dit import DiTConditioning, classifier_free_guidance, guided_prediction
 from .text import TextEmbeddings
 
@@ -117,6 +117,8 @@ class ContentDiT(ModelMixin, ConfigMixin, DiTConditioning):
     Shapes: sample (B, C, H, W) -> prediction (B, C, H, W); tokens (B, H/p * W/p, D).
     """
 
+    _supports_gradient_checkpointing = True  # its adaLN-Zero blocks
+
     @register_to_config
     def __init__(
         self,
@@ -161,8 +163,7 @@ class ContentDiT(ModelMixin, ConfigMixin, DiTConditioning):
         cond = self.condition_embedding(
             timestep, b, class_labels, text_embeds, drop_condition, drop_text
         )
-        for block in self.blocks:
-            x = block(x, cond)
+        x = run_blocks(self, self.blocks, x, cond)  # (B, gh*gw, D)
         out = self.final_layer(x, cond)  # (B, gh*gw, C*p*p)
         return rearrange(out, "b (h w) (c p1 p2) -> b c (h p1) (w p2)", h=gh, p1=p, p2=p)
 

@@ -33,6 +33,7 @@ class DiTConditioning:
 
     def init_blocks(self, d: int, depth: int, num_heads: int, mlp_ratio: float, out_dim: int):
         self.blocks = nn.ModuleList(AdaLNZeroBlock(d, num_heads, mlp_ratio) for _ in range(depth))
+        self.gradient_checkpointing = False  # set by enable_gradient_checkpointing
         self.final_norm = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
         self.final_modulation = nn.Sequential(nn.SiLU(), nn.Linear(d, 2 * d))
         self.final_proj = nn.Linear(d, out_dim)

@@ -18,7 +18,7 @@ from diffusers.models.modeling_utils import ModelMixin
 from einops import rearrange
 from torch import nn
 
-from .blocks import grid_positional_embedding, named_preset
+from .blocks import grid_positional_embedding, named_preset, run_blocks
 from .dit import DiTConditioning, classifier_free_guidance
 
 MOTION_DIT_PRESETS: dict[str, dict] = {
@@ -56,6 +56,8 @@ class MotionDiT(ModelMixin, ConfigMixin, DiTConditioning):
         num_classes: number of class labels (0: no class conditioning).
         text_embed_dim: width of pooled text embeddings (0: no text conditioning).
     """
+
+    _supports_gradient_checkpointing = True  # its adaLN-Zero blocks
 
     @register_to_config
     def __init__(
@@ -153,8 +155,7 @@ class MotionDiT(ModelMixin, ConfigMixin, DiTConditioning):
         c = self.condition_embedding(
             timestep, b, class_labels, text_embeds, drop_condition, drop_text
         )
-        for block in self.blocks:
-            x = block(x, c)  # (B, N, D)
+        x = run_blocks(self, self.blocks, x, c)  # (B, N, D)
         out = self.final_layer(x[:, : gt * gl], c)  # motion tokens only: (B, gt*gl, D_m*pm*pm)
         return rearrange(
             out, "b (t l) (c p1 p2) -> b c (t p1) (l p2)", t=gt, l=gl, p1=pm, p2=pm
