@@ -37,6 +37,7 @@ class DataConfig:
     seed: int = 0
     eval_seed: int = 1
     num_workers: int = 0
+    decode_threads: int = 1  # FFmpeg threads per decoded video (times workers times processes)
 
 
 @dataclass

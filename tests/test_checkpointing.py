@@ -32,8 +32,10 @@ def _content_dit():
                        num_heads=2, num_classes=3, patch_size=4)  # fmt: skip
     for p in model.parameters():
         p.data.add_(0.05 * torch.randn_like(p))
-    return model, (torch.randn(2, 3, 16, 16), torch.tensor([3, 700]), torch.tensor([0, 2])), (
-        lambda out: out
+    return (
+        model,
+        (torch.randn(2, 3, 16, 16), torch.tensor([3, 700]), torch.tensor([0, 2])),
+        (lambda out: out),
     )
 
 

@@ -153,3 +153,31 @@ def test_decode_failure_at_runtime_substitutes_next_video(tmp_path, caplog):
     )
     assert batch["video"].shape == (2, 3, 16, 32, 32)
     assert batch["skipped"] == [[], [(str(bad), "decode error")]]
+
+
+def test_an_index_written_once_replaces_probing_at_start_up(
+    bad_video_folder, tmp_path, monkeypatch, capsys
+):
+    """`cmdvideo index` probes every file once (frames, fps, size, readability); a VideoFolder
+    on the index then opens no file at construction and knows the same videos and skips."""
+    from cmdvideo.cli import main
+    from cmdvideo.data import video_folder
+
+    index = tmp_path / "index.jsonl"
+    assert main(["index", str(bad_video_folder), "--out", str(index), "--workers", "2"]) == 0
+    assert "4 videos" in capsys.readouterr().out
+    rows = [json.loads(line) for line in index.read_text().splitlines()]
+    good = next(r for r in rows if r["path"].endswith("good.mp4"))
+    assert good["num_frames"] == 24 and good["width"] == 64 and good["height"] == 48
+    assert good["error"] == "" and good["fps"] > 0
+    scanned = VideoFolder(bad_video_folder, num_frames=8)
+
+    def no_probe(*args):
+        raise AssertionError("a file was probed although the index says everything")
+
+    monkeypatch.setattr(video_folder, "_probe", no_probe)
+    indexed = VideoFolder(index, num_frames=8, height=16, width=16)
+    assert [s[0] for s in indexed.samples] == [s[0] for s in scanned.samples]
+    assert indexed.skip_counts() == scanned.skip_counts()
+    assert indexed[0]["video"].shape == (3, 8, 16, 16)
+    assert main(["index", str(bad_video_folder), "--out", str(tmp_path / "x.csv")]) == 2

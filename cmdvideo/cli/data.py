@@ -34,6 +34,20 @@ def cmd_cache(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_index(args: argparse.Namespace) -> int:
+    from ..data.video_folder import write_index
+
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {args.workers}")
+    start = time.perf_counter()
+    result = write_index(args.data, args.out, args.workers)
+    print(f"indexed {result['videos']} videos in {time.perf_counter() - start:.1f} s: "
+          f"{result['readable']} readable"
+          + (f", skipped by reason: {result['errors']}" if result["errors"] else ""))  # fmt: skip
+    print(f"train from it with: --data {result['index']}")
+    return 0
+
+
 def cmd_data_preview(args: argparse.Namespace) -> int:
     import torch
 
@@ -72,6 +86,18 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=int, default=16)
     add_compute_args(p)
     p.set_defaults(func=cmd_cache)
+
+    p = sub.add_parser(
+        "index",
+        help="probe a large video set once (frames, fps, size, readability) into an index",
+        description="Write a JSONL index of a video folder or CSV/JSONL list: every file's "
+        "frame count, fps, size and readability, probed in parallel once. `--data INDEX.jsonl` "
+        "then starts training without opening every file on every process.",
+    )
+    p.add_argument("data", help="a folder of videos (flat or UCF-101 layout) or a CSV/JSONL list")
+    p.add_argument("--out", required=True, help="the index to write (.jsonl)")
+    p.add_argument("--workers", type=int, default=None, help="probing processes (default: cores, max 16)")  # fmt: skip
+    p.set_defaults(func=cmd_index)
 
     data = sub.add_parser("data", help="look at a dataset").add_subparsers(
         dest="action", required=True

@@ -84,6 +84,7 @@ def build_dataset(data_config, train: bool = True, source: str | None = None) ->
         frame_stride=cfg.frame_stride,
         train=train,
         seed=cfg.seed,
+        decode_threads=cfg.decode_threads,
     )
 
 

@@ -83,12 +83,100 @@ def _read_index(index_path: Path, path_column, caption_column, label_column):
     path_col = _pick_column(columns, path_column, PATH_COLUMNS, "path", index_path, True)
     cap_col = _pick_column(columns, caption_column, CAPTION_COLUMNS, "caption", index_path, False)
     lab_col = _pick_column(columns, label_column, LABEL_COLUMNS, "label", index_path, False)
-    entries = []
+    entries, probed = [], {}
     for row in rows:
         path = _with_extension(index_path.parent / str(row[path_col]))  # absolute stays
         caption = str(row.get(cap_col) or "") if cap_col else ""
         entries.append((path, caption, row.get(lab_col) if lab_col else None))
-    return entries
+        if row.get("num_frames") not in (None, ""):  # written by `cmdvideo index`
+            probed[str(path)] = (int(row["num_frames"]), str(row.get("error") or ""))
+    return entries, probed
+
+
+def _scan_folder(root: Path) -> tuple[list[tuple[Path, str, int]], list[str]]:
+    """(entries, classes) of a folder: flat (label -1) or UCF-101 layout (a class per subfolder)."""
+    subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if subdirs and not any(_is_video(p) for p in root.iterdir()):  # UCF-101 layout
+        entries = [
+            (p, "", label)
+            for label, d in enumerate(subdirs)
+            for p in sorted(d.rglob("*"))
+            if _is_video(p)
+        ]
+        return entries, [d.name for d in subdirs]
+    return [(p, "", -1) for p in sorted(root.rglob("*")) if _is_video(p)], []
+
+
+def find_videos(root, path_column=None, caption_column=None, label_column=None):
+    """(entries [(path, caption, label id)], class names, {path: (frames, error)} already
+    probed by an index) of a folder or a CSV/JSONL index."""
+    root = Path(root)
+    probed: dict[str, tuple[int, str]] = {}
+    classes: list[str] = []
+    if root.is_dir():
+        entries, classes = _scan_folder(root)
+    elif root.suffix.lower() in (".csv", ".jsonl"):
+        entries, probed = _read_index(root, path_column, caption_column, label_column)
+        raw = [lab for _, _, lab in entries]
+        if any(lab not in (None, "") and not str(lab).lstrip("-").isdigit() for lab in raw):
+            classes = sorted({str(lab) for lab in raw})  # label names → ids
+            ids = {c: i for i, c in enumerate(classes)}
+            labels = [ids[str(lab)] for lab in raw]
+        else:
+            labels = [int(lab) if lab not in (None, "") else -1 for lab in raw]
+        entries = [(p, c, lab) for (p, c, _), lab in zip(entries, labels)]
+    else:
+        raise ValueError(f"{root} is neither a folder nor a .csv/.jsonl index file.")
+    if not entries:
+        raise ValueError(f"no video files found under {root}; looked for {VIDEO_EXTENSIONS}.")
+    return entries, classes, probed
+
+
+def _probe_row(path: Path) -> dict:
+    from cmdvideo.data.video_io import probe_info
+
+    try:
+        return {**probe_info(path), "error": ""}
+    except VideoReadError as e:
+        return {"num_frames": 0, "fps": 0.0, "width": 0, "height": 0, "error": e.reason}
+    except FileNotFoundError:
+        return {"num_frames": 0, "fps": 0.0, "width": 0, "height": 0, "error": "missing"}
+
+
+def write_index(source, out, workers: int | None = None, progress: bool = True) -> dict:
+    """Probe every video of a folder or CSV/JSONL index once and write ``out`` (JSONL: path
+    relative to the index, caption, label, num_frames, fps, width, height, error — empty for a
+    readable file), which :class:`VideoFolder` then reads instead of opening every file.
+
+    Returns:
+        {"videos", "readable", "errors": {reason: count}, "index": out}.
+    """
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    from tqdm.auto import tqdm
+
+    out = Path(out)
+    if out.suffix.lower() != ".jsonl":
+        raise ValueError(f"the index is written as JSONL: give a path ending in .jsonl, not {out}")
+    entries, classes, _ = find_videos(source)
+    workers = workers or min(16, os.cpu_count() or 1)
+    paths = [p for p, _, _ in entries]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        rows = list(tqdm(pool.map(_probe_row, paths, chunksize=64), total=len(paths),
+                         desc="index", unit="video", disable=not progress))  # fmt: skip
+    out.parent.mkdir(parents=True, exist_ok=True)
+    base = out.parent.resolve()
+    with open(out, "w", encoding="utf-8") as f:
+        for (path, caption, label), row in zip(entries, rows):
+            path = Path(path).resolve()
+            shown = path.relative_to(base) if path.is_relative_to(base) else path
+            label_out = classes[label] if classes and label >= 0 else label
+            record = {"path": str(shown), "caption": caption, "label": label_out, **row}
+            f.write(json.dumps(record) + "\n")
+    errors = Counter(r["error"] for r in rows if r["error"])
+    return {"videos": len(rows), "readable": len(rows) - sum(errors.values()),
+            "errors": dict(errors), "index": str(out)}  # fmt: skip
 
 
 class VideoFolder(Dataset):
@@ -105,6 +193,10 @@ class VideoFolder(Dataset):
         train: random clip start and crop (True) or centered (False).
         seed: randomness is a function of (seed, epoch, index) only, not of worker order.
         path_column, caption_column, label_column: index column names (auto-detected if None).
+        decode_threads: FFmpeg threads per decoded video (workers × processes decode at once).
+
+    An index written by ``cmdvideo index`` (:func:`write_index`) carries every file's frame
+    count: then no file is opened at start-up (WebVid-10M: 10 M opens on every rank otherwise).
 
     Attributes:
         classes: class names (UCF layout or a label column of names), else [].
@@ -123,6 +215,7 @@ class VideoFolder(Dataset):
         path_column: str | None = None,
         caption_column: str | None = None,
         label_column: str | None = None,
+        decode_threads: int = 1,
     ):
         root = Path(root)
         if not root.exists():
@@ -137,27 +230,22 @@ class VideoFolder(Dataset):
             )
         self.root, self.num_frames, self.frame_stride = root, num_frames, frame_stride
         self.height, self.width, self.train, self.seed, self.epoch = height, width, train, seed, 0
-        self.classes: list[str] = []
-        if root.is_dir():
-            entries = self._scan_folder(root)
-        elif root.suffix.lower() in (".csv", ".jsonl"):
-            entries = _read_index(root, path_column, caption_column, label_column)
-            raw = [lab for _, _, lab in entries]
-            if any(lab not in (None, "") and not str(lab).lstrip("-").isdigit() for lab in raw):
-                self.classes = sorted({str(lab) for lab in raw})  # label names → ids
-                ids = {c: i for i, c in enumerate(self.classes)}
-                labels = [ids[str(lab)] for lab in raw]
-            else:
-                labels = [int(lab) if lab not in (None, "") else -1 for lab in raw]
-            entries = [(p, c, lab) for (p, c, _), lab in zip(entries, labels)]
-        else:
-            raise ValueError(f"{root} is neither a folder nor a .csv/.jsonl index file.")
-        if not entries:
-            raise ValueError(f"no video files found under {root}; looked for {VIDEO_EXTENSIONS}.")
+        self.decode_threads = decode_threads
+        entries, self.classes, probed = find_videos(root, path_column, caption_column,
+                                                    label_column)  # fmt: skip
         self.skipped: dict[str, str] = {}
         self.samples: list[tuple[str, str, int, int]] = []  # (path, caption, label, num frames)
-        with ThreadPoolExecutor(max_workers=min(8, len(entries))) as pool:  # demuxing is I/O
-            probes = list(pool.map(_probe, [p for p, _, _ in entries], [num_frames] * len(entries)))
+        unknown = [p for p, _, _ in entries if str(p) not in probed]
+        if unknown:  # no index (or an incomplete one): demux each file once, now
+            with ThreadPoolExecutor(max_workers=min(8, len(unknown))) as pool:  # mostly I/O
+                found = pool.map(_probe, unknown, [num_frames] * len(unknown))
+                probed.update({str(p): (c, r) for p, (c, r, _) in zip(unknown, found)})
+        probes = []
+        for path, _, _ in entries:
+            count, reason = probed[str(path)]
+            if not reason and count < num_frames:
+                count, reason = 0, "too short"
+            probes.append((count if not reason else 0, reason, ""))
         for (path, caption, label), (count, reason, detail) in zip(entries, probes):
             if count:
                 self.samples.append((str(path), caption, label, count))
@@ -172,18 +260,6 @@ class VideoFolder(Dataset):
                 f"replace the files, or lower num_frames={num_frames}."
             )
         self._bad: set[int] = set()  # indices that failed at runtime, not retried
-
-    def _scan_folder(self, root: Path) -> list[tuple[Path, str, int]]:
-        subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-        if subdirs and not any(_is_video(p) for p in root.iterdir()):  # UCF-101 layout
-            self.classes = [d.name for d in subdirs]
-            return [
-                (p, "", label)
-                for label, d in enumerate(subdirs)
-                for p in sorted(d.rglob("*"))
-                if _is_video(p)
-            ]
-        return [(p, "", -1) for p in sorted(root.rglob("*")) if _is_video(p)]
 
     def captions(self, limit: int | None = None) -> list[str]:
         """Captions of the usable videos (first ``limit``), from the index; no decoding."""
@@ -215,6 +291,7 @@ class VideoFolder(Dataset):
             self.frame_stride,
             rng=rng if self.train else None,
             total_frames=count,
+            threads=self.decode_threads,
         )
         video = torch.from_numpy(frames).permute(0, 3, 1, 2).float()  # (T, 3, h, w) in [0, 255]
         h, w = video.shape[-2:]

@@ -38,6 +38,21 @@ def _check_exists(path) -> Path:
     return path
 
 
+def probe_info(path) -> dict:
+    """Frame count (as :func:`probe_video` counts it), frame rate and size of a video.
+
+    Returns:
+        {"num_frames", "fps" (float, 0 when the container does not say), "width", "height"}.
+    """
+    path = _check_exists(path)
+    count = probe_video(path)
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate
+        return {"num_frames": count, "fps": float(rate) if rate else 0.0,
+                "width": stream.codec_context.width, "height": stream.codec_context.height}  # fmt: skip
+
+
 def probe_video(path) -> int:
     """Count the frames of a video by demuxing the packets of its first video stream.
 
@@ -98,8 +113,9 @@ def read_video(
     start: int | None = None,
     rng: np.random.Generator | None = None,
     total_frames: int | None = None,
+    threads: int = 1,
 ) -> np.ndarray:
-    """Decode a clip of a video with PyAV.
+    """Decode a clip of a video with PyAV, seeking to the clip's start.
 
     Args:
         path: video file (any container/codec FFmpeg reads, including GIF).
@@ -112,6 +128,8 @@ def read_video(
         rng: random generator for the start (only used when ``start`` is None).
         total_frames: the frame count if already known (from :func:`probe_video`), to skip
             probing again.
+        threads: decoder threads (0: FFmpeg's choice, one per core). Data loaders run many
+            decoders at once (workers × processes), so one each is the default.
 
     Returns:
         uint8 array ``(T, H, W, 3)``, RGB, values in [0, 255].
@@ -132,16 +150,16 @@ def read_video(
     wanted = _frame_indices(total, num_frames, frame_stride, start, rng, path)
     if not wanted:
         raise VideoReadError(path, "too short", f"start={start} is past the last frame")
-    wanted_set, last, frames = set(wanted), wanted[-1], []
     try:
         with av.open(str(_check_exists(path))) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            for i, frame in enumerate(container.decode(stream)):
-                if i in wanted_set:
-                    frames.append(frame.to_ndarray(format="rgb24"))
-                if i >= last:  # stop once the last needed frame is decoded
-                    break
+            stream.codec_context.thread_count = threads
+            frames = _seek_and_decode(container, stream, wanted) if wanted[0] > 0 else None
+            if frames is None:  # from the first frame (also when seeking cannot be trusted)
+                if wanted[0] > 0:
+                    container.seek(0)  # (flushes the decoder)
+                frames = _decode_from_start(container, stream, wanted)
     except av.FFmpegError as e:
         raise VideoReadError(path, "decode error", str(e)) from e
     if len(frames) < len(wanted):
@@ -149,6 +167,45 @@ def read_video(
             path, "decode error", f"decoded {len(frames)} of {len(wanted)} needed frames"
         )
     return np.stack(frames)
+
+
+def _decode_from_start(container, stream, wanted: list[int]) -> list[np.ndarray]:
+    wanted_set, last, frames = set(wanted), wanted[-1], []
+    for i, frame in enumerate(container.decode(stream)):
+        if i in wanted_set:
+            frames.append(frame.to_ndarray(format="rgb24"))
+        if i >= last:  # stop once the last needed frame is decoded
+            break
+    return frames
+
+
+def _seek_and_decode(container, stream, wanted: list[int]) -> list[np.ndarray] | None:
+    """Seek to the keyframe before the first wanted frame and decode from there, telling frame
+    indices from timestamps (constant frame rate). None when that cannot be trusted (no rate
+    or timestamps, or the seek landed after the first wanted frame)."""
+    rate, base = stream.average_rate or stream.guessed_rate, stream.time_base
+    if not rate or not base:
+        return None
+    start = stream.start_time or 0
+
+    def index_of(pts) -> int:
+        return round(float((pts - start) * base * rate))
+
+    container.seek(start + int(wanted[0] / (rate * base)), stream=stream, backward=True)
+    wanted_set, last, frames = set(wanted), wanted[-1], []
+    first = True
+    for frame in container.decode(stream):
+        if frame.pts is None:
+            return None
+        i = index_of(frame.pts)
+        if first and i > wanted[0]:
+            return None
+        first = False
+        if i in wanted_set:
+            frames.append(frame.to_ndarray(format="rgb24"))
+        if i >= last:
+            break
+    return frames
 
 
 def to_uint8(video) -> np.ndarray:

@@ -1,0 +1,236 @@
+"""Training memory per stage of a paper preset, with and without gradient checkpointing: will a
+preset's defaults fit a GPU? Measured on the CPU at a reduced frame size and extrapolated.
+
+What is counted, per training step of batch B:
+
+- *static*: fp32 weights, gradients, AdamW's two moments and the EMA copy of every trainable
+  parameter (16 + 4 bytes each), plus the frozen models' weights (4 bytes each: the frame VAE,
+  the autoencoder of the diffusion stages, CLIP).
+- *activations*: what autograd keeps for the backward pass — every tensor saved by the forward
+  (deduplicated by storage), under bf16 autocast, with the memory-efficient attention a GPU runs
+  (SDPA's flash kernel, which keeps no N×N matrix); with checkpointing: the inputs each
+  checkpointed block keeps, the rest of the graph, and the largest block recomputed at once.
+
+Activations grow linearly with the number of tokens (frames × height × width) for every layer
+here (attention kernels that store no N×N matrix included), so they are measured at 1/4 and 1/8 of
+the frame's height and width (batch 1), checked for linearity, and scaled to the preset's size and
+batch. Allocator overhead and fragmentation are not counted: leave 10-20 % headroom.
+
+    python -m cmdvideo.benchmarks.memory --out results/memory         # minutes on a CPU
+    python -m cmdvideo.benchmarks.memory --dry-run                    # tiny config, seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+GIB = 2**30
+PRESETS = ("webvid-latent-512x1024", "ucf101-pixel-64")
+
+
+class SavedTensors:
+    """Bytes of the distinct storages autograd saves for backward while active."""
+
+    def __init__(self):
+        self.storages: dict[int, int] = {}
+
+    def pack(self, tensor: torch.Tensor):
+        storage = tensor.untyped_storage()
+        self.storages[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    @property
+    def bytes(self) -> int:
+        return sum(self.storages.values())
+
+    @contextlib.contextmanager
+    def recording(self):
+        with torch.autograd.graph.saved_tensors_hooks(self.pack, lambda t: t):
+            yield self
+
+
+class CheckpointProbe:
+    """A ``gradient_checkpointing_func`` that checkpoints as diffusers does (non-reentrant) and
+    records what checkpointing keeps (each block's inputs) and the largest block's own saved
+    activations (what one recomputation holds at once)."""
+
+    def __init__(self):
+        self.kept: dict[int, int] = {}
+        self.largest_block = 0
+
+    def __call__(self, module, *args):
+        for a in args:
+            if torch.is_tensor(a):
+                self.kept[a.untyped_storage().data_ptr()] = a.untyped_storage().nbytes()
+        inner = SavedTensors()
+        with torch.enable_grad(), inner.recording():  # one uncheckpointed run, to measure it
+            module(*[a.detach().requires_grad_() if torch.is_tensor(a) and a.is_floating_point()
+                     else a for a in args])  # fmt: skip
+        self.largest_block = max(self.largest_block, inner.bytes)
+        return torch.utils.checkpoint.checkpoint(module.__call__, *args, use_reentrant=False)
+
+
+def activation_bytes(model: nn.Module, forward, checkpointing: bool) -> int:
+    """Bytes kept for backward by ``forward()`` (a closure running ``model``), bf16 autocast."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    probe = CheckpointProbe()
+    if checkpointing:
+        model.enable_gradient_checkpointing(probe)
+    else:
+        model.disable_gradient_checkpointing()
+    saved = SavedTensors()
+    with (
+        torch.autocast("cpu", dtype=torch.bfloat16),
+        sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.MATH]),
+        saved.recording(),
+    ):
+        out = forward()
+    del out
+    kept = saved.bytes + sum(v for k, v in probe.kept.items() if k not in saved.storages)
+    return kept + (probe.largest_block if checkpointing else 0)
+
+
+def _params(module: nn.Module | None) -> int:
+    return 0 if module is None else sum(p.numel() for p in module.parameters())
+
+
+def stage_models(preset: str, scale: int):
+    """Per stage: (trainable model, frozen parameter count, forward closure at 1/``scale`` of the
+    frame size, batch 1, the full-size token count / this one's)."""
+    from ..config import load_config
+    from ..models.autoencoder import CMDAutoencoder, autoencoder_preset
+    from ..models.baselines import STABLE_DIFFUSION_VAE
+    from ..models.content import build_content_dit, build_content_unet
+    from ..models.motion_dit import MotionDiT, motion_dit_preset
+
+    config = load_config(preset)
+    latent = bool(config.autoencoder.vae)
+    f = 2 ** (len(STABLE_DIFFUSION_VAE["block_out_channels"]) - 1) if latent else 1
+    c = STABLE_DIFFUSION_VAE["latent_channels"] if latent else 3
+    t, h, w = config.data.num_frames, config.data.height // f, config.data.width // f
+    sh, sw = max(h // scale, 4), max(w // scale, 4)
+    ratio = (h * w) / (sh * sw)
+    vae_params = 83_653_863 if latent else 0  # SD's AutoencoderKL (frozen, latent mode)
+    frozen_text = config.content.text_encoder not in (None, "builtin")
+    text = "text" in config.content.condition
+    clip = 123_060_480 if text and frozen_text else 0  # CLIP ViT-L/14's text model
+    ae = CMDAutoencoder(**{**autoencoder_preset(config.autoencoder.preset),
+                           **config.autoencoder.overrides})  # fmt: skip
+    text_width = (768 if frozen_text else 64) if text else 0  # CLIP-L, or the word encoder
+    classes = 101 if "class" in config.content.condition else 0
+    build = build_content_dit if config.content.backbone == "dit" else build_content_unet
+    content = build(config.content.preset, c, (sh, sw), classes, config.content.overrides,
+                    text_width)  # fmt: skip
+    motion = MotionDiT(**{**motion_dit_preset(config.motion.preset), **config.motion.overrides},
+                       motion_channels=ae.config.motion_channels, content_channels=c,
+                       num_classes=classes if "class" in config.motion.condition else 0,
+                       text_embed_dim=text_width)  # fmt: skip
+    video = torch.randn(1, c, t, sh, sw)
+    timestep = torch.tensor([500])
+    states = torch.randn(1, 77, text_width) if text_width else None
+    labels = torch.tensor([0]) if classes else None
+    content_in = torch.randn(1, c, sh, sw)
+    with torch.no_grad():
+        _, motion_latent = ae.encode(video)
+
+    def content_forward():
+        if config.content.backbone == "dit":
+            return content(
+                content_in, timestep, labels, states.mean(1) if states is not None else None
+            )
+        return content(content_in, timestep, encoder_hidden_states=states if states is not None
+                       else torch.zeros(1, 1, 768), class_labels=labels).sample  # fmt: skip
+
+    pooled = states.mean(1) if states is not None else None
+    return {
+        "autoencoder": (ae, vae_params, lambda: ae(video).reconstruction, ratio),
+        "content": (content, _params(ae) + clip, content_forward, ratio),
+        "motion": (motion, _params(ae) + clip,
+                   lambda: motion(motion_latent, timestep, content_in, labels, pooled), ratio),
+    }, config  # fmt: skip
+
+
+def measure_preset(preset: str, scales=(4, 8)) -> dict:
+    """The memory table of one preset (see the module docstring)."""
+    rows = {}
+    config = None
+    for scale in scales:
+        models, config = stage_models(preset, scale)
+        for stage, (model, frozen, forward, ratio) in models.items():
+            model.train()
+            row = rows.setdefault(stage, {"params_m": _params(model) / 1e6,
+                                          "frozen_params_m": frozen / 1e6, "per_scale": {}})  # fmt: skip
+            row["per_scale"][scale] = {
+                "ratio": ratio,
+                "plain": activation_bytes(model, forward, checkpointing=False),
+                "checkpointed": activation_bytes(model, forward, checkpointing=True),
+            }
+    batch = config.train.batch_size
+    for row in rows.values():
+        s1, s2 = (row["per_scale"][s] for s in scales)
+        for kind in ("plain", "checkpointed"):
+            # linear in tokens: bytes = a * tokens, checked between the two reduced sizes
+            per_full = s1[kind] * s1["ratio"]
+            row[f"{kind}_linearity"] = round((s2[kind] * s2["ratio"]) / per_full, 3)
+            row[f"activations_{kind}_gib"] = per_full * batch / GIB
+        row["static_gib"] = (row["params_m"] * 1e6 * 20 + row["frozen_params_m"] * 1e6 * 4) / GIB
+        for kind in ("plain", "checkpointed"):
+            row[f"total_{kind}_gib"] = row["static_gib"] + row[f"activations_{kind}_gib"]
+        del row["per_scale"]
+    return {"preset": preset, "batch_size": batch,
+            "gradient_checkpointing": config.train.gradient_checkpointing, "stages": rows}  # fmt: skip
+
+
+def to_markdown(results: list[dict]) -> str:
+    lines = [
+        "Training memory per GPU, estimated (`python -m cmdvideo.benchmarks.memory`): static = "
+        "fp32 weights + grads + AdamW + EMA of the trained model and the frozen models' weights;"
+        " activations under bf16 autocast with memory-efficient attention, measured at 1/4 of "
+        "the frame size and scaled (linearity: the 1/8-size measurement scaled the same way, "
+        "relative). GiB.",
+        "",
+        "| preset (batch) | stage | trained params | static | activations | total | with "
+        "checkpointing: activations | total | linearity |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for result in results:
+        for stage, r in result["stages"].items():
+            lines.append(
+                f"| {result['preset']} ({result['batch_size']}) | {stage} | {r['params_m']:.1f} M"
+                f" | {r['static_gib']:.1f} | {r['activations_plain_gib']:.1f} | "
+                f"{r['total_plain_gib']:.1f} | {r['activations_checkpointed_gib']:.1f} | "
+                f"{r['total_checkpointed_gib']:.1f} | {r['plain_linearity']:.2f} / "
+                f"{r['checkpointed_linearity']:.2f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default="outputs/memory", help="folder for memory.{json,md}")
+    parser.add_argument("--preset", action="append", choices=PRESETS + ("tiny",), default=None)
+    parser.add_argument("--dry-run", action="store_true", help="the tiny config only")
+    args = parser.parse_args(argv)
+    presets = ["tiny"] if args.dry_run else (args.preset or list(PRESETS))
+    start = time.perf_counter()
+    results = [measure_preset(p, scales=(1, 2) if p == "tiny" else (4, 8)) for p in presets]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "memory.json").write_text(json.dumps(results, indent=1))
+    (out / "memory.md").write_text(to_markdown(results))
+    print(to_markdown(results))
+    print(f"memory: {time.perf_counter() - start:.0f} s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
