@@ -26,10 +26,11 @@ SMALL = [
 ]  # fmt: skip
 
 
-def torchrun(stage: str, out, *args: str, config: str = "tiny", sets=()) -> str:
+def torchrun(stage: str, out, *args: str, config: str = "tiny", sets=(), command="train") -> str:
     """``torchrun --nproc_per_node 2 -m cmdvideo.cli train STAGE ...``; returns stdout."""
+    verb = [command, stage] if stage else [command]
     argv = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-            "-m", "cmdvideo.cli", "train", stage, "--config", config, "--out", str(out), *args]  # fmt: skip
+            "-m", "cmdvideo.cli", *verb, "--config", config, "--out", str(out), *args]  # fmt: skip
     for item in [*SMALL, *sets]:
         argv += ["--set", item]
     env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
@@ -101,3 +102,27 @@ def test_classifier_trains_in_two_processes(tmp_path):
     stdout = torchrun("classifier", out, "--max-steps", "4", config="moving-shapes-classifier",
                       sets=["classifier.widths=[8,8,8,8]", "classifier.feature_dim=16"])  # fmt: skip
     check_two_process_run(out, stdout, "classifier")
+
+
+def test_two_processes_write_one_latent_cache(autoencoder_run, tmp_path):
+    """Each process encodes its own part and writes its own shards; the joined cache equals a
+    one-process cache item by item (read memory-mapped)."""
+    from cmdvideo.cli import main
+    from cmdvideo.data.latent_cache import LatentCache
+
+    ae, _ = autoencoder_run
+    args = ["--autoencoder", str(ae), "--num-videos", "7", "--batch-size", "2"]
+    stdout = torchrun(None, tmp_path / "two", *args, command="cache")
+    assert stdout.count("cached 7 videos") == 1 and "2 processes" in stdout
+    argv = ["cache", "--config", "tiny", "--out", str(tmp_path / "one"), *args]
+    for item in SMALL:
+        argv += ["--set", item]
+    assert main(argv) == 0
+    two, one = LatentCache(tmp_path / "two"), LatentCache(tmp_path / "one")
+    assert len(two) == len(one) == 7 and len(two.files) == 2  # one shard per process
+    assert two.captions() == one.captions()
+    for i in range(7):
+        a, b = two[i], one[i]
+        assert a["label"] == b["label"]
+        torch.testing.assert_close(a["content"], b["content"], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(a["motion"], b["motion"], atol=1e-5, rtol=1e-5)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import sys
 import time
@@ -103,9 +104,13 @@ def _params(module: nn.Module | None) -> int:
     return 0 if module is None else sum(p.numel() for p in module.parameters())
 
 
-def stage_models(preset: str, scale: int):
-    """Per stage: (trainable model, frozen parameter count, forward closure at 1/``scale`` of the
-    frame size, batch 1, the full-size token count / this one's)."""
+STAGES = ("autoencoder", "content", "motion")
+
+
+def stage_model(preset: str, stage: str, scale: int):
+    """(trainable model, frozen parameter count, forward closure at 1/``scale`` of the frame
+    size and batch 1, full-size tokens / these tokens, the config) of one stage; only that
+    stage's model is built (a paper-size model and its activations fill a CPU's memory)."""
     from ..config import load_config
     from ..models.autoencoder import CMDAutoencoder, autoencoder_preset
     from ..models.baselines import STABLE_DIFFUSION_VAE
@@ -117,55 +122,58 @@ def stage_models(preset: str, scale: int):
     f = 2 ** (len(STABLE_DIFFUSION_VAE["block_out_channels"]) - 1) if latent else 1
     c = STABLE_DIFFUSION_VAE["latent_channels"] if latent else 3
     t, h, w = config.data.num_frames, config.data.height // f, config.data.width // f
-    sh, sw = max(h // scale, 4), max(w // scale, 4)
+    sh, sw = max(h // scale, 8), max(w // scale, 8)
     ratio = (h * w) / (sh * sw)
-    vae_params = 83_653_863 if latent else 0  # SD's AutoencoderKL (frozen, latent mode)
+    ae_kwargs = {**autoencoder_preset(config.autoencoder.preset), **config.autoencoder.overrides}
+    with torch.device("meta"):
+        ae_params = _params(CMDAutoencoder(**ae_kwargs))
     frozen_text = config.content.text_encoder not in (None, "builtin")
     text = "text" in config.content.condition
     clip = 123_060_480 if text and frozen_text else 0  # CLIP ViT-L/14's text model
-    ae = CMDAutoencoder(**{**autoencoder_preset(config.autoencoder.preset),
-                           **config.autoencoder.overrides})  # fmt: skip
     text_width = (768 if frozen_text else 64) if text else 0  # CLIP-L, or the word encoder
     classes = 101 if "class" in config.content.condition else 0
-    build = build_content_dit if config.content.backbone == "dit" else build_content_unet
-    content = build(config.content.preset, c, (sh, sw), classes, config.content.overrides,
-                    text_width)  # fmt: skip
-    motion = MotionDiT(**{**motion_dit_preset(config.motion.preset), **config.motion.overrides},
-                       motion_channels=ae.config.motion_channels, content_channels=c,
-                       num_classes=classes if "class" in config.motion.condition else 0,
-                       text_embed_dim=text_width)  # fmt: skip
-    video = torch.randn(1, c, t, sh, sw)
     timestep = torch.tensor([500])
     states = torch.randn(1, 77, text_width) if text_width else None
-    labels = torch.tensor([0]) if classes else None
-    content_in = torch.randn(1, c, sh, sw)
-    with torch.no_grad():
-        _, motion_latent = ae.encode(video)
-
-    def content_forward():
-        if config.content.backbone == "dit":
-            return content(
-                content_in, timestep, labels, states.mean(1) if states is not None else None
-            )
-        return content(content_in, timestep, encoder_hidden_states=states if states is not None
-                       else torch.zeros(1, 1, 768), class_labels=labels).sample  # fmt: skip
-
     pooled = states.mean(1) if states is not None else None
-    return {
-        "autoencoder": (ae, vae_params, lambda: ae(video).reconstruction, ratio),
-        "content": (content, _params(ae) + clip, content_forward, ratio),
-        "motion": (motion, _params(ae) + clip,
-                   lambda: motion(motion_latent, timestep, content_in, labels, pooled), ratio),
-    }, config  # fmt: skip
+    labels = torch.tensor([0]) if classes else None
+    if stage == "autoencoder":
+        vae_params = 83_653_863 if latent else 0  # SD's AutoencoderKL (frozen, latent mode)
+        ae = CMDAutoencoder(**ae_kwargs)
+        video = torch.randn(1, c, t, sh, sw)
+        return ae, vae_params, lambda: ae(video).reconstruction, ratio, config
+    if stage == "content":
+        build = build_content_dit if config.content.backbone == "dit" else build_content_unet
+        content = build(config.content.preset, c, (sh, sw), classes, config.content.overrides,
+                        text_width)  # fmt: skip
+        frame = torch.randn(1, c, sh, sw)
+
+        def content_forward():
+            if config.content.backbone == "dit":
+                return content(frame, timestep, labels, pooled)
+            hidden = states if states is not None else torch.zeros(1, 1, 768)
+            return content(frame, timestep, encoder_hidden_states=hidden,
+                           class_labels=labels).sample  # fmt: skip
+
+        return content, ae_params + clip, content_forward, ratio, config
+    # The motion DiT's tokens grow with h + w, not h * w: measured at full size directly.
+    motion = MotionDiT(**{**motion_dit_preset(config.motion.preset), **config.motion.overrides},
+                       motion_channels=ae_kwargs["motion_channels"], content_channels=c,
+                       num_classes=classes if "class" in config.motion.condition else 0,
+                       text_embed_dim=text_width)  # fmt: skip
+    p = ae_kwargs["patch_size"]
+    motion_latent = torch.randn(1, ae_kwargs["motion_channels"], t, h // p + w // p)
+    frame = torch.randn(1, c, h, w)
+    return (motion, ae_params + clip,
+            lambda: motion(motion_latent, timestep, frame, labels, pooled), 1.0, config)  # fmt: skip
 
 
 def measure_preset(preset: str, scales=(4, 8)) -> dict:
     """The memory table of one preset (see the module docstring)."""
     rows = {}
     config = None
-    for scale in scales:
-        models, config = stage_models(preset, scale)
-        for stage, (model, frozen, forward, ratio) in models.items():
+    for stage in STAGES:
+        for scale in scales:
+            model, frozen, forward, ratio, config = stage_model(preset, stage, scale)
             model.train()
             row = rows.setdefault(stage, {"params_m": _params(model) / 1e6,
                                           "frozen_params_m": frozen / 1e6, "per_scale": {}})  # fmt: skip
@@ -174,6 +182,10 @@ def measure_preset(preset: str, scales=(4, 8)) -> dict:
                 "plain": activation_bytes(model, forward, checkpointing=False),
                 "checkpointed": activation_bytes(model, forward, checkpointing=True),
             }
+            del model, forward  # before the next one is built
+            gc.collect()
+            print(f"{preset} {stage} 1/{scale}: {row['per_scale'][scale]}", file=sys.stderr,
+                  flush=True)  # fmt: skip
     batch = config.train.batch_size
     for row in rows.values():
         s1, s2 = (row["per_scale"][s] for s in scales)

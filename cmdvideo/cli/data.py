@@ -25,12 +25,22 @@ def cmd_cache(args: argparse.Namespace) -> int:
     if args.num_videos is None and len(dataset) > 1_000_000:
         raise ValueError("the dataset is unbounded (moving-shapes): give --num-videos")
     codec = VideoCodec.from_pretrained(args.autoencoder)
+    # Under torchrun / accelerate launch every process encodes its own part.
+    from accelerate import PartialState
+
+    state = PartialState(cpu=device_of(args) == "cpu")
+    device = str(state.device) if state.num_processes > 1 else device_of(args)
     start = time.perf_counter()
-    out = write_latent_cache(codec, dataset, args.out, args.num_videos, args.batch_size,
-                             device=device_of(args), autoencoder=args.autoencoder)  # fmt: skip
-    count = min(args.num_videos or len(dataset), len(dataset))
-    print(f"cached {count} videos in {time.perf_counter() - start:.1f} s: {out}")
-    print(f"train from it with: --data {out}")
+    out = write_latent_cache(
+        codec, dataset, args.out, args.num_videos, args.batch_size, device=device,
+        autoencoder=args.autoencoder, progress=state.is_main_process,
+        rank=state.process_index, world_size=state.num_processes, barrier=state.wait_for_everyone,
+    )  # fmt: skip
+    if state.is_main_process:
+        count = min(args.num_videos or len(dataset), len(dataset))
+        print(f"cached {count} videos in {time.perf_counter() - start:.1f} s "
+              f"({state.num_processes} process{'es' if state.num_processes > 1 else ''}): {out}")  # fmt: skip
+        print(f"train from it with: --data {out}")
     return 0
 
 

@@ -4,9 +4,15 @@ autoencoder (and, in latent mode, the image VAE) at every step.
 
 Layout of a cache folder::
 
-    CACHE/cache.json              items, shards, captions, class names, autoencoder, scaling
-    CACHE/shard-00000.safetensors content (n, C, H, W), motion (n, D_m, T, h+w) (scaled, the
-                                  diffusion models' space), label (n,)
+    CACHE/cache.json                      items, shards, captions, class names, autoencoder,
+                                          scaling factor, shapes
+    CACHE/shard-r000-00000.safetensors    content (n, C, H, W), motion (n, D_m, T, h+w)
+                                          (scaled: the diffusion models' space), label (n,)
+
+Every process of a multi-process run (``torchrun ... cmdvideo cache``) encodes its own
+contiguous part and writes its own shards; the main process joins the parts into
+``cache.json`` once all are written. Reading maps the shards into memory (safetensors): items
+are read when asked for, so no process holds the whole cache in RAM.
 
 Videos are encoded once, with center crops for folders (random crops would be frozen into the
 cache anyway); the motion scaling factor of the autoencoder is recorded and checked at training.
@@ -14,11 +20,14 @@ cache anyway); the motion scaling factor of the autoencoder is recorded and chec
 
 from __future__ import annotations
 
+import bisect
 import json
+import os
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import save_file
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
@@ -27,6 +36,10 @@ CACHE_INDEX = "cache.json"
 
 def is_latent_cache(source: str | Path) -> bool:
     return (Path(source) / CACHE_INDEX).is_file()
+
+
+def _part_file(out_dir: Path, rank: int) -> Path:
+    return out_dir / f"part-{rank:03d}.json"
 
 
 @torch.no_grad()
@@ -40,8 +53,17 @@ def write_latent_cache(
     device: str = "cpu",
     autoencoder: str = "",
     progress: bool = True,
+    rank: int = 0,
+    world_size: int = 1,
+    barrier=None,
 ) -> Path:
-    """Encode the first ``num_videos`` (all by default) videos of ``dataset`` into ``out_dir``."""
+    """Encode the first ``num_videos`` (all by default) videos of ``dataset`` into ``out_dir``.
+
+    Args:
+        rank, world_size, barrier: this process's share of a multi-process run: process
+            ``rank`` encodes items ``[rank·n/W, (rank+1)·n/W)``; ``barrier()`` waits for all
+            (e.g. Accelerate's ``wait_for_everyone``), after which rank 0 writes the index.
+    """
     from . import iter_batches
 
     if codec.autoencoder.config.motion_scaling_factor is None:
@@ -52,57 +74,78 @@ def write_latent_cache(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     codec = codec.to(device).eval()
+    first, stop = rank * n // world_size, (rank + 1) * n // world_size
     shards, captions, pending = [], [], {"content": [], "motion": [], "label": []}
+    shapes = {}
 
     def flush():
         if not pending["label"]:
             return
-        name = f"shard-{len(shards):05d}.safetensors"
+        name = f"shard-r{rank:03d}-{len(shards):05d}.safetensors"
         tensors = {k: torch.cat(v).contiguous() for k, v in pending.items()}
         save_file(tensors, out_dir / name)
         shards.append({"file": name, "count": len(tensors["label"])})
         for v in pending.values():
             v.clear()
 
-    batches = iter_batches(dataset, n, batch_size)
-    for batch in tqdm(batches, total=-(-n // batch_size), desc="encode", disable=not progress):
+    batches = iter_batches(dataset, stop - first, batch_size, start=first)
+    total = -(-(stop - first) // batch_size)
+    for batch in tqdm(batches, total=total, desc="encode", disable=not progress):
         content, motion = codec.encode(batch["video"].to(device))
         pending["content"].append(content.float().cpu())
         pending["motion"].append(motion.float().cpu())
         pending["label"].append(batch["label"].long())
         captions += list(batch.get("caption", [""] * len(batch["label"])))
+        shapes = {"content_shape": list(content.shape[1:]), "motion_shape": list(motion.shape[1:])}
         if sum(len(x) for x in pending["label"]) >= shard_size:
             flush()
     flush()
-    index = {
-        "num_items": n,
-        "shards": shards,
-        "captions": captions,
-        "classes": list(getattr(dataset, "classes", [])),
-        "autoencoder": str(autoencoder),
-        "motion_scaling_factor": codec.autoencoder.config.motion_scaling_factor,
-        "content_shape": list(content.shape[1:]),
-        "motion_shape": list(motion.shape[1:]),
-    }
-    (out_dir / CACHE_INDEX).write_text(json.dumps(index))
+    _part_file(out_dir, rank).write_text(json.dumps({"shards": shards, "captions": captions,
+                                                     **shapes}))  # fmt: skip
+    if barrier is not None:
+        barrier()
+    if rank == 0:
+        parts = [json.loads(_part_file(out_dir, r).read_text()) for r in range(world_size)]
+        index = {
+            "num_items": n,
+            "shards": [s for part in parts for s in part["shards"]],
+            "captions": [c for part in parts for c in part["captions"]],
+            "classes": list(getattr(dataset, "classes", [])),
+            "autoencoder": str(autoencoder),
+            "motion_scaling_factor": codec.autoencoder.config.motion_scaling_factor,
+            "content_shape": next(p["content_shape"] for p in parts if "content_shape" in p),
+            "motion_shape": next(p["motion_shape"] for p in parts if "motion_shape" in p),
+        }
+        (out_dir / CACHE_INDEX).write_text(json.dumps(index))
+        for r in range(world_size):
+            _part_file(out_dir, r).unlink()
+    if barrier is not None:
+        barrier()
     return out_dir
 
 
 class LatentCache(Dataset):
-    """A cache folder as a dataset: items {"content", "motion", "label", "caption", "index"}."""
+    """A cache folder as a dataset: items {"content", "motion", "label", "caption", "index"},
+    read from memory-mapped shards on demand (labels and captions are loaded at once)."""
 
     def __init__(self, directory: str | Path):
         directory = Path(directory)
         if not is_latent_cache(directory):
             raise FileNotFoundError(f"{directory}/{CACHE_INDEX} not found: not a latent cache")
         self.index = json.loads((directory / CACHE_INDEX).read_text())
-        parts = [load_file(directory / shard["file"]) for shard in self.index["shards"]]
-        self.content = torch.cat([p["content"] for p in parts])
-        self.motion = torch.cat([p["motion"] for p in parts])
-        self.labels = torch.cat([p["label"] for p in parts])
+        self.files = [directory / shard["file"] for shard in self.index["shards"]]
+        counts = [shard["count"] for shard in self.index["shards"]]
+        self.starts = [sum(counts[:k]) for k in range(len(counts))]  # first item of each shard
+        labels = []
+        for path in self.files:
+            with safe_open(path, framework="pt") as f:
+                labels.append(f.get_tensor("label"))
+        self.labels = torch.cat(labels)
         self._captions = self.index["captions"]
         self.classes = self.index["classes"]
         self.motion_scaling_factor = self.index["motion_scaling_factor"]
+        self._handles: dict[int, object] = {}
+        self._pid = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -110,10 +153,24 @@ class LatentCache(Dataset):
     def captions(self, limit: int | None = None) -> list[str]:
         return self._captions[:limit]
 
+    def _shard(self, k: int):
+        if self._pid != os.getpid():  # a fresh worker process: its own file handles
+            self._handles, self._pid = {}, os.getpid()
+        if k not in self._handles:
+            self._handles[k] = safe_open(self.files[k], framework="pt")
+        return self._handles[k]
+
+    def __getstate__(self) -> dict:  # handles do not travel to worker processes
+        return {**self.__dict__, "_handles": {}, "_pid": None}
+
     def __getitem__(self, index: int) -> dict:
+        if not 0 <= index < len(self):
+            raise IndexError(f"item {index} of a cache of {len(self)}")
+        k = bisect.bisect_right(self.starts, index) - 1
+        shard, row = self._shard(k), index - self.starts[k]
         return {
-            "content": self.content[index],
-            "motion": self.motion[index],
+            "content": shard.get_slice("content")[row : row + 1][0],
+            "motion": shard.get_slice("motion")[row : row + 1][0],
             "label": int(self.labels[index]),
             "caption": self._captions[index],
             "index": index,
