@@ -185,3 +185,17 @@ def test_full_video_baseline_is_a_trainer_stage(tmp_path):
     assert WordTextEncoder.from_pretrained(text_dir).embed_dim == model.text_encoder.embed_dim
     with pytest.raises(ValueError, match="content.backbone is 'dit'"):
         unet3d_stage(load_config("tiny", ["content.backbone=dit"]), setting.captions)
+
+
+def test_gpu_check_dry_run_takes_the_users_path(tmp_path):
+    """The GPU check, on tiny sizes on the CPU: both paper presets' three stages through
+    `cmdvideo train`, the assembled WebVid-style pipeline (SD-layout stand-ins) sampling."""
+    from cmdvideo.benchmarks import gpu_check
+
+    result = gpu_check.run(tmp_path, dry_run=True, train_steps=2, sample_steps=2)
+    assert [(r["preset"], r["stage"]) for r in result["training"]] == [
+        (p, s) for p in gpu_check.PRESETS for s in gpu_check.STAGES
+    ]
+    assert all(r["seconds_per_step"] > 0 for r in result["training"])
+    assert result["sampling"]["frames_shape"] == [1, 4, 16, 32, 3]  # the data's aspect
+    assert (tmp_path / "gpu_check.md").read_text().startswith("GPU check on cpu (dry run)")

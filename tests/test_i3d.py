@@ -91,3 +91,26 @@ def test_eval_autoencoder_reports_r_fvd_and_the_probe(tmp_path, capsys):
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["r_fvd"]["num_real_used"] == 2 and result["r_fvd"]["fvd"] >= 0
     assert result["decomposition_probe"]["num_pairs"] == 2
+
+
+def test_the_real_set_is_a_seeded_sample_of_the_whole_set(tmp_path):
+    """FVD's real videos are drawn at random over the whole set (a sorted folder's first N
+    files are a few classes), the same for the same seed, at the model's frame stride."""
+    from conftest import write_test_video
+
+    from cmdvideo.data import sample_indices
+    from cmdvideo.evaluation.fvd import source_batches
+
+    first = sample_indices(1000, 5, seed=0)
+    assert first == sample_indices(1000, 5, seed=0) != sample_indices(1000, 5, seed=1)
+    assert len(set(first)) == 5 and max(first) > 100  # not the first five
+    assert sample_indices(3, 5) == [0, 1, 2]
+    for k in range(6):
+        write_test_video(tmp_path / "clips" / f"c{k}.mp4", 40, size=(16, 16))
+    a = torch.cat(
+        list(source_batches(str(tmp_path / "clips"), 3, 8, 16, 2, seed=0, frame_stride=2))
+    )
+    b = torch.cat(
+        list(source_batches(str(tmp_path / "clips"), 3, 8, 16, 2, seed=0, frame_stride=1))
+    )
+    assert a.shape == b.shape == (3, 3, 8, 16, 16) and not torch.equal(a, b)

@@ -11,10 +11,13 @@ What is counted, per training step of batch B:
   (SDPA's flash kernel, which keeps no N×N matrix); with checkpointing: the inputs each
   checkpointed block keeps, the rest of the graph, and the largest block recomputed at once.
 
-Activations grow linearly with the number of tokens (frames × height × width) for every layer
-here (attention kernels that store no N×N matrix included), so they are measured at 1/4 and 1/8 of
-the frame's height and width (batch 1), checked for linearity, and scaled to the preset's size and
-batch. Allocator overhead and fragmentation are not counted: leave 10-20 % headroom.
+Each stage is measured in a fresh process at batch 1 and 2, which tells the per-sample
+activations from what does not grow with the batch (autocast's bf16 copies of the weights).
+Per-sample activations grow linearly with the number of tokens (frames × height × width) for
+every layer here (attention kernels that store no N×N matrix included), so they are measured at
+1/4 of the frame's height and width and scaled; the 1/8 measurement, scaled the same way,
+checks that (linearity ≈ 1). The motion DiT, whose tokens grow with h + w, is measured at full
+size. Allocator overhead and fragmentation are not counted: leave 10-20 % headroom.
 
     python -m cmdvideo.benchmarks.memory --out results/memory         # minutes on a CPU
     python -m cmdvideo.benchmarks.memory --dry-run                    # tiny config, seconds
@@ -24,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
 import json
 import sys
 import time
@@ -132,25 +134,33 @@ def stage_model(preset: str, stage: str, scale: int):
     clip = 123_060_480 if text and frozen_text else 0  # CLIP ViT-L/14's text model
     text_width = (768 if frozen_text else 64) if text else 0  # CLIP-L, or the word encoder
     classes = 101 if "class" in config.content.condition else 0
-    timestep = torch.tensor([500])
-    states = torch.randn(1, 77, text_width) if text_width else None
-    pooled = states.mean(1) if states is not None else None
-    labels = torch.tensor([0]) if classes else None
+
+    def conditions(b: int):
+        states = torch.randn(b, 77, text_width) if text_width else None
+        return (torch.full((b,), 500), states, None if states is None else states.mean(1),
+                torch.zeros(b, dtype=torch.long) if classes else None)  # fmt: skip
+
     if stage == "autoencoder":
         vae_params = 83_653_863 if latent else 0  # SD's AutoencoderKL (frozen, latent mode)
         ae = CMDAutoencoder(**ae_kwargs)
-        video = torch.randn(1, c, t, sh, sw)
-        return ae, vae_params, lambda: ae(video).reconstruction, ratio, config
+        return (
+            ae,
+            vae_params,
+            lambda b: ae(torch.randn(b, c, t, sh, sw)).reconstruction,
+            ratio,
+            config,
+        )
     if stage == "content":
         build = build_content_dit if config.content.backbone == "dit" else build_content_unet
         content = build(config.content.preset, c, (sh, sw), classes, config.content.overrides,
                         text_width)  # fmt: skip
-        frame = torch.randn(1, c, sh, sw)
 
-        def content_forward():
+        def content_forward(b: int):
+            timestep, states, pooled, labels = conditions(b)
+            frame = torch.randn(b, c, sh, sw)
             if config.content.backbone == "dit":
                 return content(frame, timestep, labels, pooled)
-            hidden = states if states is not None else torch.zeros(1, 1, 768)
+            hidden = states if states is not None else torch.zeros(b, 1, 768)
             return content(frame, timestep, encoder_hidden_states=hidden,
                            class_labels=labels).sample  # fmt: skip
 
@@ -161,44 +171,63 @@ def stage_model(preset: str, stage: str, scale: int):
                        num_classes=classes if "class" in config.motion.condition else 0,
                        text_embed_dim=text_width)  # fmt: skip
     p = ae_kwargs["patch_size"]
-    motion_latent = torch.randn(1, ae_kwargs["motion_channels"], t, h // p + w // p)
-    frame = torch.randn(1, c, h, w)
-    return (motion, ae_params + clip,
-            lambda: motion(motion_latent, timestep, frame, labels, pooled), 1.0, config)  # fmt: skip
+
+    def motion_forward(b: int):
+        timestep, _, pooled, labels = conditions(b)
+        latent_in = torch.randn(b, ae_kwargs["motion_channels"], t, h // p + w // p)
+        return motion(latent_in, timestep, torch.randn(b, c, h, w), labels, pooled)
+
+    return motion, ae_params + clip, motion_forward, 1.0, config
+
+
+def measure_job(preset: str, stage: str, scale: int) -> dict:
+    """Bytes kept for backward at batch 1 and 2, plain and checkpointed, of one stage at
+    1/``scale`` of the frame size: the batch-independent part (autocast's bf16 copies of the
+    weights) and the per-sample part (activations) are told apart by the two batches."""
+    model, frozen, forward, ratio, config = stage_model(preset, stage, scale)
+    model.train()
+    out = {"params": _params(model), "frozen_params": frozen, "ratio": ratio,
+           "batch_size": config.train.batch_size}  # fmt: skip
+    for kind in ("plain", "checkpointed"):
+        b1, b2 = (activation_bytes(model, lambda b=b: forward(b), kind == "checkpointed")
+                  for b in (1, 2))  # fmt: skip
+        out[kind] = {"per_sample": b2 - b1, "constant": 2 * b1 - b2}
+    return out
+
+
+def _isolated(preset: str, stage: str, scale: int) -> dict:
+    """``measure_job`` in a fresh process: one paper-size model in memory at a time."""
+    import subprocess
+
+    argv = [sys.executable, "-m", "cmdvideo.benchmarks.memory", "--job", preset, stage,
+            str(scale)]  # fmt: skip
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if proc.returncode:
+        raise RuntimeError(f"{preset} {stage} 1/{scale} failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def measure_preset(preset: str, scales=(4, 8)) -> dict:
     """The memory table of one preset (see the module docstring)."""
     rows = {}
-    config = None
     for stage in STAGES:
-        for scale in scales:
-            model, frozen, forward, ratio, config = stage_model(preset, stage, scale)
-            model.train()
-            row = rows.setdefault(stage, {"params_m": _params(model) / 1e6,
-                                          "frozen_params_m": frozen / 1e6, "per_scale": {}})  # fmt: skip
-            row["per_scale"][scale] = {
-                "ratio": ratio,
-                "plain": activation_bytes(model, forward, checkpointing=False),
-                "checkpointed": activation_bytes(model, forward, checkpointing=True),
-            }
-            del model, forward  # before the next one is built
-            gc.collect()
-            print(f"{preset} {stage} 1/{scale}: {row['per_scale'][scale]}", file=sys.stderr,
-                  flush=True)  # fmt: skip
-    batch = config.train.batch_size
-    for row in rows.values():
-        s1, s2 = (row["per_scale"][s] for s in scales)
+        near, far = (_isolated(preset, stage, s) for s in scales)
+        print(f"{preset} {stage}: {near} / {far}", file=sys.stderr, flush=True)
+        batch = near["batch_size"]
+        row = {"params_m": near["params"] / 1e6, "frozen_params_m": near["frozen_params"] / 1e6}
         for kind in ("plain", "checkpointed"):
-            # linear in tokens: bytes = a * tokens, checked between the two reduced sizes
-            per_full = s1[kind] * s1["ratio"]
-            row[f"{kind}_linearity"] = round((s2[kind] * s2["ratio"]) / per_full, 3)
-            row[f"activations_{kind}_gib"] = per_full * batch / GIB
+            per_sample = near[kind]["per_sample"] * near["ratio"]  # scaled to the full size
+            far_scaled = far[kind]["per_sample"] * far["ratio"]
+            row[f"{kind}_linearity"] = round(far_scaled / max(per_sample, 1), 3)
+            row[f"activations_{kind}_gib"] = (per_sample * batch + near[kind]["constant"]) / GIB
         row["static_gib"] = (row["params_m"] * 1e6 * 20 + row["frozen_params_m"] * 1e6 * 4) / GIB
         for kind in ("plain", "checkpointed"):
             row[f"total_{kind}_gib"] = row["static_gib"] + row[f"activations_{kind}_gib"]
-        del row["per_scale"]
-    return {"preset": preset, "batch_size": batch,
+        rows[stage] = row
+    from ..config import load_config
+
+    config = load_config(preset)
+    return {"preset": preset, "batch_size": config.train.batch_size,
             "gradient_checkpointing": config.train.gradient_checkpointing, "stages": rows}  # fmt: skip
 
 
@@ -231,7 +260,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="outputs/memory", help="folder for memory.{json,md}")
     parser.add_argument("--preset", action="append", choices=PRESETS + ("tiny",), default=None)
     parser.add_argument("--dry-run", action="store_true", help="the tiny config only")
+    parser.add_argument("--job", nargs=3, help=argparse.SUPPRESS)  # worker: PRESET STAGE SCALE
     args = parser.parse_args(argv)
+    if args.job:
+        print(json.dumps(measure_job(args.job[0], args.job[1], int(args.job[2]))))
+        return 0
     presets = ["tiny"] if args.dry_run else (args.preset or list(PRESETS))
     start = time.perf_counter()
     results = [measure_preset(p, scales=(1, 2) if p == "tiny" else (4, 8)) for p in presets]

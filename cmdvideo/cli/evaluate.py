@@ -151,10 +151,12 @@ def cmd_eval_fvd(args: argparse.Namespace) -> int:
         resize=args.resize, covariance="unbiased" if args.unbiased else "biased", sqrt=args.sqrt,
     )  # fmt: skip
     start = time.perf_counter()
-    read = (args.num_videos, args.num_frames, args.size, args.batch_size)
+    read = (args.num_videos, args.num_frames, args.size, args.batch_size, args.seed,
+            args.frame_stride)  # fmt: skip
     result = compute_fvd(i3d, source_batches(args.real, *read),
                          source_batches(args.generated, *read), protocol, device_of(args))  # fmt: skip
     result.update(real=args.real, generated=args.generated, read_size=args.size,
+                  sample_seed=args.seed, frame_stride=args.frame_stride,
                   seconds=round(time.perf_counter() - start, 1))  # fmt: skip
     report(result, args.json, [
         f"FVD: {result['fvd']:.2f} ({result['num_real_used']} real, "
@@ -262,6 +264,10 @@ def register(sub) -> None:
                    "(default: $CMDVIDEO_I3D)")  # fmt: skip
     p.add_argument("--num-videos", type=int, default=2048, help="per side (default %(default)s)")
     p.add_argument("--num-frames", type=int, default=16)
+    p.add_argument("--frame-stride", type=int, default=1,
+                   help="frames apart, as the model was trained (data.frame_stride)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the random sample of a set larger than --num-videos")  # fmt: skip
     p.add_argument("--size", type=int, default=128, help="read size (default %(default)s)")
     p.add_argument("--resize", default="bilinear", choices=["bilinear", "center-crop"])
     p.add_argument("--unbiased", action="store_true", help="unbiased covariances")

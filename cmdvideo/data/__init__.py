@@ -24,13 +24,28 @@ def collate_videos(items: list[dict]) -> dict:
     return batch
 
 
-def iter_batches(dataset, num_videos: int | None = None, batch_size: int = 16, start: int = 0):
+def iter_batches(
+    dataset, num_videos: int | None = None, batch_size: int = 16, start: int = 0, indices=None
+):
     """Collated batches of ``dataset[start : start + num_videos]`` (all of it when None), in
     order, ``batch_size`` items each (the last one may be smaller): what evaluation, caching
-    and calibration read."""
-    stop = len(dataset) if num_videos is None else min(len(dataset), start + num_videos)
-    for first in range(start, stop, batch_size):
-        yield collate_videos([dataset[i] for i in range(first, min(stop, first + batch_size))])
+    and calibration read. ``indices``: read these items instead (e.g. a random sample)."""
+    if indices is None:
+        stop = len(dataset) if num_videos is None else min(len(dataset), start + num_videos)
+        indices = range(start, stop)
+    indices = list(indices)
+    for first in range(0, len(indices), batch_size):
+        yield collate_videos([dataset[i] for i in indices[first : first + batch_size]])
+
+
+def sample_indices(length: int, num: int, seed: int = 0) -> list[int]:
+    """``num`` distinct item indices drawn at random (seeded) from ``range(length)``, sorted:
+    a sample of the whole set (the first N files of a sorted folder are a few classes)."""
+    import random
+
+    if num >= length:
+        return list(range(length))
+    return sorted(random.Random(seed).sample(range(length), num))
 
 
 def take_batch(dataset, n: int, start: int = 0) -> dict:

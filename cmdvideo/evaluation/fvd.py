@@ -109,13 +109,26 @@ def compute_fvd(
     }
 
 
-def source_batches(source: str, num_videos: int, num_frames: int, size: int, batch_size: int):
-    """Batches (B, 3, T, H, W) in [-1, 1] of up to ``num_videos`` videos of a source, read the
-    evaluation way (held-out seed / center crop) at ``size``×``size``: "moving-shapes", a video
-    folder, a CSV/JSONL list, or a ``cmdvideo sample`` output folder."""
+def source_batches(
+    source: str,
+    num_videos: int,
+    num_frames: int,
+    size: int,
+    batch_size: int,
+    seed: int = 0,
+    frame_stride: int = 1,
+):
+    """Batches (B, 3, T, H, W) in [-1, 1] of ``num_videos`` videos of a source, read the
+    evaluation way (held-out seed / center crop) at ``size``×``size``, ``frame_stride`` frames
+    apart (use the model's own): "moving-shapes", a video folder, a CSV/JSONL list, or a
+    ``cmdvideo sample`` output folder. A set larger than ``num_videos`` is sampled at random
+    (seeded) over all of it."""
     from ..config import DataConfig
-    from ..data import build_dataset, iter_batches
+    from ..data import build_dataset, iter_batches, sample_indices
 
-    config = DataConfig(source=source, num_frames=num_frames, height=size, width=size)
-    for batch in iter_batches(build_dataset(config, train=False), num_videos, batch_size):
+    config = DataConfig(source=source, num_frames=num_frames, height=size, width=size,
+                        frame_stride=frame_stride)  # fmt: skip
+    dataset = build_dataset(config, train=False)
+    chosen = sample_indices(len(dataset), num_videos, seed)
+    for batch in iter_batches(dataset, batch_size=batch_size, indices=chosen):
         yield batch["video"]
