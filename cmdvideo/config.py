@@ -138,6 +138,21 @@ class TrainConfig:
 
 
 @dataclass
+class VAEConfig:
+    """A frame VAE trained by ``cmdvideo train vae`` (a diffusers AutoencoderKL), for latent
+    mode where no pretrained one fits the data (the embedded moving-shapes)."""
+
+    preset: str = "moving-shapes-64"
+    overrides: dict = field(default_factory=dict)
+    loss: str = "l1"  # reconstruction: "l1", "l2" or "l1+l2"
+    kl_weight: float = 1e-6  # small: a near-deterministic code, as Stable Diffusion's VAE
+    # weight of an L1 loss between the image gradients (finite differences) of the
+    # reconstruction and of the frame: sharp edges, which tell a square from a circle
+    edge_weight: float = 0.0
+    frames_per_video: int = 4  # frames drawn from each video of a batch
+
+
+@dataclass
 class ClassifierConfig:
     """The moving-shapes video classifier behind the offline metrics (evaluation/domain.py)."""
 
@@ -157,6 +172,7 @@ class Config:
     content: DiffusionConfig = field(default_factory=DiffusionConfig)
     motion: DiffusionConfig = field(default_factory=DiffusionConfig)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    vae: VAEConfig = field(default_factory=VAEConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict:

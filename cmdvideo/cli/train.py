@@ -117,6 +117,17 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_train)
 
     p = train.add_parser(
+        "vae",
+        help="train a frame VAE (AutoencoderKL) for latent mode on your data",
+        description="Train a small diffusers AutoencoderKL on single frames of the training "
+        "videos (vae.* settings), saved as OUT/vae in diffusers' layout with per-channel "
+        "latent statistics; then `--set autoencoder.vae=OUT --set autoencoder.vae_subfolder=vae` "
+        "trains the CMD autoencoder on its latents, as on Stable Diffusion's.",
+    )
+    _add_train_args(p)
+    p.set_defaults(func=cmd_train)
+
+    p = train.add_parser(
         "classifier",
         help="train the moving-shapes video classifier of the offline metrics",
         description="Train the small 3-D CNN behind fd_moving_shapes and the motion accuracy of "

@@ -18,6 +18,43 @@ from .autoencoder import CMDAutoencoder
 AUTOENCODER_SUBFOLDER = "autoencoder"
 VAE_SUBFOLDER = "vae"
 
+# Frame VAEs this project trains itself (``cmdvideo train vae``): diffusers AutoencoderKL
+# configurations, 4 latent channels as Stable Diffusion's.
+FRAME_VAE_PRESETS: dict[str, dict] = {
+    # 64x64 frames -> 4x8x8 latents (f=8): four levels, 1.2 M parameters
+    "moving-shapes-64": dict(
+        block_out_channels=(32, 64, 64, 64),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=16,
+        sample_size=64,
+        scaling_factor=1.0,  # per-channel statistics instead (latents_mean / latents_std)
+    ),
+    # 32x32 frames -> 4x8x8 latents (f=4)
+    "moving-shapes-32": dict(
+        block_out_channels=(32, 64, 64),
+        down_block_types=("DownEncoderBlock2D",) * 3,
+        up_block_types=("UpDecoderBlock2D",) * 3,
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=16,
+        sample_size=32,
+        scaling_factor=1.0,
+    ),
+}
+
+
+def build_frame_vae(preset: str, **overrides):
+    """A fresh ``AutoencoderKL`` from :data:`FRAME_VAE_PRESETS` (unknown names list the valid
+    ones)."""
+    from diffusers import AutoencoderKL
+
+    from .blocks import named_preset
+
+    return AutoencoderKL(**{**named_preset(FRAME_VAE_PRESETS, preset, "frame VAE"), **overrides})
+
 
 class FrameVAE(nn.Module):
     """A frozen image VAE applied frame by frame.
@@ -34,6 +71,14 @@ class FrameVAE(nn.Module):
         cfg = vae.config
         self.scaling_factor = float(cfg.scaling_factor)
         self.shift_factor = float(getattr(cfg, "shift_factor", None) or 0.0)
+        # per-channel statistics (a VAE whose channels have different scales): z -> (z - mean)
+        # / std, as diffusers' pipelines do with ``latents_mean`` / ``latents_std``
+        stats = [getattr(cfg, "latents_mean", None), getattr(cfg, "latents_std", None)]
+        shape = (1, -1, 1, 1)
+        mean, std = (torch.tensor(v, dtype=torch.float32).view(shape) if v is not None else None
+                     for v in stats)  # fmt: skip
+        self.register_buffer("latents_mean", mean, persistent=False)
+        self.register_buffer("latents_std", std, persistent=False)
         self.downsample = 2 ** (len(cfg.block_out_channels) - 1)
         self.latent_channels = int(cfg.latent_channels)
 
@@ -59,8 +104,10 @@ class FrameVAE(nn.Module):
         """
 
         def enc(x):
-            mean = self.vae.encode(x.to(self.vae.dtype)).latent_dist.mean
-            return (mean - self.shift_factor) * self.scaling_factor
+            z = self.vae.encode(x.to(self.vae.dtype)).latent_dist.mean
+            if self.latents_mean is not None:
+                z = (z - self.latents_mean.to(z)) / self.latents_std.to(z)
+            return (z - self.shift_factor) * self.scaling_factor
 
         return self._frames(enc, video)
 
@@ -70,6 +117,8 @@ class FrameVAE(nn.Module):
 
         def dec(z):
             z = z.to(self.vae.dtype) / self.scaling_factor + self.shift_factor
+            if self.latents_mean is not None:
+                z = z * self.latents_std.to(z) + self.latents_mean.to(z)
             return self.vae.decode(z).sample.clamp(-1, 1)
 
         return self._frames(dec, latents)

@@ -11,7 +11,7 @@ from ..config import Config, load_config
 from ..data import build_train_and_eval, dataset_captions, take_batch
 from .trainer import Trainer
 
-STAGES = ("autoencoder", "content", "motion", "classifier")
+STAGES = ("vae", "autoencoder", "content", "motion", "classifier")
 PREVIEW_VIDEOS = 4
 
 
@@ -48,6 +48,10 @@ def build_stage(name: str, config: Config, train_set, autoencoder: str | Path | 
         return AutoencoderStage(config)
     if name == "classifier":
         return ClassifierStage(config)
+    if name == "vae":
+        from .vae import FrameVAEStage
+
+        return FrameVAEStage(config)
     if autoencoder is None:
         raise ValueError(f"the {name} stage needs a trained autoencoder (--autoencoder DIR)")
     from ..models.codec import VideoCodec
