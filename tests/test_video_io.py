@@ -191,3 +191,14 @@ def test_clips_are_read_by_seeking_and_match_decoding_from_the_start(tmp_path):
 def test_probe_info_reads_frames_rate_and_size(tmp_path):
     info = video_io.probe_info(_gop_video(tmp_path / "gop.mp4", num_frames=20, fps=12))
     assert info == {"num_frames": 20, "fps": 12.0, "width": 48, "height": 32}
+
+
+def test_untrustworthy_timestamps_fall_back_to_decoding_from_the_start(tmp_path):
+    """H.264 in AVI has timestamps out of presentation order: seeking by them would pick wrong
+    frames, so the reader notices and decodes from the first frame instead."""
+    path = make_video(tmp_path / "clip.avi", 40)
+    with av.open(str(path)) as container:
+        everything = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+    for start in (3, 9, 20):
+        clip = video_io.read_video(path, num_frames=8, frame_stride=2, start=start)
+        np.testing.assert_array_equal(clip, everything[[start + 2 * k for k in range(8)]])

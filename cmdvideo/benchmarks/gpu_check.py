@@ -7,8 +7,8 @@ Stable Diffusion's VAE, UNet and CLIP are built from their published configurati
     python -m cmdvideo.benchmarks.gpu_check --out results/gpu          # one GPU, < 8 min
     python -m cmdvideo.benchmarks.gpu_check --dry-run --out /tmp/gpu   # same path, tiny sizes, CPU
 
-Everything runs through the user's path: ``cmdvideo train``, ``pipeline assemble`` and the
-pipeline, with the preset configs and ``--set`` overrides only for what cannot be downloaded.
+Everything runs the user's path (what ``cmdvideo train`` and ``pipeline assemble`` call, and the
+pipeline), with the preset configs and overrides only for what cannot be downloaded.
 """
 
 from __future__ import annotations
@@ -126,19 +126,15 @@ def _reset_peak(device: str) -> None:
 
 def train_stage(preset: str, stage: str, data: Path, out: Path, sets: list[str], steps: int,
                 device: str, autoencoder: Path | None = None) -> dict:  # fmt: skip
-    """``cmdvideo train STAGE --config PRESET`` for ``steps`` steps; step time and memory."""
-    from ..cli import main
+    """What ``cmdvideo train STAGE --config PRESET --data DATA --max-steps STEPS --set ...``
+    runs, for ``steps`` steps; step time and peak memory."""
+    from ..config import load_config
+    from ..training.run import train
 
-    argv = ["train", stage, "--config", preset, "--data", str(data), "--out", str(out),
-            "--max-steps", str(steps)]  # fmt: skip
-    if autoencoder is not None:
-        argv += ["--autoencoder", str(autoencoder)]
-    for item in sets:
-        argv += ["--set", item]
+    config = load_config(preset, [*sets, f"data.source={data}", f"train.max_steps={steps}"])
     _reset_peak(device)
     start = time.perf_counter()
-    if main(argv) != 0:
-        raise RuntimeError(f"{preset} {stage}: training failed")
+    train(stage, config, out, autoencoder=autoencoder)
     seconds = time.perf_counter() - start
     log = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
     per_step = [1 / r["steps_per_s"] for r in log if "steps_per_s" in r][1:]  # after the first
@@ -169,9 +165,7 @@ def sample_video(pipeline: Path, steps: int, device: str) -> dict:
 
 
 def run(out: Path, dry_run: bool, train_steps: int, sample_steps: int) -> dict:
-    from ..cli.common import device_of
-
-    device = "cpu" if dry_run else device_of(argparse.Namespace(device=None))
+    device = "cpu" if dry_run else ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cpu" and not dry_run:
         raise ValueError("no CUDA device here: use --dry-run to check the script on a CPU")
     result = {"device": torch.cuda.get_device_name() if device.startswith("cuda") else "cpu",
@@ -196,11 +190,10 @@ def run(out: Path, dry_run: bool, train_steps: int, sample_steps: int) -> dict:
                 result["training"].append(row)
                 print(json.dumps(row), file=sys.stderr, flush=True)
             if preset.startswith("webvid"):
-                from ..cli import main
+                from ..pipelines.assemble import assemble_pipeline
 
-                assert main(["pipeline", "assemble", "--autoencoder", str(runs / "autoencoder"),
-                             "--content", str(runs / "content"), "--motion", str(runs / "motion"),
-                             "--out", str(runs / "pipeline")]) == 0  # fmt: skip
+                assemble_pipeline(runs / "autoencoder", runs / "content",
+                                  runs / "motion").save_pretrained(runs / "pipeline")  # fmt: skip
                 result["sampling"] = sample_video(runs / "pipeline", sample_steps, device)
                 print(json.dumps(result["sampling"]), file=sys.stderr, flush=True)
     if not dry_run:

@@ -192,20 +192,19 @@ def _seek_and_decode(container, stream, wanted: list[int]) -> list[np.ndarray] |
         return round(float((pts - start) * base * rate))
 
     container.seek(start + int(wanted[0] / (rate * base)), stream=stream, backward=True)
-    wanted_set, last, frames = set(wanted), wanted[-1], []
-    first = True
+    wanted_set, last, frames, previous = set(wanted), wanted[-1], [], None
     for frame in container.decode(stream):
         if frame.pts is None:
             return None
         i = index_of(frame.pts)
-        if first and i > wanted[0]:
-            return None
-        first = False
+        if (previous is None and i > wanted[0]) or (previous is not None and i <= previous):
+            return None  # landed past the clip, or timestamps out of order (e.g. H.264 in AVI)
+        previous = i
         if i in wanted_set:
             frames.append(frame.to_ndarray(format="rgb24"))
         if i >= last:
             break
-    return frames
+    return frames if len(frames) == len(wanted) else None
 
 
 def to_uint8(video) -> np.ndarray:
