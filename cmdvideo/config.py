@@ -132,6 +132,9 @@ class TrainConfig:
     ema_decay: float = 0.999
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
+    # Save the model (EMA weights) every N steps as OUT/snapshots/step-NNNNNN, a run folder of
+    # its own (for learning curves of what only a sampled model shows); 0 = never.
+    snapshot_every: int = 0
     preview_every: int = 500
     log_every: int = 10
     seed: int = 0

@@ -99,3 +99,48 @@ def test_paper_presets_build_full_size_on_meta_device(name):
     else:
         assert 400 < counts["content"] < 500  # DiT-L/2 scale
     assert 50 < counts["motion"] < 500
+
+
+def test_the_latent_default_recipe_in_miniature(tmp_path):
+    """configs/tiny-latent.yaml, as scripts/train_default.sh runs it, at a size that trains in
+    seconds: a frame VAE with per-channel latent statistics, the CMD autoencoder on its
+    latents (loaded through the path Stable Diffusion's VAE takes), a latent cache, both
+    diffusion stages, one pipeline that generates pixel videos at the data's size."""
+    from cmdvideo.cli import main
+    from cmdvideo.pipelines.cmd import CMDPipeline
+
+    small = ["data.num_frames=4", "data.height=16", "data.width=16", "vae.preset=moving-shapes-32",
+             "vae.frames_per_video=2", "train.batch_size=2", "train.preview_every=0",
+             "autoencoder.overrides.hidden_size=32", "autoencoder.overrides.encoder_depth=1",
+             "autoencoder.overrides.decoder_depth=1", "autoencoder.overrides.num_heads=2",
+             "content.overrides.block_out_channels=[16,32,32]",
+             "content.overrides.attention_head_dim=8", "motion.overrides.hidden_size=32",
+             "motion.overrides.depth=1", "motion.overrides.num_heads=2"]  # fmt: skip
+
+    def run(*argv, sets=()):
+        for item in [*small, *sets]:
+            argv += ("--set", item)
+        assert main(["--debug", *argv]) == 0
+
+    vae = tmp_path / "vae"
+    run("train", "vae", "--config", "tiny-latent", "--out", str(vae), "--max-steps", "2")
+    stats = json.loads((vae / "vae" / "config.json").read_text())
+    assert len(stats["latents_mean"]) == len(stats["latents_std"]) == 4
+    latent = [f"autoencoder.vae={vae}"]
+    run("train", "autoencoder", "--config", "tiny-latent", "--out", str(tmp_path / "ae"),
+        "--max-steps", "2", sets=latent)  # fmt: skip
+    run("cache", "--config", "tiny-latent", "--autoencoder", str(tmp_path / "ae"), "--out",
+        str(tmp_path / "cache"), "--num-videos", "6", sets=latent)  # fmt: skip
+    for stage in ("content", "motion"):
+        run("train", stage, "--config", "tiny-latent", "--autoencoder", str(tmp_path / "ae"),
+            "--data", str(tmp_path / "cache"), "--out", str(tmp_path / stage), "--max-steps",
+            "2", sets=[*latent, "train.snapshot_every=1"])  # fmt: skip
+    assert (tmp_path / "content" / "snapshots" / "step-000002" / "content").is_dir()
+    assert main(["pipeline", "assemble", "--autoencoder", str(tmp_path / "ae"), "--content",
+                 str(tmp_path / "content"), "--motion", str(tmp_path / "motion"), "--out",
+                 str(tmp_path / "pipe")]) == 0  # fmt: skip
+    pipe = CMDPipeline.from_pretrained(tmp_path / "pipe")
+    pipe.set_progress_bar_config(disable=True)
+    assert pipe.content_size() == (4, 4) and pipe.video_size() == (16, 16)  # 4x4 latents, f=4
+    out = pipe(prompt="a red circle moving left on a blue background", num_inference_steps=2)
+    assert out.frames.shape == (1, 4, 16, 16, 3)

@@ -179,3 +179,18 @@ def test_gradient_accumulation_counts_optimizer_steps(tmp_path):
     assert state["step"] == 3 and state["batch_in_epoch"] == 6  # two micro-batches per step
     logged = [json.loads(ln) for ln in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in logged if "loss" in r] == [1, 2, 3]
+
+
+def test_snapshots_are_loadable_run_folders(tmp_path):
+    config = tiny_config("train.max_steps=4", "train.snapshot_every=2", "train.checkpoint_every=4")
+    Trainer(AutoencoderStage(config), build_dataset(config.data), config, tmp_path).train()
+    snapshots = sorted(p.name for p in (tmp_path / "snapshots").iterdir())
+    assert snapshots == ["step-000002", "step-000004"]
+    for name in snapshots:
+        assert VideoCodec.from_pretrained(tmp_path / "snapshots" / name) is not None
+        assert (tmp_path / "snapshots" / name / "config.yaml").is_file()
+    last = load_file(
+        tmp_path / "snapshots/step-000004/autoencoder/diffusion_pytorch_model.safetensors"
+    )
+    final = load_file(tmp_path / "autoencoder/diffusion_pytorch_model.safetensors")
+    assert all(torch.equal(last[k], final[k]) for k in final)  # the same EMA weights

@@ -17,11 +17,23 @@ import torch
 from ..data.moving_shapes import MOTIONS, SHAPES, parse_caption
 from ..models.classifier import (
     COLOR_NAMES,
+    VIDEO_SIZE,
     MovingShapesClassifier,
     factor_targets,
 )
 from .frechet import FeatureStats, frechet_distance_from_stats
 from .motion_check import color_check, shape_check
+
+
+def at_classifier_size(videos: torch.Tensor, size: int = VIDEO_SIZE) -> torch.Tensor:
+    """(N, 3, T, H, W) videos resized (area averaging, per frame) to ``size``×``size``, the size
+    the classifier and the hand-written checks were made for; unchanged when already there."""
+    n, c, t, h, w = videos.shape
+    if (h, w) == (size, size):
+        return videos
+    frames = videos.permute(0, 2, 1, 3, 4).reshape(n * t, c, h, w).float()
+    frames = torch.nn.functional.interpolate(frames, size=(size, size), mode="area")
+    return frames.view(n, t, c, size, size).permute(0, 2, 1, 3, 4)
 
 
 def _batches(videos, batch_size: int):

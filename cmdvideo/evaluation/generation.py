@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from ..data.moving_shapes import COLORS, SHAPES, MovingShapes
 from ..data.video_io import pipeline_frames_to_videos
 from ..models.classifier import MovingShapesClassifier
-from .domain import domain_accuracy, feature_stats, head_accuracy
+from .domain import at_classifier_size, domain_accuracy, feature_stats, head_accuracy
 from .frechet import frechet_distance_from_stats
 
 
@@ -91,7 +91,7 @@ def one_shape_scores(frames, kinds: list[str], prompts: list[str] | None = None)
     frames = torch.as_tensor(frames).clamp(-1, 1)
     if frames.ndim == 4:
         frames = frames[:, :, None].repeat(1, 1, 2, 1, 1)
-    videos = frames.numpy()
+    videos = at_classifier_size(frames).numpy()  # the checks' own size (32x32)
     hits = [shape_check(v) == k for v, k in zip(videos, kinds, strict=True)]
     scores = {"shape_kind_accuracy": sum(hits) / len(hits)}
     return scores if prompts is None else {**scores, **color_accuracy(videos, prompts)}
@@ -130,8 +130,9 @@ def evaluate_generation(
     height, width = pipe.video_size()
     n = per_class * len(classes)
     real = held_out_videos(2 * n, frames, height, width)
-    real_a = torch.stack([it["video"] for it in real[:n]])
-    real_b = torch.stack([it["video"] for it in real[n:]])
+    # every set judged at the classifier's size (32x32), real and generated alike
+    real_a = at_classifier_size(torch.stack([it["video"] for it in real[:n]]))
+    real_b = at_classifier_size(torch.stack([it["video"] for it in real[n:]]))
     prompts = [it["caption"] for it in real[:n]]
     num_inference_steps = pipe.default_steps(num_inference_steps)
     guidance_rescale = pipe.default_rescale(guidance_rescale)
@@ -147,6 +148,7 @@ def evaluate_generation(
         pipe, seed, batch_size, progress, class_labels=asked, **common
     )
     by_prompt, _ = generate_videos(pipe, seed + 1, batch_size, progress, prompt=prompts, **common)
+    by_class, by_prompt = at_classifier_size(by_class), at_classifier_size(by_prompt)
 
     stats = {name: feature_stats(classifier, v) for name, v in
              (("real_a", real_a), ("real_b", real_b), ("prompted", by_prompt))}  # fmt: skip

@@ -18,6 +18,7 @@ from ..data.moving_shapes import COLORS, MOTIONS, SHAPES, VideoFactors
 
 SHIPPED_CLASSIFIER = Path(__file__).resolve().parent.parent / "assets" / "moving-shapes-classifier"
 HEADS = ("motion", "background", "shape_colors", "shape_kinds")
+VIDEO_SIZE = 32  # the shipped classifier saw 16 frames of 32x32: larger videos are resized
 COLOR_NAMES, NUM_COLORS = list(COLORS), len(COLORS)
 
 

@@ -13,6 +13,7 @@ Output folder layout::
     OUT/checkpoints/checkpoint-000500/   accelerate state + trainer_state.json
     OUT/previews/step-000500.{png,gif,mp4}
     OUT/<model folders>        written by the stage at the end (EMA weights)
+    OUT/snapshots/step-000500/ the same every train.snapshot_every steps (when set)
     OUT/tensorboard/           when tensorboard is installed
     OUT/training_curve.png
 """
@@ -396,6 +397,8 @@ class Trainer:
                     and (step % cfg.preview_every == 0 or step == cfg.max_steps)
                 ):
                     self._preview(model, ema, params, step)
+                if cfg.snapshot_every and step % cfg.snapshot_every == 0:
+                    self._snapshot(model, ema, params, step)
                 if step % cfg.checkpoint_every == 0 or step == cfg.max_steps:
                     self._check_ranks_in_sync(params, step)
                     self._save_checkpoint(step, checkpoint_state())
@@ -446,6 +449,18 @@ class Trainer:
                 f"({prints.tolist()}): gradients are not being synchronised"
             )
         return prints.tolist()
+
+    @torch.no_grad()
+    def _snapshot(self, model: nn.Module, ema: EMAModel, params: list, step: int) -> Path:
+        """``OUT/snapshots/step-NNNNNN``: the model with its EMA weights, as a run folder."""
+        folder = self.out_dir / "snapshots" / f"step-{step:06d}"
+        if self.accelerator.is_main_process:
+            ema.store(params)
+            ema.copy_to(params)
+            self.stage.save_model(self.accelerator.unwrap_model(model), folder)
+            ema.restore(params)
+            shutil.copy(self.out_dir / "config.yaml", folder / "config.yaml")
+        return folder
 
     @torch.no_grad()
     def _preview(self, model: nn.Module, ema: EMAModel, params: list, step: int) -> None:
