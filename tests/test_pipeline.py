@@ -309,3 +309,27 @@ def test_default_steps_live_in_the_pipeline_config(pipe_dir, tmp_path):
     assert not np.array_equal(default, _run(pipe, num_inference_steps=2).frames)
     pipe.register_to_config(num_inference_steps=None)  # a folder written before the option
     assert pipe.default_steps() == 50
+
+
+def test_a_frozen_sentence_encoder_conditions_both_stages(tmp_path, tiny_sentence_encoder_dir):
+    """`--text-encoder` with a BERT-family sentence encoder folder (all-MiniLM-L6-v2's layout):
+    frozen, token states + mask for the UNet's cross-attention, the pooled mean for the motion
+    DiT; the pipeline keeps it (and its tokenizer) and samples."""
+    enc = str(tiny_sentence_encoder_dir)
+    extra = ["content.condition=text", "motion.condition=text"]
+    _cli("train", "autoencoder", "--out", str(tmp_path / "ae"), "--max-steps", "1",
+         overrides=[*SMALL, *extra])  # fmt: skip
+    for stage in ("content", "motion"):
+        _cli("train", stage, "--autoencoder", str(tmp_path / "ae"), "--out", str(tmp_path / stage),
+             "--max-steps", "1", "--text-encoder", enc, overrides=[*SMALL, *extra])  # fmt: skip
+    assert main(["pipeline", "assemble", "--autoencoder", str(tmp_path / "ae"), "--content",
+                 str(tmp_path / "content"), "--motion", str(tmp_path / "motion"), "--out",
+                 str(tmp_path / "pipe")]) == 0  # fmt: skip
+    pipe = CMDPipeline.from_pretrained(tmp_path / "pipe")
+    pipe.set_progress_bar_config(disable=True)
+    assert type(pipe.text_encoder).__name__ == "BertModel" and pipe.motion_text_encoder is None
+    embeddings = pipe.encode_prompt(["a crimson ball sliding to the left"])
+    assert embeddings.content.mask is not None and embeddings.motion_pooled.shape == (1, 32)
+    out = pipe(prompt="a crimson ball sliding to the left", num_inference_steps=2,
+               guidance_scale=2.0, generator=torch.Generator().manual_seed(0))  # fmt: skip
+    assert out.frames.shape == (1, 8, 16, 16, 3)

