@@ -2,7 +2,8 @@
 # Retrain the bundled moving-shapes-tiny pipeline from nothing, on the CPU, in latent mode
 # (configs/tiny-latent.yaml: 16 frames at 64x64, a frame VAE trained here, 4x8x8 latents):
 #   1. the frame VAE (`cmdvideo train vae`)                               -> $ROOT/vae
-#   2. the CMD autoencoder on its latents, with the content anchor        -> $ROOT/ae
+#   2. a cache of the VAE's latents, and the CMD autoencoder trained on them with the content
+#      anchor                                                              -> $ROOT/frames, ae
 #   3. a latent cache of CACHE_VIDEOS training videos                     -> $ROOT/cache
 #   4. content UNet and motion DiT from the cache, at the same time, one thread each, the
 #      content model with a snapshot every 1,000 steps                    -> $ROOT/content, motion
@@ -36,7 +37,12 @@ step "$ROOT/vae" train vae "${C[@]}" --max-steps "$VAE_STEPS" --threads 2 \
   --set train.batch_size=16 --set train.learning_rate=0.0005 --set train.checkpoint_every=100 \
   --set train.preview_every=250 --set train.log_every=25
 V=(--set "autoencoder.vae=$ROOT/vae")
-step "$ROOT/ae" train autoencoder "${C[@]}" "${V[@]}" --max-steps "$AE_STEPS" --threads 2
+if [ ! -f "$ROOT/frames/cache.json" ]; then  # the VAE's latents, so the autoencoder skips it
+  cmdvideo cache --frames "${C[@]}" "${V[@]}" --out "$ROOT/frames" --num-videos "$CACHE_VIDEOS" \
+    --batch-size 64 --threads 2
+fi
+step "$ROOT/ae" train autoencoder "${C[@]}" "${V[@]}" --data "$ROOT/frames" \
+  --max-steps "$AE_STEPS" --threads 2
 if [ ! -f "$ROOT/cache/cache.json" ]; then
   cmdvideo cache "${C[@]}" "${V[@]}" --autoencoder "$ROOT/ae" --out "$ROOT/cache" \
     --num-videos "$CACHE_VIDEOS" --batch-size 64 --threads 2

@@ -103,9 +103,10 @@ def test_paper_presets_build_full_size_on_meta_device(name):
 
 def test_the_latent_default_recipe_in_miniature(tmp_path):
     """configs/tiny-latent.yaml, as scripts/train_default.sh runs it, at a size that trains in
-    seconds: a frame VAE with per-channel latent statistics, the CMD autoencoder on its
-    latents (loaded through the path Stable Diffusion's VAE takes), a latent cache, both
-    diffusion stages, one pipeline that generates pixel videos at the data's size."""
+    seconds: a frame VAE with per-channel latent statistics, a cache of its latents, the CMD
+    autoencoder trained from that cache (the VAE loaded through the path Stable Diffusion's
+    takes), a latent cache of (content, motion), both diffusion stages, one pipeline that
+    generates pixel videos at the data's size."""
     from cmdvideo.cli import main
     from cmdvideo.pipelines.cmd import CMDPipeline
 
@@ -127,8 +128,12 @@ def test_the_latent_default_recipe_in_miniature(tmp_path):
     stats = json.loads((vae / "vae" / "config.json").read_text())
     assert len(stats["latents_mean"]) == len(stats["latents_std"]) == 4
     latent = [f"autoencoder.vae={vae}"]
+    run("cache", "--frames", "--config", "tiny-latent", "--out", str(tmp_path / "frames"),
+        "--num-videos", "6", sets=latent)  # fmt: skip
     run("train", "autoencoder", "--config", "tiny-latent", "--out", str(tmp_path / "ae"),
-        "--max-steps", "2", sets=latent)  # fmt: skip
+        "--data", str(tmp_path / "frames"), "--max-steps", "2", sets=[*latent,
+        "train.preview_every=2"])  # fmt: skip
+    assert (tmp_path / "ae" / "previews" / "step-000002.png").is_file()  # decoded to pixels
     run("cache", "--config", "tiny-latent", "--autoencoder", str(tmp_path / "ae"), "--out",
         str(tmp_path / "cache"), "--num-videos", "6", sets=latent)  # fmt: skip
     for stage in ("content", "motion"):

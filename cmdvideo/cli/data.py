@@ -24,7 +24,18 @@ def cmd_cache(args: argparse.Namespace) -> int:
     dataset = eval_set if hasattr(train_set, "evaluation_view") else train_set
     if args.num_videos is None and len(dataset) > 1_000_000:
         raise ValueError("the dataset is unbounded (moving-shapes): give --num-videos")
-    codec = VideoCodec.from_pretrained(args.autoencoder)
+    if args.frames:  # the frame VAE's latents, for training the autoencoder in latent mode
+        from ..models.codec import FrameVAE
+
+        if not config.autoencoder.vae:
+            raise ValueError(
+                "--frames caches a frame VAE's latents: set autoencoder.vae (latent mode)"
+            )
+        codec = FrameVAE.from_pretrained(config.autoencoder.vae, config.autoencoder.vae_subfolder)
+    elif args.autoencoder is None:
+        raise ValueError("give --autoencoder DIR (or --frames for the frame VAE's latents)")
+    else:
+        codec = VideoCodec.from_pretrained(args.autoencoder)
     # Under torchrun / accelerate launch every process encodes its own part.
     from accelerate import PartialState
 
@@ -33,8 +44,9 @@ def cmd_cache(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     out = write_latent_cache(
         codec, dataset, args.out, args.num_videos, args.batch_size, device=device,
-        autoencoder=args.autoencoder, progress=state.is_main_process,
+        autoencoder=args.autoencoder or config.autoencoder.vae, progress=state.is_main_process,
         rank=state.process_index, world_size=state.num_processes, barrier=state.wait_for_everyone,
+        frames=args.frames,
     )  # fmt: skip
     if state.is_main_process:
         count = min(args.num_videos or len(dataset), len(dataset))
@@ -88,7 +100,10 @@ def register(sub) -> None:
         "label, caption) shards (safetensors); `train content|motion --data CACHE` reads them "
         "and skips the autoencoder at every step.",
     )
-    p.add_argument("--autoencoder", required=True, help="folder from `cmdvideo train autoencoder`")
+    p.add_argument("--autoencoder", default=None, help="folder from `cmdvideo train autoencoder`")
+    p.add_argument("--frames", action="store_true",
+                   help="cache the frame VAE's latents of every frame instead (autoencoder.vae): "
+                   "what `train autoencoder --data CACHE` trains on in latent mode")  # fmt: skip
     add_config_args(p)
     add_data_arg(p)
     p.add_argument("--out", required=True, help="cache folder to write")

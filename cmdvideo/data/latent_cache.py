@@ -7,7 +7,9 @@ Layout of a cache folder::
     CACHE/cache.json                      items, shards, captions, class names, autoencoder,
                                           scaling factor, shapes
     CACHE/shard-r000-00000.safetensors    content (n, C, H, W), motion (n, D_m, T, h+w)
-                                          (scaled: the diffusion models' space), label (n,)
+                                          (scaled: the diffusion models' space), label (n,);
+                                          or, for the autoencoder (--frames), frames
+                                          (n, C, T, h, w): the frame VAE's latents
 
 Every process of a multi-process run (``torchrun ... cmdvideo cache``) encodes its own
 contiguous part and writes its own shards; the main process joins the parts into
@@ -56,17 +58,23 @@ def write_latent_cache(
     rank: int = 0,
     world_size: int = 1,
     barrier=None,
+    frames: bool = False,
 ) -> Path:
     """Encode the first ``num_videos`` (all by default) videos of ``dataset`` into ``out_dir``.
 
     Args:
+        codec: a :class:`~cmdvideo.models.codec.VideoCodec` — or, with ``frames``, a
+            :class:`~cmdvideo.models.codec.FrameVAE`.
+        frames: store the frame VAE's latents of every frame, (n, C, T, h, w), what the CMD
+            autoencoder trains on in latent mode (``train autoencoder --data CACHE`` then skips
+            the VAE), instead of (content frame, motion latent) pairs.
         rank, world_size, barrier: this process's share of a multi-process run: process
             ``rank`` encodes items ``[rank·n/W, (rank+1)·n/W)``; ``barrier()`` waits for all
             (e.g. Accelerate's ``wait_for_everyone``), after which rank 0 writes the index.
     """
     from . import iter_batches
 
-    if codec.autoencoder.config.motion_scaling_factor is None:
+    if not frames and codec.autoencoder.config.motion_scaling_factor is None:
         raise ValueError("calibrate the autoencoder first (`cmdvideo calibrate`)")
     n = len(dataset) if num_videos is None else min(num_videos, len(dataset))
     if n < 1:
@@ -75,7 +83,8 @@ def write_latent_cache(
     out_dir.mkdir(parents=True, exist_ok=True)
     codec = codec.to(device).eval()
     first, stop = rank * n // world_size, (rank + 1) * n // world_size
-    shards, captions, pending = [], [], {"content": [], "motion": [], "label": []}
+    keys = ("frames",) if frames else ("content", "motion")
+    shards, captions, pending = [], [], {**{k: [] for k in keys}, "label": []}
     shapes = {}
 
     def flush():
@@ -91,12 +100,13 @@ def write_latent_cache(
     batches = iter_batches(dataset, stop - first, batch_size, start=first)
     total = -(-(stop - first) // batch_size)
     for batch in tqdm(batches, total=total, desc="encode", disable=not progress):
-        content, motion = codec.encode(batch["video"].to(device))
-        pending["content"].append(content.float().cpu())
-        pending["motion"].append(motion.float().cpu())
+        video = batch["video"].to(device)
+        encoded = (codec.encode(video),) if frames else codec.encode(video)
+        for key, value in zip(keys, encoded):
+            pending[key].append(value.float().cpu())
+            shapes[f"{key}_shape"] = list(value.shape[1:])
         pending["label"].append(batch["label"].long())
         captions += list(batch.get("caption", [""] * len(batch["label"])))
-        shapes = {"content_shape": list(content.shape[1:]), "motion_shape": list(motion.shape[1:])}
         if sum(len(x) for x in pending["label"]) >= shard_size:
             flush()
     flush()
@@ -108,14 +118,16 @@ def write_latent_cache(
         parts = [json.loads(_part_file(out_dir, r).read_text()) for r in range(world_size)]
         index = {
             "num_items": n,
+            "kind": "frames" if frames else "pairs",
             "shards": [s for part in parts for s in part["shards"]],
             "captions": [c for part in parts for c in part["captions"]],
             "classes": list(getattr(dataset, "classes", [])),
             "autoencoder": str(autoencoder),
-            "motion_scaling_factor": codec.autoencoder.config.motion_scaling_factor,
-            "content_shape": next(p["content_shape"] for p in parts if "content_shape" in p),
-            "motion_shape": next(p["motion_shape"] for p in parts if "motion_shape" in p),
-        }
+            "motion_scaling_factor": None if frames
+            else codec.autoencoder.config.motion_scaling_factor,
+            **{f"{k}_shape": next(p[f"{k}_shape"] for p in parts if f"{k}_shape" in p)
+               for k in keys},
+        }  # fmt: skip
         (out_dir / CACHE_INDEX).write_text(json.dumps(index))
         for r in range(world_size):
             _part_file(out_dir, r).unlink()
@@ -125,8 +137,9 @@ def write_latent_cache(
 
 
 class LatentCache(Dataset):
-    """A cache folder as a dataset: items {"content", "motion", "label", "caption", "index"},
-    read from memory-mapped shards on demand (labels and captions are loaded at once)."""
+    """A cache folder as a dataset: items {"content", "motion"} (or {"frames"}) with "label",
+    "caption", "index", read from memory-mapped shards on demand (labels and captions are
+    loaded at once)."""
 
     def __init__(self, directory: str | Path):
         directory = Path(directory)
@@ -144,6 +157,9 @@ class LatentCache(Dataset):
         self._captions = self.index["captions"]
         self.classes = self.index["classes"]
         self.motion_scaling_factor = self.index["motion_scaling_factor"]
+        # "pairs": content + motion (the diffusion stages); "frames": VAE latents (autoencoder)
+        self.kind = self.index.get("kind", "pairs")
+        self.keys = ("frames",) if self.kind == "frames" else ("content", "motion")
         self._handles: dict[int, object] = {}
         self._pid = None
 
@@ -168,10 +184,6 @@ class LatentCache(Dataset):
             raise IndexError(f"item {index} of a cache of {len(self)}")
         k = bisect.bisect_right(self.starts, index) - 1
         shard, row = self._shard(k), index - self.starts[k]
-        return {
-            "content": shard.get_slice("content")[row : row + 1][0],
-            "motion": shard.get_slice("motion")[row : row + 1][0],
-            "label": int(self.labels[index]),
-            "caption": self._captions[index],
-            "index": index,
-        }
+        tensors = {key: shard.get_slice(key)[row : row + 1][0] for key in self.keys}
+        return {**tensors, "label": int(self.labels[index]), "caption": self._captions[index],
+                "index": index}  # fmt: skip

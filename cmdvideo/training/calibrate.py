@@ -28,7 +28,11 @@ def calibrate_motion_scale(
     codec.to(device).eval()  # the frame VAE too (latent mode): to_model_space runs it
     total, total_sq, count = 0.0, 0.0, 0
     for batch in iter_batches(dataset, n, batch_size):
-        _, motion = codec.autoencoder.encode(codec.to_model_space(batch["video"].to(device)))
+        if "frames" in batch:  # a frame cache: the VAE's latents already
+            x = batch["frames"].to(device)
+        else:
+            x = codec.to_model_space(batch["video"].to(device))
+        _, motion = codec.autoencoder.encode(x)
         motion = motion.double()
         total += motion.sum().item()
         total_sq += (motion**2).sum().item()

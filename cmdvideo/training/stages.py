@@ -99,13 +99,19 @@ class AutoencoderStage(Stage):
         return Objective(self, autoencoder=autoencoder)
 
     @torch.no_grad()
-    def _model_space(self, video: torch.Tensor) -> torch.Tensor:
+    def _model_space(self, batch: dict) -> torch.Tensor:
+        """What the autoencoder sees: the frames' VAE latents from a frame cache
+        (``cmdvideo cache --frames``), else the batch's videos encoded now (latent mode) or as
+        they are (pixel mode)."""
+        if "frames" in batch:
+            return batch["frames"]
+        video = batch["video"]
         if self.codec.frame_vae is not None:  # frozen: moved here, not by the trainer
             self.codec.frame_vae.to(video.device)
         return self.codec.to_model_space(video)
 
     def objective(self, modules, batch):
-        x = self._model_space(batch["video"])  # (B, C, T, H, W)
+        x = self._model_space(batch)  # (B, C, T, H, W)
         out = modules.autoencoder(x)
         loss = reconstruction_loss(out.reconstruction, x, self.config.autoencoder.loss)
         weight = self.config.autoencoder.content_anchor
@@ -117,8 +123,11 @@ class AutoencoderStage(Stage):
     def preview(self, model, batch, out_dir: Path, step: int) -> dict[str, float]:
         from ..data.quality import psnr_per_frame
 
-        video = batch["video"]  # (B, 3, T, H, W) pixels
-        out = model.autoencoder(self._model_space(video))
+        x = self._model_space(batch)
+        out = model.autoencoder(x)
+        if self.codec.frame_vae is not None:
+            self.codec.frame_vae.to(x.device)
+        video = batch["video"] if "video" in batch else self.codec.to_pixels(x).clamp(-1, 1)
         recon = self.codec.to_pixels(out.reconstruction.float()).clamp(-1, 1)
         content = self.codec.content_to_pixels(out.content_frame.float()).clamp(-1, 1)
         write_preview(Path(out_dir) / f"step-{step:06d}", video, content, recon)
