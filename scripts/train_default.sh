@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Retrain the bundled moving-shapes-tiny pipeline from nothing, on the CPU, in latent mode
-# (configs/tiny-latent.yaml: 16 frames at 64x64, a frame VAE trained here, 4x8x8 latents):
+# (configs/tiny-latent.yaml: 16 frames at 64x64, a frame VAE trained here, 16x8x8 latents):
 #   1. the frame VAE (`cmdvideo train vae`)                               -> $ROOT/vae
 #   2. a cache of the VAE's latents, and the CMD autoencoder trained on them with the content
 #      anchor                                                              -> $ROOT/frames, ae
