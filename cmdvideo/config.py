@@ -153,6 +153,7 @@ class VAEConfig:
     # reconstruction and of the frame: sharp edges, which tell a square from a circle
     edge_weight: float = 0.0
     frames_per_video: int = 4  # frames drawn from each video of a batch
+    init: str | None = None  # continue from a trained VAE (a `train vae` folder or its vae/)
 
 
 @dataclass

@@ -65,7 +65,13 @@ class FrameVAEStage(Stage):
     def model(self) -> Objective:
         from ..models.codec import build_frame_vae
 
-        vae = build_frame_vae(self.cfg.preset, **self.cfg.overrides)
+        if self.cfg.init:  # continue training a VAE (its architecture, not the preset's)
+            from diffusers import AutoencoderKL
+
+            init = Path(self.cfg.init)
+            vae = AutoencoderKL.from_pretrained(init / "vae" if (init / "vae").is_dir() else init)
+        else:
+            vae = build_frame_vae(self.cfg.preset, **self.cfg.overrides)
         f = 2 ** (len(vae.config.block_out_channels) - 1)
         data = self.config.data
         if data.height % f or data.width % f:
