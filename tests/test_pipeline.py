@@ -99,8 +99,8 @@ def test_same_seed_same_video_other_seed_other_video(pipe):
 
 
 def test_same_seed_same_video_across_processes(pipe_dir, pipe, tmp_path):
-    script = (
-        "import sys, numpy as np, torch\n"
+    script = (  # the same thread count: float sums are ordered by the threads
+        f"import sys, numpy as np, torch; torch.set_num_threads({torch.get_num_threads()})\n"
         "from cmdvideo import CMDPipeline\n"
         "pipe = CMDPipeline.from_pretrained(sys.argv[1])\n"
         "pipe.set_progress_bar_config(disable=True)\n"
