@@ -32,15 +32,26 @@ def _cli(*args, overrides=SMALL):
     assert main(argv) == 0
 
 
-def _train_all(root, stage_args=(), extra=()):
-    """Autoencoder, content and motion runs of 2 steps each; returns their folders."""
+def _train_all(root, stage_args=(), extra=(), content_args=(), steps="2"):
+    """Autoencoder, content and motion runs of ``steps`` steps each; returns their folders."""
     overrides = [*SMALL, *extra]
-    _cli("train", "autoencoder", "--out", str(root / "ae"), "--max-steps", "2",
+    _cli("train", "autoencoder", "--out", str(root / "ae"), "--max-steps", steps,
          overrides=overrides)  # fmt: skip
     for stage in ("content", "motion"):
+        more = content_args if stage == "content" else ()
         _cli("train", stage, "--autoencoder", str(root / "ae"), "--out", str(root / stage),
-             "--max-steps", "2", *stage_args, overrides=overrides)  # fmt: skip
+             "--max-steps", steps, *stage_args, *more, overrides=overrides)  # fmt: skip
     return root / "ae", root / "content", root / "motion"
+
+
+def _trained_pipeline(root, **train) -> CMDPipeline:
+    """``_train_all`` then `cmdvideo pipeline assemble`, loaded."""
+    ae, content, motion = _train_all(root, **train)
+    assert main(["pipeline", "assemble", "--autoencoder", str(ae), "--content", str(content),
+                 "--motion", str(motion), "--out", str(root / "pipe")]) == 0  # fmt: skip
+    pipe = CMDPipeline.from_pretrained(root / "pipe")
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
 
 
 @pytest.fixture(scope="module")
@@ -191,17 +202,8 @@ def test_latent_mode_with_stable_diffusion_style_parts(tmp_path, tiny_sd_dir):
     extra = [f"autoencoder.vae={sd}", "autoencoder.vae_subfolder=vae",
              "autoencoder.overrides.patch_size=2", "content.condition=text",
              "motion.condition=text", "content.init_subfolder=unet"]  # fmt: skip
-    _cli("train", "autoencoder", "--out", str(tmp_path / "ae"), "--max-steps", "1",
-         overrides=[*SMALL, *extra])  # fmt: skip
-    for stage, more in (("content", ["--init", sd]), ("motion", [])):
-        _cli("train", stage, "--autoencoder", str(tmp_path / "ae"), "--out",
-             str(tmp_path / stage), "--max-steps", "1", "--text-encoder", sd, *more,
-             overrides=[*SMALL, *extra])  # fmt: skip
-    assert main(["pipeline", "assemble", "--autoencoder", str(tmp_path / "ae"),
-                 "--content", str(tmp_path / "content"), "--motion", str(tmp_path / "motion"),
-                 "--out", str(tmp_path / "pipe")]) == 0  # fmt: skip
-    pipe = CMDPipeline.from_pretrained(tmp_path / "pipe")
-    pipe.set_progress_bar_config(disable=True)
+    pipe = _trained_pipeline(tmp_path, stage_args=["--text-encoder", sd], extra=extra,
+                             content_args=["--init", sd], steps="1")  # fmt: skip
     assert type(pipe.text_encoder).__name__ == "CLIPTextModel" and pipe.tokenizer is not None
     assert type(pipe.vae).__name__ == "AutoencoderKL" and pipe.motion_text_encoder is None
     assert pipe.content_model.config.in_channels == 4  # works on VAE latents
@@ -222,17 +224,8 @@ def test_stable_diffusion_schedule_and_the_data_aspect(tmp_path, tiny_sd_dir):
     extra = [f"autoencoder.vae={sd}", "autoencoder.vae_subfolder=vae", "data.width=32",
              "autoencoder.overrides.patch_size=2", "content.condition=text",
              "motion.condition=text", "content.init_subfolder=unet"]  # fmt: skip
-    _cli("train", "autoencoder", "--out", str(tmp_path / "ae"), "--max-steps", "1",
-         overrides=[*SMALL, *extra])  # fmt: skip
-    for stage, more in (("content", ["--init", sd]), ("motion", [])):
-        _cli("train", stage, "--autoencoder", str(tmp_path / "ae"), "--out",
-             str(tmp_path / stage), "--max-steps", "1", "--text-encoder", sd, *more,
-             overrides=[*SMALL, *extra])  # fmt: skip
-    assert main(["pipeline", "assemble", "--autoencoder", str(tmp_path / "ae"),
-                 "--content", str(tmp_path / "content"), "--motion", str(tmp_path / "motion"),
-                 "--out", str(tmp_path / "pipe")]) == 0  # fmt: skip
-    pipe = CMDPipeline.from_pretrained(tmp_path / "pipe")
-    pipe.set_progress_bar_config(disable=True)
+    pipe = _trained_pipeline(tmp_path, stage_args=["--text-encoder", sd], extra=extra,
+                             content_args=["--init", sd], steps="1")  # fmt: skip
     keys = ("beta_start", "beta_end", "beta_schedule", "prediction_type", "set_alpha_to_one",
             "steps_offset", "timestep_spacing")  # fmt: skip
     assert {k: pipe.content_scheduler.config[k] for k in keys} == {k: SD_SCHEDULER[k] for k in keys}
@@ -316,17 +309,8 @@ def test_a_frozen_sentence_encoder_conditions_both_stages(tmp_path, tiny_sentenc
     frozen, token states + mask for the UNet's cross-attention, the pooled mean for the motion
     DiT; the pipeline keeps it (and its tokenizer) and samples."""
     enc = str(tiny_sentence_encoder_dir)
-    extra = ["content.condition=text", "motion.condition=text"]
-    _cli("train", "autoencoder", "--out", str(tmp_path / "ae"), "--max-steps", "1",
-         overrides=[*SMALL, *extra])  # fmt: skip
-    for stage in ("content", "motion"):
-        _cli("train", stage, "--autoencoder", str(tmp_path / "ae"), "--out", str(tmp_path / stage),
-             "--max-steps", "1", "--text-encoder", enc, overrides=[*SMALL, *extra])  # fmt: skip
-    assert main(["pipeline", "assemble", "--autoencoder", str(tmp_path / "ae"), "--content",
-                 str(tmp_path / "content"), "--motion", str(tmp_path / "motion"), "--out",
-                 str(tmp_path / "pipe")]) == 0  # fmt: skip
-    pipe = CMDPipeline.from_pretrained(tmp_path / "pipe")
-    pipe.set_progress_bar_config(disable=True)
+    pipe = _trained_pipeline(tmp_path, stage_args=["--text-encoder", enc], steps="1",
+                             extra=["content.condition=text", "motion.condition=text"])  # fmt: skip
     assert type(pipe.text_encoder).__name__ == "BertModel" and pipe.motion_text_encoder is None
     embeddings = pipe.encode_prompt(["a crimson ball sliding to the left"])
     assert embeddings.content.mask is not None and embeddings.motion_pooled.shape == (1, 32)
