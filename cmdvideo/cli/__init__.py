@@ -3,6 +3,9 @@
     cmdvideo train autoencoder --config tiny --data moving-shapes --out runs/ae
     cmdvideo eval autoencoder --model runs/ae --num-videos 256 --json
     cmdvideo sample --model moving-shapes-tiny --prompt "a red circle moving left"
+    cmdvideo sample --image frame.png --prompt "moving up" --num-frames 64
+    cmdvideo transfer --content a.mp4 --motion b.mp4
+    cmdvideo edit --video a.mp4 --prompt "a blue circle moving left"
     cmdvideo demo
 
 User errors (a missing folder, a bad value) end in one line naming the flag and what to do, and
@@ -15,7 +18,7 @@ import argparse
 import logging
 import sys
 
-from . import bench, data, evaluate, generate, train
+from . import bench, data, edit, evaluate, generate, train
 from .common import apply_threads
 
 EXIT_USAGE = 2
@@ -39,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--debug", action="store_true", help="show the Python traceback of an error"
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    for group in (train, data, evaluate, generate, bench):
+    for group in (train, data, evaluate, generate, edit, bench):
         group.register(sub)
     return parser
 

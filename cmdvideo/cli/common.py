@@ -18,6 +18,9 @@ PIPELINE_FLAGS = {
     "guidance_rescale": "--guidance-rescale",
     "num_videos_per_prompt": "--num-videos",
     "num_frames": "--num-frames",
+    "overlap": "--overlap",
+    "strength": "--strength",
+    "edit": "--edit",
 }
 
 
@@ -92,6 +95,12 @@ def add_sampling_args(p: argparse.ArgumentParser) -> None:
                    "0 = plain CFG)")  # fmt: skip
     p.add_argument("--scheduler", default="ddim", choices=sorted(SAMPLERS),
                    help="sampler of both stages (default %(default)s; dpm = DPM-Solver++)")  # fmt: skip
+
+
+def check_strength(value: float | None, flag: str) -> None:
+    """A strength flag in [0, 1] (None: not given), refused before any work."""
+    if value is not None and not 0.0 <= value <= 1.0:
+        raise ValueError(f"{flag} must be a number in [0, 1], got {value}")
 
 
 # -- runtime -------------------------------------------------------------------------------

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
-from .common import PIPELINE_FLAGS, add_compute_args, add_sampling_args, load_pipeline
+from .common import (
+    PIPELINE_FLAGS,
+    add_compute_args,
+    add_sampling_args,
+    check_strength,
+    load_pipeline,
+)
 
 
 def cmd_pipeline_assemble(args: argparse.Namespace) -> int:
@@ -38,6 +45,8 @@ def cmd_pipeline_assemble(args: argparse.Namespace) -> int:
 
 def _conditions(args: argparse.Namespace) -> tuple[list[str] | None, list | None, list[str]]:
     """(prompts, class labels, one name per condition for prompts.txt) from the options."""
+    if getattr(args, "image", None) and not args.prompt and args.class_label is None:
+        return None, None, [f"image {args.image}"]  # the image alone guides the motion
     if not args.prompt and args.class_label is None and not args.unconditional:
         raise ValueError("give --prompt TEXT and/or --class N|NAME (or --unconditional)")
     if args.unconditional and (args.prompt or args.class_label is not None):
@@ -63,6 +72,13 @@ def cmd_sample(args: argparse.Namespace) -> int:
     out_dir = check_output_folder(args.out)
     if args.upscale < 1:
         raise ValueError(f"--upscale must be an integer >= 1, got {args.upscale}")
+    if args.strength is not None and not args.image:
+        raise ValueError("--strength refines an --image; give --image PATH")
+    check_strength(args.strength, "--strength")
+    if args.image and not Path(args.image).is_file():
+        raise FileNotFoundError(f"--image {args.image}: no such file")
+    if args.image and args.num_videos != 1:
+        raise ValueError("--num-videos: one video per --image and prompt (repeat --prompt)")
     prompts, labels, names = _conditions(args)
     if args.quiet:
         from diffusers.utils import logging as diffusers_logging
@@ -72,9 +88,16 @@ def cmd_sample(args: argparse.Namespace) -> int:
     call = dict(prompt=prompts, class_labels=labels, num_inference_steps=args.steps,
                 guidance_scale=args.guidance, guidance_rescale=args.guidance_rescale,
                 num_videos_per_prompt=args.num_videos)  # fmt: skip
-    pipe.check_inputs(**call, names=PIPELINE_FLAGS)
+    call.update(num_frames=args.num_frames)
+    pipe.check_inputs(**call, names=PIPELINE_FLAGS, overlap=args.overlap)
+    generator = torch.Generator().manual_seed(args.seed)
     start = time.perf_counter()
-    out = pipe(**call, generator=torch.Generator().manual_seed(args.seed), output_type="np")
+    if args.image:
+        call.pop("num_videos_per_prompt")
+        out = pipe.image_to_video(args.image, **call, strength=args.strength or 0.0,
+                                  overlap=args.overlap, generator=generator, output_type="np")  # fmt: skip
+    else:
+        out = pipe(**call, overlap=args.overlap, generator=generator, output_type="np")
     seconds = time.perf_counter() - start
     names = [n for n in names for _ in range(args.num_videos)]
     paths = write_sample_folder(out_dir, out.frames, names, upscale=args.upscale)
@@ -179,6 +202,17 @@ def register(sub) -> None:
     )
     p.add_argument("--unconditional", action="store_true", help="no prompt and no class")
     p.add_argument("--num-videos", type=int, default=1, help="videos per prompt / class")
+    p.add_argument("--num-frames", type=int, default=None,
+                   help="frames per video (default: the training length; longer videos are "
+                   "made clip by clip)")  # fmt: skip
+    p.add_argument("--overlap", type=int, default=None,
+                   help="frames each next clip shares with the one before (default: half a clip)")  # fmt: skip
+    p.add_argument("--image", default=None,
+                   help="image-to-video: this image is the content frame; only the motion is "
+                   "sampled (prompt / class optional)")  # fmt: skip
+    p.add_argument("--strength", type=float, default=None,
+                   help="with --image: in [0, 1], let the content model first re-denoise the "
+                   "image from this noise level under the prompt (default 0: keep it)")  # fmt: skip
     add_sampling_args(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="outputs/samples", help="output folder")

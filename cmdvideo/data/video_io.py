@@ -19,8 +19,9 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".webm", ".mkv")
 WRITE_EXTENSIONS = (".mp4", ".gif")
 
 
-class VideoReadError(Exception):
-    """A video file that cannot be used. ``reason`` is short and machine-friendly.
+class VideoReadError(ValueError):
+    """A video file that cannot be used (a ValueError: bad input). ``reason`` is short and
+    machine-friendly.
 
     Reasons used here: "unreadable", "no video stream", "zero frames", "truncated",
     "too short", "decode error".

@@ -37,7 +37,8 @@ from ..models import motion_dit as _motion_dit  # noqa: F401
 from ..models.codec import FrameVAE, VideoCodec
 from ..models.content import num_content_classes, uses_text
 from ..models.text import TextEmbeddings, WordTextEncoder, encode_prompts
-from .denoise import sample_content, sample_motion
+from .decomposition import DecompositionMixin
+from .denoise import sample_content
 from .samplers import SAMPLERS
 
 logger = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ class CMDPipelineOutput(BaseOutput):
     content_frames: np.ndarray | torch.Tensor | list
 
 
-class CMDPipeline(DiffusionPipeline):
+class CMDPipeline(DecompositionMixin, DiffusionPipeline):
     """Generate videos with CMD (content-frame / motion-latent decomposition).
 
     Args:
@@ -275,6 +276,7 @@ class CMDPipeline(DiffusionPipeline):
         num_frames=None,
         output_type="np",
         names: Mapping[str, str] | None = None,
+        overlap=None,
     ) -> None:
         """Refuse every bad argument of :meth:`__call__` before any model runs.
 
@@ -309,6 +311,7 @@ class CMDPipeline(DiffusionPipeline):
         number("num_inference_steps", num_inference_steps, 1, max_steps, integer=True)
         number("num_videos_per_prompt", num_videos_per_prompt, 1, integer=True)
         number("num_frames", num_frames, 1, integer=True)
+        number("overlap", overlap, 1, int(self.config.num_frames) - 1, integer=True)
         for arg, value in (("guidance_scale", guidance_scale),
                            ("content_guidance_scale", content_guidance_scale),
                            ("motion_guidance_scale", motion_guidance_scale)):  # fmt: skip
@@ -386,6 +389,7 @@ class CMDPipeline(DiffusionPipeline):
         generator: torch.Generator | None = None,
         output_type: str = "np",
         return_dict: bool = True,
+        overlap: int | None = None,
     ) -> CMDPipelineOutput | tuple:
         """Generate videos.
 
@@ -393,6 +397,9 @@ class CMDPipeline(DiffusionPipeline):
         2. content frame: the content model, DDIM (``content_scheduler``), CFG;
         3. motion latent: the motion DiT guided by that content frame, DDIM, CFG;
         4. decode both with the CMD decoder (and the VAE in latent mode).
+
+        The decomposition's other uses: :meth:`image_to_video`, :meth:`transfer_motion`,
+        :meth:`edit_video` (cmdvideo.pipelines.decomposition).
 
         Args:
             prompt: one prompt or a list (one video each, times ``num_videos_per_prompt``).
@@ -407,7 +414,10 @@ class CMDPipeline(DiffusionPipeline):
                 the guided prediction's standard deviation back to the conditional one's, so
                 large scales keep colours (default: the config's, 0 = plain CFG).
             num_videos_per_prompt: videos per prompt / label.
-            num_frames: video length (default: the training length).
+            num_frames: video length (default: the training length). Longer videos are made
+                clip by clip: each next clip's first ``overlap`` frames (default half a clip)
+                are the last frames of the one before — encoded, their motion kept while the
+                rest is sampled (inpainting) — and the overlaps are cross-faded.
             generator: a ``torch.Generator``; the same seed gives the same videos.
             output_type: "np", "pt" or "pil" (see :class:`CMDPipelineOutput`).
 
@@ -419,7 +429,7 @@ class CMDPipeline(DiffusionPipeline):
         self.check_inputs(
             prompt, class_labels, num_inference_steps, guidance_scale, content_guidance_scale,
             motion_guidance_scale, guidance_rescale, num_videos_per_prompt, num_frames,
-            output_type,
+            output_type, overlap=overlap,
         )  # fmt: skip
         device = self._execution_device
         prompts = [prompt] if isinstance(prompt, str) else (list(prompt) if prompt else None)
@@ -450,28 +460,11 @@ class CMDPipeline(DiffusionPipeline):
             self.content_size(),
         )  # fmt: skip
 
-        # 3. motion latent, guided by the generated content frame
-        motion_model = self.motion_model
-        h, w = self.autoencoder.token_grid(*content.shape[-2:])
-        motion = sample_motion(
-            motion_model, self.motion_scheduler, content.to(motion_model.dtype), num_frames,
-            h + w, labels if motion_model.config.num_classes else None, text.motion_pooled,
-            s_motion, num_inference_steps, generator, progress, rescale,
-        )  # fmt: skip
-
-        # 4. decode
-        codec = self.codec
-        video = codec.decode(content.to(self.autoencoder.dtype), motion)  # (B, 3, T, H, W)
-        video = ((video.float().clamp(-1, 1) + 1) / 2).cpu()
-        still = (codec.content_to_pixels(content.to(self.autoencoder.dtype)).float() + 1) / 2
-        still = still.clamp(0, 1).cpu()  # (B, 3, H, W)
-        frames = _convert(video.permute(0, 2, 1, 3, 4), output_type)  # (B, T, 3, H, W)
-        stills = _convert(still[:, None], output_type)
-        stills = [s[0] for s in stills] if output_type == "pil" else stills[:, 0]
-        self.maybe_free_model_hooks()
-        if not return_dict:
-            return frames, stills
-        return CMDPipelineOutput(frames=frames, content_frames=stills)
+        # 3. motion latent, guided by the generated content frame; 4. decode (clip by clip
+        # beyond the training length)
+        video = self._motion_video(content, labels, text, num_frames, s_motion,
+                                   num_inference_steps, generator, progress, rescale, overlap)  # fmt: skip
+        return self._finish(video, content, output_type, return_dict)
 
 
 def _convert(video: torch.Tensor, output_type: str):
