@@ -40,9 +40,13 @@ def make_video():
 
 @pytest.fixture
 def bad_video_folder(tmp_path):
-    """good.mp4 (24 frames), cut.mp4 (truncated), notes.mp4 (text), short.mp4 (3 frames)."""
+    """good.mp4 (24 frames), cut.mp4 (truncated), notes.mp4 (text), short.mp4 (3 frames),
+    packed.mp4.gz (a good video, gzipped)."""
+    import gzip
+
     folder = tmp_path / "videos"
-    write_test_video(folder / "good.mp4", 24)
+    good = write_test_video(folder / "good.mp4", 24)
+    (folder / "packed.mp4.gz").write_bytes(gzip.compress(good.read_bytes()))
     cut = write_test_video(folder / "cut.mp4", 24, faststart=True)
     cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])
     (folder / "notes.mp4").write_text("meeting notes, not a video")

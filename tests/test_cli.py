@@ -124,7 +124,7 @@ def test_training_on_a_folder_with_bad_files(bad_video_folder, tmp_path, capsys,
                          ("short.mp4", "too short")]:  # fmt: skip
         assert sum(name in line and reason in line for line in warnings.splitlines()) == 1, warnings
     events = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
-    expected = {"truncated": 1, "unreadable": 1, "too short": 1}
+    expected = {"truncated": 1, "unreadable": 1, "too short": 1, "compressed": 1}
     assert events[0]["event"] == "start" and events[0]["dataset_size"] == 1
     assert events[0]["skipped"] == expected
     epoch_ends = [e for e in events if e.get("event") == "epoch_end"]

@@ -104,11 +104,13 @@ def test_bad_files_are_skipped_with_reasons(bad_video_folder, caplog):
         str(cut): "truncated",
         str(tmp_path / "notes.mp4"): "unreadable",
         str(short): "too short",
+        str(tmp_path / "packed.mp4.gz"): "compressed",
     }
-    assert ds.skip_counts() == {"truncated": 1, "unreadable": 1, "too short": 1}
+    assert ds.skip_counts() == {"truncated": 1, "unreadable": 1, "too short": 1, "compressed": 1}
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 3
-    for name in ("cut.mp4", "notes.mp4", "short.mp4"):
+    assert len(warnings) == 4
+    assert any("gunzip packed.mp4.gz" in w for w in warnings)
+    for name in ("cut.mp4", "notes.mp4", "short.mp4", "packed.mp4.gz"):
         assert sum(name in w for w in warnings) == 1
     batches = list(DataLoader(ds, batch_size=2, collate_fn=collate_videos))
     assert len(batches) == 1 and batches[0]["video"].shape == (1, 3, 16, 32, 32)
@@ -165,7 +167,7 @@ def test_an_index_written_once_replaces_probing_at_start_up(
 
     index = tmp_path / "index.jsonl"
     assert main(["index", str(bad_video_folder), "--out", str(index), "--workers", "2"]) == 0
-    assert "4 videos" in capsys.readouterr().out
+    assert "5 videos" in capsys.readouterr().out
     rows = [json.loads(line) for line in index.read_text().splitlines()]
     good = next(r for r in rows if r["path"].endswith("good.mp4"))
     assert good["num_frames"] == 24 and good["width"] == 64 and good["height"] == 48

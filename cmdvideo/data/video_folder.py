@@ -19,7 +19,13 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from cmdvideo.data.video_io import VIDEO_EXTENSIONS, VideoReadError, probe_video, read_video
+from cmdvideo.data.video_io import (
+    COMPRESSED_EXTENSIONS,
+    VIDEO_EXTENSIONS,
+    VideoReadError,
+    probe_video,
+    read_video,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +35,11 @@ LABEL_COLUMNS = ("label", "class")
 
 
 def _is_video(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in VIDEO_EXTENSIONS
+    """A video file by its name, compressed ones included (they are skipped with a reason)."""
+    suffix = path.suffix.lower()
+    if suffix in COMPRESSED_EXTENSIONS:
+        suffix = Path(path.stem).suffix.lower()
+    return path.is_file() and suffix in VIDEO_EXTENSIONS
 
 
 def _pick_column(columns, explicit, candidates, what, index_path, required):
@@ -236,16 +246,18 @@ class VideoFolder(Dataset):
         self.skipped: dict[str, str] = {}
         self.samples: list[tuple[str, str, int, int]] = []  # (path, caption, label, num frames)
         unknown = [p for p, _, _ in entries if str(p) not in probed]
+        details: dict[str, str] = {}
         if unknown:  # no index (or an incomplete one): demux each file once, now
             with ThreadPoolExecutor(max_workers=min(8, len(unknown))) as pool:  # mostly I/O
-                found = pool.map(_probe, unknown, [num_frames] * len(unknown))
+                found = list(pool.map(_probe, unknown, [num_frames] * len(unknown)))
                 probed.update({str(p): (c, r) for p, (c, r, _) in zip(unknown, found)})
+                details = {str(p): d for p, (_, _, d) in zip(unknown, found)}
         probes = []
         for path, _, _ in entries:
             count, reason = probed[str(path)]
             if not reason and count < num_frames:
                 count, reason = 0, "too short"
-            probes.append((count if not reason else 0, reason, ""))
+            probes.append((count if not reason else 0, reason, details.get(str(path), "")))
         for (path, caption, label), (count, reason, detail) in zip(entries, probes):
             if count:
                 self.samples.append((str(path), caption, label, count))

@@ -16,6 +16,8 @@ import torch
 logger = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".webm", ".mkv")
+# Compressed video files (e.g. "cup.mp4.gz"): found in folders, skipped with their reason.
+COMPRESSED_EXTENSIONS = {".gz": "gunzip", ".bz2": "bunzip2", ".xz": "unxz", ".zst": "unzstd"}
 WRITE_EXTENSIONS = (".mp4", ".gif")
 
 
@@ -24,7 +26,7 @@ class VideoReadError(ValueError):
     machine-friendly.
 
     Reasons used here: "unreadable", "no video stream", "zero frames", "truncated",
-    "too short", "decode error".
+    "compressed", "too short", "decode error".
     """
 
     def __init__(self, path, reason: str, detail: str = ""):
@@ -69,9 +71,13 @@ def probe_video(path) -> int:
 
     Raises:
         FileNotFoundError: the file does not exist.
-        VideoReadError: not a video / unreadable, no video stream, zero frames, or truncated.
+        VideoReadError: not a video / unreadable, no video stream, zero frames, truncated, or
+            compressed (a ``.gz``/``.bz2``/``.xz``/``.zst`` file: FFmpeg does not unpack it).
     """
     path = _check_exists(path)
+    tool = COMPRESSED_EXTENSIONS.get(path.suffix.lower())
+    if tool:
+        raise VideoReadError(path, "compressed", f"decompress it first: {tool} {path.name}")
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
