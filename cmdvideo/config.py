@@ -38,6 +38,8 @@ class DataConfig:
     eval_seed: int = 1
     num_workers: int = 0
     decode_threads: int = 1  # FFmpeg threads per decoded video (times workers times processes)
+    # video folders: evenly spaced clips per file in the held-out view (evaluation, previews)
+    eval_clips_per_video: int = 1
 
 
 @dataclass

@@ -100,6 +100,7 @@ def build_dataset(data_config, train: bool = True, source: str | None = None) ->
         train=train,
         seed=cfg.seed,
         decode_threads=cfg.decode_threads,
+        clips_per_video=cfg.eval_clips_per_video,
     )
 
 
@@ -108,7 +109,7 @@ def build_train_and_eval(data_config) -> tuple[Dataset, Dataset]:
     same files with center crops (scanned once, so bad files are reported once)."""
     train = build_dataset(data_config, train=True)
     if hasattr(train, "evaluation_view"):
-        return train, train.evaluation_view()
+        return train, train.evaluation_view(data_config.eval_clips_per_video)
     return train, build_dataset(data_config, train=False)
 
 

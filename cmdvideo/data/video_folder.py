@@ -201,6 +201,9 @@ class VideoFolder(Dataset):
         height, width: output size; the short side is resized to cover it, then cropped.
         frame_stride: step between clip frames (reduced per video when it is too short).
         train: random clip start and crop (True) or centered (False).
+        clips_per_video: held-out view (``train=False``) only: this many clips per file, evenly
+            spaced from its first frame to its last (item ``i`` is clip ``i % K`` of file
+            ``i // K``), so a few long held-out files give many evaluation clips.
         seed: randomness is a function of (seed, epoch, index) only, not of worker order.
         path_column, caption_column, label_column: index column names (auto-detected if None).
         decode_threads: FFmpeg threads per decoded video (workers × processes decode at once).
@@ -226,6 +229,7 @@ class VideoFolder(Dataset):
         caption_column: str | None = None,
         label_column: str | None = None,
         decode_threads: int = 1,
+        clips_per_video: int = 1,
     ):
         root = Path(root)
         if not root.exists():
@@ -233,14 +237,15 @@ class VideoFolder(Dataset):
                 f"video root {root} does not exist; pass a folder of videos "
                 "or a .csv/.jsonl index file."
             )
-        if min(num_frames, height, width, frame_stride) < 1:
+        if min(num_frames, height, width, frame_stride, clips_per_video) < 1:
             raise ValueError(
-                f"num_frames, height, width and frame_stride must be >= 1, got {num_frames}, "
-                f"{height}, {width}, {frame_stride}."
+                f"num_frames, height, width, frame_stride and clips_per_video must be >= 1, got "
+                f"{num_frames}, {height}, {width}, {frame_stride}, {clips_per_video}."
             )
         self.root, self.num_frames, self.frame_stride = root, num_frames, frame_stride
         self.height, self.width, self.train, self.seed, self.epoch = height, width, train, seed, 0
         self.decode_threads = decode_threads
+        self.clips_per_video = clips_per_video
         entries, self.classes, probed = find_videos(root, path_column, caption_column,
                                                     label_column)  # fmt: skip
         self.skipped: dict[str, str] = {}
@@ -281,26 +286,48 @@ class VideoFolder(Dataset):
         """Reason → number of files skipped at construction."""
         return dict(Counter(self.skipped.values()))
 
-    def evaluation_view(self) -> VideoFolder:
-        """The same files with center crops and centered clips (no re-scan of the folder)."""
+    def evaluation_view(self, clips_per_video: int | None = None) -> VideoFolder:
+        """The same files with center crops and centered clips (no re-scan of the folder);
+        ``clips_per_video`` evenly spaced clips per file (default: this dataset's)."""
         view = copy.copy(self)
         view.train, view._bad = False, set(self._bad)
+        if clips_per_video is not None:
+            if clips_per_video < 1:
+                raise ValueError(f"clips_per_video must be >= 1, got {clips_per_video}")
+            view.clips_per_video = clips_per_video
         return view
+
+    @property
+    def _clips(self) -> int:
+        return 1 if self.train else self.clips_per_video
 
     def set_epoch(self, epoch: int) -> None:
         """Change the random clips and crops (train=True) for a new epoch."""
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self.samples)
+        return len(self.samples) * self._clips
+
+    def _clip_start(self, clip: int, count: int) -> tuple[int | None, int]:
+        """(start, stride) of clip ``clip`` of ``clips_per_video`` in a ``count``-frame file;
+        start None: the reader's (random in training, else centered)."""
+        if self._clips == 1:
+            return None, self.frame_stride
+        stride = self.frame_stride
+        while stride > 1 and (self.num_frames - 1) * stride + 1 > count:
+            stride -= 1  # as the reader shortens the stride of short files
+        last = max(count - (self.num_frames - 1) * stride - 1, 0)
+        return round(clip * last / (self._clips - 1)), stride
 
     def _load(self, index: int) -> torch.Tensor:
-        path, _, _, count = self.samples[index]
+        path, _, _, count = self.samples[index // self._clips]
         rng = np.random.default_rng([self.seed, self.epoch, index])
+        start, stride = self._clip_start(index % self._clips, count)
         frames = read_video(
             path,
             self.num_frames,
-            self.frame_stride,
+            stride,
+            start=start,
             rng=rng if self.train else None,
             total_frames=count,
             threads=self.decode_threads,
@@ -333,10 +360,10 @@ class VideoFolder(Dataset):
         """
         skipped, j = [], index
         for _ in range(len(self)):
-            if j not in self._bad:
+            if j // self._clips not in self._bad:
                 try:
                     video = self._load(j)
-                    path, caption, label, _ = self.samples[j]
+                    path, caption, label, _ = self.samples[j // self._clips]
                     return {
                         "video": video,
                         "label": label,
@@ -347,9 +374,10 @@ class VideoFolder(Dataset):
                     }
                 except (VideoReadError, FileNotFoundError) as e:
                     reason = getattr(e, "reason", "missing")
-                    logger.warning("Skipping video %s at runtime: %s", self.samples[j][0], e)
-                    skipped.append((self.samples[j][0], reason))
-                    self._bad.add(j)
+                    path = self.samples[j // self._clips][0]
+                    logger.warning("Skipping video %s at runtime: %s", path, e)
+                    skipped.append((path, reason))
+                    self._bad.add(j // self._clips)
             j = (j + 1) % len(self)
         raise RuntimeError(
             f"every video under {self.root} failed to decode ({skipped[:3]} ...); "
