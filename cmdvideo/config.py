@@ -38,7 +38,9 @@ class DataConfig:
     eval_seed: int = 1
     num_workers: int = 0
     decode_threads: int = 1  # FFmpeg threads per decoded video (times workers times processes)
-    # video folders: evenly spaced clips per file in the held-out view (evaluation, previews)
+    # video folders: clips per file and epoch in training (random), and evenly spaced ones per
+    # file in the held-out view (evaluation, previews)
+    clips_per_video: int = 1
     eval_clips_per_video: int = 1
 
 

@@ -186,13 +186,15 @@ def test_an_index_written_once_replaces_probing_at_start_up(
 
 
 def test_held_out_view_reads_evenly_spaced_clips_of_each_file(tmp_path):
-    """clips_per_video K: item i is clip i % K of file i // K, from the first frame to the
-    last; training is unaffected."""
+    """clips_per_video K: item i is a clip of file i // K: random in training, clip i % K of
+    K evenly spaced from the first frame to the last in the held-out view."""
     make_video(tmp_path / "a.mp4", 40)
     make_video(tmp_path / "b.mp4", 10)
     train = VideoFolder(tmp_path, num_frames=8, height=16, width=16, frame_stride=2,
                         clips_per_video=3)  # fmt: skip
-    assert len(train) == 2
+    assert len(train) == 6  # 3 random clips of each file per epoch
+    first = [train[i]["video"] for i in range(3)]
+    assert not torch.equal(first[0], first[1]) and train[3]["path"].endswith("b.mp4")
     view = train.evaluation_view(3)
     assert len(view) == 6
     assert [view._clip_start(k, 40) for k in range(3)] == [(0, 2), (12, 2), (25, 2)]
@@ -200,6 +202,6 @@ def test_held_out_view_reads_evenly_spaced_clips_of_each_file(tmp_path):
     clips = [view[i] for i in range(6)]
     assert [c["path"].endswith("a.mp4") for c in clips] == [True] * 3 + [False] * 3
     assert not torch.equal(clips[0]["video"], clips[2]["video"])
-    assert len(view.evaluation_view(1)) == 2
+    assert len(view.evaluation_view()) == 2
     with pytest.raises(ValueError, match="clips_per_video"):
         train.evaluation_view(0)

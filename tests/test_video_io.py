@@ -202,3 +202,21 @@ def test_untrustworthy_timestamps_fall_back_to_decoding_from_the_start(tmp_path)
     for start in (3, 9, 20):
         clip = video_io.read_video(path, num_frames=8, frame_stride=2, start=start)
         np.testing.assert_array_equal(clip, everything[[start + 2 * k for k in range(8)]])
+
+
+def test_a_clip_at_the_end_of_a_file_with_an_undecodable_last_packet_moves_back(
+    tmp_path, monkeypatch
+):
+    """Real MPEG-4 files can hold more packets than decodable frames (box.mp4 of opencv-doc:
+    456 packets, 455 frames); a clip ending on the missing frame is moved back, not lost."""
+    path = make_video(tmp_path / "v.mp4", 20)
+    expected = read_video(path, 4, 2, start=11)  # frames 11, 13, 15, 17
+    real = video_io._decode_from_start
+    monkeypatch.setattr(video_io, "_seek_and_decode", lambda *args: None)
+    monkeypatch.setattr(video_io, "_decode_from_start",
+                        lambda c, s, wanted: real(c, s, [w for w in wanted if w < 19]))  # fmt: skip
+    assert np.array_equal(read_video(path, 4, 2, start=13), expected)  # 13..19: 19 is missing
+    with pytest.raises(VideoReadError, match="decoded 3 of 4"):  # not at the end: an error
+        monkeypatch.setattr(video_io, "_decode_from_start",
+                            lambda c, s, wanted: real(c, s, [w for w in wanted if w != 5]))  # fmt: skip
+        read_video(path, 4, 2, start=1)

@@ -100,7 +100,7 @@ def build_dataset(data_config, train: bool = True, source: str | None = None) ->
         train=train,
         seed=cfg.seed,
         decode_threads=cfg.decode_threads,
-        clips_per_video=cfg.eval_clips_per_video,
+        clips_per_video=cfg.clips_per_video if train else cfg.eval_clips_per_video,
     )
 
 

@@ -201,9 +201,9 @@ class VideoFolder(Dataset):
         height, width: output size; the short side is resized to cover it, then cropped.
         frame_stride: step between clip frames (reduced per video when it is too short).
         train: random clip start and crop (True) or centered (False).
-        clips_per_video: held-out view (``train=False``) only: this many clips per file, evenly
-            spaced from its first frame to its last (item ``i`` is clip ``i % K`` of file
-            ``i // K``), so a few long held-out files give many evaluation clips.
+        clips_per_video: K clips per file (item ``i`` is a clip of file ``i // K``): random
+            ones in training (a few long files still fill batches), evenly spaced from the first
+            frame to the last in the held-out view (clip ``i % K``).
         seed: randomness is a function of (seed, epoch, index) only, not of worker order.
         path_column, caption_column, label_column: index column names (auto-detected if None).
         decode_threads: FFmpeg threads per decoded video (workers × processes decode at once).
@@ -288,18 +288,18 @@ class VideoFolder(Dataset):
 
     def evaluation_view(self, clips_per_video: int | None = None) -> VideoFolder:
         """The same files with center crops and centered clips (no re-scan of the folder);
-        ``clips_per_video`` evenly spaced clips per file (default: this dataset's)."""
+        ``clips_per_video`` evenly spaced clips per file (default: 1)."""
         view = copy.copy(self)
         view.train, view._bad = False, set(self._bad)
-        if clips_per_video is not None:
-            if clips_per_video < 1:
-                raise ValueError(f"clips_per_video must be >= 1, got {clips_per_video}")
-            view.clips_per_video = clips_per_video
+        clips_per_video = 1 if clips_per_video is None else clips_per_video
+        if clips_per_video < 1:
+            raise ValueError(f"clips_per_video must be >= 1, got {clips_per_video}")
+        view.clips_per_video = clips_per_video
         return view
 
     @property
     def _clips(self) -> int:
-        return 1 if self.train else self.clips_per_video
+        return self.clips_per_video
 
     def set_epoch(self, epoch: int) -> None:
         """Change the random clips and crops (train=True) for a new epoch."""
@@ -311,7 +311,7 @@ class VideoFolder(Dataset):
     def _clip_start(self, clip: int, count: int) -> tuple[int | None, int]:
         """(start, stride) of clip ``clip`` of ``clips_per_video`` in a ``count``-frame file;
         start None: the reader's (random in training, else centered)."""
-        if self._clips == 1:
+        if self.train or self._clips == 1:
             return None, self.frame_stride
         stride = self.frame_stride
         while stride > 1 and (self.num_frames - 1) * stride + 1 > count:

