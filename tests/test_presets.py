@@ -101,7 +101,7 @@ def test_paper_presets_build_full_size_on_meta_device(name):
     assert 50 < counts["motion"] < 500
 
 
-def test_the_latent_default_recipe_in_miniature(tmp_path):
+def test_the_latent_default_recipe_in_miniature(tmp_path, capsys):
     """configs/tiny-latent.yaml, as scripts/train_default.sh runs it, at a size that trains in
     seconds: a frame VAE with per-channel latent statistics, a cache of its latents, the CMD
     autoencoder trained from that cache (the VAE loaded through the path Stable Diffusion's
@@ -134,6 +134,11 @@ def test_the_latent_default_recipe_in_miniature(tmp_path):
         "--data", str(tmp_path / "frames"), "--max-steps", "2", sets=[*latent,
         "train.preview_every=2"])  # fmt: skip
     assert (tmp_path / "ae" / "previews" / "step-000002.png").is_file()  # decoded to pixels
+    # evaluated on videos, not on the cache it trained from
+    ae_eval = ["eval", "autoencoder", "--model", str(tmp_path / "ae"), "--num-videos", "2"]
+    assert main(ae_eval) == 2
+    assert "--data moving-shapes" in capsys.readouterr().err
+    assert main([*ae_eval, "--data", "moving-shapes", "--probe-pairs", "0"]) == 0
     run("cache", "--config", "tiny-latent", "--autoencoder", str(tmp_path / "ae"), "--out",
         str(tmp_path / "cache"), "--num-videos", "6", sets=latent)  # fmt: skip
     for stage in ("content", "motion"):

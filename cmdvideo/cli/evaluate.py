@@ -42,6 +42,13 @@ def cmd_eval_autoencoder(args: argparse.Namespace) -> int:
         i3d = load_i3d(args.i3d)  # before the reconstructions: a bad path fails at once
     codec = VideoCodec.from_pretrained(model_dir)
     config = run_config_of(model_dir, args)
+    from ..data.latent_cache import is_latent_cache
+
+    if is_latent_cache(args.data or config.data.source):  # e.g. trained from `cache --frames`
+        raise ValueError(
+            f"{args.data or config.data.source} is a latent cache, not videos: give the videos "
+            "to reconstruct with --data (e.g. --data moving-shapes)"
+        )
     dataset = build_dataset(config.data, train=False, source=args.data)
     device = device_of(args)
     start = time.perf_counter()
