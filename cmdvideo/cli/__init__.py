@@ -7,6 +7,7 @@
     cmdvideo transfer --content a.mp4 --motion b.mp4
     cmdvideo edit --video a.mp4 --prompt "a blue circle moving left"
     cmdvideo demo
+    cmdvideo serve          # the web app on http://127.0.0.1:7860
 
 User errors (a missing folder, a bad value) end in one line naming the flag and what to do, and
 exit status 2; ``--debug`` shows the traceback instead.
@@ -18,7 +19,7 @@ import argparse
 import logging
 import sys
 
-from . import bench, data, edit, evaluate, generate, train
+from . import bench, data, edit, evaluate, generate, serve, train
 from .common import apply_threads
 
 EXIT_USAGE = 2
@@ -42,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--debug", action="store_true", help="show the Python traceback of an error"
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    for group in (train, data, evaluate, generate, edit, bench):
+    for group in (train, data, evaluate, generate, edit, serve, bench):
         group.register(sub)
     return parser
 

@@ -1,0 +1,357 @@
+"""``cmdvideo serve``: a Gradio web app over a :class:`CMDPipeline` — every generation feature
+the pipeline has, in the browser and as named API endpoints (``gradio_client``).
+
+Tabs and endpoints:
+
+- Text / class to video: ``/generate``
+- Image to video: ``/image_to_video``
+- Motion transfer: ``/transfer``
+- Edit a video: ``/edit``
+- Long video: ``/long_video``
+
+Offline by construction: analytics off, no share link, fonts served by the app itself, models
+loaded from a local folder. Bad input (out-of-range numbers, a file that is not an image or a
+video, uploads over the size or duration bounds) ends in a Gradio error shown in the page and
+raised to API callers; nothing a user sends names a path on the server (uploads are Gradio's
+temporary files; the model is fixed at start). Requests queue, ``concurrency`` at a time.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data.video_io import VideoReadError, probe_info, write_video
+from .pipelines.samplers import SAMPLERS
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported
+import gradio as gr  # noqa: E402  (an optional extra: cmdvideo[app]; only `serve` imports this)
+
+# Per-stage progress in the page: the pipeline's tqdm bars ("content frame", "motion latent").
+PROGRESS = gr.Progress(track_tqdm=True)
+
+NO_CLASS = "(none)"
+# Argument names as the page shows them (CMDPipeline.check_inputs messages).
+APP_NAMES = {
+    "prompt": "Prompt", "class_labels": "Class", "num_inference_steps": "Steps",
+    "content_guidance_scale": "Content guidance", "motion_guidance_scale": "Motion guidance",
+    "num_frames": "Frames", "strength": "Strength", "overlap": "Overlap",
+}  # fmt: skip
+
+
+@dataclass
+class Limits:
+    """What one request may ask for (refused with a message in the page beyond these)."""
+
+    max_steps: int = 100
+    max_frames: int = 128
+    max_prompt_chars: int = 300
+    max_upload_mb: int = 20
+    max_upload_seconds: float = 60.0
+    max_upload_frames: int = 2_000
+    concurrency: int = 1  # generations at a time (one on a CPU: memory and threads)
+    queue_size: int = 64  # requests waiting beyond that are refused
+    display_upscale: int = 8  # pixel upscale of the shown and downloadable videos
+
+
+class AppError(ValueError):
+    """A request the app refuses (shown as a Gradio error)."""
+
+
+def _error(message: str) -> gr.Error:
+    return gr.Error(message, print_exception=False)
+
+
+class Generator:
+    """The work behind every tab: checks, the pipeline call, files to show and download."""
+
+    def __init__(self, pipe, limits: Limits, out_dir: str | Path | None = None):
+        self.pipe, self.limits = pipe, limits
+        self.out_dir = Path(out_dir or tempfile.mkdtemp(prefix="cmdvideo-app-"))
+        self.classes = [NO_CLASS, *pipe.config.class_names]
+
+    # -- checks ----------------------------------------------------------------------------
+
+    def _number(self, name: str, value, low: float, high: float, integer: bool = True):
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            raise AppError(f"{name}: give a number")
+        if not low <= value <= high or (integer and float(value) != int(value)):
+            kind = "an integer" if integer else "a number"
+            raise AppError(f"{name} must be {kind} in [{low:g}, {high:g}], got {value:g}")
+        return int(value) if integer else float(value)
+
+    def _prompt(self, prompt: str | None) -> str | None:
+        prompt = (prompt or "").strip()
+        if len(prompt) > self.limits.max_prompt_chars:
+            raise AppError(
+                f"Prompt: {len(prompt)} characters, at most {self.limits.max_prompt_chars}"
+            )
+        return prompt or None
+
+    def _class(self, label: str | None) -> str | None:
+        if label in (None, "", NO_CLASS):
+            return None
+        if label not in self.classes:
+            raise AppError(f"Class: unknown {label!r}; classes: {', '.join(self.classes[1:])}")
+        return label
+
+    def _upload(self, path: str | None, what: str) -> str:
+        """An uploaded video's temporary path, checked: a video our reader reads, within the
+        size, frame and duration bounds."""
+        if not path:
+            raise AppError(f"{what}: upload a video")
+        size_mb = Path(path).stat().st_size / 2**20
+        if size_mb > self.limits.max_upload_mb:
+            raise AppError(f"{what}: {size_mb:.0f} MB, at most {self.limits.max_upload_mb} MB")
+        try:
+            info = probe_info(path)
+        except VideoReadError as err:
+            raise AppError(f"{what}: not a video we can read ({err.reason})") from None
+        seconds = info["num_frames"] / info["fps"] if info["fps"] else 0.0
+        if info["num_frames"] > self.limits.max_upload_frames or (
+            seconds > self.limits.max_upload_seconds
+        ):
+            raise AppError(
+                f"{what}: {info['num_frames']} frames ({seconds:.0f} s), at most "
+                f"{self.limits.max_upload_frames} frames and {self.limits.max_upload_seconds:g} s"
+            )
+        if info["num_frames"] < self.pipe.config.num_frames:
+            raise AppError(
+                f"{what}: {info['num_frames']} frames, at least {self.pipe.config.num_frames}"
+            )
+        return path
+
+    def _sampling(self, steps, content_guidance, motion_guidance, sampler) -> dict:
+        if sampler not in SAMPLERS:
+            raise AppError(f"Sampler must be one of {sorted(SAMPLERS)}, got {sampler!r}")
+        return dict(
+            num_inference_steps=self._number("Steps", steps, 1, self.limits.max_steps),
+            content_guidance_scale=self._number(
+                "Content guidance", content_guidance, 0, 30, integer=False
+            ),  # fmt: skip
+            motion_guidance_scale=self._number(
+                "Motion guidance", motion_guidance, 0, 30, integer=False
+            ),  # fmt: skip
+        )
+
+    def _pipe(self, sampler: str):
+        """The shared models with this request's own schedulers (requests may run at once)."""
+        pipe = copy.copy(self.pipe)
+        pipe.set_sampler(sampler)
+        pipe.set_progress_bar_config(disable=False)  # gr.Progress(track_tqdm) shows the stages
+        return pipe
+
+    # -- results ---------------------------------------------------------------------------
+
+    def _results(self, out, seconds: float, what: str):
+        """(mp4 path, content frame image, gif path, summary) of a pipeline output."""
+        folder = Path(tempfile.mkdtemp(dir=self.out_dir))
+        frames = out.frames[0]
+        up = self.limits.display_upscale
+        mp4 = write_video(folder / "video.mp4", frames, fps=8, upscale=up)
+        gif = write_video(folder / "video.gif", frames, fps=8, upscale=up)
+        still = (np.clip(out.content_frames[0], 0, 1) * 255).round().astype(np.uint8)
+        still = still.repeat(up, axis=0).repeat(up, axis=1)
+        t, h, w, _ = frames.shape
+        summary = f"{what}: {t} frames at {h}×{w} in {seconds:.2f} s (device {self.pipe.device})"
+        return str(mp4), still, str(gif), summary
+
+    def _run(self, what: str, call):
+        start = time.perf_counter()
+        try:
+            with torch.no_grad():
+                out = call()
+        except (ValueError, VideoReadError) as err:  # the pipeline's own checks
+            raise _error(str(err)) from None
+        return self._results(out, time.perf_counter() - start, what)
+
+    # -- the tabs --------------------------------------------------------------------------
+
+    def generate(self, prompt, class_label, seed, steps, content_guidance, motion_guidance,
+                 sampler, num_frames, progress=PROGRESS):  # fmt: skip
+        try:
+            prompt, label = self._prompt(prompt), self._class(class_label)
+            sampling = self._sampling(steps, content_guidance, motion_guidance, sampler)
+            frames = self._number("Frames", num_frames, 1, self.limits.max_frames)
+            seed = self._number("Seed", seed, 0, 2**31 - 1)
+            if prompt is None and label is None:
+                raise AppError("give a prompt or a class")
+            pipe = self._pipe(sampler)
+            pipe.check_inputs(prompt, label, num_frames=frames, names=APP_NAMES,
+                              **sampling)  # fmt: skip
+        except (AppError, ValueError) as err:
+            raise _error(str(err)) from None
+        return self._run(
+            "text/class to video",
+            lambda: pipe(prompt, label, num_frames=frames,
+                         generator=torch.Generator().manual_seed(seed), **sampling),
+        )  # fmt: skip
+
+    def image_to_video(self, image, prompt, class_label, strength, seed, steps,
+                       content_guidance, motion_guidance, sampler, progress=PROGRESS):  # fmt: skip
+        try:
+            if image is None:
+                raise AppError("Image: upload an image")
+            prompt, label = self._prompt(prompt), self._class(class_label)
+            sampling = self._sampling(steps, content_guidance, motion_guidance, sampler)
+            strength = self._number("Strength", strength, 0, 1, integer=False)
+            seed = self._number("Seed", seed, 0, 2**31 - 1)
+            pipe = self._pipe(sampler)
+        except AppError as err:
+            raise _error(str(err)) from None
+        return self._run(
+            "image to video",
+            lambda: pipe.image_to_video(np.asarray(image), prompt, label, strength=strength,
+                                        generator=torch.Generator().manual_seed(seed),
+                                        **sampling),
+        )  # fmt: skip
+
+    def transfer(self, content_video, motion_video, progress=PROGRESS):
+        try:
+            content = self._upload(content_video, "Content video")
+            motion = self._upload(motion_video, "Motion video")
+        except AppError as err:
+            raise _error(str(err)) from None
+        return self._run("motion transfer", lambda: self.pipe.transfer_motion(content, motion))
+
+    def edit(self, video, prompt, class_label, edit, strength, seed, steps, content_guidance,
+             motion_guidance, sampler, progress=PROGRESS):  # fmt: skip
+        try:
+            path = self._upload(video, "Video")
+            prompt, label = self._prompt(prompt), self._class(class_label)
+            sampling = self._sampling(steps, content_guidance, motion_guidance, sampler)
+            strength = self._number("Strength", strength, 0, 1, integer=False)
+            seed = self._number("Seed", seed, 0, 2**31 - 1)
+            if prompt is None and label is None and edit != "motion":
+                raise AppError("give a prompt or a class: what the video becomes")
+            pipe = self._pipe(sampler)
+        except AppError as err:
+            raise _error(str(err)) from None
+        return self._run(
+            f"edit ({edit})",
+            lambda: pipe.edit_video(path, prompt, label, strength=strength, edit=edit,
+                                    generator=torch.Generator().manual_seed(seed), **sampling),
+        )  # fmt: skip
+
+
+def build_app(pipe, limits: Limits | None = None, title: str = "cmdvideo"):
+    """The Gradio Blocks app for ``pipe`` (not launched)."""
+    from .data.moving_shapes import DEMO_PROMPTS
+
+    limits = limits or Limits()
+    gen = Generator(pipe, limits)
+    cfg = pipe.config
+    content_g, motion_g = pipe.guidance_scales()
+    steps_default = pipe.default_steps()
+    clip = int(cfg.num_frames)
+    h, w = pipe.video_size()
+
+    def sampling_inputs():
+        with gr.Accordion("Sampling", open=False):
+            with gr.Row():
+                seed = gr.Number(0, label="Seed", precision=0)
+                steps = gr.Slider(1, limits.max_steps, steps_default, step=1, label="Steps")
+                sampler = gr.Dropdown(sorted(SAMPLERS), value="ddim", label="Sampler")
+            with gr.Row():
+                cg = gr.Number(content_g, label="Content guidance")
+                mg = gr.Number(motion_g, label="Motion guidance")
+        return seed, steps, cg, mg, sampler
+
+    def outputs():
+        with gr.Row():
+            video = gr.Video(label="Video", format="mp4", autoplay=True, loop=True)
+            still = gr.Image(label="Content frame", type="numpy", format="png")
+        with gr.Row():
+            gif = gr.File(label="GIF")
+            info = gr.Markdown()
+        return [video, still, gif, info]
+
+    with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(3600, 3600)) as app:
+        gr.Markdown(
+            f"# {title}\nCMD: a content frame from an image diffusion model, a motion latent "
+            f"from a motion transformer guided by it, decoded into the video ({clip} frames at "
+            f"{h}×{w}; longer videos clip by clip)."
+        )
+        with gr.Tab("Text / class to video"):
+            prompt = gr.Textbox(label="Prompt", max_lines=2,
+                                placeholder="a red circle moving left on a blue background")  # fmt: skip
+            with gr.Row():
+                label = gr.Dropdown(gen.classes, value=NO_CLASS, label="Class")
+                frames = gr.Slider(1, limits.max_frames, clip, step=1, label="Frames")
+            sampling = sampling_inputs()
+            go = gr.Button("Generate", variant="primary")
+            out = outputs()
+            gr.Examples([[p] for p in DEMO_PROMPTS], inputs=[prompt])
+            go.click(gen.generate, [prompt, label, sampling[0], sampling[1], sampling[2],
+                                    sampling[3], sampling[4], frames], out,
+                     api_name="generate")  # fmt: skip
+        if hasattr(pipe, "image_to_video"):
+            with gr.Tab("Image to video"):
+                with gr.Row():
+                    image = gr.Image(label="Image (becomes the content frame)", type="numpy")
+                    with gr.Column():
+                        i_prompt = gr.Textbox(label="Prompt", max_lines=2)
+                        i_label = gr.Dropdown(gen.classes, value=NO_CLASS, label="Class")
+                        strength = gr.Slider(0, 1, 0, step=0.05,
+                                             label="Strength (0: keep the image)")  # fmt: skip
+                i_sampling = sampling_inputs()
+                i_go = gr.Button("Animate", variant="primary")
+                i_out = outputs()
+                i_go.click(gen.image_to_video, [image, i_prompt, i_label, strength, *i_sampling],
+                           i_out, api_name="image_to_video")  # fmt: skip
+        if hasattr(pipe, "transfer_motion"):
+            with gr.Tab("Motion transfer"):
+                with gr.Row():
+                    content_video = gr.File(label="Content from this video")
+                    motion_video = gr.File(label="Motion from this video")
+                t_go = gr.Button("Transfer", variant="primary")
+                t_out = outputs()
+                t_go.click(gen.transfer, [content_video, motion_video], t_out,
+                           api_name="transfer")  # fmt: skip
+        if hasattr(pipe, "edit_video"):
+            with gr.Tab("Edit a video"):
+                with gr.Row():
+                    e_video = gr.File(label="Video")
+                    with gr.Column():
+                        e_prompt = gr.Textbox(label="Prompt: what it becomes", max_lines=2)
+                        e_label = gr.Dropdown(gen.classes, value=NO_CLASS, label="Class")
+                        e_kind = gr.Radio(["content", "motion", "both"], value="content",
+                                          label="Re-generate")  # fmt: skip
+                        e_strength = gr.Slider(0, 1, 0.6, step=0.05, label="Strength")
+                e_sampling = sampling_inputs()
+                e_go = gr.Button("Edit", variant="primary")
+                e_out = outputs()
+                e_go.click(gen.edit, [e_video, e_prompt, e_label, e_kind, e_strength,
+                                      *e_sampling], e_out, api_name="edit")  # fmt: skip
+        with gr.Tab("Long video"):
+            l_prompt = gr.Textbox(label="Prompt", max_lines=2)
+            with gr.Row():
+                l_label = gr.Dropdown(gen.classes, value=NO_CLASS, label="Class")
+                l_frames = gr.Slider(clip, limits.max_frames, min(4 * clip, limits.max_frames),
+                                     step=1, label="Frames")  # fmt: skip
+            l_sampling = sampling_inputs()
+            l_go = gr.Button("Generate", variant="primary")
+            l_out = outputs()
+            l_go.click(gen.generate, [l_prompt, l_label, *l_sampling[:4], l_sampling[4],
+                                      l_frames], l_out, api_name="long_video")  # fmt: skip
+    app.queue(default_concurrency_limit=limits.concurrency, max_size=limits.queue_size)
+    return app
+
+
+def launch(app, host: str = "127.0.0.1", port: int = 7860, limits: Limits | None = None,
+           block: bool = True):  # fmt: skip
+    """Serve ``app`` (no share link); returns (FastAPI app, local URL)."""
+    limits = limits or Limits()
+    app_, url, _ = app.launch(
+        server_name=host, server_port=port, share=False, inbrowser=False, quiet=True,
+        max_file_size=f"{limits.max_upload_mb}mb", ssr_mode=False, footer_links=["api"],
+        prevent_thread_lock=not block, show_error=False,
+    )  # fmt: skip
+    return app_, url
