@@ -216,6 +216,7 @@ def test_a_clip_at_the_end_of_a_file_with_an_undecodable_last_packet_moves_back(
     monkeypatch.setattr(video_io, "_decode_from_start",
                         lambda c, s, wanted: real(c, s, [w for w in wanted if w < 19]))  # fmt: skip
     assert np.array_equal(read_video(path, 4, 2, start=13), expected)  # 13..19: 19 is missing
+    assert read_video(path).shape[0] == 19  # "every frame": the ones that decode
     with pytest.raises(VideoReadError, match="decoded 3 of 4"):  # not at the end: an error
         monkeypatch.setattr(video_io, "_decode_from_start",
                             lambda c, s, wanted: real(c, s, [w for w in wanted if w != 5]))  # fmt: skip

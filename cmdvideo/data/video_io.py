@@ -170,6 +170,8 @@ def read_video(
                 frames = _decode_from_start(container, stream, wanted)
     except av.FFmpegError as e:
         raise VideoReadError(path, "decode error", str(e)) from e
+    if len(frames) < len(wanted) and num_frames is None and frames:
+        return np.stack(frames)  # "every frame": what decodes (the last packets may hold none)
     if len(frames) < len(wanted):
         short = len(wanted) - len(frames)
         step = wanted[1] - wanted[0] if len(wanted) > 1 else 1

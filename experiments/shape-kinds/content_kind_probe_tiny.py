@@ -7,6 +7,7 @@ scored with the hand-written shape check.
 python experiments/shape-kinds/content_kind_probe_tiny.py CACHE AUTOENCODER [--steps 900] [--batch-size 32]
     [--eval-every 300] [--overrides '{"layers_per_block": 2}'] [--out results/...json]
     [--figure PNG] [--binarize] [--prediction-type epsilon|v_prediction]
+    [--beta-schedule squaredcos_cap_v2 --no-clip]   (latent caches: configs/tiny-latent.yaml)
 
 Separates "the UNet cannot draw the kind in this many steps" from "the prompt's kind word does
 not reach it" (the text-conditioned stage, content_shape_tiny.py).
@@ -42,7 +43,13 @@ def one_shape_frames(cache_dir: str) -> tuple[torch.Tensor, torch.Tensor]:
     captions = cache.captions()
     keep = [i for i, c in enumerate(captions) if " and " not in c]
     kinds = [KINDS.index(re.search("|".join(KINDS), captions[i])[0]) for i in keep]
-    return cache.content[keep], torch.tensor(kinds)
+    from safetensors import safe_open
+
+    content = []
+    for path in cache.files:  # the whole content column, shard by shard
+        with safe_open(path, framework="pt") as f:
+            content.append(f.get_tensor("content"))
+    return torch.cat(content)[keep], torch.tensor(kinds)
 
 
 def binarize(frames: torch.Tensor) -> torch.Tensor:
@@ -67,6 +74,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--prediction-type", default="v_prediction",
                         choices=["epsilon", "v_prediction"])  # fmt: skip
+    parser.add_argument("--beta-schedule", default="linear",
+                        help="diffusers beta_schedule (the latent default: squaredcos_cap_v2)")  # fmt: skip
+    parser.add_argument("--no-clip", action="store_true",
+                        help="no clipping of the x0 estimate to [-1, 1] (latents: unit std)")  # fmt: skip
+    parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--binarize", action="store_true",
                         help="train on the frames' shape masks (white on black): geometry only")  # fmt: skip
     parser.add_argument("--out", default=None, help="JSON of the scores at each evaluation")
@@ -82,7 +94,10 @@ def main() -> None:
                               overrides=json.loads(args.overrides))  # fmt: skip
     params = sum(p.numel() for p in unet.parameters())
     print(f"{len(frames)} one-shape content frames; UNet {params / 1e6:.2f} M parameters")
-    scheduler = DDPMScheduler(prediction_type=args.prediction_type, clip_sample=True)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    scheduler = DDPMScheduler(prediction_type=args.prediction_type, clip_sample=not args.no_clip,
+                              beta_schedule=args.beta_schedule)  # fmt: skip
     optimizer = torch.optim.AdamW(unet.parameters(), lr=args.lr)
     lr_schedule = get_cosine_schedule_with_warmup(optimizer, 100, args.steps)
     ema = EMAModel(unet.parameters(), decay=0.999, use_ema_warmup=True)
