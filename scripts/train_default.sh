@@ -7,6 +7,8 @@
 #   3. a latent cache of CACHE_VIDEOS training videos                     -> $ROOT/cache
 #   4. content UNet and motion DiT from the cache, at the same time, one thread each, the
 #      content model with a snapshot every 1,000 steps                    -> $ROOT/content, motion
+#      and, beside them, the autoencoder's decoder refined (encoder frozen: the cache and the
+#      diffusion models stay valid; 27.7 -> 28.5 dB)                      -> $ROOT/ae-refine
 #   5. the shape-kind learning curve over the content snapshots           -> results/latent-default
 #   6. assemble, score, and copy into the package (cmdvideo/assets)
 #   bash scripts/train_default.sh [ROOT]     (default ROOT=runs/default)
@@ -59,10 +61,17 @@ step "$ROOT/motion" train motion "${C[@]}" "${D[@]}" --max-steps "$MOTION_STEPS"
   --set train.batch_size=32 --set train.warmup_steps=300 --set train.checkpoint_every=250 \
   --set train.preview_every=1000 &
 motion=$!
+step "$ROOT/ae-refine" train autoencoder "${C[@]}" "${V[@]}" --data "$ROOT/frames" \
+  --max-steps 1800 --threads 1 --set "autoencoder.init=$ROOT/ae" \
+  --set autoencoder.freeze_encoder=true --set autoencoder.overrides.refine_channels=32 \
+  --set train.learning_rate=0.0005 --set train.warmup_steps=50 --set train.checkpoint_every=200 \
+  --set train.preview_every=600 &
+refine=$!
 wait $content
 wait $motion
+wait $refine
 python scripts/kind_curve.py "$ROOT/content" "$ROOT/ae" --out results/latent-default/kind-curve
-cmdvideo pipeline assemble --autoencoder "$ROOT/ae" --content "$ROOT/content" \
+cmdvideo pipeline assemble --autoencoder "$ROOT/ae-refine" --content "$ROOT/content" \
   --motion "$ROOT/motion" --out "$ROOT/pipeline" --content-guidance 1.0 --motion-guidance 3.0 \
   --steps 25
 cmdvideo eval generation --model "$ROOT/pipeline" --out "$ROOT/eval" --json | tail -n 1
