@@ -282,8 +282,10 @@ class DecompositionMixin:
         mask[:, :, :overlap] = True
         while length < num_frames:
             # The next clip starts with the last `overlap` frames; its content frame and their
-            # motion come from encoding them, held on the last frame to the clip's length.
-            tail = clip[:, :, -overlap:]
+            # motion come from encoding them, held on the last frame to the clip's length. They
+            # are taken from the pixels (in latent mode: encoded again by the frame VAE), which
+            # keeps each clip's errors from compounding in latent space.
+            tail = codec.to_model_space(clips[-1][:, :, -overlap:].to(clip.dtype))
             held = tail[:, :, -1:].expand(-1, -1, clip_len - overlap, -1, -1)
             content, known = ae.encode(torch.cat([tail, held], dim=2))
             motion = self._sample_motion(
