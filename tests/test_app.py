@@ -174,8 +174,9 @@ def test_the_page_in_a_real_browser(server, tmp_path):
                   "--disable-sync"],
         )  # fmt: skip
         page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.set_default_timeout(120_000)  # a busy 2-core machine runs server and browser
         page.on("request", lambda r: hosts.add(urlparse(r.url).hostname))
-        page.goto(server["url"])
+        page.goto(server["url"], wait_until="domcontentloaded")
         page.get_by_label("Prompt").first.fill(PROMPT)
         page.get_by_role("button", name="Generate").first.click()
         video = page.locator("video[src]").first
