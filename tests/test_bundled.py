@@ -69,3 +69,19 @@ def test_eval_generation_scores_the_bundled_pipeline(tmp_path, capsys):
     assert result["fd_moving_shapes"] >= 0 and result["fd_moving_shapes_real_vs_real"] > 0
     assert result["real"]["background_accuracy"] == 1.0  # the checks on real videos: the ceiling
     assert (tmp_path / "eval.json").is_file() and (tmp_path / "class_conditioned.png").is_file()
+
+
+def test_the_bundle_is_on_the_latent_path_and_animates_a_real_frame(bundled):
+    """The bundled pipeline diffuses in its frame VAE's latents (4x8x8 for 32x32 frames); a real
+    frame given to image_to_video comes back as the content frame through the VAE, sharp."""
+    from cmdvideo.evaluation.generation import held_out_videos
+
+    assert bundled.vae is not None
+    assert bundled.content_size() == (8, 8) and bundled.video_size() == (32, 32)
+    video = held_out_videos(1, 16, 32, 32)[0]["video"]  # (3, T, H, W) in [-1, 1]
+    image = ((video[:, 8].permute(1, 2, 0) + 1) / 2).numpy()  # (H, W, 3) in [0, 1]
+    out = bundled.image_to_video(image, num_inference_steps=2,
+                                 generator=torch.Generator().manual_seed(0))  # fmt: skip
+    mse = ((out.content_frames[0] - image) ** 2).mean()
+    assert 10 * torch.log10(torch.tensor(1 / mse)) > 25  # dB: the VAE's round trip, not a new frame
+    assert out.frames.shape == (1, 16, 32, 32, 3)

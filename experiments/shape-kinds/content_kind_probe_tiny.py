@@ -29,7 +29,7 @@ from cmdvideo.data.latent_cache import LatentCache
 from cmdvideo.data.video_io import write_frame_grid
 from cmdvideo.evaluation.generation import one_shape_scores
 from cmdvideo.models.codec import VideoCodec
-from cmdvideo.models.content import build_content_unet, content_prediction
+from cmdvideo.models.content import build_content_dit, build_content_unet, content_prediction
 from cmdvideo.pipelines.denoise import sample_content
 from cmdvideo.training.losses import diffusion_loss
 
@@ -79,6 +79,9 @@ def main() -> None:
     parser.add_argument("--no-clip", action="store_true",
                         help="no clipping of the x0 estimate to [-1, 1] (latents: unit std)")  # fmt: skip
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--backbone", default="unet", choices=["unet", "dit"],
+                        help="dit: cmdvideo's ContentDiT (`tiny` preset + --overrides, e.g. "
+                        "'{\"patch_size\": 1}' for one token per latent pixel)")  # fmt: skip
     parser.add_argument("--binarize", action="store_true",
                         help="train on the frames' shape masks (white on black): geometry only")  # fmt: skip
     parser.add_argument("--out", default=None, help="JSON of the scores at each evaluation")
@@ -90,8 +93,9 @@ def main() -> None:
     if args.binarize:
         frames = binarize(frames)
     codec = VideoCodec.from_pretrained(args.autoencoder)
-    unet = build_content_unet("tiny", frames.shape[1], tuple(frames.shape[2:]), num_classes=3,
-                              overrides=json.loads(args.overrides))  # fmt: skip
+    build = build_content_dit if args.backbone == "dit" else build_content_unet
+    unet = build("tiny", frames.shape[1], tuple(frames.shape[2:]), num_classes=3,
+                 overrides=json.loads(args.overrides))  # fmt: skip
     params = sum(p.numel() for p in unet.parameters())
     print(f"{len(frames)} one-shape content frames; UNet {params / 1e6:.2f} M parameters")
     if args.threads:
