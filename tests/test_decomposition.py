@@ -6,7 +6,7 @@ import pytest
 import torch
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
 from PIL import Image
-from test_pipeline import _train_all
+from test_pipeline import _pipeline_dir
 
 from cmdvideo.cli import main
 from cmdvideo.data.video_io import write_video
@@ -19,11 +19,7 @@ CLIP = 8  # the test pipeline's training length (test_pipeline.SMALL)
 
 @pytest.fixture(scope="module")
 def pipe_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("decomposition")
-    ae, content, motion = _train_all(root)
-    assert main(["pipeline", "assemble", "--autoencoder", str(ae), "--content", str(content),
-                 "--motion", str(motion), "--out", str(root / "pipe")]) == 0  # fmt: skip
-    return root / "pipe"
+    return _pipeline_dir(tmp_path_factory.mktemp("decomposition"))
 
 
 @pytest.fixture(scope="module")

@@ -44,23 +44,24 @@ def _train_all(root, stage_args=(), extra=(), content_args=(), steps="2"):
     return root / "ae", root / "content", root / "motion"
 
 
-def _trained_pipeline(root, **train) -> CMDPipeline:
-    """``_train_all`` then `cmdvideo pipeline assemble`, loaded."""
+def _pipeline_dir(root, **train):
+    """``_train_all`` then `cmdvideo pipeline assemble`: the pipeline folder ROOT/pipe."""
     ae, content, motion = _train_all(root, **train)
     assert main(["pipeline", "assemble", "--autoencoder", str(ae), "--content", str(content),
                  "--motion", str(motion), "--out", str(root / "pipe")]) == 0  # fmt: skip
-    pipe = CMDPipeline.from_pretrained(root / "pipe")
+    return root / "pipe"
+
+
+def _trained_pipeline(root, **train) -> CMDPipeline:
+    """:func:`_pipeline_dir`, loaded."""
+    pipe = CMDPipeline.from_pretrained(_pipeline_dir(root, **train))
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
 
 @pytest.fixture(scope="module")
 def pipe_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pipeline")
-    ae, content, motion = _train_all(root)
-    assert main(["pipeline", "assemble", "--autoencoder", str(ae), "--content", str(content),
-                 "--motion", str(motion), "--out", str(root / "pipe")]) == 0  # fmt: skip
-    return root / "pipe"
+    return _pipeline_dir(tmp_path_factory.mktemp("pipeline"))
 
 
 @pytest.fixture(scope="module")

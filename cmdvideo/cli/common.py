@@ -97,12 +97,6 @@ def add_sampling_args(p: argparse.ArgumentParser) -> None:
                    help="sampler of both stages (default %(default)s; dpm = DPM-Solver++)")  # fmt: skip
 
 
-def check_strength(value: float | None, flag: str) -> None:
-    """A strength flag in [0, 1] (None: not given), refused before any work."""
-    if value is not None and not 0.0 <= value <= 1.0:
-        raise ValueError(f"{flag} must be a number in [0, 1], got {value}")
-
-
 # -- runtime -------------------------------------------------------------------------------
 
 

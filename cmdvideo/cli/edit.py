@@ -11,7 +11,6 @@ from .common import (
     PIPELINE_FLAGS,
     add_compute_args,
     add_sampling_args,
-    check_strength,
     load_pipeline,
 )
 
@@ -50,10 +49,10 @@ def cmd_edit(args: argparse.Namespace) -> int:
     import torch
 
     from ..data.samples import check_output_folder
-    from ..pipelines.decomposition import EDIT_KINDS
+    from ..pipelines.decomposition import EDIT_KINDS, check_strength
 
     out_dir = check_output_folder(args.out)
-    check_strength(args.strength, "--strength")
+    check_strength(args.strength, "--strength")  # before the pipeline loads
     if args.edit not in EDIT_KINDS:  # (argparse's choices already refuse it)
         raise ValueError(f"--edit must be one of {EDIT_KINDS}")
     _check_input_file(args.video, "--video")

@@ -10,7 +10,6 @@ from .common import (
     PIPELINE_FLAGS,
     add_compute_args,
     add_sampling_args,
-    check_strength,
     load_pipeline,
 )
 
@@ -74,7 +73,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise ValueError(f"--upscale must be an integer >= 1, got {args.upscale}")
     if args.strength is not None and not args.image:
         raise ValueError("--strength refines an --image; give --image PATH")
-    check_strength(args.strength, "--strength")
+    if args.strength is not None:
+        from ..pipelines.decomposition import check_strength
+
+        check_strength(args.strength, "--strength")  # before the pipeline loads
     if args.image and not Path(args.image).is_file():
         raise FileNotFoundError(f"--image {args.image}: no such file")
     if args.image and args.num_videos != 1:

@@ -23,6 +23,7 @@ from cmdvideo.data.video_io import (
     COMPRESSED_EXTENSIONS,
     VIDEO_EXTENSIONS,
     VideoReadError,
+    fitting_stride,
     probe_video,
     read_video,
 )
@@ -297,32 +298,26 @@ class VideoFolder(Dataset):
         view.clips_per_video = clips_per_video
         return view
 
-    @property
-    def _clips(self) -> int:
-        return self.clips_per_video
-
     def set_epoch(self, epoch: int) -> None:
         """Change the random clips and crops (train=True) for a new epoch."""
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self.samples) * self._clips
+        return len(self.samples) * self.clips_per_video
 
     def _clip_start(self, clip: int, count: int) -> tuple[int | None, int]:
         """(start, stride) of clip ``clip`` of ``clips_per_video`` in a ``count``-frame file;
         start None: the reader's (random in training, else centered)."""
-        if self.train or self._clips == 1:
+        if self.train or self.clips_per_video == 1:
             return None, self.frame_stride
-        stride = self.frame_stride
-        while stride > 1 and (self.num_frames - 1) * stride + 1 > count:
-            stride -= 1  # as the reader shortens the stride of short files
+        stride = fitting_stride(count, self.num_frames, self.frame_stride)  # as the reader does
         last = max(count - (self.num_frames - 1) * stride - 1, 0)
-        return round(clip * last / (self._clips - 1)), stride
+        return round(clip * last / (self.clips_per_video - 1)), stride
 
     def _load(self, index: int) -> torch.Tensor:
-        path, _, _, count = self.samples[index // self._clips]
+        path, _, _, count = self.samples[index // self.clips_per_video]
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        start, stride = self._clip_start(index % self._clips, count)
+        start, stride = self._clip_start(index % self.clips_per_video, count)
         frames = read_video(
             path,
             self.num_frames,
@@ -360,10 +355,10 @@ class VideoFolder(Dataset):
         """
         skipped, j = [], index
         for _ in range(len(self)):
-            if j // self._clips not in self._bad:
+            if j // self.clips_per_video not in self._bad:
                 try:
                     video = self._load(j)
-                    path, caption, label, _ = self.samples[j // self._clips]
+                    path, caption, label, _ = self.samples[j // self.clips_per_video]
                     return {
                         "video": video,
                         "label": label,
@@ -374,10 +369,10 @@ class VideoFolder(Dataset):
                     }
                 except (VideoReadError, FileNotFoundError) as e:
                     reason = getattr(e, "reason", "missing")
-                    path = self.samples[j // self._clips][0]
+                    path = self.samples[j // self.clips_per_video][0]
                     logger.warning("Skipping video %s at runtime: %s", path, e)
                     skipped.append((path, reason))
-                    self._bad.add(j // self._clips)
+                    self._bad.add(j // self.clips_per_video)
             j = (j + 1) % len(self)
         raise RuntimeError(
             f"every video under {self.root} failed to decode ({skipped[:3]} ...); "

@@ -95,13 +95,19 @@ def probe_video(path) -> int:
     return count
 
 
+def fitting_stride(total: int, num_frames: int, frame_stride: int) -> int:
+    """The largest stride <= ``frame_stride`` whose clip of ``num_frames`` fits in ``total``."""
+    if num_frames > 1:
+        return max(1, min(frame_stride, (total - 1) // (num_frames - 1)))
+    return frame_stride
+
+
 def _frame_indices(total, num_frames, frame_stride, start, rng, path) -> list[int]:
     if num_frames is None:
         return list(range(start or 0, total, frame_stride))
     if num_frames > total:
         raise VideoReadError(path, "too short", f"{total} frames < num_frames={num_frames}")
-    if num_frames > 1:  # largest stride <= frame_stride whose span fits in the video
-        frame_stride = min(frame_stride, (total - 1) // (num_frames - 1))
+    frame_stride = fitting_stride(total, num_frames, frame_stride)
     max_start = total - ((num_frames - 1) * frame_stride + 1)
     if start is None:
         start = int(rng.integers(0, max_start + 1)) if rng is not None else max_start // 2

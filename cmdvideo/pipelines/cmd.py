@@ -432,11 +432,9 @@ class CMDPipeline(DecompositionMixin, DiffusionPipeline):
             output_type, overlap=overlap,
         )  # fmt: skip
         device = self._execution_device
-        prompts = [prompt] if isinstance(prompt, str) else (list(prompt) if prompt else None)
-        labels = None if class_labels is None else self._class_ids(class_labels, device)
-        n = len(prompts) if prompts is not None else (len(labels) if labels is not None else 1)
+        prompts, labels, n = self._conditions(prompt, class_labels, device)
         if labels is not None:
-            labels = labels.expand(n).repeat_interleave(num_videos_per_prompt)
+            labels = labels.repeat_interleave(num_videos_per_prompt)
         if prompts is not None:
             prompts = [p for p in prompts for _ in range(num_videos_per_prompt)]
         batch = n * num_videos_per_prompt

@@ -169,10 +169,10 @@ def is_image(x) -> bool:
     return hasattr(x, "ndim") and x.ndim in (2, 3)
 
 
-def _check_strength(strength, name: str = "strength") -> float:
-    if isinstance(strength, bool) or not isinstance(strength, (int, float)):
-        raise ValueError(f"{name} must be a number in [0, 1], got {strength!r}")
-    if not 0.0 <= strength <= 1.0:
+def check_strength(strength, name: str = "strength") -> float:
+    """A strength in [0, 1] as a float; anything else refused, named ``name`` (e.g. a flag)."""
+    ok = not isinstance(strength, bool) and isinstance(strength, (int, float))
+    if not ok or not 0.0 <= strength <= 1.0:
         raise ValueError(f"{name} must be a number in [0, 1], got {strength!r}")
     return float(strength)
 
@@ -219,16 +219,18 @@ class DecompositionMixin:
         """An image (any accepted layout and size) -> content frame (B, C, H, W) in the
         autoencoder's space (the frame VAE's latents in latent mode)."""
         pixels = prepare_image(image, self.video_size()).to(self._execution_device)
-        codec = self.codec
-        dtype = self.vae.dtype if self.vae is not None else self.autoencoder.dtype
-        return codec.to_model_space(pixels.to(dtype)[:, :, None])[:, :, 0]
+        return self.codec.to_model_space(pixels.to(self._pixel_dtype)[:, :, None])[:, :, 0]
 
     def encode_video(self, video, num_frames: int | None = None):
         """A video (any accepted layout and size; a path is read from its first frame) ->
         (content frame, scaled motion latent), the spaces the diffusion models work in."""
         pixels = prepare_video(video, self.video_size(), num_frames).to(self._execution_device)
-        dtype = self.vae.dtype if self.vae is not None else self.autoencoder.dtype
-        return self.codec.encode(pixels.to(dtype))
+        return self.codec.encode(pixels.to(self._pixel_dtype))
+
+    @property
+    def _pixel_dtype(self) -> torch.dtype:
+        """The dtype of the model that reads pixels: the frame VAE, else the autoencoder."""
+        return self.vae.dtype if self.vae is not None else self.autoencoder.dtype
 
     def _conditions(self, prompt, class_labels, device):
         """(prompts, labels, n) of one call, as :meth:`__call__` reads them."""
@@ -343,7 +345,7 @@ class DecompositionMixin:
         Returns:
             :class:`CMDPipelineOutput`: the videos and the content frames they were made from.
         """
-        strength = _check_strength(strength)
+        strength = check_strength(strength)
         self.check_inputs(
             prompt, class_labels, num_inference_steps, guidance_scale, content_guidance_scale,
             motion_guidance_scale, guidance_rescale, 1, num_frames, output_type, overlap=overlap,
@@ -422,7 +424,7 @@ class DecompositionMixin:
                 motion) guided by it and the prompt; "both".
             strength: in [0, 1], how far from the original each edited part may go.
         """
-        strength = _check_strength(strength)
+        strength = check_strength(strength)
         if edit not in EDIT_KINDS:
             raise ValueError(f"edit must be one of {EDIT_KINDS}, got {edit!r}")
         self.check_inputs(
