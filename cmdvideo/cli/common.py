@@ -137,6 +137,10 @@ def load_pipeline(args: argparse.Namespace, progress: bool = True):
     checked (flags named as the user typed them); ``args.steps`` becomes the steps it will run."""
     from ..pipelines.cmd import CMDPipeline
 
+    if getattr(args, "quiet", False):  # sample/edit --quiet: no "Loading pipeline components" bar
+        from diffusers.utils import logging as diffusers_logging
+
+        diffusers_logging.disable_progress_bar()
     pipe = CMDPipeline.from_pretrained(args.model).to(device_of(args))
     pipe.set_sampler(args.scheduler)
     pipe.set_progress_bar_config(disable=not progress)

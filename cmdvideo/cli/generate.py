@@ -82,10 +82,6 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if args.image and args.num_videos != 1:
         raise ValueError("--num-videos: one video per --image and prompt (repeat --prompt)")
     prompts, labels, names = _conditions(args)
-    if args.quiet:
-        from diffusers.utils import logging as diffusers_logging
-
-        diffusers_logging.disable_progress_bar()  # "Loading pipeline components"
     pipe = load_pipeline(args, progress=not args.quiet)
     call = dict(prompt=prompts, class_labels=labels, num_inference_steps=args.steps,
                 guidance_scale=args.guidance, guidance_rescale=args.guidance_rescale,
