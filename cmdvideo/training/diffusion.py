@@ -74,6 +74,11 @@ class DiffusionStage(Stage):
             from ..models.text import load_text_encoder
 
             self.text_encoder, self.tokenizer = load_text_encoder(cfg.text_encoder)
+        # A frozen sentence encoder gives every caption the same states at every step, and its
+        # forward costs ~10x a tiny UNet step: each caption is encoded once (_frozen_text).
+        self._text_memo: dict | None = None
+        if self.text_encoder is not None and getattr(self.tokenizer, "padding_side", "") == "right":
+            self._text_memo = {}
         self._model = None
 
     def clip_range(self, codec: VideoCodec) -> dict:
@@ -107,10 +112,41 @@ class DiffusionStage(Stage):
         gradients only into a learned encoder."""
         from ..models.text import encode_prompts
 
+        if self._text_memo is not None and encoder is self.text_encoder:
+            text = self._frozen_text(prompts, device)
+            return text, self._frozen_text([""], device) if with_null else None
         with torch.set_grad_enabled(self.learns_text and torch.is_grad_enabled()):
             text = encode_prompts(encoder, self.tokenizer, prompts, device)
             null = encode_prompts(encoder, self.tokenizer, [""], device) if with_null else None
         return text, null
+
+    @torch.no_grad()
+    def _frozen_text(self, prompts: list[str], device):
+        """`encode_prompts` of the frozen sentence encoder, each distinct prompt encoded once:
+        the states of its real tokens are kept (on the CPU) and padded back to the same length
+        with the same mask. Padding is masked in the UNet's cross-attention and left out of the
+        pooled mean, so this equals encoding the batch (up to float rounding)."""
+        from ..models.text import TextEmbeddings, encode_prompts
+
+        missing = sorted({p for p in prompts if p not in self._text_memo})
+        if missing:
+            new = encode_prompts(self.text_encoder, self.tokenizer, missing, device)
+            if new.mask is None:  # padding tokens carry meaning (CLIP): nothing to cut
+                self._text_memo = None
+                return encode_prompts(self.text_encoder, self.tokenizer, prompts, device)
+            self._text_length = new.hidden.shape[1]
+            for row, prompt in enumerate(missing):
+                n = int(new.mask[row].sum())
+                assert new.mask[row, :n].all(), "right padding expected"
+                self._text_memo[prompt] = (new.hidden[row, :n].cpu(), new.pooled[row].cpu())
+        states = [self._text_memo[p] for p in prompts]
+        width = states[0][0].shape[-1]
+        hidden = torch.zeros(len(prompts), self._text_length, width, dtype=states[0][0].dtype)
+        mask = torch.zeros(len(prompts), self._text_length, dtype=torch.bool)
+        for row, (tokens, _) in enumerate(states):
+            hidden[row, : len(tokens)], mask[row, : len(tokens)] = tokens, True
+        pooled = torch.stack([p for _, p in states])  # (B, D)
+        return TextEmbeddings(hidden.to(device), pooled.to(device), mask.to(device))
 
     def _new_text_encoder(self):
         """The built-in word encoder to learn with this stage's model: continued from
