@@ -69,6 +69,11 @@ class AutoencoderConfig:
     # latents (and the motion scaling factor), stay those of `init`, so a latent cache and the
     # diffusion models trained on it remain valid for the fine-tuned decoder.
     freeze_encoder: bool = False
+    # Weight of the swap-pair loss (0 = off): each video's content frame decoded with the motion
+    # latent of the next video in the batch must give the first video's appearance moving as
+    # the second one does (rendered from the factors: moving-shapes only). It teaches the
+    # decoder motion relative to the content frame, which motion transfer needs.
+    swap_weight: float = 0.0
 
 
 @dataclass

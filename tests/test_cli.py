@@ -112,6 +112,36 @@ def test_decoder_only_fine_tune_keeps_the_encoder_and_its_scale(tmp_path, capsys
     assert "freeze_encoder needs autoencoder.init" in capsys.readouterr().err
 
 
+def test_swap_pair_loss_is_logged_and_needs_rendered_videos(tmp_path, make_video, capsys):
+    """`autoencoder.swap_weight` adds the logged swap-pair term (decode(content of A, motion of
+    B) against A's look moving as B) and moves the decoder with the encoder frozen; a source
+    without factors (a video folder) and a negative weight are refused with a clear reason."""
+    from cmdvideo.models.codec import VideoCodec
+
+    sets = ["train.learning_rate=0.01", "autoencoder.freeze_encoder=true",
+            "autoencoder.swap_weight=1.0"]  # fmt: skip
+    first, second = _train_then_fine_tune(tmp_path, 2, sets)
+    records = [json.loads(ln) for ln in (second / "metrics.jsonl").read_text().splitlines()]
+    swaps = [r["swap"] for r in records if "loss" in r]
+    assert len(swaps) == 2 and all(s > 0 for s in swaps)
+    old = VideoCodec.from_pretrained(first).autoencoder.state_dict()
+    new = VideoCodec.from_pretrained(second).autoencoder.state_dict()
+    assert torch.equal(old["patch_embed.weight"], new["patch_embed.weight"])
+    assert not torch.equal(old["output_proj.weight"], new["output_proj.weight"])
+    capsys.readouterr()
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    make_video(folder / "a.mp4", 12)
+    make_video(folder / "b.mp4", 12)
+    base = ["train", "autoencoder", "--config", "tiny", "--max-steps", "1"]
+    args = base + ["--out", str(tmp_path / "x"), "--data", str(folder)]
+    assert main(with_sets(args, SMALL + ["train.batch_size=2", "autoencoder.swap_weight=1"])) == 2
+    assert "swap_weight needs videos rendered from their factors" in capsys.readouterr().err
+    args = base + ["--out", str(tmp_path / "y"), "--set", "autoencoder.swap_weight=-1"]
+    assert main(args) == 2
+    assert "autoencoder.swap_weight must be >= 0" in capsys.readouterr().err
+
+
 def test_training_on_a_folder_with_bad_files(bad_video_folder, tmp_path, capsys, caplog):
     """Acceptance: good.mp4 trains; truncated, text-as-.mp4 and 3-frame files are skipped and
     reported with their reasons, in the log and in the metrics file."""

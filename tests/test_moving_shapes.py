@@ -17,6 +17,7 @@ from cmdvideo.data.moving_shapes import (
     ShapeSpec,
     VideoFactors,
     caption_for,
+    render_swapped,
     render_video,
     sample_factors,
 )
@@ -208,6 +209,18 @@ def test_appearance_swap():
     cx, cy, _ = _stats(video, swapped)
     assert cy[-1] - cy[0] > 3 and abs(cx[-1] - cx[0]) < 1
     assert not torch.equal(video, render_video(a))
+
+
+def test_swap_targets_pair_each_video_with_the_next_ones_motion():
+    data = MovingShapes(num_videos=10, num_frames=8, height=16, width=16)
+    factors = [data[i]["factors"] for i in range(3)]
+    targets = render_swapped(factors, 8, 16, 16)
+    assert targets.shape == (3, 3, 8, 16, 16)
+    for i, j in ((0, 1), (1, 2), (2, 0)):  # the last takes the first one's motion
+        expected = VideoFactors(data.factors(i).appearance, data.factors(j).motion)
+        assert torch.equal(targets[i], render_video(expected, 8, 16, 16))
+    with pytest.raises(ValueError, match="at least 2"):
+        render_swapped(factors[:1], 8, 16, 16)
 
 
 def test_non_square_and_other_sizes():

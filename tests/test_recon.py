@@ -76,3 +76,17 @@ def test_decomposition_probe_decodes_the_right_pairs():
         for i in range(n)
     ) / n  # fmt: skip
     assert math.isclose(probe["same_a_psnr"], expected, rel_tol=1e-5)
+
+
+def test_decomposition_probe_judges_the_swaps_motion_with_the_classifier():
+    """With the classifier, the probe says how often the swap moves as B: the wiring codec's
+    'swap' is the real video B itself, which the classifier reads right, as it reads the
+    targets (A's look, B's motion)."""
+    from cmdvideo.evaluation.recon import decomposition_probe
+    from cmdvideo.models.classifier import load_classifier
+
+    probe = decomposition_probe(_Wiring(), num_pairs=8, batch_size=4,
+                                classifier=load_classifier())  # fmt: skip
+    assert probe["swap_motion_accuracy"] == 1.0
+    assert probe["target_motion_accuracy"] == 1.0
+    assert "swap_motion_accuracy" not in decomposition_probe(_Wiring(), num_pairs=2)

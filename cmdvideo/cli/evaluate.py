@@ -59,9 +59,12 @@ def cmd_eval_autoencoder(args: argparse.Namespace) -> int:
         result["r_fvd"] = reconstruction_fvd(codec, dataset, i3d, args.num_videos,
                                              args.batch_size, device)  # fmt: skip
     if args.probe_pairs and source == "moving-shapes":
+        from ..models.classifier import load_classifier
+
         result["decomposition_probe"] = decomposition_probe(
-            codec, args.probe_pairs, *result["video_shape"][1:], device=device
-        )
+            codec, args.probe_pairs, *result["video_shape"][1:], device=device,
+            classifier=load_classifier().to(device),
+        )  # fmt: skip
     result.update(data=source, split="held-out" if source == "moving-shapes" else "center-crop",
                   seconds=round(time.perf_counter() - start, 2))  # fmt: skip
     lines = [
@@ -86,7 +89,9 @@ def cmd_eval_autoencoder(args: argparse.Namespace) -> int:
         lines.append(
             f"decomposition:     decode(content A, motion B) vs A's look with B's motion: "
             f"{probe['swap_psnr']:.2f} dB; baselines decode(A, A) {probe['same_a_psnr']:.2f}, "
-            f"decode(B, B) {probe['same_b_psnr']:.2f} ({probe['num_pairs']} pairs)"
+            f"decode(B, B) {probe['same_b_psnr']:.2f} ({probe['num_pairs']} pairs); moves as "
+            f"B in {probe['swap_motion_accuracy']:.0%} (the targets: "
+            f"{probe['target_motion_accuracy']:.0%})"
         )
     lines.append(f"time:              {result['seconds']:.1f} s")
     report(result, args.json, lines)

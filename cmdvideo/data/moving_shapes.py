@@ -438,6 +438,24 @@ def parse_caption(caption: str) -> dict:
     return {"shapes": shapes, "background": background, "motion": motion}
 
 
+def render_swapped(
+    factors: list[dict], num_frames: int, height: int, width: int, textured: bool = False
+) -> torch.Tensor:
+    """Swap-pair targets for a batch of videos given by their factors (``to_dict`` form): video
+    i's appearance moving as video i+1 moves (the last takes the first one's motion).
+
+    Returns:
+        (B, 3, T, H, W) in [-1, 1].
+    """
+    if len(factors) < 2:
+        raise ValueError("swap pairs need a batch of at least 2 videos")
+    parsed = [VideoFactors.from_dict(f) for f in factors]
+    return torch.stack([
+        render_video(VideoFactors(a.appearance, b.motion), num_frames, height, width, textured)
+        for a, b in zip(parsed, parsed[1:] + parsed[:1])
+    ])  # fmt: skip
+
+
 class MovingShapes(torch.utils.data.Dataset):
     """Procedural moving-shapes videos with motion-class labels and captions.
 

@@ -90,6 +90,7 @@ def decomposition_probe(
     width: int = 32,
     batch_size: int = 50,
     device: str | torch.device = "cpu",
+    classifier=None,
 ) -> dict:
     """Does the content frame carry the appearance and the motion latent the motion? (CMD's
     decomposition, measured with moving-shapes' known factors.)
@@ -97,12 +98,16 @@ def decomposition_probe(
     For held-out pairs (A, B) the target is A's appearance rendered with B's motion. Reported
     PSNRs against that target: decode(content of A, motion of B) — the swap — beside the
     trivial baselines decode(A, A) (right appearance, wrong motion) and decode(B, B) (right
-    motion, wrong appearance). A decomposed autoencoder puts the swap above both.
+    motion, wrong appearance). A decomposed autoencoder puts the swap above both. With a
+    ``classifier`` (the shipped moving-shapes one) also how often the swap moves as B does.
 
     Returns:
-        {"swap_psnr", "same_a_psnr", "same_b_psnr", "num_pairs"} (dB, mean over pairs).
+        {"swap_psnr", "same_a_psnr", "same_b_psnr", "num_pairs"} (dB, mean over pairs), and
+        with a classifier "swap_motion_accuracy" (the swap's motion class is B's) and
+        "target_motion_accuracy" (the same for the targets: the classifier's own ceiling).
     """
     from ..data.moving_shapes import MovingShapes, VideoFactors, render_video
+    from .domain import at_classifier_size, domain_accuracy
 
     if num_pairs < 1:
         raise ValueError("num_pairs must be at least 1")
@@ -110,6 +115,7 @@ def decomposition_probe(
                         seed=1)  # fmt: skip
     codec = codec.to(device).eval()
     sums = {"swap_psnr": 0.0, "same_a_psnr": 0.0, "same_b_psnr": 0.0}
+    swaps, targets, labels = [], [], []
     for start in range(0, num_pairs, batch_size):
         pairs = [(i, num_pairs + i) for i in range(start, min(num_pairs, start + batch_size))]
         video_a = torch.stack([data[a]["video"] for a, _ in pairs]).to(device)
@@ -127,7 +133,16 @@ def decomposition_probe(
             ("same_b_psnr", codec.decode(content_b, motion_b)),
         ):
             sums[name] += psnr_per_frame(video.float(), target).mean(dim=1).sum().item()
-    return {**{k: v / num_pairs for k, v in sums.items()}, "num_pairs": num_pairs}
+            if name == "swap_psnr" and classifier is not None:
+                swaps.append(at_classifier_size(video.float().clamp(-1, 1).cpu()))
+                targets.append(at_classifier_size(target.float().cpu()))
+                labels += [data.factors(b).label for _, b in pairs]
+    result = {**{k: v / num_pairs for k, v in sums.items()}, "num_pairs": num_pairs}
+    if classifier is not None:
+        for key, videos in (("swap_motion_accuracy", swaps), ("target_motion_accuracy", targets)):
+            scores = domain_accuracy(classifier, torch.cat(videos), labels=labels)
+            result[key] = scores["motion_accuracy"]
+    return result
 
 
 @torch.no_grad()

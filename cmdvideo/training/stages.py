@@ -73,11 +73,12 @@ class AutoencoderStage(Stage):
     name = "autoencoder"
 
     def __init__(self, config: Config, codec: VideoCodec | None = None):
-        if config.autoencoder.content_anchor < 0:
-            raise ValueError(
-                f"autoencoder.content_anchor must be >= 0 (0 = off), got "
-                f"{config.autoencoder.content_anchor}"
-            )
+        for name in ("content_anchor", "swap_weight"):
+            if getattr(config.autoencoder, name) < 0:
+                raise ValueError(
+                    f"autoencoder.{name} must be >= 0 (0 = off), got "
+                    f"{getattr(config.autoencoder, name)}"
+                )
         self.config = config
         self._codec = codec
 
@@ -111,14 +112,38 @@ class AutoencoderStage(Stage):
         return self.codec.to_model_space(video)
 
     def objective(self, modules, batch):
+        ae_cfg = self.config.autoencoder
         x = self._model_space(batch)  # (B, C, T, H, W)
         out = modules.autoencoder(x)
-        loss = reconstruction_loss(out.reconstruction, x, self.config.autoencoder.loss)
-        weight = self.config.autoencoder.content_anchor
-        if weight <= 0:
-            return loss, {}
-        anchor = content_anchor_loss(out.content_frame, x)
-        return loss + weight * anchor, {"content_anchor": anchor.item()}
+        loss = reconstruction_loss(out.reconstruction, x, ae_cfg.loss)
+        logs = {}
+        if ae_cfg.content_anchor > 0:
+            anchor = content_anchor_loss(out.content_frame, x)
+            loss = loss + ae_cfg.content_anchor * anchor
+            logs["content_anchor"] = anchor.item()
+        if ae_cfg.swap_weight > 0:
+            swap = self._swap_loss(modules.autoencoder, batch, out, x)
+            loss = loss + ae_cfg.swap_weight * swap
+            logs["swap"] = swap.item()
+        return loss, logs
+
+    def _swap_loss(self, autoencoder, batch, out, x) -> torch.Tensor:
+        """decode(content of video i, motion of video i+1) against video i's appearance rendered
+        with video i+1's motion (``autoencoder.swap_weight``)."""
+        from ..data.moving_shapes import render_swapped
+
+        if "factors" not in batch or "video" not in batch:
+            raise ValueError(
+                "autoencoder.swap_weight needs videos rendered from their factors (data.source: "
+                "moving-shapes), not a frame cache or a video folder"
+            )
+        video = batch["video"]
+        target = render_swapped(batch["factors"], *video.shape[2:], self.config.data.textured)
+        with torch.no_grad():
+            target = self.codec.to_model_space(target.to(video.device, video.dtype))
+        motion = out.motion_latent.roll(-1, dims=0)  # row i: the motion of video i+1
+        swapped = autoencoder.decode(out.content_frame, motion)
+        return reconstruction_loss(swapped, target, self.config.autoencoder.loss)
 
     def preview(self, model, batch, out_dir: Path, step: int) -> dict[str, float]:
         from ..data.quality import psnr_per_frame
