@@ -128,6 +128,8 @@ class DiffusionStage(Stage):
         pooled mean, so this equals encoding the batch (up to float rounding)."""
         from ..models.text import TextEmbeddings, encode_prompts
 
+        if self._text_memo is None:  # switched off for an encoder without a padding mask
+            return encode_prompts(self.text_encoder, self.tokenizer, prompts, device)
         missing = sorted({p for p in prompts if p not in self._text_memo})
         if missing:
             new = encode_prompts(self.text_encoder, self.tokenizer, missing, device)
