@@ -26,17 +26,7 @@ CONTENT_STEPS=${CONTENT_STEPS:-10000}
 MOTION_STEPS=${MOTION_STEPS:-4000}
 mkdir -p "$ROOT" results/latent-default
 
-# step OUT CMD...: run `cmdvideo CMD... --out OUT`, resuming from OUT's checkpoints if any
-step() {
-  local out=$1; shift
-  [ -f "$out/done" ] && return 0
-  local resume=()
-  [ -d "$out/checkpoints" ] && [ -n "$(ls "$out/checkpoints")" ] && resume=(--resume)
-  local start; start=$(date +%s)
-  cmdvideo "$@" --out "$out" "${resume[@]}" > "$out.log" 2>&1
-  echo "$out: $(( $(date +%s) - start )) s" | tee -a "$ROOT/wall_times.txt"
-  touch "$out/done"
-}
+source "$(dirname "$0")/step.sh"  # step OUT CMD...: run once, resumable, timed
 C=(--config tiny-latent)
 VAE=(--set train.batch_size=16 --set train.learning_rate=0.001 --set train.checkpoint_every=100
      --set train.preview_every=250 --set train.log_every=25)

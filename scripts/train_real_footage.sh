@@ -74,16 +74,10 @@ RUN="$ROOT/ae-$SIZE"
 S=(--set "data.height=$SIZE" --set "data.width=$SIZE" --set data.frame_stride=2
    --set "autoencoder.overrides.patch_size=$(( SIZE / 8 ))"
    --set data.clips_per_video=64 --set "data.eval_clips_per_video=$EVAL_CLIPS")
-if [ ! -f "$RUN/done" ]; then
-  resume=()
-  [ -d "$RUN/checkpoints" ] && [ -n "$(ls "$RUN/checkpoints")" ] && resume=(--resume)
-  start=$(date +%s)
-  cmdvideo train autoencoder --config tiny --data "$ROOT/train-small" "${S[@]}" --max-steps "$STEPS" \
-    --threads "$THREADS" --out "$RUN" "${resume[@]}" --set train.preview_every=250 \
-    --set train.checkpoint_every=250 > "$RUN.log" 2>&1
-  echo "$RUN: $(( $(date +%s) - start )) s" | tee -a "$ROOT/wall_times.txt"
-  touch "$RUN/done"
-fi
+source "$(dirname "$0")/step.sh"  # step OUT CMD...: run once, resumable, timed
+step "$RUN" train autoencoder --config tiny --data "$ROOT/train-small" "${S[@]}" \
+  --max-steps "$STEPS" --threads "$THREADS" --set train.preview_every=250 \
+  --set train.checkpoint_every=250
 for split in heldout train; do
   n=$(( $(ls "$ROOT/$split-small" | wc -l) * EVAL_CLIPS ))
   cmdvideo eval autoencoder --model "$RUN" --data "$ROOT/$split-small" "${S[@]}" --num-videos "$n" \

@@ -15,17 +15,7 @@ EVAL_CLIPS=${EVAL_CLIPS:-6}
 D=(--set "data.height=$SIZE" --set "data.width=$SIZE" --set data.frame_stride=2
    --set data.clips_per_video=64 --set "data.eval_clips_per_video=$EVAL_CLIPS")
 
-# step OUT CMD...: `cmdvideo CMD... --out OUT`, resuming from OUT's checkpoints, once
-step() {
-  local out=$1; shift
-  [ -f "$out/done" ] && return 0
-  local resume=()
-  [ -d "$out/checkpoints" ] && [ -n "$(ls "$out/checkpoints")" ] && resume=(--resume)
-  local start; start=$(date +%s)
-  cmdvideo "$@" --out "$out" "${resume[@]}" > "$out.log" 2>&1
-  echo "$out: $(( $(date +%s) - start )) s" | tee -a "$ROOT/wall_times.txt"
-  touch "$out/done"
-}
+source "$(dirname "$0")/step.sh"  # step OUT CMD...: run once, resumable, timed
 # the f=4 VAE of the latent default (32-64-64, 4 channels): 64x64 frames -> 4x16x16 latents
 step "$ROOT/vae-$SIZE" train vae --config tiny-latent --data "$ROOT/train-small" "${D[@]}" \
   --max-steps "$VAE_STEPS" --threads "$THREADS" --set train.batch_size=8 \

@@ -127,16 +127,17 @@ def decomposition_probe(
         ]).to(device)  # fmt: skip
         content_a, motion_a = codec.encode(video_a)
         content_b, motion_b = codec.encode(video_b)
+        swap = codec.decode(content_a, motion_b)
         for name, video in (
-            ("swap_psnr", codec.decode(content_a, motion_b)),
+            ("swap_psnr", swap),
             ("same_a_psnr", codec.decode(content_a, motion_a)),
             ("same_b_psnr", codec.decode(content_b, motion_b)),
         ):
             sums[name] += psnr_per_frame(video.float(), target).mean(dim=1).sum().item()
-            if name == "swap_psnr" and classifier is not None:
-                swaps.append(at_classifier_size(video.float().clamp(-1, 1).cpu()))
-                targets.append(at_classifier_size(target.float().cpu()))
-                labels += [data.factors(b).label for _, b in pairs]
+        if classifier is not None:
+            swaps.append(at_classifier_size(swap.float().clamp(-1, 1).cpu()))
+            targets.append(at_classifier_size(target.float().cpu()))
+            labels += [data.factors(b).label for _, b in pairs]
     result = {**{k: v / num_pairs for k, v in sums.items()}, "num_pairs": num_pairs}
     if classifier is not None:
         for key, videos in (("swap_motion_accuracy", swaps), ("target_motion_accuracy", targets)):

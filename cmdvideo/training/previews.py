@@ -14,9 +14,11 @@ def write_preview(
     recon: torch.Tensor,
     max_videos: int = 4,
     names: tuple[str, str, str] = ("source", "content", "recon"),
+    animated: bool = True,
 ) -> list[Path]:
     """``stem.png``: per video, rows of source frames, the content frame, reconstructed frames.
-    ``stem.gif`` / ``stem.mp4``: source | content | reconstruction side by side, videos stacked.
+    ``stem.gif`` / ``stem.mp4`` (unless ``animated`` is False): source | content |
+    reconstruction side by side, videos stacked.
 
     Args:
         video, recon: (B, 3, T, H, W) in [-1, 1]; content: (B, 3, H, W) in [-1, 1].
@@ -30,6 +32,8 @@ def write_preview(
         labels += list(names)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [write_frame_grid(stem.with_suffix(".png"), rows, labels=labels, upscale=2)]
+    if not animated:
+        return paths
     t = video.shape[2]
     still = content[:n, :, None].expand(-1, -1, t, -1, -1)
     side_by_side = torch.cat([video[:n], still, recon[:n]], dim=-1)  # (n, 3, T, H, 3W)

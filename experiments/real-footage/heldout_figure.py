@@ -29,14 +29,12 @@ def main() -> None:
     codec = VideoCodec.from_pretrained(args.run).eval()
     video = collate_videos(items)["video"]
     with torch.no_grad():
-        x = codec.to_model_space(video)
-        content, motion = codec.autoencoder.encode(x)
-        recon = codec.to_pixels(codec.autoencoder.decode(content, motion)).clamp(-1, 1)
+        content, motion = codec.encode(video)
+        recon = codec.decode(content, motion).clamp(-1, 1)
         content = codec.content_to_pixels(content).clamp(-1, 1)
     every_second = (slice(None), slice(None), slice(None, None, 2))
-    write_preview(Path(args.out).with_suffix(""), video[every_second], content, recon[every_second])
-    for suffix in (".gif", ".mp4"):  # the PNG is the figure
-        Path(args.out).with_suffix(suffix).unlink(missing_ok=True)
+    write_preview(Path(args.out).with_suffix(""), video[every_second], content,
+                  recon[every_second], animated=False)  # fmt: skip
 
 
 if __name__ == "__main__":
