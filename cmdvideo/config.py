@@ -33,6 +33,9 @@ class DataConfig:
     num_videos: int = 1_000_000
     max_shapes: int = 2
     textured: bool = False
+    # "upright" (shapes upright, large, inside the frame) or "random" (the world before it:
+    # random angles, smaller, may leave the frame); see cmdvideo/data/moving_shapes.py
+    world: str = "upright"
     # the training split uses `seed`; evaluation and previews use held-out `eval_seed`
     seed: int = 0
     eval_seed: int = 1
@@ -273,25 +276,38 @@ def load_config(
     name_or_path: str | Path | None = None, overrides: list[str] | None = None
 ) -> Config:
     """Load a YAML config by preset name (``tiny``) or path, then apply ``--set`` overrides.
+    A config may start from another with ``base: NAME_OR_PATH`` and change only some keys.
 
     Raises:
         FileNotFoundError: neither a file nor a known preset name.
         ValueError: unknown keys (the message lists the valid ones).
     """
-    values: dict = {}
-    if name_or_path is not None:
-        path = Path(name_or_path)
-        if not path.is_file():
-            preset = CONFIG_DIR / f"{name_or_path}.yaml"
-            if not preset.is_file():
-                raise FileNotFoundError(
-                    f"config {str(name_or_path)!r} is neither a file nor a preset; "
-                    f"presets: {available_configs()}"
-                )
-            path = preset
-        values = yaml.safe_load(path.read_text()) or {}
+    values = _read_config(name_or_path) if name_or_path is not None else {}
     values = _merge(values, parse_overrides(overrides or []))
     return _build(Config, values, "config")
+
+
+def _read_config(name_or_path: str | Path, seen: tuple[Path, ...] = ()) -> dict:
+    """The values of a YAML config (a path or a preset name), on top of those of the config
+    its ``base:`` names (a preset name, or a path relative to the file), recursively."""
+    path = Path(name_or_path)
+    if not path.is_file():
+        preset = CONFIG_DIR / f"{name_or_path}.yaml"
+        if not preset.is_file():
+            raise FileNotFoundError(
+                f"config {str(name_or_path)!r} is neither a file nor a preset; "
+                f"presets: {available_configs()}"
+            )
+        path = preset
+    path = path.resolve()
+    if path in seen:
+        raise ValueError(f"config {path} names itself as a base (through {seen[-1]})")
+    values = yaml.safe_load(path.read_text()) or {}
+    base = values.pop("base", None)
+    if base is None:
+        return values
+    relative = path.parent / str(base)
+    return _merge(_read_config(relative if relative.is_file() else base, (*seen, path)), values)
 
 
 def config_from_dict(values: dict[str, Any]) -> Config:

@@ -1,5 +1,6 @@
 """Tests for the embedded moving-shapes dataset."""
 
+import hashlib
 import json
 import math
 
@@ -11,6 +12,7 @@ from cmdvideo.data.moving_shapes import (
     COLORS,
     MOTIONS,
     SHAPES,
+    WORLDS,
     Appearance,
     Motion,
     MovingShapes,
@@ -20,6 +22,7 @@ from cmdvideo.data.moving_shapes import (
     render_swapped,
     render_video,
     sample_factors,
+    trajectory_box,
 )
 
 MOTION_WORDS = {
@@ -254,3 +257,68 @@ def test_anti_aliased_sub_pixel_rendering(kind):
     # a quarter-pixel shift moves the centre of mass by a quarter pixel
     shift = centre_x(0.5 + 0.25 / 32) - centre_x(0.5)
     assert shift == pytest.approx(0.25, abs=0.03)
+
+
+# -- the worlds ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("motion", MOTIONS)
+def test_upright_world_keeps_every_shape_inside_the_frame(motion):
+    from cmdvideo.data.moving_shapes import _trajectory
+
+    rng = np.random.default_rng(20)
+    for i in range(25):
+        factors = sample_factors(rng, motion=motion, num_shapes=1 + i % 3)
+        for shape in factors.appearance.shapes:
+            left, right, top, bottom = trajectory_box(shape, factors.motion)
+            assert 0 < left and right < 1 and 0 < top and bottom < 1, (shape, factors.motion)
+        if len(factors.appearance.shapes) > 1:
+            continue
+        # in pixels: nothing is cut off, the shape's whole area is drawn in every frame
+        shape = factors.appearance.shapes[0]
+        _, _, size, _ = _trajectory(shape, factors.motion, np.linspace(0, 1, 16))
+        area = _coverage(render_video(factors), factors).sum((1, 2))  # (T,)
+        expected = torch.from_numpy(math.pi * (size * 32) ** 2).float()
+        assert torch.allclose(area, expected, rtol=0.03), (area / expected).min()
+
+
+def test_upright_world_sizes_and_the_random_world_is_kept():
+    sizes = {n: [] for n in (1, 2)}
+    for seed in range(300):
+        factors = sample_factors(np.random.default_rng(seed), num_shapes=1 + seed % 2)
+        sizes[len(factors.appearance.shapes)] += [s.size for s in factors.appearance.shapes]
+        assert all(s.angle == 0 for s in factors.appearance.shapes)  # upright at mid-clip
+    assert 0.22 <= min(sizes[1]) and max(sizes[1]) <= 0.32 and np.mean(sizes[1]) > 0.25
+    assert np.mean(sizes[2]) > 0.15  # two shapes: as large as fits (the random world: 0.145)
+    # the random world draws and renders exactly what it did before worlds existed
+    old = MovingShapes(num_videos=5, seed=0, world="random")
+    assert caption_for(old.factors(1)) == (
+        "a black circle and a cyan triangle shrinking on an orange background"
+    )
+    assert old.factors(1).motion.speed == pytest.approx(0.41595082480754886, abs=1e-15)
+    digest = hashlib.sha256(old[1]["video"].numpy().tobytes()).hexdigest()
+    assert digest.startswith("e17faae9dde4097b")
+    with pytest.raises(ValueError, match="world"):
+        MovingShapes(world="tilted")
+    assert WORLDS == ("upright", "random")
+
+
+def test_upright_squares_are_axis_aligned_and_rotation_is_visible():
+    square = ShapeSpec("square", "red", 0.27, 0.5, 0.5, 0.0)
+    still = render_video(VideoFactors(Appearance("blue", (square,)), Motion("left", 0.0)))
+    cov = _coverage(still, VideoFactors(Appearance("blue", (square,)), Motion("left", 0.0)))[0]
+    rows = (cov > 0.5).sum(1)
+    assert rows.max() == rows[rows > 0].min()  # every covered row equally wide: axis-aligned
+    rng = np.random.default_rng(3)
+    for _ in range(10):
+        factors = sample_factors(rng, num_shapes=1, motion="rotate")
+        turn = math.degrees(2.0 * factors.motion.speed)  # _ROTATION_RATE * speed, in all
+        assert 50 <= turn <= 70
+        if factors.appearance.shapes[0].kind == "circle":
+            continue
+        video = render_video(factors)
+        cov = _coverage(video, factors)
+        first, middle, last = cov[0] > 0.5, cov[8] > 0.5, cov[-1] > 0.5
+        # turned enough that a person sees it: a fifth of the pixels change between the ends
+        assert (first ^ last).sum() > 0.2 * first.sum()
+        assert (first ^ middle).sum() > 0.1 * first.sum()

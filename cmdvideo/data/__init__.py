@@ -79,6 +79,7 @@ def build_dataset(data_config, train: bool = True, source: str | None = None) ->
             seed=cfg.seed if train else cfg.eval_seed,
             max_shapes=cfg.max_shapes,
             textured=cfg.textured,
+            world=cfg.world,
         )
     from .latent_cache import LatentCache, is_latent_cache
 

@@ -11,6 +11,22 @@ motion is applied symmetrically around it over normalised time ``s = t / (T - 1)
 That keeps any appearance combined with any motion inside the frame, and makes the motion per
 clip independent of the number of frames.
 
+Two worlds (`WORLDS`), chosen per dataset and recorded in every model trained on one:
+
+- ``"upright"`` (the default, designed for what a CPU-sized model can learn): shapes stand
+  upright (square axis-aligned, triangle on its base) at every frame but in ``rotate``, which
+  turns them through upright at mid-clip, so every content frame (the middle frame) shows an
+  upright shape; one shape is large (0.22-0.32 of the frame, radius of the equal-area circle),
+  two as large as fits without touching; every shape stays inside the frame for the whole
+  clip (speed and, if need be, size are reduced until the trajectory fits).
+- ``"random"`` (the world before it): random angles, one shape 0.15-0.28, two 0.11-0.18,
+  positions that may leave the frame. Kept bit-identical for the models trained on it.
+
+A square and a circle of radius 0.2 differ by a few pixels of corner at 32x32; at a random
+angle they also differ in where the corners are. Measured with a plain class-conditional DDPM
+(experiments/shape-kinds): the kind is named in 68 % of samples in the random world, 94 %
+upright and larger.
+
 Rendering is analytic: each shape is a signed distance field evaluated at pixel centres for
 all frames at once, and its coverage ``clip(0.5 - distance, 0, 1)`` gives anti-aliased edges
 and sub-pixel motion (a 16x32x32 video takes about a millisecond on one CPU core).
@@ -46,6 +62,7 @@ COLORS: dict[str, tuple[int, int, int]] = {
 }
 
 MAX_SHAPES = 3
+WORLDS: tuple[str, ...] = ("upright", "random")
 _MIN_CONTRAST = 115.0  # least RGB distance between the background and any shape colour
 _MIN_SIZE, _MAX_SIZE = 8, 256
 _TEXTURE_AMPLITUDE = 0.06  # in [0, 1] colour units: light, static luminance texture
@@ -138,8 +155,18 @@ def _color_distance(a: str, b: str) -> float:
     return math.dist(COLORS[a], COLORS[b])
 
 
+def check_world(world: str) -> str:
+    """``world`` if it is one of `WORLDS`, else a ValueError naming them."""
+    if world not in WORLDS:
+        raise ValueError(f"unknown moving-shapes world {world!r}; choose one of {WORLDS}")
+    return world
+
+
 def sample_factors(
-    rng: np.random.Generator, num_shapes: int | None = None, motion: str | None = None
+    rng: np.random.Generator,
+    num_shapes: int | None = None,
+    motion: str | None = None,
+    world: str = "upright",
 ) -> VideoFactors:
     """Draw random video factors.
 
@@ -147,11 +174,13 @@ def sample_factors(
         rng: numpy generator; the result depends only on its state.
         num_shapes: 1 to `MAX_SHAPES`; None draws 1 or 2 uniformly.
         motion: one of `MOTIONS`; None draws one uniformly.
+        world: one of `WORLDS` (module docstring): how shapes are sized, placed and turned.
 
     Returns:
         `VideoFactors` whose shapes have distinct colours and a background that differs (by at
         least `_MIN_CONTRAST` in RGB) from every shape colour.
     """
+    check_world(world)
     if motion is None:
         motion = MOTIONS[int(rng.integers(len(MOTIONS)))]
     elif motion not in MOTIONS:
@@ -169,6 +198,8 @@ def sample_factors(
     if not backgrounds:  # cannot happen with the palette above; keep the failure explicit
         raise RuntimeError(f"no background contrasts with {shape_colors}")
     background = backgrounds[int(rng.integers(len(backgrounds)))]
+    if world == "upright":
+        return _sample_upright(rng, background, shape_colors, motion)
 
     # Fewer, larger shapes near the centre; several shapes smaller and spread out.
     lo, hi = (0.15, 0.28) if num_shapes == 1 else (0.11, 0.18)
@@ -196,6 +227,107 @@ def sample_factors(
     return VideoFactors(
         Appearance(background, tuple(shapes), texture_seed), Motion(motion, speed, phase)
     )
+
+
+# The upright world: equal-area radius per number of shapes, and Motion.speed per motion as
+# (low, high, least): drawn in [low, high), reduced towards `least` (then the sizes shrink)
+# until every shape stays inside the frame for the whole clip.
+_UPRIGHT_SIZES = {1: (0.22, 0.32), 2: (0.15, 0.22), 3: (0.12, 0.18)}
+_UPRIGHT_SPEEDS = {
+    "translate": (0.22, 0.36, 0.18),  # net displacement, a fraction of the frame
+    "bounce": (0.22, 0.36, 0.18),  # bounce height
+    "grow": (0.25, 0.40, 0.20),  # size x e^(+-0.75 speed) at the ends: 1.2-1.35x
+    "shrink": (0.25, 0.40, 0.20),
+    "rotate": (0.45, 0.60, 0.45),  # 52-69 degrees in all, through upright at mid-clip
+}
+_UPRIGHT_MARGIN = 0.02  # free frame around every shape, a fraction of the frame
+_UPRIGHT_GAP = 0.03  # least distance between the circumcircles of two shapes
+_UPRIGHT_SPREAD = {1: 0.15, 2: 0.3, 3: 0.3}  # mid-clip centres within 0.5 +- this, where they fit
+# Circumradius of each kind relative to the equal-area radius.
+_CIRCUMRADIUS = {
+    "circle": 1.0,
+    "square": _SQUARE_HALF * math.sqrt(2),
+    "triangle": _TRIANGLE_CIRCUMRADIUS,
+}
+
+
+def _vertices(kind: str) -> np.ndarray:
+    """Outline points of a shape of equal-area radius 1 at angle 0, (N, 2) as (x, y), y down."""
+    if kind == "square":
+        return _SQUARE_HALF * np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]], np.float64)
+    if kind == "triangle":  # apex up, on its base
+        a = np.deg2rad([-90.0, 30.0, 150.0])
+        return _TRIANGLE_CIRCUMRADIUS * np.stack([np.cos(a), np.sin(a)], axis=1)
+    a = np.linspace(0, 2 * math.pi, 32, endpoint=False)
+    return np.stack([np.cos(a), np.sin(a)], axis=1)
+
+
+def trajectory_box(shape: ShapeSpec, motion: Motion) -> tuple[float, float, float, float]:
+    """Where a shape reaches over the whole clip: (left, right, top, bottom) in relative units
+    (fractions of the frame; sizes taken relative to both sides, exact for square frames and
+    conservative otherwise), from its outline at 65 instants."""
+    s = np.linspace(0.0, 1.0, 65)
+    x, y, size, angle = _trajectory(shape, motion, s)  # (S,) each
+    if shape.kind == "circle" and motion.name == "rotate":  # the orbit (render_video)
+        theta = _ORBIT_RATE * motion.speed * (s - 0.5) + motion.phase
+        x, y = x + _ORBIT_RADIUS * np.cos(theta), y + _ORBIT_RADIUS * np.sin(theta)
+    v = _vertices(shape.kind)  # (N, 2)
+    cos, sin = np.cos(angle)[:, None], np.sin(angle)[:, None]  # (S, 1)
+    vx = (cos * v[:, 0] - sin * v[:, 1]) * size[:, None] + x[:, None]  # (S, N): turned by angle
+    vy = (sin * v[:, 0] + cos * v[:, 1]) * size[:, None] + y[:, None]
+    return float(vx.min()), float(vx.max()), float(vy.min()), float(vy.max())
+
+
+def _sample_upright(
+    rng: np.random.Generator, background: str, colors: list[str], motion: str
+) -> VideoFactors:
+    """Factors of the upright world (module docstring): upright, large, inside the frame."""
+    n = len(colors)
+    kinds = [SHAPES[int(k)] for k in rng.integers(len(SHAPES), size=n)]
+    sizes = rng.uniform(*_UPRIGHT_SIZES[n], size=n)
+    group = motion if motion in _UPRIGHT_SPEEDS else "translate"
+    low, high, least = _UPRIGHT_SPEEDS[group]
+    speed = float(rng.uniform(low, high))
+    if motion == "bounce":  # as in the random world: the ends differ in height
+        phase = float(rng.uniform(0.0, 0.2 * math.pi))
+    elif motion == "rotate":
+        phase = float(rng.uniform(0.0, 2 * math.pi))
+    else:
+        phase = 0.0
+    texture_seed = int(rng.integers(2**31))
+    spread = _UPRIGHT_SPREAD[n]
+    growth = math.exp(_GROWTH_RATE * 0.5 * high) if motion in ("grow", "shrink") else 1.0
+    for _ in range(400):  # bounded and deterministic: shrink until it fits
+        moves = Motion(motion, speed, phase)
+        boxes = [trajectory_box(ShapeSpec(k, c, float(r), 0.0, 0.0, 0.0), moves)
+                 for k, c, r in zip(kinds, colors, sizes)]  # fmt: skip
+        lo = [(_UPRIGHT_MARGIN - b[0], _UPRIGHT_MARGIN - b[2]) for b in boxes]
+        hi = [(1 - _UPRIGHT_MARGIN - b[1], 1 - _UPRIGHT_MARGIN - b[3]) for b in boxes]
+        if all(a[0] <= b[0] and a[1] <= b[1] for a, b in zip(lo, hi)):
+            for _ in range(20):  # placements at this size
+                centres = []
+                for (lx, ly), (hx, hy) in zip(lo, hi):
+                    # near the middle where that fits, anywhere it fits otherwise
+                    cx = (max(lx, 0.5 - spread), min(hx, 0.5 + spread))
+                    cy = (max(ly, 0.5 - spread), min(hy, 0.5 + spread))
+                    cx = cx if cx[0] <= cx[1] else (lx, hx)
+                    cy = cy if cy[0] <= cy[1] else (ly, hy)
+                    centres.append((float(rng.uniform(*cx)), float(rng.uniform(*cy))))
+                apart = all(
+                    math.dist(centres[i], centres[j])
+                    >= growth * (_CIRCUMRADIUS[kinds[i]] * sizes[i] + _CIRCUMRADIUS[kinds[j]] * sizes[j])
+                    + _UPRIGHT_GAP
+                    for i in range(n) for j in range(i)
+                )  # fmt: skip
+                if apart:
+                    shapes = tuple(ShapeSpec(k, c, float(r), x, y, 0.0)
+                                   for k, c, r, (x, y) in zip(kinds, colors, sizes, centres))  # fmt: skip
+                    return VideoFactors(Appearance(background, shapes, texture_seed), moves)
+        if speed > least:
+            speed = max(least, speed * 0.95)
+        else:
+            sizes = sizes * 0.95
+    raise RuntimeError(f"no placement of {kinds} moving {motion} fits the frame")  # unreachable
 
 
 def _check_resolution(height: int, width: int) -> None:
@@ -468,6 +600,7 @@ class MovingShapes(torch.utils.data.Dataset):
         seed: non-negative integer.
         max_shapes: each video has 1 to max_shapes shapes (uniformly), at most `MAX_SHAPES`.
         textured: light static background texture.
+        world: one of `WORLDS` (module docstring).
     """
 
     def __init__(
@@ -479,8 +612,10 @@ class MovingShapes(torch.utils.data.Dataset):
         seed: int = 0,
         max_shapes: int = 2,
         textured: bool = False,
+        world: str = "upright",
     ):
         _check_resolution(height, width)
+        self.world = check_world(world)
         if num_videos < 1:
             raise ValueError(f"num_videos must be positive, got {num_videos}")
         if num_frames < 1:
@@ -509,7 +644,7 @@ class MovingShapes(torch.utils.data.Dataset):
         index = self._normalise_index(index)
         rng = np.random.default_rng([self.seed, index])
         num_shapes = int(rng.integers(1, self.max_shapes + 1))
-        return sample_factors(rng, num_shapes=num_shapes)
+        return sample_factors(rng, num_shapes=num_shapes, world=self.world)
 
     def captions(self, limit: int | None = None) -> list[str]:
         """Captions of the first ``limit`` videos (all by default), without rendering."""
