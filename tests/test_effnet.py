@@ -110,7 +110,8 @@ def test_evaluate_generation_adds_both_distances(monkeypatch):
     from cmdvideo.models.classifier import load_classifier
 
     assert build_parser().parse_args(["eval", "generation", "--model", "m", "--effnet"]).effnet
-    pipe = SimpleNamespace(config=SimpleNamespace(class_names=list(MOTIONS[:2]), num_frames=16),
+    pipe = SimpleNamespace(config=SimpleNamespace(class_names=list(MOTIONS[:2]), num_frames=16,
+                                                  training_data={"world": "upright"}),
                            video_size=lambda: (32, 32), default_steps=lambda steps=None: steps or 50,
                            guidance_scales=lambda scale=None: (scale, scale),
                            default_rescale=lambda rescale=None: rescale or 0.0)  # fmt: skip

@@ -84,7 +84,8 @@ def write_latent_cache(
     codec = codec.to(device).eval()
     first, stop = rank * n // world_size, (rank + 1) * n // world_size
     keys = ("frames",) if frames else ("content", "motion")
-    shards, captions, pending = [], [], {**{k: [] for k in keys}, "label": []}
+    shards, captions, factors = [], [], []
+    pending = {**{k: [] for k in keys}, "label": []}
     shapes = {}
 
     def flush():
@@ -100,18 +101,23 @@ def write_latent_cache(
     batches = iter_batches(dataset, stop - first, batch_size, start=first)
     total = -(-(stop - first) // batch_size)
     for batch in tqdm(batches, total=total, desc="encode", disable=not progress):
-        video = batch["video"].to(device)
-        encoded = (codec.encode(video),) if frames else codec.encode(video)
+        if "frames" in batch:  # a frame cache: the frame VAE's latents are already there
+            content, motion = codec.autoencoder.encode(batch["frames"].to(device))
+            encoded = (content, motion * codec.motion_scale)
+        else:
+            video = batch["video"].to(device)
+            encoded = (codec.encode(video),) if frames else codec.encode(video)
         for key, value in zip(keys, encoded):
             pending[key].append(value.float().cpu())
             shapes[f"{key}_shape"] = list(value.shape[1:])
         pending["label"].append(batch["label"].long())
         captions += list(batch.get("caption", [""] * len(batch["label"])))
+        factors += list(batch.get("factors", []))  # moving-shapes: what each video shows
         if sum(len(x) for x in pending["label"]) >= shard_size:
             flush()
     flush()
     _part_file(out_dir, rank).write_text(json.dumps({"shards": shards, "captions": captions,
-                                                     **shapes}))  # fmt: skip
+                                                     "factors": factors, **shapes}))  # fmt: skip
     if barrier is not None:
         barrier()
     if rank == 0:
@@ -121,7 +127,10 @@ def write_latent_cache(
             "kind": "frames" if frames else "pairs",
             "shards": [s for part in parts for s in part["shards"]],
             "captions": [c for part in parts for c in part["captions"]],
+            # moving-shapes factors (swap-pair targets for the autoencoder), else empty
+            "factors": [f for part in parts for f in part["factors"]],
             "classes": list(getattr(dataset, "classes", [])),
+            "world": getattr(dataset, "world", None),  # moving-shapes: which world
             "autoencoder": str(autoencoder),
             "motion_scaling_factor": None if frames
             else codec.autoencoder.config.motion_scaling_factor,
@@ -155,8 +164,10 @@ class LatentCache(Dataset):
                 labels.append(f.get_tensor("label"))
         self.labels = torch.cat(labels)
         self._captions = self.index["captions"]
+        self._factors = self.index.get("factors") or None
         self.classes = self.index["classes"]
         self.motion_scaling_factor = self.index["motion_scaling_factor"]
+        self.world = self.index.get("world")  # the moving-shapes world it was encoded from
         # "pairs": content + motion (the diffusion stages); "frames": VAE latents (autoencoder)
         self.kind = self.index.get("kind", "pairs")
         self.keys = ("frames",) if self.kind == "frames" else ("content", "motion")
@@ -185,5 +196,8 @@ class LatentCache(Dataset):
         k = bisect.bisect_right(self.starts, index) - 1
         shard, row = self._shard(k), index - self.starts[k]
         tensors = {key: shard.get_slice(key)[row : row + 1][0] for key in self.keys}
-        return {**tensors, "label": int(self.labels[index]), "caption": self._captions[index],
+        item = {**tensors, "label": int(self.labels[index]), "caption": self._captions[index],
                 "index": index}  # fmt: skip
+        if self._factors is not None and len(self._factors) == len(self):
+            item["factors"] = self._factors[index]
+        return item

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..data.moving_shapes import MOTIONS, SHAPES, parse_caption
+from ..data.moving_shapes import COLORS, MOTIONS, SHAPES, parse_caption
 from ..models.classifier import (
     COLOR_NAMES,
     VIDEO_SIZE,
@@ -22,7 +22,7 @@ from ..models.classifier import (
     factor_targets,
 )
 from .frechet import FeatureStats, frechet_distance_from_stats
-from .motion_check import color_check, shape_check
+from .motion_check import color_check, shape_check, shape_check_by_color
 
 
 def at_classifier_size(videos: torch.Tensor, size: int = VIDEO_SIZE) -> torch.Tensor:
@@ -71,14 +71,18 @@ def _rate(hits: list[bool]) -> float | None:
     return float(np.mean(hits)) if hits else None
 
 
-def appearance_checks(videos) -> list[dict[str, str]]:
+def appearance_checks(videos, prompts: list[str] | None = None) -> list[dict]:
     """Hand-written appearance checks per video (evaluation/motion_check.py; 100 % right on
     1,000 held-out real videos): {"background", "foreground" (the shape colour), "kind"}, each
-    meant for one-shape videos except the background."""
+    meant for one-shape videos except the background; with ``prompts``, for prompts naming
+    several shapes also "kinds": {colour: kind} of the pixels of each named colour."""
     out = []
-    for video in videos:
-        colors = color_check(video)
-        out.append({**colors, "kind": shape_check(video)})
+    for i, video in enumerate(videos):
+        seen = {**color_check(video), "kind": shape_check(video)}
+        named = parse_caption(prompts[i])["shapes"] if prompts is not None else []
+        if len(named) > 1:
+            seen["kinds"] = {c: shape_check_by_color(video, c) for c, _ in named if c in COLORS}
+        out.append(seen)
     return out
 
 
@@ -102,8 +106,10 @@ def domain_accuracy(
     Returns:
         {"motion_accuracy", "by_class": {motion: accuracy}, "num_videos"}, and for prompts
         also "background_accuracy", "shape_color_accuracy" and "shape_kind_accuracy" (the last
-        two over one-shape prompts), "num_single_shape", and "all_accuracy" (motion,
-        background, shape colour and kind all right, over one-shape prompts).
+        two over one-shape prompts), "num_single_shape", "all_accuracy" (motion,
+        background, shape colour and kind all right, over one-shape prompts), and
+        "multi_shape_kind_accuracy" (each shape of prompts naming several, judged on the
+        pixels of its colour) over "num_multi_shape" videos.
     """
     if (prompts is None) == (labels is None):
         raise ValueError("give either prompts or labels")
@@ -131,7 +137,7 @@ def domain_accuracy(
     result = {"motion_accuracy": _rate(motion_hits), "by_class": by_class, "num_videos": n}
     if prompts is None:
         return result
-    seen = appearance if appearance is not None else appearance_checks(videos)
+    seen = appearance if appearance is not None else appearance_checks(videos, prompts)
     background = [seen[i]["background"] == a["background"] for i, a in enumerate(asked)
                   if a["background"]]  # fmt: skip
     single = [i for i, a in enumerate(asked) if len(a["shapes"]) == 1]
@@ -141,12 +147,18 @@ def domain_accuracy(
         motion_hits[i] and seen[i]["background"] == asked[i]["background"] and color[i] and kind[i]
         for i in single
     ]
+    # several shapes: each named (colour, kind) judged on the pixels of that colour
+    several = [i for i, a in enumerate(asked) if len(a["shapes"]) > 1 and "kinds" in seen[i]]
+    several_kinds = [seen[i]["kinds"].get(c) == k for i in several for c, k in asked[i]["shapes"]
+                     if c in COLORS and k]  # fmt: skip
     result.update(
         background_accuracy=_rate(background),
         shape_color_accuracy=_rate(list(color.values())),
         shape_kind_accuracy=_rate(list(kind.values())),
         num_single_shape=len(single),
         all_accuracy=_rate(everything),
+        multi_shape_kind_accuracy=_rate(several_kinds),
+        num_multi_shape=len(several),
     )
     return result
 

@@ -7,6 +7,7 @@ per frame in a pretrained ImageNet network's features (fd_effnet_lite0_frames, e
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from ..data.video_io import pipeline_frames_to_videos
 from ..models.classifier import MovingShapesClassifier
 from .domain import at_classifier_size, domain_accuracy, feature_stats, head_accuracy
 from .frechet import frechet_distance_from_stats
+
+logger = logging.getLogger(__name__)
 
 
 def generate_videos(
@@ -52,16 +55,36 @@ def generate_videos(
     return torch.cat(out), seconds
 
 
-def held_out_videos(num_videos: int, num_frames: int, height: int, width: int, offset: int = 0):
+def pipeline_world(pipe) -> str:
+    """The moving-shapes world a pipeline learned (``training_data`` in its config); pipelines
+    that record none were trained before worlds existed, on the "random" one."""
+    world = (getattr(pipe.config, "training_data", None) or {}).get("world")
+    if world is None:
+        logger.info("the pipeline records no moving-shapes world: comparing with 'random'")
+        return "random"
+    return world
+
+
+def held_out_videos(
+    num_videos: int,
+    num_frames: int,
+    height: int,
+    width: int,
+    offset: int = 0,
+    world: str = "upright",
+):
     """``num_videos`` held-out real moving-shapes items (evaluation seed 1) from ``offset``."""
-    data = MovingShapes(num_videos=10**6, num_frames=num_frames, height=height, width=width, seed=1)
+    data = MovingShapes(num_videos=10**6, num_frames=num_frames, height=height, width=width,
+                        seed=1, world=world)  # fmt: skip
     return [data[offset + i] for i in range(num_videos)]
 
 
-def held_out_one_shape_videos(num_videos: int, num_frames: int, height: int, width: int):
+def held_out_one_shape_videos(
+    num_videos: int, num_frames: int, height: int, width: int, world: str = "upright"
+):
     """The one-shape videos among the first ``num_videos`` held-out ones, and their shape kinds
     (what the hand-written shape check is scored on)."""
-    items = [it for it in held_out_videos(num_videos, num_frames, height, width)
+    items = [it for it in held_out_videos(num_videos, num_frames, height, width, world=world)
              if len(it["factors"]["appearance"]["shapes"]) == 1]  # fmt: skip
     return items, [it["factors"]["appearance"]["shapes"][0]["kind"] for it in items]
 
@@ -129,7 +152,8 @@ def evaluate_generation(
     frames = pipe.config.num_frames
     height, width = pipe.video_size()
     n = per_class * len(classes)
-    real = held_out_videos(2 * n, frames, height, width)
+    world = pipeline_world(pipe)
+    real = held_out_videos(2 * n, frames, height, width, world=world)
     # every set judged at the classifier's size (32x32), real and generated alike
     real_a = at_classifier_size(torch.stack([it["video"] for it in real[:n]]))
     real_b = at_classifier_size(torch.stack([it["video"] for it in real[n:]]))
@@ -154,6 +178,7 @@ def evaluate_generation(
              (("real_a", real_a), ("real_b", real_b), ("prompted", by_prompt))}  # fmt: skip
     result = {
         "num_videos": n,
+        "world": world,
         "num_inference_steps": num_inference_steps,
         "guidance_scale": list(pipe.guidance_scales(guidance_scale)),  # (content, motion)
         "guidance_rescale": guidance_rescale,
@@ -186,11 +211,13 @@ def accuracy_on_real(classifier: MovingShapesClassifier, num_videos: int = 1000,
     """On held-out real videos (evaluation seed 1): each classifier head against the true
     factors ("heads"), and `domain_accuracy` against the captions ("checks": the classifier's
     motion, the hand-written appearance checks) — the ceiling generated videos are judged by."""
+    world = classifier.config.get("world") or "random"  # not recorded: trained before worlds
     items = held_out_videos(num_videos, size.get("num_frames", 16), size.get("height", 32),
-                            size.get("width", 32))  # fmt: skip
+                            size.get("width", 32), world=world)  # fmt: skip
     videos = torch.stack([it["video"] for it in items])
     return {
         "num_videos": len(items),
+        "world": world,
         "heads": head_accuracy(classifier, videos, [it["factors"] for it in items]),
         "checks": domain_accuracy(classifier, videos, prompts=[it["caption"] for it in items]),
     }

@@ -184,9 +184,14 @@ def shape_scores(video, threshold: float = 0.25) -> dict[str, float]:
     intersection-over-union between the foreground (as in `color_check`) and that shape drawn
     with the foreground's area at its centroid, over orientations. Empty if no frame has a
     foreground of at least 6 pixels."""
+    _, mask = _foreground(_to_unit(video), threshold)  # (T, H, W)
+    return _fit_kinds(mask)
+
+
+def _fit_kinds(mask: np.ndarray) -> dict[str, float]:
+    """Best IoU of each ideal shape with a (T, H, W) mask (`shape_scores`)."""
     from ..data.moving_shapes import SHAPES, _signed_distance
 
-    _, mask = _foreground(_to_unit(video), threshold)  # (T, H, W)
     _, h, w = mask.shape
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
     scores: dict[str, list[float]] = {kind: [] for kind in SHAPES}
@@ -211,4 +216,16 @@ def shape_check(video, threshold: float = 0.25) -> str:
     position, size and rotation and, being an area overlap, robust to the one-pixel edge
     errors a decoder makes on shapes a few pixels across. Meant for single-shape videos."""
     scores = shape_scores(video, threshold)
+    return max(scores, key=scores.get) if scores else "none"
+
+
+def shape_check_by_color(video, color: str, threshold: float = 0.25) -> str:
+    """The kind of the shape of a named colour in a video of several shapes (two-shape
+    prompts name a colour per shape): the ideal shape that fits best (`shape_scores`) the
+    pixels within ``threshold`` of that palette colour; "none" if it covers < 6 pixels."""
+    from ..data.moving_shapes import COLORS
+
+    frames = _to_unit(video)  # (T, H, W, 3)
+    target = np.asarray(COLORS[color], dtype=np.float64) / 255.0
+    scores = _fit_kinds(np.linalg.norm(frames - target, axis=-1) < threshold)
     return max(scores, key=scores.get) if scores else "none"

@@ -29,6 +29,9 @@ class MovingShapesClassifier(ModelMixin, ConfigMixin):
     pooling gives the ``feature_dim`` features (`features`) that fd_moving_shapes uses.
     BatchNorm rather than GroupNorm: per-sample normalisation would remove exactly the
     per-channel offsets that carry the background colour.
+
+    ``world``: the moving-shapes world (`cmdvideo.data.moving_shapes.WORLDS`) it was trained
+    on, recorded in its config (None: not recorded, i.e. trained before worlds existed).
     """
 
     @register_to_config
@@ -38,6 +41,7 @@ class MovingShapesClassifier(ModelMixin, ConfigMixin):
         feature_dim: int = 128,
         stem_stride: int = 2,
         pooling: str = "mean",
+        world: str | None = None,
     ):
         super().__init__()
         if pooling not in ("mean", "mean+max"):

@@ -65,6 +65,8 @@ def assemble_pipeline(
 
     num_frames = load_config(motion / "config.yaml").data.num_frames
     data = load_config(content / "config.yaml").data  # content frames: the data's size
+    world = data.world  # the moving-shapes world the models learned (None: other data)
+    training_data = {"source": "moving-shapes", "world": world} if world else None
     f = codec.frame_vae.downsample if codec.latent_mode else 1
     content_size = [data.height // f, data.width // f]
     DDIM_KEYS = set(inspect.signature(DDIMScheduler.__init__).parameters)  # noqa: N806
@@ -86,6 +88,7 @@ def assemble_pipeline(
         class_names=classes[0] if classes else None,
         num_frames=num_frames,
         content_size=content_size,
+        training_data=training_data,
     )
     if defaults:
         pipe.register_to_config(**defaults)

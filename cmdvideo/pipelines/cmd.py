@@ -107,6 +107,8 @@ class CMDPipeline(DecompositionMixin, DiffusionPipeline):
         class_names: names of the class labels (``class_labels`` may use them).
         num_frames: default video length (what the models were trained on).
         content_size: (H, W) of the content frames the models were trained on.
+        training_data: what the models learned from, e.g. ``{"source": "moving-shapes",
+            "world": "upright"}`` (evaluation renders real videos of the same world).
     """
 
     model_cpu_offload_seq = "text_encoder->content_model->motion_model->autoencoder"
@@ -155,6 +157,7 @@ class CMDPipeline(DecompositionMixin, DiffusionPipeline):
         num_inference_steps: int = 50,
         guidance_rescale: float = 0.0,
         content_size: list[int] | None = None,
+        training_data: dict | None = None,
     ):
         super().__init__()
         self.register_modules(
@@ -178,6 +181,7 @@ class CMDPipeline(DecompositionMixin, DiffusionPipeline):
             num_inference_steps=int(num_inference_steps),
             guidance_rescale=float(guidance_rescale),
             content_size=list(content_size) if content_size else None,
+            training_data=dict(training_data) if training_data else None,
         )
 
     # -- what the models accept ------------------------------------------------------------

@@ -87,6 +87,9 @@ def train(
     """
     out = Path(out)
     train_set, eval_set = build_train_and_eval(config.data)
+    # Every saved model records the moving-shapes world it learned (a latent cache knows the
+    # one it was encoded from), and None for other data.
+    config.data.world = getattr(train_set, "world", None)
     preview = take_batch(eval_set, PREVIEW_VIDEOS)
     stage = build_stage(name, config, train_set, autoencoder)
     trainer = Trainer(stage, train_set, config, out, preview_batch=preview)

@@ -132,15 +132,18 @@ class AutoencoderStage(Stage):
         with video i+1's motion (``autoencoder.swap_weight``)."""
         from ..data.moving_shapes import render_swapped
 
-        if "factors" not in batch or "video" not in batch:
+        if "factors" not in batch:
             raise ValueError(
                 "autoencoder.swap_weight needs videos rendered from their factors (data.source: "
-                "moving-shapes), not a frame cache or a video folder"
+                "moving-shapes, or a frame cache made from it), not a video folder"
             )
-        video = batch["video"]
-        target = render_swapped(batch["factors"], *video.shape[2:], self.config.data.textured)
+        data = self.config.data
+        target = render_swapped(batch["factors"], x.shape[2], data.height, data.width,
+                                data.textured)  # fmt: skip
         with torch.no_grad():
-            target = self.codec.to_model_space(target.to(video.device, video.dtype))
+            if self.codec.frame_vae is not None:
+                self.codec.frame_vae.to(x.device)
+            target = self.codec.to_model_space(target.to(x.device, x.dtype))
         motion = out.motion_latent.roll(-1, dims=0)  # row i: the motion of video i+1
         swapped = autoencoder.decode(out.content_frame, motion)
         return reconstruction_loss(swapped, target, self.config.autoencoder.loss)
@@ -193,6 +196,7 @@ class ClassifierStage(Stage):
             feature_dim=cfg.feature_dim,
             stem_stride=cfg.stem_stride,
             pooling=cfg.pooling,
+            world=self.config.data.world,
         )
         return Objective(self, classifier=classifier)
 
