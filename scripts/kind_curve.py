@@ -57,7 +57,9 @@ def main() -> None:
     run = Path(args.content_run)
     codec = VideoCodec.from_pretrained(args.autoencoder).eval()
     data = load_config(run / "config.yaml").data
-    items, kinds = held_out_one_shape_videos(args.num_videos, 2, data.height, data.width)
+    world = data.world or "random"  # runs from before worlds were recorded: the random one
+    items, kinds = held_out_one_shape_videos(args.num_videos, 2, data.height, data.width,
+                                             world=world)  # fmt: skip
     prompts = [it["caption"] for it in items]
     snapshots = sorted((run / "snapshots").glob("step-*"))
     rows = []

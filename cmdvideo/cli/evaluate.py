@@ -63,7 +63,7 @@ def cmd_eval_autoencoder(args: argparse.Namespace) -> int:
 
         result["decomposition_probe"] = decomposition_probe(
             codec, args.probe_pairs, *result["video_shape"][1:], device=device,
-            classifier=load_classifier().to(device),
+            classifier=load_classifier().to(device), world=config.data.world or "upright",
         )  # fmt: skip
     result.update(data=source, split="held-out" if source == "moving-shapes" else "center-crop",
                   seconds=round(time.perf_counter() - start, 2))  # fmt: skip

@@ -91,6 +91,7 @@ def decomposition_probe(
     batch_size: int = 50,
     device: str | torch.device = "cpu",
     classifier=None,
+    world: str = "upright",
 ) -> dict:
     """Does the content frame carry the appearance and the motion latent the motion? (CMD's
     decomposition, measured with moving-shapes' known factors.)
@@ -112,7 +113,7 @@ def decomposition_probe(
     if num_pairs < 1:
         raise ValueError("num_pairs must be at least 1")
     data = MovingShapes(num_videos=10**6, num_frames=num_frames, height=height, width=width,
-                        seed=1)  # fmt: skip
+                        seed=1, world=world)  # fmt: skip
     codec = codec.to(device).eval()
     sums = {"swap_psnr": 0.0, "same_a_psnr": 0.0, "same_b_psnr": 0.0}
     swaps, targets, labels = [], [], []

@@ -6,7 +6,7 @@ seed 1, one-shape videos) with the hand-written checks (cmdvideo.evaluation.moti
    motion accuracy against the asked motion, shape kind and colours kept.
 2. motion transfer: pairs (A, B) with different motions; the truth is A's appearance rendered
    with B's motion (the dataset renders any pair); PSNR of transfer(A, B) and of doing nothing
-   (decode(A, A)) to it, and the motion class of the result against B's.
+   (decode(A, A)) to it, the motion class of the result against B's, its shape kind against A's.
 3. editing: recolour prompts (the caption with the next shape colour), edit="content"; the new
    colour right, the background and the motion class kept.
 4. long videos: 64 frames per one-shape caption; motion accuracy per 16-frame window, and the
@@ -36,7 +36,7 @@ from cmdvideo.data.moving_shapes import (
     render_video,
 )
 from cmdvideo.data.video_io import write_video
-from cmdvideo.evaluation.generation import held_out_one_shape_videos
+from cmdvideo.evaluation.generation import held_out_one_shape_videos, pipeline_world
 from cmdvideo.evaluation.motion_check import classify_motion, color_check, shape_check
 from cmdvideo.pipelines.cmd import CMDPipeline
 
@@ -111,6 +111,7 @@ def transfer(pipe, items, args) -> tuple[dict, list]:
             "psnr_reconstruction": psnr(same, va),
             "motion_is_b": classify_motion(to_check(swap)) == fb.motion.name,
             "truth_motion_is_b": classify_motion(to_check(truth)) == fb.motion.name,
+            "kind_is_a": shape_check(to_check(swap)) == fa.appearance.shapes[0].kind,
         })  # fmt: skip
         if len(shown) < 4:
             shown.append(strip(va, vb, swap, truth))
@@ -195,7 +196,8 @@ def main() -> None:
     pipe = CMDPipeline.from_pretrained(args.model)
     pipe.set_progress_bar_config(disable=True)
     h, w = pipe.video_size()
-    items, _ = held_out_one_shape_videos(args.num_videos, int(pipe.config.num_frames), h, w)
+    items, _ = held_out_one_shape_videos(args.num_videos, int(pipe.config.num_frames), h, w,
+                                         world=pipeline_world(pipe))  # fmt: skip
     result = {"model": args.model, "held_out_one_shape_videos": len(items),
               "steps": pipe.default_steps(args.steps), "edit_strength": args.edit_strength}  # fmt: skip
     figures = Path(args.figures)

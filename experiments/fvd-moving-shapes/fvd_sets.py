@@ -22,7 +22,7 @@ import torch
 
 from cmdvideo.evaluation.frechet import frechet_distance_from_stats
 from cmdvideo.evaluation.fvd import FVDProtocol, i3d_stats
-from cmdvideo.evaluation.generation import generate_videos, held_out_videos
+from cmdvideo.evaluation.generation import generate_videos, held_out_videos, pipeline_world
 from cmdvideo.evaluation.i3d import load_i3d, weights_of
 from cmdvideo.pipelines.cmd import CMDPipeline
 
@@ -54,7 +54,7 @@ def main() -> None:
     pipe.set_progress_bar_config(disable=True)
     n, frames = args.num_videos, pipe.config.num_frames
     height, width = pipe.video_size()
-    items = held_out_videos(2 * n, frames, height, width)
+    items = held_out_videos(2 * n, frames, height, width, world=pipeline_world(pipe))
     real = torch.stack([it["video"] for it in items[:n]])
     other = torch.stack([it["video"] for it in items[n:]])
     order = torch.randperm(frames, generator=torch.Generator().manual_seed(0))
