@@ -56,9 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     for noisy in ("accelerate", "diffusers", "PIL", "matplotlib", "httpx", "huggingface_hub"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    ok = False
     try:
         apply_threads(args)
-        return args.func(args)
+        status = args.func(args)
+        ok = True
+        return status
     except KeyboardInterrupt:
         if args.debug:
             raise
@@ -69,3 +72,15 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    finally:
+        _end_processes(barrier=ok)
+
+
+def _end_processes(barrier: bool) -> None:
+    """Under torchrun / accelerate launch: shut the process group down before the interpreter
+    exits (left to interpreter teardown, gloo's destructor can deadlock)."""
+    dist = sys.modules.get("torch.distributed")
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        from ..training.trainer import end_process_group
+
+        end_process_group(barrier=barrier)

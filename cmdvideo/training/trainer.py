@@ -450,8 +450,14 @@ class Trainer:
             if self.after_training_result:
                 self._log({"event": "after_training", "step": step, **self.after_training_result})
             plot_training_curve(self.out_dir / "metrics.jsonl", self.out_dir / "training_curve.png")
+        # Shut the processes down in order while every rank is alive: drop the DDP-wrapped
+        # model and optimizer (DDP holds the process group) and collect them now, then destroy
+        # the group. Left to interpreter exit, gloo's destructor can deadlock (its worker thread
+        # waits for the GIL while the main thread, tearing down, waits for the worker).
+        del model, optimizer, loader, lr_scheduler
         acc.wait_for_everyone()
-        acc.end_training()
+        acc.free_memory()  # the prepared objects Accelerate keeps, then gc.collect()
+        acc.end_training()  # trackers, then destroy_process_group
         return self.out_dir
 
     def _estimate(self, progress, per_step: float, step: int) -> None:
@@ -514,6 +520,24 @@ class Trainer:
         ema.restore(params)
         if metrics:
             self._log({"step": step, **{f"preview/{k}": v for k, v in metrics.items()}})
+
+
+def end_process_group(barrier: bool = True) -> None:
+    """End a multi-process run in order, while the interpreter is fully alive: a barrier (when
+    every rank got here), collect what still holds the process group (DDP modules), destroy
+    it. What every ``cmdvideo`` command does last under torchrun / ``accelerate launch``; a
+    no-op in a single process."""
+    import gc
+
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if barrier:
+        dist.barrier()
+    gc.collect()
+    dist.destroy_process_group()
+    gc.collect()
 
 
 def format_duration(seconds: float) -> str:
