@@ -24,6 +24,8 @@ from .common import apply_threads
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+# packages of extras that a command may need: what to install
+OPTIONAL_PACKAGES = {"transformers": "pip install 'cmdvideo[text]'"}
 
 
 def _version() -> str:
@@ -71,6 +73,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except ModuleNotFoundError as err:  # an optional package (e.g. a CLIP pipeline's transformers)
+        if args.debug or err.name not in OPTIONAL_PACKAGES:
+            raise
+        hint = OPTIONAL_PACKAGES[err.name]
+        print(f"error: {err}" + ("" if hint in str(err) else f"; {hint}"), file=sys.stderr)
         return EXIT_USAGE
     finally:
         _end_processes(barrier=ok)
