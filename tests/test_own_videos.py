@@ -120,7 +120,7 @@ def test_readme_steps_run_as_written_on_a_flat_folder_and_sample_at_64(tmp_path,
     index = json.loads((tmp_path / "runs/cache/cache.json").read_text())
     assert index["content_shape"] == [3, 64, 64] and index["heldout_items"] == 1
     # held-out evaluation, labelled
-    assert "1 held-out files, never trained on" in outputs["eval autoencoder"]
+    assert "1 held-out file, never trained on" in outputs["eval autoencoder"]
     # the pipeline samples at the autoencoder's size
     assert "(8 frames, 64x64)" in outputs["sample"]
     video = read_video(tmp_path / "outputs/mine/video-000.mp4")
@@ -252,7 +252,7 @@ def test_evaluation_says_what_it_measured_on(tmp_path):
     clips = make_clip_folder(tmp_path / "clips")
     config = load_config("tiny", [f"data.source={clips}", "data.num_frames=8"])
     dataset, said = evaluation_set(config.data)
-    assert said["split"] == "held-out" and said["detail"] == "1 held-out files, never trained on"
+    assert said["split"] == "held-out" and said["detail"] == "1 held-out file, never trained on"
     assert len(dataset) == 1 and dataset.part == "held-out"
     train, _ = build_train_and_eval(config.data)
     assert dataset.samples[0][0] not in {s[0] for s in train.samples}

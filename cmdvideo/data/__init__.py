@@ -166,7 +166,7 @@ def evaluation_set(data_config, source: str | None = None) -> tuple[Dataset, dic
         if source == "moving-shapes":
             detail = f"held-out videos (eval_seed {data_config.eval_seed}), never trained on"
         elif split == "held-out":
-            detail = f"{len(files)} held-out files, never trained on"
+            detail = f"{len(files)} held-out file{'s' * (len(files) != 1)}, never trained on"
         else:
             detail = (
                 f"the {len(files)} TRAINING files: the run held none out (data.heldout_files="

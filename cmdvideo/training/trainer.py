@@ -294,8 +294,7 @@ class Trainer:
                 f"the dataset has {len(self.dataset)} videos"
                 + (" for training (the held-out files are not trained on)" if held else "")
                 + f", not enough for one batch of {cfg.batch_size}; lower train.batch_size "
-                "(e.g. --set train.batch_size=1)"
-                + (" or data.heldout_files" if held else "")
+                "(e.g. --set train.batch_size=1)" + (" or data.heldout_files" if held else "")
             )
         model, optimizer, loader, lr_scheduler = acc.prepare(model, optimizer, loader, lr_scheduler)
         ema = EMAModel(params, decay=cfg.ema_decay)
