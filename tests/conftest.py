@@ -176,6 +176,16 @@ def tiny_sentence_encoder_dir(tmp_path_factory):
     return root
 
 
+def pytest_configure(config):
+    """SIGTERM (an outer timeout, CI cancelling) ends the session like Ctrl-C, so that every
+    ``finally`` still runs: run_isolated's children in their own sessions would survive it."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def run_isolated(argv, timeout: float, **kwargs) -> subprocess.CompletedProcess:
     """``subprocess.run(argv, capture_output=True, text=True)`` in a new session: past
     ``timeout`` seconds (or on any interruption) the process group and every descendant are

@@ -2,13 +2,16 @@
 interpreter's teardown, where gloo's destructor once deadlocked), and a test that starts
 processes leaves none behind when they hang."""
 
+import os
+import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import psutil
 import pytest
-from conftest import run_isolated
+from conftest import kill_tree, run_isolated
 
 END_OF_RUN = textwrap.dedent(
     """
@@ -54,3 +57,44 @@ def test_a_hanging_command_is_killed_with_everything_it_started(tmp_path):
     assert time.monotonic() - start < 60
     worker = int(pid_file.read_text())
     assert not psutil.pid_exists(worker) or psutil.Process(worker).status() == "zombie"
+
+
+INNER_TEST = textwrap.dedent(
+    """
+    import sys
+    from conftest import run_isolated
+
+    def test_hangs():
+        run_isolated([sys.executable, "-c", {launcher!r}, {pid_file!r}], timeout=600)
+    """
+)
+
+
+def test_a_terminated_test_session_leaves_nothing_running(tmp_path):
+    """SIGTERM to pytest (an outer timeout) still kills what run_isolated started."""
+    pid_file = tmp_path / "worker.pid"
+    inner = tmp_path / "test_inner.py"
+    inner.write_text(INNER_TEST.format(launcher=HANGING_LAUNCHER, pid_file=str(pid_file)))
+    tests = Path(__file__).parent
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "conftest", "-p", "no:cacheprovider",
+            str(inner)]  # fmt: skip
+    session = subprocess.Popen(argv, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(tests)},
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not pid_file.is_file() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert pid_file.is_file(), "the inner test never started its worker"
+        time.sleep(0.5)
+        session.terminate()
+        session.communicate(timeout=60)
+    finally:
+        if session.poll() is None:
+            kill_tree(session)
+    worker = int(pid_file.read_text())
+    time.sleep(0.5)
+    alive = psutil.pid_exists(worker) and psutil.Process(worker).status() != "zombie"
+    if alive:  # the failure this test is about: don't leave it running
+        psutil.Process(worker).kill()
+    assert not alive, "the worker outlived the terminated test session"
