@@ -45,6 +45,11 @@ class DataConfig:
     # file in the held-out view (evaluation, previews)
     clips_per_video: int = 1
     eval_clips_per_video: int = 1
+    # video folders and indexes: this fraction of the files (at least one of two or more) is
+    # never trained on; previews, the validation loss and `eval autoencoder` read those. 0:
+    # train on every file (evaluation then runs on training files, and says so). The later
+    # stages take the autoencoder run's value (and seed), so every stage keeps the same files out.
+    heldout_files: float = 0.1
 
 
 @dataclass

@@ -1,10 +1,15 @@
 """Shared test helpers: synthetic video files written with PyAV directly (independent of
-cmdvideo's own writer), and the folder of good and bad files the acceptance tests use."""
+cmdvideo's own writer), the folder of good and bad files the acceptance tests use, and running
+a command in a process group of its own that a timeout kills whole."""
 
 import json
+import os
+import signal
+import subprocess
 
 import av
 import numpy as np
+import psutil
 import pytest
 import torch
 
@@ -169,3 +174,52 @@ def tiny_sentence_encoder_dir(tmp_path_factory):
                         num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)  # fmt: skip
     BertModel(config).save_pretrained(root)
     return root
+
+
+def pytest_configure(config):
+    """SIGTERM (an outer timeout, CI cancelling) ends the session like Ctrl-C, so that every
+    ``finally`` still runs: run_isolated's children in their own sessions would survive it."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+def run_isolated(argv, timeout: float, **kwargs) -> subprocess.CompletedProcess:
+    """``subprocess.run(argv, capture_output=True, text=True)`` in a new session: past
+    ``timeout`` seconds (or on any interruption) the process group and every descendant are
+    killed (torchrun starts each worker in a session of its own), and the test fails with the
+    output so far; nothing is left running."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, **kwargs)  # fmt: skip
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_tree(proc)
+        stdout, stderr = proc.communicate()
+        pytest.fail(f"{' '.join(map(str, argv[:8]))} ... ran past {timeout} s; killed its "
+                    f"process group\nstdout: {stdout[-2000:]}\nstderr: {stderr[-3000:]}")  # fmt: skip
+    finally:
+        if proc.poll() is None:  # interrupted (Ctrl-C, another error): leave nothing behind
+            kill_tree(proc)
+            proc.communicate()
+    return subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)
+
+
+def kill_tree(proc: subprocess.Popen) -> None:
+    """SIGKILL ``proc``'s process group and every process it started, wherever they run."""
+    try:
+        descendants = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        descendants = []
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    for child in descendants:
+        try:
+            child.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(descendants, timeout=10)

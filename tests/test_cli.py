@@ -131,8 +131,8 @@ def test_swap_pair_loss_is_logged_and_needs_rendered_videos(tmp_path, make_video
     capsys.readouterr()
     folder = tmp_path / "videos"
     folder.mkdir()
-    make_video(folder / "a.mp4", 12)
-    make_video(folder / "b.mp4", 12)
+    for name in ("a", "b", "c"):  # one is held out (data.heldout_files), two make a batch
+        make_video(folder / f"{name}.mp4", 12)
     base = ["train", "autoencoder", "--config", "tiny", "--max-steps", "1"]
     args = base + ["--out", str(tmp_path / "x"), "--data", str(folder)]
     assert main(with_sets(args, SMALL + ["train.batch_size=2", "autoencoder.swap_weight=1"])) == 2

@@ -180,7 +180,7 @@ def test_thread_rule(monkeypatch):
 
 def test_skipped_files_are_reported_once_not_every_epoch(tmp_path, capsys):
     folder = tmp_path / "videos"
-    for name in ("a.mp4", "b.mp4"):
+    for name in ("a.mp4", "b.mp4", "c.mp4"):  # one held out (data.heldout_files)
         write_test_video(folder / name, 24, size=(16, 16))
     (folder / "notes.mp4").write_text("not a video")
     argv = ["train", "autoencoder", "--config", "tiny", "--data", str(folder), "--out",

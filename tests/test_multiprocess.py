@@ -9,11 +9,11 @@ its model folder and report once, and resume to exactly the weights of an uninte
 
 import json
 import os
-import subprocess
 import sys
 
 import pytest
 import torch
+from conftest import run_isolated
 from safetensors.torch import load_file
 
 pytestmark = pytest.mark.multiprocess
@@ -34,7 +34,8 @@ def torchrun(stage: str, out, *args: str, config: str = "tiny", sets=(), command
     for item in [*SMALL, *sets]:
         argv += ["--set", item]
     env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
+    # a session of its own, killed whole on timeout: a hung rank never outlives the test
+    proc = run_isolated(argv, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
 

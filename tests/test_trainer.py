@@ -9,7 +9,7 @@ import time
 
 import pytest
 import torch
-from conftest import SMALL_AUTOENCODER, fit_fixed_batch
+from conftest import SMALL_AUTOENCODER, fit_fixed_batch, kill_tree, run_isolated
 from safetensors.torch import load_file
 
 from cmdvideo.config import load_config
@@ -136,26 +136,31 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # same kernels in every process
     steps = 40
     full, killed = tmp_path / "full", tmp_path / "killed"
-    subprocess.run(_train_cmd(full, steps), check=True, env=env, capture_output=True)
+    assert run_isolated(_train_cmd(full, steps), timeout=600, env=env).returncode == 0
 
-    proc = subprocess.Popen(
-        _train_cmd(killed, steps), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        done = list_checkpoints(killed / "checkpoints")
-        if done and int(done[-1].name.split("-")[1]) >= 18:
-            proc.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.02)
-    assert proc.wait() == -signal.SIGKILL, "the run finished before it could be killed"
+    proc = subprocess.Popen(_train_cmd(killed, steps), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    killed_at_step_18 = False
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None:
+            done = list_checkpoints(killed / "checkpoints")
+            if done and int(done[-1].name.split("-")[1]) >= 18:
+                proc.send_signal(signal.SIGKILL)
+                killed_at_step_18 = True
+                break
+            time.sleep(0.02)
+    finally:
+        if proc.poll() is None and not killed_at_step_18:  # too slow, or interrupted
+            kill_tree(proc)
+    assert killed_at_step_18, "the run ended (or ran past 300 s) before it could be killed"
+    assert proc.wait(timeout=60) == -signal.SIGKILL
     assert not (killed / "autoencoder").exists()
     kept = list_checkpoints(killed / "checkpoints")[-1]
     assert int(kept.name.split("-")[1]) < steps
 
-    subprocess.run(
-        _train_cmd(killed, steps) + ["--resume"], check=True, env=env, capture_output=True
-    )
+    resumed = run_isolated(_train_cmd(killed, steps) + ["--resume"], timeout=600, env=env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
     a, b = _weights(full), _weights(killed)
     assert a.keys() == b.keys()
     for name in a:

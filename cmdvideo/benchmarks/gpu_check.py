@@ -52,9 +52,13 @@ def stand_ins(root: Path, dry_run: bool) -> dict[str, str]:
     """Random Stable Diffusion parts in SD's folder layout (``vae/``, ``text_encoder/``,
     ``tokenizer/``): full-size configurations, or tiny ones for the dry run."""
     from diffusers import AutoencoderKL
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     from ..models.baselines import STABLE_DIFFUSION_VAE
+    from ..models.text import require_transformers
+
+    transformers = require_transformers("the GPU check's CLIP text encoder")
+    CLIPTextConfig, CLIPTextModel = transformers.CLIPTextConfig, transformers.CLIPTextModel
+    CLIPTokenizer = transformers.CLIPTokenizer
 
     vae = dict(STABLE_DIFFUSION_VAE)
     if dry_run:

@@ -24,6 +24,8 @@ from .common import apply_threads
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+# packages of extras that a command may need: what to install
+OPTIONAL_PACKAGES = {"transformers": "pip install 'cmdvideo[text]'"}
 
 
 def _version() -> str:
@@ -56,9 +58,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     for noisy in ("accelerate", "diffusers", "PIL", "matplotlib", "httpx", "huggingface_hub"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    ok = False
     try:
         apply_threads(args)
-        return args.func(args)
+        status = args.func(args)
+        ok = True
+        return status
     except KeyboardInterrupt:
         if args.debug:
             raise
@@ -69,3 +74,21 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except ModuleNotFoundError as err:  # an optional package (e.g. a CLIP pipeline's transformers)
+        if args.debug or err.name not in OPTIONAL_PACKAGES:
+            raise
+        hint = OPTIONAL_PACKAGES[err.name]
+        print(f"error: {err}" + ("" if hint in str(err) else f"; {hint}"), file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        _end_processes(barrier=ok)
+
+
+def _end_processes(barrier: bool) -> None:
+    """Under torchrun / accelerate launch: shut the process group down before the interpreter
+    exits (left to interpreter teardown, gloo's destructor can deadlock)."""
+    dist = sys.modules.get("torch.distributed")
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        from ..training.trainer import end_process_group
+
+        end_process_group(barrier=barrier)

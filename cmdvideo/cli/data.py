@@ -11,17 +11,19 @@ from .common import add_compute_args, add_config_args, add_data_arg, device_of
 
 def cmd_cache(args: argparse.Namespace) -> int:
     from ..config import load_config
-    from ..data import build_train_and_eval
+    from ..data import cache_order
     from ..data.latent_cache import write_latent_cache
     from ..models.codec import VideoCodec
+    from ..training.follow import explicit_settings, follow_autoencoder
 
     if args.num_videos is not None and args.num_videos < 1:
         raise ValueError(f"--num-videos must be >= 1, got {args.num_videos}")
     overrides = list(args.overrides) + ([f"data.source={args.data}"] if args.data else [])
     config = load_config(args.config, overrides)
-    train_set, eval_set = build_train_and_eval(config.data)
-    # folders: the center-crop view (a random crop would be frozen into the cache anyway)
-    dataset = eval_set if hasattr(train_set, "evaluation_view") else train_set
+    if args.autoencoder is not None and not args.frames:  # its frame size, frames, split
+        follow_autoencoder(config, args.autoencoder, explicit_settings(args.overrides))
+    # folders: training files, then held-out ones, center-cropped
+    dataset, heldout = cache_order(config.data)
     if args.num_videos is None and len(dataset) > 1_000_000:
         raise ValueError("the dataset is unbounded (moving-shapes): give --num-videos")
     if args.frames:  # the frame VAE's latents, for training the autoencoder in latent mode
@@ -42,16 +44,20 @@ def cmd_cache(args: argparse.Namespace) -> int:
     state = PartialState(cpu=device_of(args) == "cpu")
     device = str(state.device) if state.num_processes > 1 else device_of(args)
     start = time.perf_counter()
+    count = min(args.num_videos or len(dataset), len(dataset))
+    heldout = max(0, count - (len(dataset) - heldout))  # of the first `count` items
     out = write_latent_cache(
         codec, dataset, args.out, args.num_videos, args.batch_size, device=device,
         autoencoder=args.autoencoder or config.autoencoder.vae, progress=state.is_main_process,
         rank=state.process_index, world_size=state.num_processes, barrier=state.wait_for_everyone,
-        frames=args.frames,
+        frames=args.frames, heldout=heldout,
     )  # fmt: skip
     if state.is_main_process:
-        count = min(args.num_videos or len(dataset), len(dataset))
         print(f"cached {count} videos in {time.perf_counter() - start:.1f} s "
               f"({state.num_processes} process{'es' if state.num_processes > 1 else ''}): {out}")  # fmt: skip
+        if heldout:
+            print(f"  of which {heldout} from held-out files (data.heldout_files), "
+                  "kept out of training as the autoencoder's run kept them")  # fmt: skip
         print(f"train from it with: --data {out}")
     return 0
 

@@ -20,17 +20,21 @@ from .common import (
 
 
 def run_config_of(model_dir: Path, args: argparse.Namespace):
-    """The data settings to evaluate with: --config if given, else the training run's own."""
+    """The data settings to evaluate with: the training run's own, else --config's with the
+    autoencoder's frame size and frames (--set overrides either)."""
     from ..config import load_config
+    from ..training.follow import explicit_settings, follow_autoencoder
 
     saved = model_dir / "config.yaml"
     if args.config is None and saved.is_file():
         return load_config(saved, args.overrides)
-    return load_config(args.config or "tiny", args.overrides)
+    config = load_config(args.config or "tiny", args.overrides)
+    follow_autoencoder(config, model_dir, explicit_settings(args.overrides))
+    return config
 
 
 def cmd_eval_autoencoder(args: argparse.Namespace) -> int:
-    from ..data import build_dataset
+    from ..data import evaluation_set
     from ..evaluation.recon import decomposition_probe, evaluate_reconstruction, reconstruction_fvd
     from ..models.codec import VideoCodec
 
@@ -49,12 +53,13 @@ def cmd_eval_autoencoder(args: argparse.Namespace) -> int:
             f"{args.data or config.data.source} is a latent cache, not videos: give the videos "
             "to reconstruct with --data (e.g. --data moving-shapes)"
         )
-    dataset = build_dataset(config.data, train=False, source=args.data)
+    # the run's held-out files (or videos), or --data, checked against the training files
+    dataset, measured_on = evaluation_set(config.data, args.data)
     device = device_of(args)
     start = time.perf_counter()
     result = evaluate_reconstruction(codec, dataset, args.num_videos, args.batch_size, device,
                                      progress=not args.json)  # fmt: skip
-    source = args.data or config.data.source
+    source = measured_on["data"]
     if i3d is not None:
         result["r_fvd"] = reconstruction_fvd(codec, dataset, i3d, args.num_videos,
                                              args.batch_size, device)  # fmt: skip
@@ -65,10 +70,9 @@ def cmd_eval_autoencoder(args: argparse.Namespace) -> int:
             codec, args.probe_pairs, *result["video_shape"][1:], device=device,
             classifier=load_classifier().to(device), world=config.data.world or "upright",
         )  # fmt: skip
-    result.update(data=source, split="held-out" if source == "moving-shapes" else "center-crop",
-                  seconds=round(time.perf_counter() - start, 2))  # fmt: skip
+    result.update(**measured_on, seconds=round(time.perf_counter() - start, 2))
     lines = [
-        f"videos:            {result['num_videos']} ({result['data']}, {result['split']})",
+        f"videos:            {result['num_videos']} ({result['data']}: {result['detail']})",
         f"PSNR:              {result['psnr']:.2f} dB (std over videos {result['psnr_std']:.2f})",
         f"SSIM:              {result['ssim']:.4f}",
     ]
@@ -210,8 +214,10 @@ def register(sub) -> None:
     p = ev.add_parser(
         "autoencoder",
         help="reconstruction PSNR/SSIM and compression ratio",
-        description="Reconstruction PSNR and SSIM (per frame, averaged; frames in [0,1]) on "
-        "held-out videos, and the compression ratio of (content frame + motion latent).",
+        description="Reconstruction PSNR and SSIM (per frame, averaged; frames in [0,1]) and "
+        "the compression ratio of (content frame + motion latent), on the files the run held "
+        "out (data.heldout_files; moving-shapes: the evaluation seed) or on --data, checked "
+        "against the run's training files; the output says which.",
     )
     p.add_argument("--model", required=True, help="folder written by `cmdvideo train autoencoder`")
     add_data_arg(p)

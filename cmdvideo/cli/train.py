@@ -41,6 +41,7 @@ def _add_diffusion_train_args(p: argparse.ArgumentParser) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Every `train` subcommand: flags -> config overrides, then one training run."""
+    from ..training.follow import explicit_settings
     from ..training.run import run_config, train
     from ..training.trainer import TrainingDivergedError
 
@@ -64,8 +65,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         os.environ["ACCELERATE_USE_CPU"] = "true" if args.device == "cpu" else "false"
     try:
         result = train(
-            args.stage, config, args.out, args.resume, getattr(args, "autoencoder", None)
-        )
+            args.stage, config, args.out, args.resume, getattr(args, "autoencoder", None),
+            explicit=explicit_settings(args.overrides),
+        )  # fmt: skip
     except TrainingDivergedError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_DIVERGED

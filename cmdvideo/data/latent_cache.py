@@ -5,7 +5,7 @@ autoencoder (and, in latent mode, the image VAE) at every step.
 Layout of a cache folder::
 
     CACHE/cache.json                      items, shards, captions, class names, autoencoder,
-                                          scaling factor, shapes
+                                          scaling factor, shapes, held-out items (the last)
     CACHE/shard-r000-00000.safetensors    content (n, C, H, W), motion (n, D_m, T, h+w)
                                           (scaled: the diffusion models' space), label (n,);
                                           or, for the autoencoder (--frames), frames
@@ -59,6 +59,7 @@ def write_latent_cache(
     world_size: int = 1,
     barrier=None,
     frames: bool = False,
+    heldout: int = 0,
 ) -> Path:
     """Encode the first ``num_videos`` (all by default) videos of ``dataset`` into ``out_dir``.
 
@@ -71,6 +72,9 @@ def write_latent_cache(
         rank, world_size, barrier: this process's share of a multi-process run: process
             ``rank`` encodes items ``[rank·n/W, (rank+1)·n/W)``; ``barrier()`` waits for all
             (e.g. Accelerate's ``wait_for_everyone``), after which rank 0 writes the index.
+        heldout: the last ``heldout`` of the encoded items come from files the autoencoder run
+            held out (:func:`cmdvideo.data.cache_order`); training from the cache keeps them
+            out too, and previews read them.
     """
     from . import iter_batches
 
@@ -131,6 +135,7 @@ def write_latent_cache(
             "factors": [f for part in parts for f in part["factors"]],
             "classes": list(getattr(dataset, "classes", [])),
             "world": getattr(dataset, "world", None),  # moving-shapes: which world
+            "heldout_items": min(heldout, n),
             "autoencoder": str(autoencoder),
             "motion_scaling_factor": None if frames
             else codec.autoencoder.config.motion_scaling_factor,
@@ -173,9 +178,29 @@ class LatentCache(Dataset):
         self.keys = ("frames",) if self.kind == "frames" else ("content", "motion")
         self._handles: dict[int, object] = {}
         self._pid = None
+        self._offset, self.part = 0, "all"  # a view of items [offset, offset + len)
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def split_items(self) -> tuple[LatentCache, LatentCache | None]:
+        """(training items, held-out items): the cache's last ``heldout_items`` come from files
+        held out of training (see :func:`write_latent_cache`); None when there are none."""
+        count = self.index.get("heldout_items", 0)
+        if not count:
+            return self, None
+        stop = len(self.labels) - count
+        return self._view(0, stop, "training"), self._view(stop, len(self.labels), "held-out")
+
+    def _view(self, start: int, stop: int, part: str) -> LatentCache:
+        import copy
+
+        view = copy.copy(self)
+        view.labels, view._captions = self.labels[start:stop], self._captions[start:stop]
+        if self._factors is not None:
+            view._factors = self._factors[start:stop]
+        view._offset, view.part, view._handles, view._pid = self._offset + start, part, {}, None
+        return view
 
     def captions(self, limit: int | None = None) -> list[str]:
         return self._captions[:limit]
@@ -193,8 +218,9 @@ class LatentCache(Dataset):
     def __getitem__(self, index: int) -> dict:
         if not 0 <= index < len(self):
             raise IndexError(f"item {index} of a cache of {len(self)}")
-        k = bisect.bisect_right(self.starts, index) - 1
-        shard, row = self._shard(k), index - self.starts[k]
+        item = index + self._offset  # in the whole cache
+        k = bisect.bisect_right(self.starts, item) - 1
+        shard, row = self._shard(k), item - self.starts[k]
         tensors = {key: shard.get_slice(key)[row : row + 1][0] for key in self.keys}
         item = {**tensors, "label": int(self.labels[index]), "caption": self._captions[index],
                 "index": index}  # fmt: skip

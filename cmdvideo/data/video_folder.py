@@ -143,6 +143,13 @@ def find_videos(root, path_column=None, caption_column=None, label_column=None):
     return entries, classes, probed
 
 
+def _split_key(seed: int, name: str) -> str:
+    """A file's place in the held-out order: a hash of the seed and its relative path."""
+    import hashlib
+
+    return hashlib.sha256(f"{seed}:{name}".encode()).hexdigest()
+
+
 def _probe_row(path: Path) -> dict:
     from cmdvideo.data.video_io import probe_info
 
@@ -215,6 +222,7 @@ class VideoFolder(Dataset):
     Attributes:
         classes: class names (UCF layout or a label column of names), else [].
         skipped: path → reason for every file dropped at construction.
+        part: "all" files, or the "training" / "held-out" ones of :meth:`split_files`.
     """
 
     def __init__(
@@ -278,6 +286,7 @@ class VideoFolder(Dataset):
                 f"replace the files, or lower num_frames={num_frames}."
             )
         self._bad: set[int] = set()  # indices that failed at runtime, not retried
+        self.part = "all"  # or "training" / "held-out" files (split_files)
 
     def captions(self, limit: int | None = None) -> list[str]:
         """Captions of the usable videos (first ``limit``), from the index; no decoding."""
@@ -286,6 +295,42 @@ class VideoFolder(Dataset):
     def skip_counts(self) -> dict[str, int]:
         """Reason → number of files skipped at construction."""
         return dict(Counter(self.skipped.values()))
+
+    def split_files(self, heldout: float) -> tuple[VideoFolder, VideoFolder | None]:
+        """(training files, held-out files): a fraction ``heldout`` of the usable files (rounded,
+        at least one when there are two or more, never all) that training never reads. Which
+        files is a function of each file's path and ``seed`` only: the same folder gives the
+        same split in every command and on every process, whatever the listing order.
+
+        Returns:
+            two views of this dataset (no re-scan); the second is None when nothing is held out
+            (``heldout`` 0, or a single file).
+        """
+        if not 0 <= heldout < 1:
+            raise ValueError(
+                f"data.heldout_files is the fraction of files kept out of training, in [0, 1); "
+                f"got {heldout}"
+            )
+        n = len(self.samples)
+        count = min(max(round(heldout * n), 1), n - 1) if heldout > 0 else 0
+        if count < 1:
+            self.part = "training"  # every file trains; an evaluation of them says so
+            return self, None
+        order = sorted(range(n), key=lambda i: _split_key(self.seed, self._name(i)))
+        held = set(order[:count])
+        parts = []
+        for keep, part in ((False, "training"), (True, "held-out")):
+            view = copy.copy(self)
+            view.samples = [s for i, s in enumerate(self.samples) if (i in held) == keep]
+            view._bad, view.part = set(), part
+            parts.append(view)
+        return parts[0], parts[1]
+
+    def _name(self, i: int) -> str:
+        """File ``i`` as the split sees it: its path relative to the folder (or index)."""
+        path = Path(self.samples[i][0])
+        base = self.root if self.root.is_dir() else self.root.parent
+        return path.relative_to(base).as_posix() if path.is_relative_to(base) else str(path)
 
     def evaluation_view(self, clips_per_video: int | None = None) -> VideoFolder:
         """The same files with center crops and centered clips (no re-scan of the folder);

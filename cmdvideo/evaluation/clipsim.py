@@ -20,8 +20,9 @@ DEFAULT_CLIP = "openai/clip-vit-base-patch32"
 
 def load_clip(path: str | Path | None = None):
     """(CLIPModel, CLIPProcessor) from a local directory (``path`` or ``$CMDVIDEO_CLIP``)."""
-    from transformers import CLIPModel, CLIPProcessor
+    from ..models.text import require_transformers
 
+    transformers = require_transformers("CLIPSIM (a CLIP model)")
     path = path or os.environ.get(CLIP_ENV)
     if not path or not Path(path).is_dir():
         raise FileNotFoundError(
@@ -29,8 +30,8 @@ def load_clip(path: str | Path | None = None):
             f"save_pretrained or downloaded elsewhere); give --clip DIR or set {CLIP_ENV}. "
             + (f"{path!r} is not a directory." if path else "")
         )
-    model = CLIPModel.from_pretrained(str(path)).eval()
-    processor = CLIPProcessor.from_pretrained(str(path))
+    model = transformers.CLIPModel.from_pretrained(str(path)).eval()
+    processor = transformers.CLIPProcessor.from_pretrained(str(path))
     return model, processor
 
 

@@ -246,6 +246,24 @@ def packaged_encoder_path(name: str) -> Path | None:
     return Path(spec.origin).parent / folder
 
 
+TEXT_EXTRA = "pip install 'cmdvideo[text]'"  # transformers: CLIP and sentence encoders
+
+
+def require_transformers(purpose: str):
+    """The ``transformers`` module, or an error saying what needs it and how to install it (an
+    extra: generating with built-in text encoders never imports it, which saves seconds at
+    every start, since diffusers imports it whenever it is installed)."""
+    try:
+        import transformers
+    except ModuleNotFoundError as err:
+        if err.name != "transformers":
+            raise
+        raise ModuleNotFoundError(
+            f"{purpose} needs the transformers package: {TEXT_EXTRA}", name="transformers"
+        ) from None
+    return transformers
+
+
 def load_text_encoder(name_or_path: str | Path):
     """(text_encoder, tokenizer) from a local directory or hub id, never trained further.
 
@@ -256,8 +274,6 @@ def load_text_encoder(name_or_path: str | Path):
     model such as all-MiniLM-L6-v2: its ``config.json``, weights and tokenizer at the top);
     or the short name of one installed as a package (:data:`PACKAGED_ENCODERS`).
     """
-    from transformers import AutoModel, AutoTokenizer, CLIPTextModel
-
     root = Path(packaged_encoder_path(str(name_or_path)) or name_or_path)
     sub = root / "text_encoder"
     if sub.is_dir():
@@ -267,6 +283,9 @@ def load_text_encoder(name_or_path: str | Path):
     config = encoder_dir / "config.json"
     if config.is_file() and '"WordTextEncoder"' in config.read_text():
         return WordTextEncoder.from_pretrained(encoder_dir).eval().requires_grad_(False), None
+    transformers = require_transformers(f"the frozen text encoder {str(name_or_path)!r}")
+    AutoModel, AutoTokenizer = transformers.AutoModel, transformers.AutoTokenizer
+    CLIPTextModel = transformers.CLIPTextModel
     if root.exists() or sub.is_dir():
         model_type = (
             json.loads(config.read_text()).get("model_type", "") if config.is_file() else ""

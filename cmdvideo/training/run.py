@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import Config, load_config
-from ..data import build_train_and_eval, dataset_captions, take_batch
+from ..data import build_train_and_eval, dataset_captions, split_of, take_batch
+from .follow import follow_autoencoder, follow_data
 from .trainer import Trainer
 
 STAGES = ("vae", "autoencoder", "content", "motion", "classifier")
@@ -37,8 +38,16 @@ def run_config(config: str | Path, overrides: list[str], out: str | Path, resume
     return load_config(config, overrides)
 
 
-def build_stage(name: str, config: Config, train_set, autoencoder: str | Path | None = None):
-    """The stage ``name`` (one of :data:`STAGES`) for this config and training data."""
+def build_stage(
+    name: str,
+    config: Config,
+    train_set,
+    autoencoder: str | Path | None = None,
+    explicit: set[str] | frozenset = frozenset(),
+):
+    """The stage ``name`` (one of :data:`STAGES`) for this config and training data; a
+    diffusion stage conditions on what the data has unless ``explicit`` holds its
+    ``<stage>.condition`` (see :func:`cmdvideo.training.follow.follow_data`)."""
     from .diffusion import ContentStage, MotionStage
     from .stages import AutoencoderStage, ClassifierStage
 
@@ -57,6 +66,7 @@ def build_stage(name: str, config: Config, train_set, autoencoder: str | Path | 
     from ..models.codec import VideoCodec
 
     codec = VideoCodec.from_pretrained(autoencoder)
+    _check_cache_shapes(train_set, codec, config.data, autoencoder)
     cached = getattr(train_set, "motion_scaling_factor", None)
     if cached is not None and cached != codec.motion_scale:
         raise ValueError(
@@ -64,6 +74,7 @@ def build_stage(name: str, config: Config, train_set, autoencoder: str | Path | 
             f"has {codec.motion_scale}: re-run `cmdvideo cache` with this autoencoder"
         )
     stage_cls = ContentStage if name == "content" else MotionStage
+    follow_data(config, stage_cls.section, train_set, explicit)
     section = getattr(config, stage_cls.section)
     captions = dataset_captions(train_set) if "text" in section.condition else None
     classes = list(getattr(train_set, "classes", []))
@@ -78,21 +89,31 @@ def train(
     out: str | Path,
     resume: bool = False,
     autoencoder: str | Path | None = None,
+    explicit: set[str] | frozenset = frozenset(),
 ) -> TrainResult:
     """Train stage ``name`` into ``out`` (see :class:`cmdvideo.training.trainer.Trainer` for the
     folder layout); a new autoencoder's motion scale is then measured and stored.
 
+    The diffusion stages take the data settings of ``autoencoder`` (frame size, frames, the
+    held-out split) and condition on what the data has, except for the dotted keys in
+    ``explicit`` (what the user set: ``--set`` on the command line), which must agree with
+    them (:mod:`cmdvideo.training.follow`).
+
     Raises:
         TrainingDivergedError: the loss became NaN/inf (earlier checkpoints are kept).
+        ValueError: an explicit setting contradicts the autoencoder or the data.
     """
     out = Path(out)
+    if name in ("content", "motion") and autoencoder is not None:
+        follow_autoencoder(config, autoencoder, explicit)
     train_set, eval_set = build_train_and_eval(config.data)
     # Every saved model records the moving-shapes world it learned (a latent cache knows the
     # one it was encoded from), and None for other data.
     config.data.world = getattr(train_set, "world", None)
     preview = take_batch(eval_set, PREVIEW_VIDEOS)
-    stage = build_stage(name, config, train_set, autoencoder)
-    trainer = Trainer(stage, train_set, config, out, preview_batch=preview)
+    stage = build_stage(name, config, train_set, autoencoder, explicit)
+    trainer = Trainer(stage, train_set, config, out, preview_batch=preview,
+                      preview_split=split_of(eval_set))  # fmt: skip
     start = time.perf_counter()
     trainer.train(resume=resume)
     result = TrainResult(out, stage.name, config.train.max_steps, time.perf_counter() - start,
@@ -104,3 +125,26 @@ def train(
     elif stage.name == "autoencoder" and config.autoencoder.freeze_encoder:
         result.notes.append("encoder frozen: motion_scaling_factor kept from autoencoder.init")
     return result
+
+
+def _check_cache_shapes(train_set, codec, data, autoencoder) -> None:
+    """A latent cache must hold this autoencoder's content frames and motion latents at the
+    data's size (a cache made at another size trains models the pipeline cannot use)."""
+    index = getattr(train_set, "index", None)
+    if not isinstance(index, dict) or "content_shape" not in index:
+        return
+    ae = codec.autoencoder
+    f = codec.frame_vae.downsample if codec.latent_mode else 1
+    expected = {
+        "content_shape": [ae.config.in_channels, data.height // f, data.width // f],
+        "motion_shape": list(ae.motion_latent_shape(data.num_frames, data.height // f,
+                                                    data.width // f)),
+    }  # fmt: skip
+    for key, shape in expected.items():
+        if list(index[key]) != shape:
+            raise ValueError(
+                f"the latent cache holds {key.split('_')[0]} latents of shape {index[key]}, but "
+                f"the autoencoder {autoencoder} at {data.num_frames} frames of "
+                f"{data.height}x{data.width} makes {shape}: re-run `cmdvideo cache` with "
+                "this autoencoder"
+            )

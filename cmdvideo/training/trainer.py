@@ -164,7 +164,11 @@ class Trainer:
         config: full config; ``config.train`` drives the loop and is saved with every run.
         out_dir: output folder (created).
         preview_batch: a fixed batch (e.g. held-out videos) for previews; None disables them.
+        preview_split: what the preview batch is ("held-out": never trained on; "training"),
+            logged and written on the training curve's preview panels.
     """
+
+    ESTIMATE_AFTER = 5  # steps timed (after the first, which includes start-up) for the estimate
 
     def __init__(
         self,
@@ -173,12 +177,14 @@ class Trainer:
         config: Config,
         out_dir: str | Path,
         preview_batch: dict | None = None,
+        preview_split: str = "held-out",
     ):
         self.stage, self.dataset, self.config = stage, train_dataset, config
         self.cfg = config.train
         self.out_dir = Path(out_dir)
         self.checkpoint_dir = self.out_dir / "checkpoints"
         self.preview_batch = preview_batch
+        self.preview_split = preview_split
         log_with = "tensorboard" if importlib.util.find_spec("tensorboard") else None
         # Accelerate keeps process-wide state; reset the per-run part (mixed precision, ...) so
         # that several stages can be trained one after another in one process. The
@@ -283,9 +289,12 @@ class Trainer:
             num_workers=self.config.data.num_workers,
         )
         if len(loader) == 0:
+            held = getattr(self.dataset, "part", "") == "training"
             raise ValueError(
-                f"the dataset has {len(self.dataset)} videos, not enough for one batch of "
-                f"{cfg.batch_size}; lower train.batch_size (e.g. --set train.batch_size=1)"
+                f"the dataset has {len(self.dataset)} videos"
+                + (" for training (the held-out files are not trained on)" if held else "")
+                + f", not enough for one batch of {cfg.batch_size}; lower train.batch_size "
+                "(e.g. --set train.batch_size=1)" + (" or data.heldout_files" if held else "")
             )
         model, optimizer, loader, lr_scheduler = acc.prepare(model, optimizer, loader, lr_scheduler)
         ema = EMAModel(params, decay=cfg.ema_decay)
@@ -317,6 +326,7 @@ class Trainer:
                     "distributed_type": str(acc.distributed_type.value),
                     "mixed_precision": acc.mixed_precision,
                     "threads": torch.get_num_threads(),
+                    "preview_split": self.preview_split,
                     # what each rank's RNG would draw next: different ranks, different draws
                     "rng_check": acc.gather(_rng_probe(acc.device))
                     .view(acc.num_processes, -1)
@@ -340,6 +350,7 @@ class Trainer:
             dynamic_ncols=True,
         )
         window_start, window_steps = time.perf_counter(), 0
+        timed_from, timed_steps = None, 0  # for the time estimate (from the end of a first step)
         reported_skips: dict[str, int] = {}
         while step < cfg.max_steps:
             sampler.epoch = epoch
@@ -376,6 +387,13 @@ class Trainer:
                 step += 1
                 window_steps += 1
                 progress.update(1)
+                if timed_from is None:
+                    timed_from = time.perf_counter()
+                elif timed_steps < self.ESTIMATE_AFTER:
+                    timed_steps += 1
+                    if timed_steps == self.ESTIMATE_AFTER and step < cfg.max_steps:
+                        per_step = (time.perf_counter() - timed_from) / timed_steps
+                        self._estimate(progress, per_step, step)
                 progress.set_postfix(loss=f"{loss.item():.4f}", epoch=epoch)
                 if step % cfg.log_every == 0 or step == cfg.max_steps:
                     elapsed = time.perf_counter() - window_start
@@ -431,9 +449,30 @@ class Trainer:
             if self.after_training_result:
                 self._log({"event": "after_training", "step": step, **self.after_training_result})
             plot_training_curve(self.out_dir / "metrics.jsonl", self.out_dir / "training_curve.png")
+        # Shut the processes down in order while every rank is alive: drop the DDP-wrapped
+        # model and optimizer (DDP holds the process group) and collect them now, then destroy
+        # the group. Left to interpreter exit, gloo's destructor can deadlock (its worker thread
+        # waits for the GIL while the main thread, tearing down, waits for the worker).
+        del model, optimizer, loader, lr_scheduler
         acc.wait_for_everyone()
-        acc.end_training()
+        acc.free_memory()  # the prepared objects Accelerate keeps, then gc.collect()
+        acc.end_training()  # trackers, then destroy_process_group
         return self.out_dir
+
+    def _estimate(self, progress, per_step: float, step: int) -> None:
+        """One line, once: the time per step measured so far and what the run will take."""
+        cfg = self.cfg
+        left = (cfg.max_steps - step) * per_step
+        every = min(v for v in (cfg.preview_every, cfg.checkpoint_every, cfg.max_steps) if v)
+        line = (
+            f"about {per_step:.2f} s per step here: {cfg.max_steps:,} steps take "
+            f"~{format_duration(cfg.max_steps * per_step)} ({format_duration(left)} to go, plus "
+            f"previews and checkpoints every {every:,} steps); --max-steps N trains fewer"
+        )
+        if self.accelerator.is_main_process:
+            progress.write(line, file=sys.stderr)
+        self._log({"event": "estimate", "step": step, "seconds_per_step": round(per_step, 4),
+                   "expected_seconds": round(cfg.max_steps * per_step, 1)})  # fmt: skip
 
     def _check_ranks_in_sync(self, params: list, step: int) -> list[list[float]]:
         """Every rank's parameter fingerprint; they must be equal (gradients synchronised).
@@ -482,6 +521,34 @@ class Trainer:
             self._log({"step": step, **{f"preview/{k}": v for k, v in metrics.items()}})
 
 
+def end_process_group(barrier: bool = True) -> None:
+    """End a multi-process run in order, while the interpreter is fully alive: a barrier (when
+    every rank got here), collect what still holds the process group (DDP modules), destroy
+    it. What every ``cmdvideo`` command does last under torchrun / ``accelerate launch``; a
+    no-op in a single process."""
+    import gc
+
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if barrier:
+        dist.barrier()
+    gc.collect()
+    dist.destroy_process_group()
+    gc.collect()
+
+
+def format_duration(seconds: float) -> str:
+    """A duration as people read it: "45 s", "12 min", "7 h 05 min"."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60:02d} min"
+
+
 def plot_training_curve(metrics_path: Path, out_path: Path) -> Path | None:
     """Loss (log scale) and any preview metrics (e.g. PSNR) against steps, as a PNG."""
     import matplotlib
@@ -492,6 +559,7 @@ def plot_training_curve(metrics_path: Path, out_path: Path) -> Path | None:
     records = [json.loads(ln) for ln in Path(metrics_path).read_text().splitlines() if ln]
     losses = [(r["step"], r["loss"]) for r in records if "loss" in r and math.isfinite(r["loss"])]
     extra_keys = sorted({k for r in records for k in r if k.startswith("preview/")})
+    split = next((r["preview_split"] for r in records if "preview_split" in r), "held-out")
     if not losses:
         return None
     fig, axes = plt.subplots(1, 1 + len(extra_keys), figsize=(5 * (1 + len(extra_keys)), 3.5))
@@ -501,7 +569,7 @@ def plot_training_curve(metrics_path: Path, out_path: Path) -> Path | None:
     for ax, key in zip(axes[1:], extra_keys):
         points = [(r["step"], r[key]) for r in records if key in r]
         ax.plot(*zip(*points), marker="o")
-        ax.set(xlabel="step", ylabel=key.split("/", 1)[1], title=f"{key} (held-out)")
+        ax.set(xlabel="step", ylabel=key.split("/", 1)[1], title=f"{key} ({split} data)")
     for ax in axes:
         ax.grid(alpha=0.3)
     fig.tight_layout()
