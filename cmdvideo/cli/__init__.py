@@ -19,8 +19,9 @@ import argparse
 import logging
 import sys
 
+from ..pipelines.arguments import InvalidArgument
 from . import bench, data, edit, evaluate, generate, serve, train
-from .common import apply_threads
+from .common import apply_threads, flag_of
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -57,8 +58,15 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("accelerate", "diffusers", "PIL", "matplotlib", "httpx", "huggingface_hub"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
+        if getattr(args, "check", None):  # generating verbs: every argument, before torch loads
+            args.check(args)
         apply_threads(args)
         return args.func(args)
+    except InvalidArgument as err:  # a bad value of a generation argument: its flag
+        if args.debug:
+            raise
+        print(f"error: {err.render(flag_of)}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         if args.debug:
             raise
