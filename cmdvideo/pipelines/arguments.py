@@ -61,8 +61,8 @@ class Bound:
     choices: tuple = ()
 
 
-# The one table. README.md and the app show these bounds; the app's server may lower the two
-# marked "cap" (serve --max-steps / --max-frames), never raise them.
+# The one table, for the Python API, the command line and the web app alike; a web app's server
+# may lower the two marked "cap" (serve --max-steps / --max-frames), never raise them.
 ARGUMENTS: dict[str, Bound] = {
     "prompt": Bound("text", 1, MAX_PROMPT_CHARS),
     "class_labels": Bound("class"),
@@ -101,6 +101,9 @@ class InvalidArgument(ValueError):
     def __init__(self, arg: str, message: str):
         self.arg, self.message = arg, message
         super().__init__(self.render())
+
+    def __reduce__(self):  # pickled as its two fields (e.g. across processes)
+        return type(self), (self.arg, self.message)
 
     def render(self, names: Mapping[str, str] | Callable[[str], str] | None = None) -> str:
         """The message with each argument called as ``names`` calls it (a mapping, missing
