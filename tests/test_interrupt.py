@@ -130,3 +130,16 @@ def test_ctrl_c_in_a_real_sample_run(tmp_path):
     kept = len(read_sample_folder(out))
     assert 2 <= kept < 30 and f"interrupted: {kept} of 30 videos kept" in text
     _check_kept(out, kept)
+
+
+def test_videos_of_an_earlier_run_in_the_folder_are_pointed_out(tmp_path, caplog):
+    from cmdvideo.data.samples import SampleFolder
+
+    video = np.zeros((4, 8, 8, 3), np.float32)
+    with SampleFolder(tmp_path, upscale=1) as folder:
+        for name in ("a", "b", "c"):
+            folder.add(video, name)
+    with caplog.at_level("WARNING"), SampleFolder(tmp_path, upscale=1) as folder:
+        folder.add(video, "d")
+    assert "holds 2 videos of an earlier run (video-001.mp4 ...), not in prompts.txt" in caplog.text
+    assert [name for _, name in read_sample_folder(tmp_path)] == ["d"]

@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import re
 from pathlib import Path
 
 from .video_io import write_frame_grid, write_text, write_video
+
+logger = logging.getLogger(__name__)
 
 PROMPTS_FILE = "prompts.txt"
 GRID_ROWS = 64  # grid.png shows the first videos only: its memory and size stay bounded
@@ -28,6 +31,11 @@ _LISTING = re.compile(r"(video-\d+): (.*)")
 
 def video_stem(index: int) -> str:
     return f"video-{index:03d}"
+
+
+def _index(path: Path) -> int | None:
+    match = re.fullmatch(r"video-(\d+)", path.stem)
+    return int(match[1]) if match else None
 
 
 def write_sample_video(out: str | Path, index: int, frames, fps: int = 8, upscale: int = 4):
@@ -65,7 +73,13 @@ class SampleFolder:
         return paths
 
     def close(self) -> list[Path]:
-        """Write ``grid.png`` (when any video was made); returns every file written."""
+        """Write ``grid.png`` (when any video was made); returns every file written. Warns
+        about videos an earlier run left in the folder beyond those of this one."""
+        older = sorted(p.name for p in self.out.glob("video-*.mp4")
+                       if _index(p) is not None and _index(p) >= len(self.names))  # fmt: skip
+        if older:
+            logger.warning("%s also holds %d videos of an earlier run (%s ...), not in %s",
+                           self.out, len(older), older[0], PROMPTS_FILE)  # fmt: skip
         if self.rows:
             grid = write_frame_grid(self.out / "grid.png", self.rows, upscale=self.upscale)
             return [*self.paths, grid, self.out / PROMPTS_FILE]

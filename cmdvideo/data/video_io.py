@@ -335,9 +335,10 @@ def write_video(path, video, fps: int = 8, upscale: int = 1) -> Path:
         upscale: nearest-neighbour integer upscaling (so 32×32 videos are visible).
 
     Returns:
-        The written path. MP4 uses libx264/yuv420p (or "mpeg4" if libx264 is missing) and is
-        edge-padded to even width/height; GIF loops forever (identical consecutive frames are
-        merged by PIL).
+        The written path, written in one step (:func:`replacing`: an interruption leaves the
+        old file or none, never half a video). MP4 uses libx264/yuv420p (or "mpeg4" if libx264
+        is missing) and is edge-padded to even width/height; GIF loops forever (identical
+        consecutive frames are merged by PIL).
     """
     path = Path(path)
     if path.suffix.lower() not in WRITE_EXTENSIONS:
