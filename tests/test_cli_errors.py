@@ -1,7 +1,9 @@
 """The first hour of a new user: every bad input ends in one line that names the flag, the value
 and what to do, before any model work; no traceback without --debug; nothing tries the network."""
 
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -166,10 +168,17 @@ def test_a_refusal_comes_before_torch_is_imported(tmp_path):
     code = ("import sys; from cmdvideo.cli import main; "
             "rc = main(['sample', '--prompt', 'a red circle', '--steps', '0']); "
             "print(rc, 'torch' in sys.modules)")  # fmt: skip
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=tmp_path, timeout=120)  # fmt: skip
-    assert out.stdout.split() == ["2", "False"], out.stderr
-    assert "--steps must be an integer" in out.stderr
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                            start_new_session=True)  # fmt: skip
+    try:
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:  # a hang: end its whole process group
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert stdout.split() == ["2", "False"], stderr
+    assert "--steps must be an integer" in stderr
 
 
 def test_every_generation_flag_has_one_bound_in_the_table():

@@ -91,8 +91,8 @@ def register(sub) -> None:
     p.add_argument("--upscale", type=int, default=4, help="pixel upscale of the written files")
     add_compute_args(p)
     # transfer runs no diffusion: the sampling options load_pipeline reads keep their defaults
-    p.set_defaults(func=cmd_transfer, check=check_transfer, steps=None, guidance=None, guidance_rescale=None,
-                   scheduler="ddim")  # fmt: skip
+    p.set_defaults(func=cmd_transfer, check=check_transfer, steps=None, guidance=None,
+                   guidance_rescale=None, scheduler="ddim")  # fmt: skip
 
     p = sub.add_parser(
         "edit",
