@@ -7,6 +7,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 
+def config_of(model) -> dict:
+    """A loaded model's config as its ``config.json`` says it, with ``_class_name`` (a model
+    built in this process, not loaded, has none in ``.config``)."""
+    return {**model.config, "_class_name": type(model).__name__}
+
+
 def content_num_classes(config: Mapping) -> int:
     """Class labels a content model was built for (null row excluded); 0 without classes."""
     if config.get("_class_name") == "ContentDiT":

@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..models.conditioning import content_num_classes, content_uses_text
+from ..models.conditioning import config_of, content_num_classes, content_uses_text
 from .samplers import SAMPLERS
 
 logger = logging.getLogger(__name__)
@@ -163,7 +163,7 @@ class PipelineSpec:
     def from_pipeline(cls, pipe) -> PipelineSpec:
         """From a loaded :class:`~cmdvideo.pipelines.cmd.CMDPipeline`."""
         schedulers = [pipe.content_scheduler.config, pipe.motion_scheduler.config]
-        return cls.from_configs(pipe.config, pipe.content_model.config,
+        return cls.from_configs(pipe.config, config_of(pipe.content_model),
                                 pipe.motion_model.config, schedulers)  # fmt: skip
 
     @classmethod
