@@ -6,6 +6,7 @@ CI installs all three (Makefile, .ci/run)."""
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -50,22 +51,33 @@ def server(tmp_path_factory):
         proc = subprocess.Popen(
             [sys.executable, "-m", "cmdvideo.cli", "serve", "--model", MODEL, "--port",
              str(port), "--max-upload-mb", "20", "--max-frames", "64"],
-            stdout=out, stderr=subprocess.STDOUT, env=env,
+            stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 120
+    deadline = time.time() + 300  # a shared 2-core CPU under training jobs: minutes to import
     while True:
         try:
             urllib.request.urlopen(url, timeout=2)
             break
         except OSError:
             if proc.poll() is not None or time.time() > deadline:
-                proc.kill()
+                _end(proc)
                 pytest.fail(f"the server did not start:\n{log.read_text()[-3000:]}")
             time.sleep(0.5)
     yield {"url": url, "pid": proc.pid, "log": log}
-    proc.terminate()
-    proc.wait(timeout=30)
+    _end(proc)
+
+
+def _end(proc) -> None:
+    """Stop the server's whole process group: SIGTERM, then SIGKILL."""
+    for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 30)):
+        if proc.poll() is not None:
+            return
+        os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            pass
 
 
 def _generate(client, seed=0, steps=10, frames=16, prompt=PROMPT):
