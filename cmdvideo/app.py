@@ -29,6 +29,14 @@ import numpy as np
 import torch
 
 from .data.video_io import VideoReadError, probe_info, write_video
+from .pipelines.arguments import (
+    ARGUMENTS,
+    MAX_FRAMES,
+    InvalidArgument,
+    PipelineSpec,
+    check_arguments,
+    check_value,
+)
 from .pipelines.samplers import SAMPLERS
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported
@@ -38,21 +46,24 @@ import gradio as gr  # noqa: E402  (an optional extra: cmdvideo[app]; only `serv
 PROGRESS = gr.Progress(track_tqdm=True)
 
 NO_CLASS = "(none)"
-# Argument names as the page shows them (CMDPipeline.check_inputs messages).
+# Generation arguments as the page names its fields (InvalidArgument.arg -> field).
 APP_NAMES = {
     "prompt": "Prompt", "class_labels": "Class", "num_inference_steps": "Steps",
     "content_guidance_scale": "Content guidance", "motion_guidance_scale": "Motion guidance",
-    "num_frames": "Frames", "strength": "Strength", "overlap": "Overlap",
+    "num_frames": "Frames", "strength": "Strength", "overlap": "Overlap", "seed": "Seed",
+    "sampler": "Sampler", "image": "Image", "video": "Video", "content": "Content video",
+    "motion": "Motion video", "edit": "Re-generate",
 }  # fmt: skip
 
 
 @dataclass
 class Limits:
-    """What one request may ask for (refused with a message in the page beyond these)."""
+    """What this server lets one request ask for, beyond the bounds every front end shares
+    (``cmdvideo.pipelines.arguments.ARGUMENTS``): lower caps on steps and frames (None: the
+    shared bound), upload sizes, and how many requests run and wait."""
 
-    max_steps: int = 100
-    max_frames: int = 128
-    max_prompt_chars: int = 300
+    max_steps: int | None = None
+    max_frames: int | None = None
     max_upload_mb: int = 20
     max_upload_seconds: float = 60.0
     max_upload_frames: int = 2_000
@@ -74,46 +85,50 @@ class Generator:
 
     def __init__(self, pipe, limits: Limits, out_dir: str | Path | None = None):
         self.pipe, self.limits = pipe, limits
+        self.spec = PipelineSpec.from_pipeline(pipe)
+        self.caps = {"num_inference_steps": limits.max_steps, "num_frames": limits.max_frames}
         self.out_dir = Path(out_dir or tempfile.mkdtemp(prefix="cmdvideo-app-"))
         self.classes = [NO_CLASS, *pipe.config.class_names]
 
-    # -- checks ----------------------------------------------------------------------------
+    # -- checks: the one table of bounds, under the page's names ----------------------------
 
-    def _number(self, name: str, value, low: float, high: float, integer: bool = True):
-        if value is None or (isinstance(value, float) and np.isnan(value)):
-            raise AppError(f"{name}: give a number")
-        if not low <= value <= high or (integer and float(value) != int(value)):
-            kind = "an integer" if integer else "a number"
-            raise AppError(f"{name} must be {kind} in [{low:g}, {high:g}], got {value:g}")
-        return int(value) if integer else float(value)
+    def _check(self, **values) -> dict:
+        """Widget values -> pipeline arguments, checked (``check_arguments`` with this server's
+        caps): a number field's float becomes an int where the argument is one; an empty field
+        is refused by name."""
+        out = {}
+        for arg, value in values.items():
+            if ARGUMENTS[arg].kind in ("int", "number"):
+                if value is None or (isinstance(value, float) and np.isnan(value)):
+                    raise InvalidArgument(arg, ": give a number")
+                if ARGUMENTS[arg].kind == "int" and isinstance(value, float) and value.is_integer():
+                    value = int(value)
+            out[arg] = value
+        check_arguments(self.spec, self.caps, **out)
+        return out
 
-    def _prompt(self, prompt: str | None) -> str | None:
-        prompt = (prompt or "").strip()
-        if len(prompt) > self.limits.max_prompt_chars:
-            raise AppError(
-                f"Prompt: {len(prompt)} characters, at most {self.limits.max_prompt_chars}"
-            )
-        return prompt or None
+    @staticmethod
+    def _prompt(prompt: str | None) -> str | None:
+        return (prompt or "").strip() or None
 
-    def _class(self, label: str | None) -> str | None:
-        if label in (None, "", NO_CLASS):
-            return None
-        if label not in self.classes:
-            raise AppError(f"Class: unknown {label!r}; classes: {', '.join(self.classes[1:])}")
-        return label
+    @staticmethod
+    def _class(label: str | None) -> str | None:
+        return None if label in (None, "", NO_CLASS) else label
 
-    def _upload(self, path: str | None, what: str) -> str:
-        """An uploaded video's temporary path, checked: a video our reader reads, within the
-        size, frame and duration bounds."""
+    def _upload(self, path: str | None, arg: str) -> str:
+        """An uploaded video's temporary path: within this server's size, frame and duration
+        limits, and (the shared bound) a video our reader reads, at least a clip long."""
+        what = APP_NAMES[arg]
         if not path:
             raise AppError(f"{what}: upload a video")
         size_mb = Path(path).stat().st_size / 2**20
         if size_mb > self.limits.max_upload_mb:
             raise AppError(f"{what}: {size_mb:.0f} MB, at most {self.limits.max_upload_mb} MB")
         try:
-            info = probe_info(path)
-        except VideoReadError as err:
-            raise AppError(f"{what}: not a video we can read ({err.reason})") from None
+            check_value(arg, path, self.spec)
+        except InvalidArgument as err:
+            raise AppError(f"{what}: not a video we can read ({err.message})") from None
+        info = probe_info(path)
         seconds = info["num_frames"] / info["fps"] if info["fps"] else 0.0
         if info["num_frames"] > self.limits.max_upload_frames or (
             seconds > self.limits.max_upload_seconds
@@ -122,24 +137,13 @@ class Generator:
                 f"{what}: {info['num_frames']} frames ({seconds:.0f} s), at most "
                 f"{self.limits.max_upload_frames} frames and {self.limits.max_upload_seconds:g} s"
             )
-        if info["num_frames"] < self.pipe.config.num_frames:
-            raise AppError(
-                f"{what}: {info['num_frames']} frames, at least {self.pipe.config.num_frames}"
-            )
         return path
 
     def _sampling(self, steps, content_guidance, motion_guidance, sampler) -> dict:
-        if sampler not in SAMPLERS:
-            raise AppError(f"Sampler must be one of {sorted(SAMPLERS)}, got {sampler!r}")
-        return dict(
-            num_inference_steps=self._number("Steps", steps, 1, self.limits.max_steps),
-            content_guidance_scale=self._number(
-                "Content guidance", content_guidance, 0, 30, integer=False
-            ),  # fmt: skip
-            motion_guidance_scale=self._number(
-                "Motion guidance", motion_guidance, 0, 30, integer=False
-            ),  # fmt: skip
-        )
+        checked = self._check(num_inference_steps=steps, content_guidance_scale=content_guidance,
+                              motion_guidance_scale=motion_guidance, sampler=sampler)  # fmt: skip
+        checked.pop("sampler")
+        return checked
 
     def _pipe(self, sampler: str):
         """The shared models with this request's own schedulers (requests may run at once)."""
@@ -169,7 +173,7 @@ class Generator:
             with torch.no_grad():
                 out = call()
         except (ValueError, VideoReadError) as err:  # the pipeline's own checks
-            raise _error(str(err)) from None
+            raise _error(_message(err)) from None
         return self._results(out, time.perf_counter() - start, what)
 
     # -- the tabs --------------------------------------------------------------------------
@@ -178,20 +182,19 @@ class Generator:
                  sampler, num_frames, progress=PROGRESS):  # fmt: skip
         try:
             prompt, label = self._prompt(prompt), self._class(class_label)
-            sampling = self._sampling(steps, content_guidance, motion_guidance, sampler)
-            frames = self._number("Frames", num_frames, 1, self.limits.max_frames)
-            seed = self._number("Seed", seed, 0, 2**31 - 1)
             if prompt is None and label is None:
                 raise AppError("give a prompt or a class")
+            sampling = self._sampling(steps, content_guidance, motion_guidance, sampler)
+            checked = self._check(prompt=prompt, class_labels=label, num_frames=num_frames,
+                                  seed=seed)  # fmt: skip
             pipe = self._pipe(sampler)
-            pipe.check_inputs(prompt, label, num_frames=frames, names=APP_NAMES,
-                              **sampling)  # fmt: skip
         except (AppError, ValueError) as err:
-            raise _error(str(err)) from None
+            raise _error(_message(err)) from None
+        generator = torch.Generator().manual_seed(checked["seed"])
         return self._run(
             "text/class to video",
-            lambda: pipe(prompt, label, num_frames=frames,
-                         generator=torch.Generator().manual_seed(seed), **sampling),
+            lambda: pipe(prompt, label, num_frames=checked["num_frames"], generator=generator,
+                         **sampling),
         )  # fmt: skip
 
     def image_to_video(self, image, prompt, class_label, strength, seed, steps,
@@ -201,44 +204,49 @@ class Generator:
                 raise AppError("Image: upload an image")
             prompt, label = self._prompt(prompt), self._class(class_label)
             sampling = self._sampling(steps, content_guidance, motion_guidance, sampler)
-            strength = self._number("Strength", strength, 0, 1, integer=False)
-            seed = self._number("Seed", seed, 0, 2**31 - 1)
+            checked = self._check(prompt=prompt, class_labels=label, strength=strength, seed=seed)
             pipe = self._pipe(sampler)
-        except AppError as err:
-            raise _error(str(err)) from None
+        except (AppError, ValueError) as err:
+            raise _error(_message(err)) from None
+        generator = torch.Generator().manual_seed(checked["seed"])
         return self._run(
             "image to video",
-            lambda: pipe.image_to_video(np.asarray(image), prompt, label, strength=strength,
-                                        generator=torch.Generator().manual_seed(seed),
-                                        **sampling),
+            lambda: pipe.image_to_video(np.asarray(image), prompt, label, generator=generator,
+                                        strength=checked["strength"], **sampling),
         )  # fmt: skip
 
     def transfer(self, content_video, motion_video, progress=PROGRESS):
         try:
-            content = self._upload(content_video, "Content video")
-            motion = self._upload(motion_video, "Motion video")
-        except AppError as err:
-            raise _error(str(err)) from None
+            content = self._upload(content_video, "content")
+            motion = self._upload(motion_video, "motion")
+        except (AppError, ValueError) as err:
+            raise _error(_message(err)) from None
         return self._run("motion transfer", lambda: self.pipe.transfer_motion(content, motion))
 
     def edit(self, video, prompt, class_label, edit, strength, seed, steps, content_guidance,
              motion_guidance, sampler, progress=PROGRESS):  # fmt: skip
         try:
-            path = self._upload(video, "Video")
+            path = self._upload(video, "video")
             prompt, label = self._prompt(prompt), self._class(class_label)
-            sampling = self._sampling(steps, content_guidance, motion_guidance, sampler)
-            strength = self._number("Strength", strength, 0, 1, integer=False)
-            seed = self._number("Seed", seed, 0, 2**31 - 1)
             if prompt is None and label is None and edit != "motion":
                 raise AppError("give a prompt or a class: what the video becomes")
+            sampling = self._sampling(steps, content_guidance, motion_guidance, sampler)
+            checked = self._check(prompt=prompt, class_labels=label, edit=edit,
+                                  strength=strength, seed=seed)  # fmt: skip
             pipe = self._pipe(sampler)
-        except AppError as err:
-            raise _error(str(err)) from None
+        except (AppError, ValueError) as err:
+            raise _error(_message(err)) from None
+        generator = torch.Generator().manual_seed(checked["seed"])
         return self._run(
             f"edit ({edit})",
-            lambda: pipe.edit_video(path, prompt, label, strength=strength, edit=edit,
-                                    generator=torch.Generator().manual_seed(seed), **sampling),
+            lambda: pipe.edit_video(path, prompt, label, strength=checked["strength"], edit=edit,
+                                    generator=generator, **sampling),
         )  # fmt: skip
+
+
+def _message(err: Exception) -> str:
+    """A refusal as the page says it: table bounds under the page's field names."""
+    return err.render(APP_NAMES) if isinstance(err, InvalidArgument) else str(err)
 
 
 def build_app(pipe, limits: Limits | None = None, title: str = "cmdvideo"):
@@ -247,6 +255,8 @@ def build_app(pipe, limits: Limits | None = None, title: str = "cmdvideo"):
 
     limits = limits or Limits()
     gen = Generator(pipe, limits)
+    max_steps = min(limits.max_steps or gen.spec.max_steps, gen.spec.max_steps)
+    max_frames = min(limits.max_frames or MAX_FRAMES, MAX_FRAMES)
     cfg = pipe.config
     content_g, motion_g = pipe.guidance_scales()
     steps_default = pipe.default_steps()
@@ -257,7 +267,7 @@ def build_app(pipe, limits: Limits | None = None, title: str = "cmdvideo"):
         with gr.Accordion("Sampling", open=False):
             with gr.Row():
                 seed = gr.Number(0, label="Seed", precision=0)
-                steps = gr.Slider(1, limits.max_steps, steps_default, step=1, label="Steps")
+                steps = gr.Slider(1, max_steps, steps_default, step=1, label="Steps")
                 sampler = gr.Dropdown(sorted(SAMPLERS), value="ddim", label="Sampler")
             with gr.Row():
                 cg = gr.Number(content_g, label="Content guidance")
@@ -284,7 +294,7 @@ def build_app(pipe, limits: Limits | None = None, title: str = "cmdvideo"):
                                 placeholder="a red circle moving left on a blue background")  # fmt: skip
             with gr.Row():
                 label = gr.Dropdown(gen.classes, value=NO_CLASS, label="Class")
-                frames = gr.Slider(1, limits.max_frames, clip, step=1, label="Frames")
+                frames = gr.Slider(1, max_frames, clip, step=1, label="Frames")
             sampling = sampling_inputs()
             go = gr.Button("Generate", variant="primary")
             out = outputs()
@@ -295,7 +305,9 @@ def build_app(pipe, limits: Limits | None = None, title: str = "cmdvideo"):
         if hasattr(pipe, "image_to_video"):
             with gr.Tab("Image to video"):
                 with gr.Row():
-                    image = gr.Image(label="Image (becomes the content frame)", type="numpy")
+                    image = gr.Image(
+                        label="Image (becomes the content frame)", type="numpy", image_mode="RGBA"
+                    )  # transparency: flattened or refused
                     with gr.Column():
                         i_prompt = gr.Textbox(label="Prompt", max_lines=2)
                         i_label = gr.Dropdown(gen.classes, value=NO_CLASS, label="Class")
@@ -334,8 +346,8 @@ def build_app(pipe, limits: Limits | None = None, title: str = "cmdvideo"):
             l_prompt = gr.Textbox(label="Prompt", max_lines=2)
             with gr.Row():
                 l_label = gr.Dropdown(gen.classes, value=NO_CLASS, label="Class")
-                l_frames = gr.Slider(clip, limits.max_frames, min(4 * clip, limits.max_frames),
-                                     step=1, label="Frames")  # fmt: skip
+                l_frames = gr.Slider(clip, max_frames, min(4 * clip, max_frames), step=1,
+                                     label="Frames")  # fmt: skip
             l_sampling = sampling_inputs()
             l_go = gr.Button("Generate", variant="primary")
             l_out = outputs()

@@ -253,7 +253,11 @@ def parse_overrides(pairs: list[str]) -> dict:
         if "=" not in pair:
             raise ValueError(f"--set expects key=value (e.g. train.batch_size=8), got {pair!r}")
         key, raw = pair.split("=", 1)
-        value = yaml.safe_load(raw) if raw else ""
+        try:
+            value = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError:
+            raise ValueError(f"--set {pair}: the value is not valid YAML; quote it, e.g. "
+                             f"--set '{key}=\"{raw}\"'") from None  # fmt: skip
         if isinstance(value, str):
             try:  # YAML 1.1 leaves "1e-4" a string
                 value = float(value)
@@ -277,6 +281,27 @@ def _merge(base: dict, update: dict) -> dict:
     return out
 
 
+def _read_yaml(path: Path) -> dict:
+    """A YAML config file's mapping; a file that is not one is one line naming the file, the
+    place and the problem (not the parser's traceback)."""
+    try:
+        values = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ValueError(f"config {path}: not valid YAML{where}: {problem}; fix the file or "
+                         "start from a preset (cmdvideo/configs/)") from None  # fmt: skip
+    except UnicodeDecodeError:
+        raise ValueError(f"config {path}: not a text file; give a YAML config") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ValueError(f"config {path}: expected a mapping of sections (data:, train:, ...) at "
+                         f"the top, got {type(values).__name__}")  # fmt: skip
+    return values
+
+
 def load_config(
     name_or_path: str | Path | None = None, overrides: list[str] | None = None
 ) -> Config:
@@ -285,7 +310,7 @@ def load_config(
 
     Raises:
         FileNotFoundError: neither a file nor a known preset name.
-        ValueError: unknown keys (the message lists the valid ones).
+        ValueError: a file that is not YAML, unknown keys (the message lists the valid ones).
     """
     values = _read_config(name_or_path) if name_or_path is not None else {}
     values = _merge(values, parse_overrides(overrides or []))
@@ -307,7 +332,7 @@ def _read_config(name_or_path: str | Path, seen: tuple[Path, ...] = ()) -> dict:
     path = path.resolve()
     if path in seen:
         raise ValueError(f"config {path} names itself as a base (through {seen[-1]})")
-    values = yaml.safe_load(path.read_text()) or {}
+    values = _read_yaml(path)
     base = values.pop("base", None)
     if base is None:
         return values

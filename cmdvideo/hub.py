@@ -17,6 +17,10 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
+# Pipelines shipped inside the package, loadable by short name wherever a folder is accepted.
+ASSETS = Path(__file__).resolve().parent / "assets"
+BUNDLED_PIPELINES = {"moving-shapes-tiny": ASSETS / "moving-shapes-tiny"}
+
 _HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
 
 
@@ -84,6 +88,21 @@ def resolve_model_path(
         f"local cache (cmdvideo does not download on its own: `huggingface-cli download "
         f"{name_or_path}` fetches it)"
     )
+
+
+def resolve_pipeline_path(name_or_path: str | Path, allow_download: bool = False) -> str | Path:
+    """A bundled pipeline's folder for its short name, a local pipeline folder, or a hub id in
+    the local Hugging Face cache (any hub id with ``allow_download``).
+
+    Raises:
+        FileNotFoundError: a path that does not exist or holds no ``model_index.json``; never a
+            network request unless ``allow_download``.
+    """
+    return resolve_model_path(
+        name_or_path, "pipeline", "model_index.json",
+        "make one with `cmdvideo pipeline assemble`", BUNDLED_PIPELINES,
+        "reinstall cmdvideo, or retrain it with `bash scripts/train_default.sh`", allow_download,
+    )  # fmt: skip
 
 
 def is_cached(repo_id: str, filename: str) -> bool:

@@ -6,6 +6,7 @@ CI installs all three (Makefile, .ci/run)."""
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -50,22 +51,33 @@ def server(tmp_path_factory):
         proc = subprocess.Popen(
             [sys.executable, "-m", "cmdvideo.cli", "serve", "--model", MODEL, "--port",
              str(port), "--max-upload-mb", "20", "--max-frames", "64"],
-            stdout=out, stderr=subprocess.STDOUT, env=env,
+            stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 120
+    deadline = time.time() + 300  # a shared 2-core CPU under training jobs: minutes to import
     while True:
         try:
             urllib.request.urlopen(url, timeout=2)
             break
         except OSError:
             if proc.poll() is not None or time.time() > deadline:
-                proc.kill()
+                _end(proc)
                 pytest.fail(f"the server did not start:\n{log.read_text()[-3000:]}")
             time.sleep(0.5)
     yield {"url": url, "pid": proc.pid, "log": log}
-    proc.terminate()
-    proc.wait(timeout=30)
+    _end(proc)
+
+
+def _end(proc) -> None:
+    """Stop the server's whole process group: SIGTERM, then SIGKILL."""
+    for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 30)):
+        if proc.poll() is not None:
+            return
+        os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            pass
 
 
 def _generate(client, seed=0, steps=10, frames=16, prompt=PROMPT):
@@ -192,3 +204,72 @@ def test_the_page_in_a_real_browser(server, tmp_path):
     assert read_video(tmp_path / "page.mp4").shape[0] == 16
     assert hosts <= {"127.0.0.1", "localhost"}, f"the page fetched from {hosts}"
     print(f"browser test: {seconds:.1f} s; screenshot {shot}")
+
+
+# -- the same bounds as the command line, without a server -----------------------------------
+
+
+@pytest.fixture(scope="module")
+def generator():
+    from cmdvideo.app import Generator, Limits
+    from cmdvideo.pipelines.cmd import CMDPipeline
+
+    return Generator(CMDPipeline.from_pretrained(MODEL), Limits())
+
+
+@pytest.mark.parametrize(
+    "request_, in_the_page, flags, on_the_command_line",
+    [
+        (dict(prompt="x" * 301), "Prompt has 301 characters, at most 300",
+         ["--prompt", "x" * 301], "--prompt has 301 characters, at most 300"),
+        (dict(content_guidance=31.0), "Content guidance must be a number in [0, 30], got 31.0",
+         ["--guidance", "31"], "--guidance must be a number in [0, 30], got 31.0"),
+        (dict(steps=1001), "Steps must be an integer in [1, 1000], got 1001",
+         ["--steps", "1001"], "--steps must be an integer in [1, 1000], got 1001"),
+        (dict(num_frames=1025), "Frames must be an integer in [1, 1024], got 1025",
+         ["--num-frames", "1025"], "--num-frames must be an integer in [1, 1024], got 1025"),
+        (dict(seed=-1.0), "Seed must be an integer in [0, 2147483647], got -1",
+         ["--seed", "-1"], "--seed must be an integer in [0, 2147483647], got -1"),
+        (dict(class_label="sideways"), "Class: unknown class 'sideways'",
+         ["--class", "sideways"], "--class: unknown class 'sideways'"),
+    ],
+)  # fmt: skip
+def test_the_app_and_the_command_line_refuse_the_same_values(
+    generator, request_, in_the_page, flags, on_the_command_line, capsys, tmp_path
+):
+    """One bound per argument: the web app refuses a value under its field's name exactly when
+    the command line refuses it under its flag."""
+    import gradio as gr
+
+    from cmdvideo.cli import main
+
+    values = dict(prompt=PROMPT, class_label="(none)", seed=0, steps=10, content_guidance=1.0,
+                  motion_guidance=3.0, sampler="ddim", num_frames=16)  # fmt: skip
+    with pytest.raises(gr.Error) as refused:
+        generator.generate(**{**values, **request_})
+    assert in_the_page in refused.value.message
+    assert main(["sample", "--prompt", PROMPT, *flags, "--out", str(tmp_path)]) == 2
+    assert on_the_command_line in capsys.readouterr().err
+
+
+def test_a_server_may_lower_the_bounds_and_says_so(generator):
+    import gradio as gr
+
+    from cmdvideo.app import Generator, Limits
+
+    strict = Generator(generator.pipe, Limits(max_steps=50, max_frames=64))
+    values = dict(prompt=PROMPT, class_label="(none)", seed=0, steps=51, content_guidance=1.0,
+                  motion_guidance=3.0, sampler="ddim", num_frames=16)  # fmt: skip
+    with pytest.raises(gr.Error, match=r"Steps must be an integer in \[1, 50\] on this server"):
+        strict.generate(**values)
+    with pytest.raises(gr.Error, match=r"Frames must be an integer in \[1, 64\] on this server"):
+        strict.generate(**{**values, "steps": 10, "num_frames": 65})
+
+
+def test_a_fully_transparent_image_is_refused_by_name(generator):
+    import gradio as gr
+    import numpy as np
+
+    clear = np.zeros((16, 16, 4), np.uint8)  # what gr.Image(image_mode="RGBA") hands over
+    with pytest.raises(gr.Error, match="Image: the image is fully transparent"):
+        generator.image_to_video(clear, "moving up", "(none)", 0.0, 0, 2, 1.0, 3.0, "ddim")

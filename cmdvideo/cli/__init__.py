@@ -19,8 +19,9 @@ import argparse
 import logging
 import sys
 
+from ..pipelines.arguments import InvalidArgument
 from . import bench, data, edit, evaluate, generate, serve, train
-from .common import apply_threads
+from .common import apply_threads, flag_of
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -60,10 +61,17 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     ok = False
     try:
+        if getattr(args, "check", None):  # generating verbs: every argument, before torch loads
+            args.check(args)
         apply_threads(args)
         status = args.func(args)
         ok = True
         return status
+    except InvalidArgument as err:  # a bad value of a generation argument: its flag
+        if args.debug:
+            raise
+        print(f"error: {err.render(flag_of)}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         if args.debug:
             raise

@@ -6,22 +6,23 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from pathlib import Path
 
 from ..runtime import default_threads
 
-# Pipeline arguments as a command-line user knows them (pipe.check_inputs names them so).
-PIPELINE_FLAGS = {
-    "prompt": "--prompt",
+# Generation arguments whose flag is not --their-name (InvalidArgument.arg -> flag).
+FLAGS = {
     "class_labels": "--class",
     "num_inference_steps": "--steps",
     "guidance_scale": "--guidance",
-    "guidance_rescale": "--guidance-rescale",
     "num_videos_per_prompt": "--num-videos",
-    "num_frames": "--num-frames",
-    "overlap": "--overlap",
-    "strength": "--strength",
-    "edit": "--edit",
+    "sampler": "--scheduler",
 }
+
+
+def flag_of(arg: str) -> str:
+    """The command-line flag of a generation argument (``num_inference_steps`` -> ``--steps``)."""
+    return FLAGS.get(arg, "--" + arg.replace("_", "-"))
 
 
 # -- argument groups -----------------------------------------------------------------------
@@ -132,9 +133,32 @@ def report(result: dict, as_json: bool, lines: list[str]) -> None:
     print(json.dumps(result) if as_json else "\n".join(lines))
 
 
+def check_output_folder(path: str | Path, flag: str = "--out") -> Path:
+    """``path`` as an output folder that can be written: refused up front when it names an
+    existing file, so that no generation runs only to fail at the end."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(f"{flag} {path} is a file; give a folder (it is created if needed)")
+    return path
+
+
+def check_before_loading(args: argparse.Namespace, **values):
+    """Check a generating command's arguments (``cmdvideo.pipelines.arguments``: the one table
+    of bounds) against the pipeline of --model, reading only its JSON configs: every mistake is
+    refused before any weights load, and before torch is imported (a verb's ``check``, which
+    ``cli.main`` runs before anything else). Returns the
+    :class:`~cmdvideo.pipelines.arguments.PipelineSpec` (None for a hub id)."""
+    from ..pipelines.arguments import PipelineSpec, check_arguments
+
+    spec = PipelineSpec.from_folder(args.model)
+    check_arguments(spec, **values)
+    return spec
+
+
 def load_pipeline(args: argparse.Namespace, progress: bool = True):
-    """The pipeline of --model on --device with --scheduler's sampler, its sampling options
-    checked (flags named as the user typed them); ``args.steps`` becomes the steps it will run."""
+    """The pipeline of --model on --device with --scheduler's sampler and --threads' threads;
+    ``args.steps`` becomes the steps it will run. Check the arguments first
+    (:func:`check_before_loading`)."""
     from ..pipelines.cmd import CMDPipeline
 
     if getattr(args, "quiet", False):  # sample/edit --quiet: no "Loading pipeline components" bar
@@ -144,11 +168,6 @@ def load_pipeline(args: argparse.Namespace, progress: bool = True):
     pipe = CMDPipeline.from_pretrained(args.model).to(device_of(args))
     pipe.set_sampler(args.scheduler)
     pipe.set_progress_bar_config(disable=not progress)
-    pipe.check_inputs(
-        num_inference_steps=args.steps,
-        guidance_scale=args.guidance,
-        guidance_rescale=args.guidance_rescale,
-        names=PIPELINE_FLAGS,
-    )
+    pipe.set_threads(args.threads)  # apply_threads chose them; the same in every call
     args.steps = pipe.default_steps(args.steps)
     return pipe

@@ -8,35 +8,32 @@ import time
 from pathlib import Path
 
 from .common import (
-    PIPELINE_FLAGS,
     add_compute_args,
     add_sampling_args,
+    check_before_loading,
+    check_output_folder,
     load_pipeline,
 )
-
-
-def _check_input_file(path: str, flag: str) -> None:
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"{flag} {path}: no such file")
 
 
 def _write(out_dir: Path, frames, names: list[str], upscale: int, what: str, seconds: float):
     from ..data.samples import write_sample_folder
 
-    paths = write_sample_folder(out_dir, frames, names, upscale=upscale)
+    paths = write_sample_folder(out_dir, frames, names, upscale=upscale)  # each file in one step
     print("\n".join(str(p) for p in paths))
     n, t, h, w, _ = frames.shape
     print(f"{what}: {n} video{'s' if n != 1 else ''} ({t} frames, {h}x{w}) in {seconds:.1f} s")
 
 
-def cmd_transfer(args: argparse.Namespace) -> int:
-    from ..data.samples import check_output_folder
+def check_transfer(args: argparse.Namespace) -> None:
+    check_output_folder(args.out)
+    check_before_loading(args, content=args.content, motion=args.motion,
+                         num_frames=args.num_frames, upscale=args.upscale)  # fmt: skip
 
-    out_dir = check_output_folder(args.out)
-    _check_input_file(args.content, "--content")
-    _check_input_file(args.motion, "--motion")
+
+def cmd_transfer(args: argparse.Namespace) -> int:
+    out_dir = Path(args.out)
     pipe = load_pipeline(args, progress=False)
-    pipe.check_inputs(num_frames=args.num_frames, names=PIPELINE_FLAGS)
     start = time.perf_counter()
     out = pipe.transfer_motion(args.content, args.motion, num_frames=args.num_frames)
     name = f"content of {args.content}, motion of {args.motion}"
@@ -45,26 +42,29 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_edit(args: argparse.Namespace) -> int:
-    import torch
-
-    from ..data.samples import check_output_folder
-    from ..pipelines.decomposition import EDIT_KINDS, check_strength
-
-    out_dir = check_output_folder(args.out)
-    check_strength(args.strength, "--strength")  # before the pipeline loads
-    if args.edit not in EDIT_KINDS:  # (argparse's choices already refuse it)
-        raise ValueError(f"--edit must be one of {EDIT_KINDS}")
-    _check_input_file(args.video, "--video")
-    if not args.prompt and args.class_label is None and args.edit != "motion":
-        raise ValueError("give --prompt TEXT and/or --class N|NAME: what the video becomes")
+def _edit_call(args: argparse.Namespace) -> dict:
     labels = None
     if args.class_label is not None:
         labels = int(args.class_label) if args.class_label.isdigit() else args.class_label
-    pipe = load_pipeline(args, progress=not args.quiet)
-    call = dict(prompt=args.prompt, class_labels=labels, num_inference_steps=args.steps,
+    return dict(prompt=args.prompt, class_labels=labels, num_inference_steps=args.steps,
                 guidance_scale=args.guidance, guidance_rescale=args.guidance_rescale)  # fmt: skip
-    pipe.check_inputs(**call, names=PIPELINE_FLAGS)
+
+
+def check_edit(args: argparse.Namespace) -> None:
+    check_output_folder(args.out)
+    check_before_loading(args, **_edit_call(args), video=args.video, strength=args.strength,
+                         edit=args.edit, seed=args.seed, upscale=args.upscale,
+                         sampler=args.scheduler)  # fmt: skip
+    if not args.prompt and args.class_label is None and args.edit != "motion":
+        raise ValueError("give --prompt TEXT and/or --class N|NAME: what the video becomes")
+
+
+def cmd_edit(args: argparse.Namespace) -> int:
+    import torch
+
+    out_dir = Path(args.out)
+    call = _edit_call(args)
+    pipe = load_pipeline(args, progress=not args.quiet)
     start = time.perf_counter()
     out = pipe.edit_video(args.video, **call, strength=args.strength, edit=args.edit,
                           generator=torch.Generator().manual_seed(args.seed))  # fmt: skip
@@ -91,8 +91,8 @@ def register(sub) -> None:
     p.add_argument("--upscale", type=int, default=4, help="pixel upscale of the written files")
     add_compute_args(p)
     # transfer runs no diffusion: the sampling options load_pipeline reads keep their defaults
-    p.set_defaults(func=cmd_transfer, steps=None, guidance=None, guidance_rescale=None,
-                   scheduler="ddim")  # fmt: skip
+    p.set_defaults(func=cmd_transfer, check=check_transfer, steps=None, guidance=None,
+                   guidance_rescale=None, scheduler="ddim")  # fmt: skip
 
     p = sub.add_parser(
         "edit",
@@ -117,4 +117,4 @@ def register(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_sampling_args(p)
     add_compute_args(p)
-    p.set_defaults(func=cmd_edit)
+    p.set_defaults(func=cmd_edit, check=check_edit)

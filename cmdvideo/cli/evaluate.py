@@ -13,6 +13,7 @@ from .common import (
     add_data_arg,
     add_json_arg,
     add_sampling_args,
+    check_before_loading,
     device_of,
     load_pipeline,
     report,
@@ -128,6 +129,12 @@ def cmd_eval_classifier(args: argparse.Namespace) -> int:
         f"({checks['num_single_shape']} one-shape videos)",
     ])  # fmt: skip
     return 0
+
+
+def check_eval_generation(args: argparse.Namespace) -> None:
+    check_before_loading(args, num_inference_steps=args.steps, guidance_scale=args.guidance,
+                         guidance_rescale=args.guidance_rescale, seed=args.seed,
+                         sampler=args.scheduler)  # fmt: skip
 
 
 def cmd_eval_generation(args: argparse.Namespace) -> int:
@@ -280,7 +287,7 @@ def register(sub) -> None:
     )
     add_compute_args(p)
     add_json_arg(p)
-    p.set_defaults(func=cmd_eval_generation)
+    p.set_defaults(func=cmd_eval_generation, check=check_eval_generation)
 
     p = ev.add_parser(
         "fvd",

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
 from .common import (
-    PIPELINE_FLAGS,
     add_compute_args,
     add_sampling_args,
+    check_before_loading,
+    check_output_folder,
     load_pipeline,
 )
 
 
 def cmd_pipeline_assemble(args: argparse.Namespace) -> int:
-    from ..data.samples import check_output_folder
     from ..pipelines.assemble import assemble_pipeline, sampling_defaults
 
     check_output_folder(args.out)
@@ -42,69 +43,94 @@ def cmd_pipeline_assemble(args: argparse.Namespace) -> int:
     return 0
 
 
-def _conditions(args: argparse.Namespace) -> tuple[list[str] | None, list | None, list[str]]:
-    """(prompts, class labels, one name per condition for prompts.txt) from the options."""
-    if getattr(args, "image", None) and not args.prompt and args.class_label is None:
-        return None, None, [f"image {args.image}"]  # the image alone guides the motion
-    if not args.prompt and args.class_label is None and not args.unconditional:
-        raise ValueError("give --prompt TEXT and/or --class N|NAME (or --unconditional)")
-    if args.unconditional and (args.prompt or args.class_label is not None):
+def _labels(args: argparse.Namespace) -> list[int | str] | None:
+    """--class values: indices or names."""
+    if args.class_label is None:
+        return None
+    return [int(c) if c.lstrip("-").isdigit() else c for c in args.class_label]
+
+
+def _conditions(args: argparse.Namespace) -> list[tuple[str | None, str | int | None, str]]:
+    """(prompt, class label, name for prompts.txt) of each condition the options ask for."""
+    labels = _labels(args) or []
+    if args.unconditional and (args.prompt or labels):
         raise ValueError("--unconditional takes no --prompt and no --class")
-    prompts = args.prompt or None
-    labels = None
-    if args.class_label is not None:
-        labels = [int(c) if c.lstrip("-").isdigit() else c for c in args.class_label]
-        if prompts and len(labels) == 1:
-            labels = labels * len(prompts)
-    if prompts:
-        names = prompts if labels is None else [f"{p} [class {c}]" for p, c in zip(prompts, labels)]
-    else:
-        names = [f"class {c}" for c in labels] if labels else ["unconditional"]
-    return prompts, labels, names
+    if getattr(args, "image", None) and not args.prompt and not labels:
+        return [(None, None, f"image {args.image}")]  # the image alone guides the motion
+    if not args.prompt and not labels and not args.unconditional:
+        raise ValueError("give --prompt TEXT and/or --class N|NAME (or --unconditional)")
+    if not args.prompt:
+        return [(None, c, f"class {c}") for c in labels] or [(None, None, "unconditional")]
+    if not labels:
+        return [(p, None, p) for p in args.prompt]
+    labels = labels * len(args.prompt) if len(labels) == 1 else labels
+    return [(p, c, f"{p} [class {c}]") for p, c in zip(args.prompt, labels)]
+
+
+def check_sample(args: argparse.Namespace) -> None:
+    check_output_folder(args.out)
+    if args.strength is not None and not args.image:
+        raise ValueError("--strength refines an --image; give --image PATH")
+    check_before_loading(
+        args, prompt=args.prompt or None, class_labels=_labels(args),
+        num_inference_steps=args.steps, guidance_scale=args.guidance,
+        guidance_rescale=args.guidance_rescale, num_videos_per_prompt=args.num_videos,
+        num_frames=args.num_frames, overlap=args.overlap, strength=args.strength,
+        image=args.image, seed=args.seed, upscale=args.upscale, sampler=args.scheduler,
+    )  # fmt: skip
+    _conditions(args)
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
     import torch
+    from tqdm.auto import tqdm
 
-    from ..data.samples import check_output_folder, write_sample_folder
+    from ..data.samples import SampleFolder
 
-    out_dir = check_output_folder(args.out)
-    if args.upscale < 1:
-        raise ValueError(f"--upscale must be an integer >= 1, got {args.upscale}")
-    if args.strength is not None and not args.image:
-        raise ValueError("--strength refines an --image; give --image PATH")
-    if args.strength is not None:
-        from ..pipelines.decomposition import check_strength
-
-        check_strength(args.strength, "--strength")  # before the pipeline loads
-    if args.image and not Path(args.image).is_file():
-        raise FileNotFoundError(f"--image {args.image}: no such file")
-    if args.image and args.num_videos != 1:
-        raise ValueError("--num-videos: one video per --image and prompt (repeat --prompt)")
-    prompts, labels, names = _conditions(args)
-    pipe = load_pipeline(args, progress=not args.quiet)
-    call = dict(prompt=prompts, class_labels=labels, num_inference_steps=args.steps,
-                guidance_scale=args.guidance, guidance_rescale=args.guidance_rescale,
-                num_videos_per_prompt=args.num_videos)  # fmt: skip
-    call.update(num_frames=args.num_frames)
-    pipe.check_inputs(**call, names=PIPELINE_FLAGS, overlap=args.overlap)
-    generator = torch.Generator().manual_seed(args.seed)
-    start = time.perf_counter()
-    if args.image:
-        call.pop("num_videos_per_prompt")
-        out = pipe.image_to_video(args.image, **call, strength=args.strength or 0.0,
-                                  overlap=args.overlap, generator=generator, output_type="np")  # fmt: skip
-    else:
-        out = pipe(**call, overlap=args.overlap, generator=generator, output_type="np")
-    seconds = time.perf_counter() - start
-    names = [n for n in names for _ in range(args.num_videos)]
-    paths = write_sample_folder(out_dir, out.frames, names, upscale=args.upscale)
-    print("\n".join(str(p) for p in paths))
-    n, t, h, w, _ = out.frames.shape
+    out_dir = Path(args.out)
+    jobs = [c for c in _conditions(args) for _ in range(args.num_videos)]
+    pipe = load_pipeline(args, progress=not args.quiet and len(jobs) == 1)
+    call = dict(num_inference_steps=args.steps, guidance_scale=args.guidance,
+                guidance_rescale=args.guidance_rescale, num_frames=args.num_frames,
+                overlap=args.overlap, output_type="np")  # fmt: skip
+    seconds, shape = 0.0, None
+    # One video per call, video k from seed + k (the same video as `pipe(...,
+    # generator=torch.Generator().manual_seed(seed + k))`), each written as soon as it is made.
+    with SampleFolder(out_dir, upscale=args.upscale) as folder:
+        try:
+            bar = tqdm(jobs, desc="sample", unit="video", disable=args.quiet or len(jobs) == 1)
+            for k, (prompt, label, name) in enumerate(bar):
+                generator = torch.Generator().manual_seed(args.seed + k)
+                start = time.perf_counter()
+                if args.image:
+                    out = pipe.image_to_video(args.image, prompt, label, generator=generator,
+                                              strength=args.strength or 0.0, **call)  # fmt: skip
+                else:
+                    out = pipe(prompt, label, generator=generator, **call)
+                seconds += time.perf_counter() - start
+                folder.add(out.frames[0], name)
+                shape = out.frames.shape[1:4]
+        except KeyboardInterrupt:
+            print(f"interrupted: {len(folder.names)} of {len(jobs)} videos kept in {out_dir}/",
+                  file=sys.stderr)  # fmt: skip
+            raise
+    print("\n".join(str(p) for p in folder.close()))
+    n = len(jobs)
+    t, h, w = shape
     print(f"{n} videos ({t} frames, {h}x{w}) in {seconds:.1f} s ({seconds / n:.2f} s per "
-          f"video, {args.steps} {args.scheduler} steps per stage, device {pipe.device}, "
-          f"{args.threads} thread{'s' if args.threads != 1 else ''})")  # fmt: skip
+          f"video, {args.steps} {args.scheduler} steps per stage, seeds {args.seed}.."
+          f"{args.seed + n - 1}, device {pipe.device}, {args.threads} "
+          f"thread{'s' if args.threads != 1 else ''})")  # fmt: skip
     return 0
+
+
+def check_demo(args: argparse.Namespace) -> None:
+    check_output_folder(args.out)
+    check_before_loading(
+        args, prompt=args.prompt or None, num_inference_steps=args.steps,
+        guidance_scale=args.guidance, guidance_rescale=args.guidance_rescale, seed=args.seed,
+        sampler=args.scheduler,
+    )  # fmt: skip
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -115,34 +141,40 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     from ..benchmarks.flops import pipeline_flops_comparison
     from ..data.moving_shapes import DEMO_PROMPTS
-    from ..data.samples import check_output_folder, video_stem, write_gallery, write_sample_video
+    from ..data.samples import video_stem, write_gallery, write_sample_video
 
     total_start = time.perf_counter()
-    out = check_output_folder(args.out)
-    prompts = list(DEMO_PROMPTS) + list(args.prompt)
+    out = Path(args.out)
+    prompts = list(args.prompt) or list(DEMO_PROMPTS)  # --prompt: only those
     pipe = load_pipeline(args, progress=False)
-    pipe.check_inputs(prompt=prompts, names=PIPELINE_FLAGS)  # every prompt, before the first video
-    out.mkdir(parents=True, exist_ok=True)
-    entries = []
-    for i, prompt in enumerate(tqdm(prompts, desc="demo", unit="video")):
-        seed = args.seed + i
-        start = time.perf_counter()
-        frames = pipe(
-            prompt=prompt, num_inference_steps=args.steps, guidance_scale=args.guidance,
-            guidance_rescale=args.guidance_rescale, generator=torch.Generator().manual_seed(seed),
-        ).frames  # fmt: skip
-        seconds = time.perf_counter() - start
-        write_sample_video(out, i, frames[0])
-        entries.append({"file": video_stem(i), "prompt": prompt, "seed": seed, "seconds": seconds})
     content_g, motion_g = pipe.guidance_scales(args.guidance)
     rescale = pipe.default_rescale(args.guidance_rescale)
-    page = write_gallery(
-        out, entries, f"cmdvideo demo — {args.model}",
+    title = f"cmdvideo demo — {args.model}"
+    about = (
         f"Model {args.model}, {args.steps} {args.scheduler} steps per stage, guidance {content_g} "
         f"(content) and {motion_g} (motion), rescale {rescale}. Each video: content frame by "
         "image diffusion, motion latent by the motion DiT guided by it, decoded by the CMD "
-        "autoencoder.",
+        "autoencoder."
     )  # fmt: skip
+    entries = []
+    try:
+        for i, prompt in enumerate(tqdm(prompts, desc="demo", unit="video")):
+            seed = args.seed + i
+            start = time.perf_counter()
+            frames = pipe(
+                prompt=prompt, num_inference_steps=args.steps, guidance_scale=args.guidance,
+                guidance_rescale=args.guidance_rescale,
+                generator=torch.Generator().manual_seed(seed),
+            ).frames  # fmt: skip
+            seconds = time.perf_counter() - start
+            write_sample_video(out, i, frames[0])
+            entries.append({"file": video_stem(i), "prompt": prompt, "seed": seed,
+                            "seconds": seconds})  # fmt: skip
+            page = write_gallery(out, entries, title, about)  # each video listed once it exists
+    except KeyboardInterrupt:
+        print(f"interrupted: {len(entries)} of {len(prompts)} videos kept in {out}/",
+              file=sys.stderr)  # fmt: skip
+        raise
     per_video = sum(e["seconds"] for e in entries) / len(entries)
     print(f"{len(entries)} videos in {out}/ (mp4 + gif each), gallery: {page}")
     print(f"seconds per video: {per_video:.2f} ({args.steps} {args.scheduler} steps per stage, "
@@ -184,12 +216,13 @@ def register(sub) -> None:
         "sample",
         help="generate videos from prompts or class labels",
         description="Generate videos with a CMD pipeline: content frame, then motion latent "
-        "guided by it, then decoding. Writes video-NNN.mp4 and .gif per video, grid.png "
-        "(one row per video) and prompts.txt.",
+        "guided by it, then decoding. Writes video-NNN.mp4 and .gif as each video is made "
+        "(video k from seed + k), prompts.txt, and grid.png (one row per video, the first 64); "
+        "Ctrl-C keeps every finished video.",
     )
-    p.add_argument("--model", required=True,
-                   help="pipeline folder (`cmdvideo pipeline assemble`), moving-shapes-tiny, or a "
-                   "hub id")  # fmt: skip
+    p.add_argument("--model", default="moving-shapes-tiny",
+                   help="pipeline folder (`cmdvideo pipeline assemble`), a bundled name or a hub "
+                   "id (default %(default)s)")  # fmt: skip
     p.add_argument("--prompt", action="append", default=[], help="text prompt (repeatable)")
     p.add_argument(
         "--class",
@@ -199,7 +232,8 @@ def register(sub) -> None:
         help="class label: index or name (repeatable; one per prompt, or one for all)",
     )
     p.add_argument("--unconditional", action="store_true", help="no prompt and no class")
-    p.add_argument("--num-videos", type=int, default=1, help="videos per prompt / class")
+    p.add_argument("--num-videos", type=int, default=1,
+                   help="videos per prompt / class / --image (default 1)")  # fmt: skip
     p.add_argument("--num-frames", type=int, default=None,
                    help="frames per video (default: the training length; longer videos are "
                    "made clip by clip)")  # fmt: skip
@@ -212,24 +246,30 @@ def register(sub) -> None:
                    help="with --image: in [0, 1], let the content model first re-denoise the "
                    "image from this noise level under the prompt (default 0: keep it)")  # fmt: skip
     add_sampling_args(p)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the first video (then +1 each)")
     p.add_argument("--out", default="outputs/samples", help="output folder")
     p.add_argument("--upscale", type=int, default=4, help="pixel upscale of the written files")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_compute_args(p)
-    p.set_defaults(func=cmd_sample)
+    p.set_defaults(func=cmd_sample, check=check_sample)
 
     p = sub.add_parser(
         "demo",
         help="generate a gallery with the bundled moving-shapes pipeline (offline, ~30 s on CPU)",
         description="Load the pipeline bundled with the package (moving-shapes-tiny), generate "
-        "one video per prompt of a fixed list covering every motion class (plus any --prompt), "
-        "and write video-NNN.mp4 / .gif and index.html (prompt, seed, time per video).",
+        "one video per prompt of a fixed list covering every motion class (or of the --prompt "
+        "given), and write video-NNN.mp4 / .gif and index.html (prompt, seed, time per video) "
+        "as each video is made.",
     )
     p.add_argument("--model", default="moving-shapes-tiny", help="pipeline folder or bundled name")
-    p.add_argument("--prompt", action="append", default=[], help="an extra prompt (repeatable)")
+    p.add_argument(
+        "--prompt",
+        action="append",
+        default=[],
+        help="make this prompt instead of the fixed list (repeatable)",
+    )
     p.add_argument("--out", default="outputs/demo", help="output folder (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first video (then +1 each)")
     add_sampling_args(p)
     add_compute_args(p)
-    p.set_defaults(func=cmd_demo)
+    p.set_defaults(func=cmd_demo, check=check_demo)

@@ -7,6 +7,52 @@ import argparse
 from .common import add_compute_args, device_of
 
 
+def check_port(host: str, port: int) -> None:
+    """Refuse a --port another program listens on (or one this user may not open) and a --host
+    that is not an address here, before anything loads: bind it once, as the server will (with
+    SO_REUSEADDR, so a port only in TIME_WAIT counts as free)."""
+    import errno
+    import socket
+
+    if not 1 <= port <= 65535:
+        raise ValueError(f"--port must be an integer in [1, 65535], got {port}")
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as err:
+        raise ValueError(f"--host {host}: not an address of this machine ({err})") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as err:
+            if err.errno == errno.EADDRINUSE:
+                raise ValueError(f"--port {port}: {host}:{port} is already in use by another "
+                                 "program; stop it or choose another --port") from None  # fmt: skip
+            if err.errno == errno.EACCES:
+                raise ValueError(f"--port {port}: not allowed here (ports below 1024 need "
+                                 "privileges); choose another --port") from None  # fmt: skip
+            raise ValueError(f"--host {host} --port {port}: cannot listen there ({err})") from None
+
+
+def check_serve(args: argparse.Namespace) -> None:
+    from ..pipelines.arguments import MAX_FRAMES, PipelineSpec
+
+    for name in ("max_upload_mb", "concurrency"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    spec = PipelineSpec.from_folder(args.model)  # a missing or broken folder: before anything
+    for name, bound in (("max_steps", spec.max_steps if spec else None),
+                        ("max_frames", MAX_FRAMES)):  # fmt: skip
+        value = getattr(args, name)
+        if value is not None and (value < 1 or (bound is not None and value > bound)):
+            flag = f"--{name.replace('_', '-')}"
+            raise ValueError(f"{flag} lowers the bound every front end shares: give an integer "
+                             f"in [1, {bound}], got {value}")  # fmt: skip
+    check_port(args.host, args.port)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     try:
         from .. import app
@@ -18,15 +64,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     limits = app.Limits(max_steps=args.max_steps, max_frames=args.max_frames,
                         max_upload_mb=args.max_upload_mb, concurrency=args.concurrency)  # fmt: skip
-    for name in ("max_steps", "max_frames", "max_upload_mb", "concurrency"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     pipe = CMDPipeline.from_pretrained(args.model).to(device_of(args))
+    pipe.set_threads(args.threads)
     blocks = app.build_app(pipe, limits, title=f"cmdvideo — {args.model}")
+    try:
+        app.launch(blocks, args.host, args.port, limits, block=False)
+    except OSError as err:  # taken since check_port looked
+        raise ValueError(f"--port {args.port}: {err}") from None
     print(f"cmdvideo serve: {args.model} on http://{args.host}:{args.port} "
           f"({args.concurrency} generation{'s' if args.concurrency != 1 else ''} at a time; "
           "Ctrl+C stops)", flush=True)  # fmt: skip
-    app.launch(blocks, args.host, args.port, limits)
+    blocks.block_thread()
     return 0
 
 
@@ -47,8 +95,11 @@ def register(sub) -> None:
     p.add_argument("--port", type=int, default=7860, help="port (default %(default)s)")
     p.add_argument("--concurrency", type=int, default=1,
                    help="generations at a time; more requests wait in the queue (default 1)")  # fmt: skip
-    p.add_argument("--max-steps", type=int, default=100, help="largest steps a user may ask for")
-    p.add_argument("--max-frames", type=int, default=128, help="longest video a user may ask for")
+    p.add_argument("--max-steps", type=int, default=None,
+                   help="lower the steps a user may ask for (default: the bound every front end "
+                   "shares, the noise schedule's length)")  # fmt: skip
+    p.add_argument("--max-frames", type=int, default=None,
+                   help="lower the frames a user may ask for (default: the shared bound, 1024)")  # fmt: skip
     p.add_argument("--max-upload-mb", type=int, default=20, help="largest upload in MB")
     add_compute_args(p)
-    p.set_defaults(func=cmd_serve)
+    p.set_defaults(func=cmd_serve, check=check_serve)

@@ -3,34 +3,39 @@ evaluation (``eval clipsim``, ``eval fvd --generated``) reads back::
 
     OUT/video-000.mp4, video-000.gif, ...   one pair per video
     OUT/prompts.txt                         "video-000: <prompt or condition>" per line
-    OUT/grid.png                            (sample) one row per video, one frame per column
+    OUT/grid.png                            (sample) one row per video (the first 64), one
+                                            frame per column
     OUT/index.html, gallery.json            (demo) a page of GIFs with prompt, seed and time
+
+Every file is written in one step (a temporary file, then renamed), and each video as soon as
+it is made, with ``prompts.txt`` / the gallery updated: a run stopped half-way (Ctrl-C) keeps
+every finished video, listed, and leaves no half-written file.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import logging
 import re
 from pathlib import Path
 
-from .video_io import write_frame_grid, write_video
+from .video_io import write_frame_grid, write_text, write_video
+
+logger = logging.getLogger(__name__)
 
 PROMPTS_FILE = "prompts.txt"
+GRID_ROWS = 64  # grid.png shows the first videos only: its memory and size stay bounded
 _LISTING = re.compile(r"(video-\d+): (.*)")
-
-
-def check_output_folder(path: str | Path, flag: str = "--out") -> Path:
-    """``path`` as an output folder that can be written: refused up front when it names an
-    existing file, so that no generation runs only to fail at the end."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise FileExistsError(f"{flag} {path} is a file; give a folder (it is created if needed)")
-    return path
 
 
 def video_stem(index: int) -> str:
     return f"video-{index:03d}"
+
+
+def _index(path: Path) -> int | None:
+    match = re.fullmatch(r"video-(\d+)", path.stem)
+    return int(match[1]) if match else None
 
 
 def write_sample_video(out: str | Path, index: int, frames, fps: int = 8, upscale: int = 4):
@@ -40,6 +45,51 @@ def write_sample_video(out: str | Path, index: int, frames, fps: int = 8, upscal
     return [
         write_video(stem.with_suffix(s), frames, fps=fps, upscale=upscale) for s in (".mp4", ".gif")
     ]
+
+
+class SampleFolder:
+    """A sample folder written one video at a time: :meth:`add` writes the video (mp4 + gif)
+    and rewrites ``prompts.txt``; :meth:`close` writes ``grid.png``. Used as a context manager,
+    the grid is written however the block ends, so an interrupted run keeps a complete folder
+    of the videos it finished."""
+
+    def __init__(self, out: str | Path, fps: int = 8, upscale: int = 4):
+        self.out, self.fps, self.upscale = Path(out), fps, upscale
+        self.names: list[str] = []
+        self.rows: list = []  # the first GRID_ROWS videos, for grid.png
+        self.paths: list[Path] = []
+
+    def add(self, video, name: str) -> list[Path]:
+        """Write the next video (any layout :func:`write_video` takes, e.g. a pipeline's
+        ``out.frames[i]``) and list it in ``prompts.txt``; returns its two files."""
+        index = len(self.names)
+        paths = write_sample_video(self.out, index, video, self.fps, self.upscale)
+        self.names.append(name)
+        if len(self.rows) < GRID_ROWS:
+            self.rows.append(video)
+        write_text(self.out / PROMPTS_FILE,
+                   "".join(f"{video_stem(i)}: {n}\n" for i, n in enumerate(self.names)))  # fmt: skip
+        self.paths += paths
+        return paths
+
+    def close(self) -> list[Path]:
+        """Write ``grid.png`` (when any video was made); returns every file written. Warns
+        about videos an earlier run left in the folder beyond those of this one."""
+        older = sorted(p.name for p in self.out.glob("video-*.mp4")
+                       if _index(p) is not None and _index(p) >= len(self.names))  # fmt: skip
+        if older:
+            logger.warning("%s also holds %d videos of an earlier run (%s ...), not in %s",
+                           self.out, len(older), older[0], PROMPTS_FILE)  # fmt: skip
+        if self.rows:
+            grid = write_frame_grid(self.out / "grid.png", self.rows, upscale=self.upscale)
+            return [*self.paths, grid, self.out / PROMPTS_FILE]
+        return list(self.paths)
+
+    def __enter__(self) -> SampleFolder:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def write_sample_folder(
@@ -54,14 +104,10 @@ def write_sample_folder(
     """
     if len(names) != len(videos):
         raise ValueError(f"{len(names)} names for {len(videos)} videos")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = [
-        p for i, video in enumerate(videos) for p in write_sample_video(out, i, video, fps, upscale)
-    ]
-    paths.append(write_frame_grid(out / "grid.png", list(videos), upscale=upscale))
-    (out / PROMPTS_FILE).write_text("".join(f"{video_stem(i)}: {n}\n" for i, n in enumerate(names)))
-    return paths + [out / PROMPTS_FILE]
+    folder = SampleFolder(out, fps, upscale)
+    for video, name in zip(videos, names):
+        folder.add(video, name)
+    return folder.close()
 
 
 def read_sample_folder(folder: str | Path) -> list[tuple[Path, str]]:
@@ -95,8 +141,9 @@ def write_gallery(out: str | Path, entries: list[dict], title: str, description:
         f'{e["seconds"]:.2f} s · <a href="{e["file"]}.mp4">mp4</a></small></figcaption></figure>'
         for e in entries
     )
-    page = out / "index.html"
-    page.write_text(f"""<!doctype html>
+    page = write_text(
+        out / "index.html",
+        f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;margin:2em}} figure{{display:inline-block;width:170px;
 margin:8px;vertical-align:top}} img{{width:160px;image-rendering:pixelated}}
@@ -105,6 +152,7 @@ figcaption{{font-size:13px}}</style></head><body>
 <p>{html.escape(description)}</p>
 {cards}
 </body></html>
-""")
-    (out / "gallery.json").write_text(json.dumps(entries, indent=1))
+""",
+    )
+    write_text(out / "gallery.json", json.dumps(entries, indent=1))
     return page

@@ -7,6 +7,9 @@ RGB frames. :func:`to_uint8` and :func:`from_uint8` convert between the two.
 from __future__ import annotations
 
 import logging
+import os
+import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import av
@@ -32,6 +35,29 @@ class VideoReadError(ValueError):
     def __init__(self, path, reason: str, detail: str = ""):
         self.path, self.reason, self.detail = str(path), reason, detail
         super().__init__(f"{path}: {reason}" + (f" ({detail})" if detail else ""))
+
+
+@contextmanager
+def replacing(path):
+    """Write a file in one step: yields a temporary path beside ``path`` (same suffix, so
+    writers that go by it work) which replaces ``path`` (``os.replace``) when the block ends
+    without error, and is removed when it does not (an exception, Ctrl-C). Readers of ``path``
+    see the old file or the whole new one, never a half-written one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part{path.suffix}")
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def write_text(path, text: str) -> Path:
+    """Write a text file in one step (:func:`replacing`)."""
+    with replacing(path) as temporary:
+        Path(temporary).write_text(text)
+    return Path(path)
 
 
 def _check_exists(path) -> Path:
@@ -309,26 +335,37 @@ def write_video(path, video, fps: int = 8, upscale: int = 1) -> Path:
         upscale: nearest-neighbour integer upscaling (so 32×32 videos are visible).
 
     Returns:
-        The written path. MP4 uses libx264/yuv420p (or "mpeg4" if libx264 is missing) and is
-        edge-padded to even width/height; GIF loops forever (identical consecutive frames are
-        merged by PIL).
+        The written path, written in one step (:func:`replacing`: an interruption leaves the
+        old file or none, never half a video). MP4 uses libx264/yuv420p (or "mpeg4" if libx264
+        is missing) and is edge-padded to even width/height; GIF loops forever (identical
+        consecutive frames are merged by PIL).
     """
     path = Path(path)
     if path.suffix.lower() not in WRITE_EXTENSIONS:
         raise ValueError(f"cannot write {path}: supported suffixes are {WRITE_EXTENSIONS}.")
     frames = _as_frames(video, upscale)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix.lower() == ".gif":
-        from PIL import Image
+    with replacing(path) as temporary:  # a Ctrl-C mid-file leaves no half-written video
+        if path.suffix.lower() == ".gif":
+            _write_gif(temporary, frames, fps)
+        else:
+            _write_mp4(temporary, frames, fps)
+    return path
 
-        images = [Image.fromarray(f) for f in frames]
-        duration = max(1, round(1000 / fps))
-        images[0].save(path, save_all=True, append_images=images[1:], duration=duration, loop=0)
-        return path
+
+def _write_gif(path: Path, frames: np.ndarray, fps: int) -> None:
+    from PIL import Image
+
+    images = [Image.fromarray(f) for f in frames]
+    duration = max(1, round(1000 / fps))
+    images[0].save(path, format="GIF", save_all=True, append_images=images[1:],
+                   duration=duration, loop=0)  # fmt: skip
+
+
+def _write_mp4(path: Path, frames: np.ndarray, fps: int) -> None:
     t, h, w, _ = frames.shape  # yuv420p needs even sizes
     frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
     codec = _mp4_codec()
-    with av.open(str(path), mode="w") as container:
+    with av.open(str(path), mode="w", format="mp4") as container:
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = w + w % 2, h + h % 2, "yuv420p"
         if codec == "libx264":
@@ -338,7 +375,6 @@ def write_video(path, video, fps: int = 8, upscale: int = 1) -> Path:
         for f in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
         container.mux(stream.encode())  # flush the encoder
-    return path
 
 
 def pipeline_frames_to_videos(frames: torch.Tensor) -> torch.Tensor:
@@ -408,7 +444,6 @@ def write_frame_grid(
             )
         for c, frame in enumerate(frames):
             canvas.paste(Image.fromarray(frame), (label_w + pad + c * (cell_w + pad), top))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(path, format="PNG")
-    return path
+    with replacing(path) as temporary:
+        canvas.save(temporary, format="PNG")
+    return Path(path)

@@ -24,6 +24,7 @@ over time as the feature, 2048 real and 2048 generated videos.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
@@ -34,7 +35,10 @@ import torch.nn.functional as F
 from .frechet import FeatureStats, frechet_distance_from_stats
 from .i3d import I3DWeights, weights_of
 
+logger = logging.getLogger(__name__)
+
 MIN_FRAMES = 9
+PROTOCOL_VIDEOS = 2048  # per side, in every published FVD protocol
 RESIZES = ("bilinear", "center-crop", "tf-bilinear", "detector")
 
 # The FVD settings each weights file comes with (key: I3DWeights.kind; None: a network passed
@@ -53,8 +57,8 @@ class FVDProtocol:
     convention (``CONVENTIONS``); set them to override it."""
 
     num_frames: int = 16
-    num_real: int = 2048
-    num_generated: int = 2048
+    num_real: int = PROTOCOL_VIDEOS
+    num_generated: int = PROTOCOL_VIDEOS
     resize: str | None = None  # one of RESIZES
     size: int = 224
     quantize: str = "uint8"
@@ -191,9 +195,10 @@ def compute_fvd(
     """FVD between two streams of (B, 3, T, H, W) video batches in [-1, 1].
 
     Returns:
-        {"fvd", "num_real_used", "num_generated_used", "protocol": every setting, the loaded
-        weights' convention filled in, "i3d_weights": which weights ran and whose FVD protocol
-        they come with}.
+        {"fvd", "num_real_used", "num_generated_used", "protocol": every setting as it ran (the
+        loaded weights' convention filled in; ``num_real`` / ``num_generated`` the counts
+        used), "i3d_weights": which weights ran and whose FVD protocol they come with,
+        "warnings": fewer videos than asked, or than the protocol's 2048 (each also logged)}.
     """
     weights = weights_of(i3d)
     protocol = (protocol or FVDProtocol()).for_weights(weights)
@@ -203,11 +208,25 @@ def compute_fvd(
     value = frechet_distance_from_stats(
         a, b, unbiased=protocol.covariance == "unbiased", sqrt=protocol.sqrt
     )
+    warnings = []
+    for side, asked, used in (("real", protocol.num_real, a.count),
+                              ("generated", protocol.num_generated, b.count)):  # fmt: skip
+        if used < asked:
+            warnings.append(f"only {used} {side} videos of the {asked} asked for")
+    if min(a.count, b.count) < PROTOCOL_VIDEOS:
+        warnings.append(
+            f"FVD of {a.count} real and {b.count} generated videos, fewer than the protocol's "
+            f"{PROTOCOL_VIDEOS} per side: it is biased upward at small counts, so compare it "
+            "only with FVDs of the same counts, not with published ones"
+        )  # fmt: skip
+    for warning in warnings:
+        logger.warning(warning)
     return {
         "fvd": value,
         "num_real_used": a.count,
         "num_generated_used": b.count,
-        "protocol": protocol.to_dict(),
+        "warnings": warnings,
+        "protocol": replace(protocol, num_real=a.count, num_generated=b.count).to_dict(),
         "i3d_weights": weights.to_dict() if weights else {
             "kind": None, "path": None, "protocol_of": "an untagged network (not from load_i3d)"
         },

@@ -19,6 +19,7 @@ from einops import rearrange
 from torch import nn
 
 from .blocks import grid_positional_embedding, labels_with_null, named_preset, run_blocks
+from .conditioning import config_of, content_num_classes, content_uses_text
 from .dit import DiTConditioning, classifier_free_guidance, guided_prediction
 from .text import TextEmbeddings
 
@@ -198,20 +199,13 @@ def load_content_model(name_or_path: str | Path, subfolder: str | None = None):
 
 def num_content_classes(model) -> int:
     """Class labels the content model was built for (null row excluded); 0 without classes."""
-    if isinstance(model, ContentDiT):
-        return model.config.num_classes
-    rows = model.config.num_class_embeds
-    return rows - 1 if rows else 0
+    return content_num_classes(config_of(model))
 
 
 def uses_text(model) -> bool:
     """Whether the content model is text-conditioned (a UNet with cross-attention blocks, or a
     DiT with a pooled-text input)."""
-    if isinstance(model, ContentDiT):
-        return model.config.text_embed_dim > 0
-    cfg = model.config
-    blocks = [*cfg.down_block_types, *cfg.up_block_types, cfg.mid_block_type or ""]
-    return any("CrossAttn" in name for name in blocks)
+    return content_uses_text(config_of(model))
 
 
 def content_prediction(

@@ -18,17 +18,14 @@ Folder layout (``save_pretrained``)::
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 from diffusers import DiffusionPipeline
 from diffusers.utils import BaseOutput
 
-from ..hub import load_pretrained, resolve_model_path
+from ..hub import BUNDLED_PIPELINES, load_pretrained, resolve_pipeline_path  # noqa: F401
 
 # Imported here (not lazily) also because diffusers loads a pipeline's custom components only
 # from modules that are already imported.
@@ -37,32 +34,13 @@ from ..models import motion_dit as _motion_dit  # noqa: F401
 from ..models.codec import FrameVAE, VideoCodec
 from ..models.content import num_content_classes, uses_text
 from ..models.text import TextEmbeddings, WordTextEncoder, encode_prompts
+from ..runtime import AUTO, resolve_threads, uses_cpu_threads
+from .arguments import OUTPUT_TYPES, PipelineSpec, check_arguments, class_ids  # noqa: F401
 from .decomposition import DecompositionMixin
 from .denoise import sample_content
 from .samplers import SAMPLERS
 
 logger = logging.getLogger(__name__)
-
-OUTPUT_TYPES = ("np", "pt", "pil")
-
-# Pipelines shipped inside the package, loadable by short name wherever a folder is accepted.
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
-BUNDLED_PIPELINES = {"moving-shapes-tiny": ASSETS / "moving-shapes-tiny"}
-
-
-def resolve_pipeline_path(name_or_path: str | Path, allow_download: bool = False) -> str | Path:
-    """A bundled pipeline's folder for its short name, a local pipeline folder, or a hub id in
-    the local Hugging Face cache (any hub id with ``allow_download``).
-
-    Raises:
-        FileNotFoundError: a path that does not exist or holds no ``model_index.json``; never a
-            network request unless ``allow_download``.
-    """
-    return resolve_model_path(
-        name_or_path, "pipeline", "model_index.json",
-        "make one with `cmdvideo pipeline assemble`", BUNDLED_PIPELINES,
-        "reinstall cmdvideo, or retrain it with `bash scripts/train_default.sh`", allow_download,
-    )  # fmt: skip
 
 
 @dataclass
@@ -139,6 +117,23 @@ class CMDPipeline(DecompositionMixin, DiffusionPipeline):
         self.motion_scheduler = cls.from_config(self.motion_scheduler.config)
         return self
 
+    def set_threads(self, threads: int | str | None = AUTO) -> CMDPipeline:
+        """How many torch CPU threads each generating call (``__call__``, ``image_to_video``,
+        ``transfer_motion``, ``edit_video``) runs with on a CPU, the number put back after it:
+
+        - ``"auto"`` (the default): the command line's rule — the cores no other process keeps
+          busy (``cmdvideo.runtime.default_threads``, read at most every 30 s) — unless you chose
+          threads yourself (``torch.set_num_threads``, ``OMP_NUM_THREADS``), which are kept.
+          Beside one busy process torch's one thread per core was several times slower
+          (``results/python-api``, docs/efficiency.md#threads).
+        - an integer: that many.
+        - None: leave torch's setting alone.
+        """
+        if threads not in (AUTO, None):
+            resolve_threads(threads)  # a bad number is refused now, not at the next call
+        self.threads = threads
+        return self
+
     def __init__(
         self,
         autoencoder,
@@ -183,6 +178,7 @@ class CMDPipeline(DecompositionMixin, DiffusionPipeline):
             content_size=list(content_size) if content_size else None,
             training_data=dict(training_data) if training_data else None,
         )
+        self.threads: int | str | None = AUTO  # torch CPU threads of each call (set_threads)
 
     # -- what the models accept ------------------------------------------------------------
 
@@ -230,32 +226,16 @@ class CMDPipeline(DecompositionMixin, DiffusionPipeline):
 
     @property
     def num_classes(self) -> int:
-        return max(num_content_classes(self.content_model), self.motion_model.config.num_classes)
+        return PipelineSpec.from_pipeline(self).num_classes
 
     @property
     def accepts_text(self) -> bool:
-        return uses_text(self.content_model) or self.motion_model.config.text_embed_dim > 0
+        return PipelineSpec.from_pipeline(self).accepts_text
 
-    def _class_ids(self, class_labels, device=None, name: str = "class_labels") -> torch.Tensor:
+    def _class_ids(self, class_labels, device=None) -> torch.Tensor:
         """Class labels (ints, names, or a tensor) -> (N,) long ids, checked."""
-        names = list(self.config.class_names)
-        if torch.is_tensor(class_labels):
-            ids = class_labels.flatten().tolist()
-        else:
-            ids = class_labels if isinstance(class_labels, (list, tuple)) else [class_labels]
-        out = []
-        for label in ids:
-            if isinstance(label, str):
-                if label not in names:
-                    raise ValueError(f"{name}: unknown class {label!r}; classes: {names}")
-                label = names.index(label)
-            if isinstance(label, float) and not label.is_integer():
-                raise ValueError(f"{name}: class {label} is not an integer")
-            label = int(label)
-            if not 0 <= label < self.num_classes:
-                raise ValueError(f"{name}: class {label} out of range [0, {self.num_classes})")
-            out.append(label)
-        return torch.tensor(out, dtype=torch.long, device=device)
+        ids = class_ids(class_labels, PipelineSpec.from_pipeline(self))
+        return torch.tensor(ids, dtype=torch.long, device=device)
 
     def _text_encoders(self) -> list:
         """The text encoders the prompts go through: the content model's and the motion
@@ -279,78 +259,28 @@ class CMDPipeline(DecompositionMixin, DiffusionPipeline):
         num_videos_per_prompt=1,
         num_frames=None,
         output_type="np",
-        names: Mapping[str, str] | None = None,
         overlap=None,
+        **more,
     ) -> None:
-        """Refuse every bad argument of :meth:`__call__` before any model runs.
-
-        Args:
-            names: what to call each argument in messages (e.g. ``{"num_inference_steps":
-                "--steps"}`` for a command line); default: the argument's own name.
+        """Refuse every bad argument of :meth:`__call__` before any model runs: the bounds of
+        :data:`cmdvideo.pipelines.arguments.ARGUMENTS`, against what this pipeline accepts.
+        ``more``: other arguments of the table (``strength``, ``edit``, ``image``, ...).
 
         Raises:
-            ValueError: naming the argument, the value and what is accepted. Also warns, once
-                per call, about prompt words outside a learned text encoder's vocabulary.
+            InvalidArgument: a ``ValueError`` naming the argument (``err.arg``), the value and
+                what is accepted. Also warns, once per call, about prompt words outside a
+                learned text encoder's vocabulary.
         """
-
-        def name(arg: str) -> str:
-            return (names or {}).get(arg, arg)
-
-        def number(arg: str, value, low: float, high: float = math.inf, integer: bool = False):
-            if value is None:
-                return
-            ok = isinstance(value, int) if integer else isinstance(value, (int, float))
-            if isinstance(value, bool) or not ok or not low <= value <= high:
-                kind = "an integer" if integer else "a number"
-                bounds = f"in [{low:g}, {high:g}]" if high < math.inf else f">= {low:g}"
-                raise ValueError(f"{name(arg)} must be {kind} {bounds}, got {value!r}")
-
-        if output_type not in OUTPUT_TYPES:
-            raise ValueError(
-                f"{name('output_type')} must be one of {OUTPUT_TYPES}, got {output_type!r}"
-            )
-        max_steps = min(
-            s.config.num_train_timesteps for s in (self.content_scheduler, self.motion_scheduler)
-        )
-        number("num_inference_steps", num_inference_steps, 1, max_steps, integer=True)
-        number("num_videos_per_prompt", num_videos_per_prompt, 1, integer=True)
-        number("num_frames", num_frames, 1, integer=True)
-        number("overlap", overlap, 1, int(self.config.num_frames) - 1, integer=True)
-        for arg, value in (("guidance_scale", guidance_scale),
-                           ("content_guidance_scale", content_guidance_scale),
-                           ("motion_guidance_scale", motion_guidance_scale)):  # fmt: skip
-            number(arg, value, 0)  # 0: unconditional; 1: no guidance
-        number("guidance_rescale", guidance_rescale, 0, 1)
-        prompts = None
+        check_arguments(
+            PipelineSpec.from_pipeline(self), prompt=prompt, class_labels=class_labels,
+            num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
+            content_guidance_scale=content_guidance_scale,
+            motion_guidance_scale=motion_guidance_scale, guidance_rescale=guidance_rescale,
+            num_videos_per_prompt=num_videos_per_prompt, num_frames=num_frames,
+            output_type=output_type, overlap=overlap, **more,
+        )  # fmt: skip
         if prompt is not None:
             prompts = [prompt] if isinstance(prompt, str) else prompt
-            if not isinstance(prompts, (list, tuple)) or not all(
-                isinstance(p, str) for p in prompts
-            ):
-                raise ValueError(f"{name('prompt')} must be text or a list of texts")
-            if not prompts or any(not p.strip() for p in prompts):
-                raise ValueError(
-                    f"{name('prompt')} is empty; give some text (for unconditional videos give "
-                    "no prompt and no class)"
-                )
-            if not self.accepts_text:
-                raise ValueError(
-                    f"this pipeline has no text conditioning; give {name('class_labels')} "
-                    f"instead of {name('prompt')}"
-                )
-        if class_labels is not None:
-            if self.num_classes == 0:
-                raise ValueError(
-                    f"this pipeline has no class conditioning; give {name('prompt')} instead of "
-                    f"{name('class_labels')}"
-                )
-            labels = self._class_ids(class_labels, name=name("class_labels"))
-            if prompts is not None and len(labels) not in (1, len(prompts)):
-                raise ValueError(
-                    f"{len(prompts)} prompts but {len(labels)} class labels; give one "
-                    f"{name('class_labels')} or one per prompt"
-                )
-        if prompts is not None:
             unknown = sorted({
                 w for e in self._text_encoders() if isinstance(e, WordTextEncoder)
                 for w in e.report_unknown_words(prompts)
@@ -379,6 +309,7 @@ class CMDPipeline(DecompositionMixin, DiffusionPipeline):
     # -- generation ------------------------------------------------------------------------
 
     @torch.no_grad()
+    @uses_cpu_threads
     def __call__(
         self,
         prompt: str | list[str] | None = None,

@@ -18,6 +18,8 @@ center-cropped to the model's aspect and resized to its frame size.
 
 from __future__ import annotations
 
+import logging
+import math
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +27,11 @@ import torch
 import torch.nn.functional as F
 
 from ..models.content import num_content_classes
+from ..runtime import uses_cpu_threads
+from .arguments import EDIT_KINDS, IMAGE_SUFFIXES, check_alpha, image_array  # noqa: F401
 from .denoise import sample_content, sample_motion
 
-EDIT_KINDS = ("content", "motion", "both")
+logger = logging.getLogger(__name__)
 
 
 # -- inputs --------------------------------------------------------------------------------
@@ -74,15 +78,20 @@ def _channels_first(frames: torch.Tensor, what: str) -> torch.Tensor:
             f"{tuple(frames.shape)}"
         )
     c = frames.shape[-3]
-    if c == 4:
-        frames = frames[..., :3, :, :]  # alpha dropped
+    if c == 4:  # flattened onto white, as a browser shows it; all transparent: nothing to show
+        rgb, alpha = frames[..., :3, :, :], frames[..., 3:, :, :]
+        transparent = check_alpha(what, alpha, f"the {what}")
+        if transparent:
+            logger.warning("%s: %.0f %% of its pixels are (partly) transparent; flattened onto "
+                           "white", what, 100 * transparent)  # fmt: skip
+        frames = rgb * alpha + (1 - alpha)
     elif c == 1:
         frames = frames.expand(*frames.shape[:-3], 3, *frames.shape[-2:])
     return frames
 
 
 def _pil_to_array(image) -> np.ndarray:
-    return np.asarray(image.convert("RGB"))
+    return image_array(image)  # (H, W, 3), or (H, W, 4) with transparency
 
 
 def prepare_image(image, size: tuple[int, int]) -> torch.Tensor:
@@ -156,9 +165,6 @@ def prepare_video(video, size: tuple[int, int], num_frames: int | None = None) -
     return frames.permute(0, 2, 1, 3, 4) * 2 - 1  # (B, 3, T, H, W)
 
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
-
-
 def is_image(x) -> bool:
     """Whether an input is one image (an image file, PIL image, (H, W, C) array, (C, H, W)
     tensor) rather than a video."""
@@ -167,14 +173,6 @@ def is_image(x) -> bool:
     if hasattr(x, "convert") and hasattr(x, "size"):  # PIL
         return True
     return hasattr(x, "ndim") and x.ndim in (2, 3)
-
-
-def check_strength(strength, name: str = "strength") -> float:
-    """A strength in [0, 1] as a float; anything else refused, named ``name`` (e.g. a flag)."""
-    ok = not isinstance(strength, bool) and isinstance(strength, (int, float))
-    if not ok or not 0.0 <= strength <= 1.0:
-        raise ValueError(f"{name} must be a number in [0, 1], got {strength!r}")
-    return float(strength)
 
 
 def _broadcast(tensor: torch.Tensor, n: int, what: str) -> torch.Tensor:
@@ -269,12 +267,12 @@ class DecompositionMixin:
         codec, clip_len = self.codec, int(self.config.num_frames)
         sample = dict(labels=labels, text=text, guidance=guidance, steps=steps,
                       generator=generator, progress=progress, rescale=rescale)  # fmt: skip
-        if num_frames <= clip_len:
-            motion = self._sample_motion(content, num_frames=num_frames, **sample)
-            return codec.decode(content.to(self.autoencoder.dtype), motion)
+        if num_frames <= clip_len:  # the motion DiT makes whole patches along time
+            patch = self.motion_model.config.motion_patch_size
+            frames = min(clip_len, math.ceil(num_frames / patch) * patch)
+            motion = self._sample_motion(content, num_frames=frames, **sample)
+            return codec.decode(content.to(self.autoencoder.dtype), motion)[:, :, :num_frames]
         overlap = clip_len // 2 if overlap is None else int(overlap)
-        if not 1 <= overlap < clip_len:
-            raise ValueError(f"overlap must be in [1, {clip_len - 1}], got {overlap}")
         ae, scale = self.autoencoder, codec.motion_scale
         content = content.to(ae.dtype)
         motion = self._sample_motion(content, num_frames=clip_len, **sample)
@@ -313,6 +311,7 @@ class DecompositionMixin:
         return CMDPipelineOutput(frames=frames, content_frames=stills)
 
     @torch.no_grad()
+    @uses_cpu_threads
     def image_to_video(
         self,
         image,
@@ -329,6 +328,7 @@ class DecompositionMixin:
         output_type: str = "np",
         return_dict: bool = True,
         overlap: int | None = None,
+        num_videos_per_prompt: int = 1,
     ):
         """Animate an image: it becomes the content frame and only the motion is sampled, guided
         by it and by the prompt / class.
@@ -339,22 +339,29 @@ class DecompositionMixin:
             strength: in [0, 1]; above 0 the content model first re-denoises the image from that
                 noise level under the prompt (SDEdit), for images unlike the training data
                 (0: the image as it is; 1: a new content frame).
+            num_videos_per_prompt: videos per image and prompt (each its own motion; with
+                ``strength`` > 0 its own content frame too), in order image by image.
             Other arguments as in :meth:`__call__` (``num_frames`` beyond the training length:
                 clip by clip, with ``overlap``).
 
         Returns:
             :class:`CMDPipelineOutput`: the videos and the content frames they were made from.
         """
-        strength = check_strength(strength)
         self.check_inputs(
             prompt, class_labels, num_inference_steps, guidance_scale, content_guidance_scale,
-            motion_guidance_scale, guidance_rescale, 1, num_frames, output_type, overlap=overlap,
+            motion_guidance_scale, guidance_rescale, num_videos_per_prompt, num_frames,
+            output_type, overlap=overlap, strength=strength, image=image,
         )  # fmt: skip
         device = self._execution_device
         prompts, labels, n = self._conditions(prompt, class_labels, device)
         content = self.encode_image(image)
         prompts, labels, n = _match(prompts, labels, n, content.shape[0])
         content = _broadcast(content, n, "images")
+        if num_videos_per_prompt > 1:  # as __call__: each prompt's videos next to each other
+            k = num_videos_per_prompt
+            content = content.repeat_interleave(k, dim=0)
+            prompts = [p for p in prompts for _ in range(k)] if prompts is not None else None
+            labels = labels.repeat_interleave(k) if labels is not None else None
         steps = self.default_steps(num_inference_steps)
         s_content, s_motion = self.guidance_scales(
             guidance_scale, content_guidance_scale, motion_guidance_scale
@@ -370,6 +377,7 @@ class DecompositionMixin:
         return self._finish(video, content, output_type, return_dict)
 
     @torch.no_grad()
+    @uses_cpu_threads
     def transfer_motion(
         self,
         content,
@@ -384,7 +392,8 @@ class DecompositionMixin:
             content: a video (its content frame is taken) or an image (it is the content frame).
             motion: a video (its first ``num_frames`` frames; default the training length).
         """
-        self.check_inputs(num_frames=num_frames, output_type=output_type)
+        self.check_inputs(num_frames=num_frames, output_type=output_type, content=content,
+                          motion=motion)  # fmt: skip
         num_frames = num_frames or int(self.config.num_frames)
         if is_image(content):
             content_frame = self.encode_image(content)
@@ -398,6 +407,7 @@ class DecompositionMixin:
         return self._finish(video, content_frame, output_type, return_dict)
 
     @torch.no_grad()
+    @uses_cpu_threads
     def edit_video(
         self,
         video,
@@ -424,12 +434,10 @@ class DecompositionMixin:
                 motion) guided by it and the prompt; "both".
             strength: in [0, 1], how far from the original each edited part may go.
         """
-        strength = check_strength(strength)
-        if edit not in EDIT_KINDS:
-            raise ValueError(f"edit must be one of {EDIT_KINDS}, got {edit!r}")
         self.check_inputs(
             prompt, class_labels, num_inference_steps, guidance_scale, content_guidance_scale,
-            motion_guidance_scale, guidance_rescale, 1, None, output_type,
+            motion_guidance_scale, guidance_rescale, 1, None, output_type, strength=strength,
+            edit=edit, video=video,
         )  # fmt: skip
         device = self._execution_device
         prompts, labels, n = self._conditions(prompt, class_labels, device)
