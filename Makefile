@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # The release we test on; any torch>=2.4 works (see pyproject.toml).
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: install test demo lint clean
+.PHONY: install test demo lint bundle clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ test: install lint
 
 demo: install
 	$(BIN)/cmdvideo demo
+
+# Retrain the bundled pipeline from nothing (configs/bundle/README.md: about 2 h on 2 cores);
+# resumable: run it again after an interruption.
+bundle: install
+	PATH="$(abspath $(BIN)):$$PATH" bash scripts/train_bundle.sh
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache .ruff_cache

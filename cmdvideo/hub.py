@@ -101,7 +101,7 @@ def resolve_pipeline_path(name_or_path: str | Path, allow_download: bool = False
     return resolve_model_path(
         name_or_path, "pipeline", "model_index.json",
         "make one with `cmdvideo pipeline assemble`", BUNDLED_PIPELINES,
-        "reinstall cmdvideo, or retrain it with `bash scripts/train_default.sh`", allow_download,
+        "reinstall cmdvideo, or retrain it with `make bundle`", allow_download,
     )  # fmt: skip
 
 

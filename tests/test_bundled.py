@@ -37,7 +37,7 @@ def test_bundled_pipeline_is_small_and_generates_deterministically(bundled):
 
 def test_missing_bundle_says_how_to_get_it(monkeypatch, tmp_path):
     monkeypatch.setitem(BUNDLED_PIPELINES, "moving-shapes-tiny", tmp_path / "gone")
-    with pytest.raises(FileNotFoundError, match="train_default.sh"):
+    with pytest.raises(FileNotFoundError, match="make bundle"):
         CMDPipeline.from_pretrained("moving-shapes-tiny")
 
 

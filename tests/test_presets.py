@@ -102,7 +102,7 @@ def test_paper_presets_build_full_size_on_meta_device(name):
 
 
 def test_the_latent_default_recipe_in_miniature(tmp_path, capsys):
-    """configs/tiny-latent.yaml, as scripts/train_default.sh runs it, at a size that trains in
+    """configs/tiny-latent.yaml (the base of configs/bundle/, `make bundle`), at a size that trains in
     seconds: a frame VAE with per-channel latent statistics, a cache of its latents, the CMD
     autoencoder trained from that cache (the VAE loaded through the path Stable Diffusion's
     takes), a latent cache of (content, motion), both diffusion stages, one pipeline that

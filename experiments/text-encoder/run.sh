@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Paraphrased prompts: the MiniLM-conditioned content and motion models on the bundled default's
 # latent cache, beside the built-in word encoder (experiments/text-encoder/README.md).
-#   bash experiments/text-encoder/run.sh      (needs runs/default from scripts/train_default.sh)
+#   bash experiments/text-encoder/run.sh      (needs runs/default from scripts/train_default.sh, at commit 7de8486)
 # Everything on core 0, one thread (the machine is shared); each training step resumes.
 set -euo pipefail
 ROOT=runs/text-minilm
@@ -16,7 +16,7 @@ step() {  # step OUT CMD...: `cmdvideo CMD... --out OUT`, resumed from OUT's che
   echo "$out: $(( $(date +%s) - start )) s" | tee -a "$ROOT/wall_times.txt"
   touch "$out/done"
 }
-# the default's settings (scripts/train_default.sh), the text encoder frozen all-MiniLM-L6-v2
+# the default's settings (scripts/train_default.sh at commit 7de8486), the text encoder frozen all-MiniLM-L6-v2
 C=(--config tiny-latent --autoencoder runs/default/ae --data runs/default/cache
    --text-encoder all-MiniLM-L6-v2 --threads 1)
 step "$ROOT/content" train content "${C[@]}" --max-steps 3000 \
