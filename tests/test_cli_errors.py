@@ -162,11 +162,21 @@ def test_every_generating_verb_checks_before_loading(argv, message, tmp_path, ca
     assert not (tmp_path / "out").exists()
 
 
-def test_a_refusal_comes_before_torch_is_imported(tmp_path):
-    """Checked against the pipeline folder's JSON files: neither torch nor any weights load (a
-    refusal took 7-13 s when the pipeline loaded first)."""
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["sample", "--prompt", "a red circle", "--steps", "0"], "--steps must be an integer"),
+        (["train", "autoencoder", "--config", "broken.yaml", "--out", "run"], "not valid YAML"),
+        (["train", "motion", "--config", "tiny", "--set", "train.bach_size=2", "--out", "run",
+          "--autoencoder", "ae"], "unknown key(s) ['bach_size']"),
+    ],
+)  # fmt: skip
+def test_a_refusal_comes_before_torch_is_imported(tmp_path, argv, message):
+    """Generation checked against the pipeline folder's JSON files, training against its
+    config: neither torch nor any weights load (a refusal took 7-13 s when they loaded first)."""
+    (tmp_path / "broken.yaml").write_text("data:\n  height: [32\n")
     code = ("import sys; from cmdvideo.cli import main; "
-            "rc = main(['sample', '--prompt', 'a red circle', '--steps', '0']); "
+            f"rc = main({argv!r}); "
             "print(rc, 'torch' in sys.modules)")  # fmt: skip
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=tmp_path,
@@ -178,7 +188,7 @@ def test_a_refusal_comes_before_torch_is_imported(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     assert stdout.split() == ["2", "False"], stderr
-    assert "--steps must be an integer" in stderr
+    assert message in stderr
 
 
 def test_every_generation_flag_has_one_bound_in_the_table():

@@ -39,12 +39,17 @@ def _add_diffusion_train_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    """Every `train` subcommand: flags -> config overrides, then one training run."""
-    from ..training.follow import explicit_settings
-    from ..training.run import run_config, train
-    from ..training.trainer import TrainingDivergedError
+def check_train(args: argparse.Namespace) -> None:
+    """Before torch loads (`main`): the config file and every override, so that a broken or
+    unknown value is refused at once."""
+    from ..config import load_config
 
+    if not (args.resume and (Path(args.out) / "config.yaml").is_file()):
+        load_config(args.config, _overrides(args))
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    """The run's ``--set`` overrides, the flags among them."""
     if args.max_steps is not None and args.max_steps < 1:
         raise ValueError(f"--max-steps must be >= 1, got {args.max_steps}")
     overrides = list(args.overrides)
@@ -59,7 +64,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         overrides.append(f"{args.stage}.text_encoder={args.text_encoder}")
     if getattr(args, "frames", False):
         overrides.append("content.target=frames")
-    config = run_config(args.config, overrides, args.out, args.resume)
+    return overrides
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Every `train` subcommand: flags -> config overrides, then one training run."""
+    from ..training.follow import explicit_settings
+    from ..training.run import run_config, train
+    from ..training.trainer import TrainingDivergedError
+
+    config = run_config(args.config, _overrides(args), args.out, args.resume)
     if args.device is not None:  # the trainer's device comes from Accelerate
         device_of(args)  # (checks that a CUDA device exists when one is asked for)
         os.environ["ACCELERATE_USE_CPU"] = "true" if args.device == "cpu" else "false"
@@ -116,7 +130,7 @@ def register(sub) -> None:
         default=None,
         help="start from this trained autoencoder folder (fine-tuning) instead of random weights",
     )
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, check=check_train)
 
     p = train.add_parser(
         "vae",
@@ -127,7 +141,7 @@ def register(sub) -> None:
         "trains the CMD autoencoder on its latents, as on Stable Diffusion's.",
     )
     _add_train_args(p)
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, check=check_train)
 
     p = train.add_parser(
         "classifier",
@@ -137,7 +151,7 @@ def register(sub) -> None:
         "package ships one: scripts/train_classifier.sh retrains it.",
     )
     _add_train_args(p, default_config="moving-shapes-classifier")
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, check=check_train)
 
     p = train.add_parser(
         "motion",
@@ -146,7 +160,7 @@ def register(sub) -> None:
         "of a frozen autoencoder, guided by its content frames and the class label and/or caption.",
     )
     _add_diffusion_train_args(p)
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, check=check_train)
 
     p = train.add_parser(
         "content",
@@ -160,7 +174,7 @@ def register(sub) -> None:
         "--init", default=None, help="pretrained UNet2DConditionModel: directory or hub id"
     )
     p.add_argument("--frames", action="store_true", help="train on single frames (pretraining)")
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, check=check_train)
 
     p = sub.add_parser(
         "calibrate",
