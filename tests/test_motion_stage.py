@@ -172,12 +172,13 @@ def test_latent_cache_gives_the_same_pairs_and_trains(small_setup, tmp_path):
     assert (out / "previews" / "step-000002.png").is_file()
 
 
-def test_samplers_clip_to_the_range_of_the_data(small_setup):
+def test_pixel_content_frames_are_clipped_motion_latents_never(small_setup):
+    """DDIM's clipping keeps the ε of the unclipped v-prediction: under CFG it reversed the
+    bundled motion (experiments/upright-world), so motion samplers do not clip."""
     config, ae_dir = small_setup
     codec = VideoCodec.from_pretrained(ae_dir)
     motion = MotionStage(config, codec, num_classes=10, captions=["a red circle"])
-    assert motion.scheduler.config.clip_sample
-    assert motion.scheduler.config.clip_sample_range == codec.motion_scale == 2.0  # tanh × s
+    assert not motion.scheduler.config.clip_sample
     from cmdvideo.training.diffusion import ContentStage
 
     content = ContentStage(config, codec, num_classes=10, captions=["a red circle"])

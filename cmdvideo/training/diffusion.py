@@ -82,11 +82,15 @@ class DiffusionStage(Stage):
         self._model = None
 
     def clip_range(self, codec: VideoCodec) -> dict:
-        """Samplers clip their x0 estimates to the range the data can take: pixel content
-        frames lie in [-1, 1]; motion latents are tanh outputs times the scaling factor;
-        latent-mode content frames (VAE latents) are unbounded."""
+        """Whether samplers clip their x0 estimates: pixel content frames to [-1, 1];
+        latent-mode content frames (VAE latents) are unbounded. Motion latents are never
+        clipped, although they are tanh outputs times the scaling factor: DDIM clips x0 but
+        keeps the ε it derived from the unclipped v-prediction, and under CFG, where guided x0
+        estimates overshoot the range, that reversed the motion (left became right, grow
+        became shrink) of an autoencoder whose latents fill their range (scaling factor 1.84;
+        experiments/upright-world)."""
         if self.section == "motion":
-            return {"clip_sample": True, "clip_sample_range": codec.motion_scale}
+            return {"clip_sample": False, "clip_sample_range": codec.motion_scale}
         return {"clip_sample": not codec.latent_mode, "clip_sample_range": 1.0}
 
     @torch.no_grad()
