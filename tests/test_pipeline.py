@@ -260,6 +260,7 @@ def test_stable_diffusion_schedule_and_the_data_aspect(tmp_path, tiny_sd_dir):
     assert {k: pipe.content_scheduler.config[k] for k in keys} == {k: SD_SCHEDULER[k] for k in keys}
     assert type(pipe.content_scheduler).__name__ == "DDIMScheduler"
     assert pipe.motion_scheduler.config.beta_schedule == "linear"  # trained from scratch: ours
+    assert not pipe.motion_scheduler.config.clip_sample  # CFG with clipping reversed motion
     assert pipe.content_size() == (8, 16) and pipe.video_size() == (16, 32)
     _same_spec(pipe, tmp_path / "pipe")  # a UNet with cross-attention, SD's schedule
     out = pipe(

@@ -71,16 +71,18 @@ def assemble_pipeline(
     content_size = [data.height // f, data.width // f]
     DDIM_KEYS = set(inspect.signature(DDIMScheduler.__init__).parameters)  # noqa: N806
 
-    def ddim(run, name):  # the training schedule (saved as DDIM; older runs: as DDPM)
+    def ddim(run, name, **override):  # the training schedule (saved as DDIM; older: as DDPM)
         config = DDIMScheduler.load_config(run / name)
-        return DDIMScheduler.from_config({k: v for k, v in config.items() if k in DDIM_KEYS})
+        config = {k: v for k, v in config.items() if k in DDIM_KEYS}
+        return DDIMScheduler.from_config({**config, **override})
 
     pipe = CMDPipeline(
         autoencoder=codec.autoencoder,
         content_model=load_content_model(content / "content"),
         motion_model=MotionDiT.from_pretrained(motion / "motion"),
         content_scheduler=ddim(content, "content_scheduler"),
-        motion_scheduler=ddim(motion, "motion_scheduler"),
+        # motion runs saved before clipping was turned off (MotionStage.clip_range) clip x0
+        motion_scheduler=ddim(motion, "motion_scheduler", clip_sample=False),
         vae=codec.frame_vae.vae if codec.latent_mode else None,
         text_encoder=text_encoder,
         tokenizer=tokenizer,
