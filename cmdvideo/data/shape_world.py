@@ -185,14 +185,7 @@ def sample_factors(
         shapes.append(ShapeSpec(kind, color, size, x, y, angle))
 
     speed = float(rng.uniform(0.3, 0.5))
-    if motion == "bounce":
-        # |sin| at s=0 and s=1 differ by >= 0.2 for phases in [0, 0.2 pi] (1.5 bounces).
-        phase = float(rng.uniform(0.0, 0.2 * math.pi))
-    elif motion == "rotate":
-        phase = float(rng.uniform(0.0, 2 * math.pi))
-    else:
-        phase = 0.0
-    texture_seed = int(rng.integers(2**31))
+    phase, texture_seed = _sample_phase_and_texture(rng, motion)
     return VideoFactors(
         Appearance(background, tuple(shapes), texture_seed), Motion(motion, speed, phase)
     )
@@ -247,6 +240,18 @@ def trajectory_box(shape: ShapeSpec, motion: Motion) -> tuple[float, float, floa
     return float(vx.min()), float(vx.max()), float(vy.min()), float(vy.max())
 
 
+def _sample_phase_and_texture(rng: np.random.Generator, motion: str) -> tuple[float, int]:
+    """The motion's phase and the texture seed, drawn in this order by both worlds."""
+    if motion == "bounce":
+        # |sin| at s=0 and s=1 differ by >= 0.2 for phases in [0, 0.2 pi] (1.5 bounces).
+        phase = float(rng.uniform(0.0, 0.2 * math.pi))
+    elif motion == "rotate":
+        phase = float(rng.uniform(0.0, 2 * math.pi))
+    else:
+        phase = 0.0
+    return phase, int(rng.integers(2**31))
+
+
 def _sample_upright(
     rng: np.random.Generator, background: str, colors: list[str], motion: str
 ) -> VideoFactors:
@@ -257,13 +262,7 @@ def _sample_upright(
     group = motion if motion in _UPRIGHT_SPEEDS else "translate"
     low, high, least = _UPRIGHT_SPEEDS[group]
     speed = float(rng.uniform(low, high))
-    if motion == "bounce":  # as in the random world: the ends differ in height
-        phase = float(rng.uniform(0.0, 0.2 * math.pi))
-    elif motion == "rotate":
-        phase = float(rng.uniform(0.0, 2 * math.pi))
-    else:
-        phase = 0.0
-    texture_seed = int(rng.integers(2**31))
+    phase, texture_seed = _sample_phase_and_texture(rng, motion)
     spread = _UPRIGHT_SPREAD[n]
     growth = math.exp(_GROWTH_RATE * 0.5 * high) if motion in ("grow", "shrink") else 1.0
     for _ in range(400):  # bounded and deterministic: shrink until it fits
