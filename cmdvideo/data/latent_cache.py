@@ -106,8 +106,7 @@ def write_latent_cache(
     total = -(-(stop - first) // batch_size)
     for batch in tqdm(batches, total=total, desc="encode", disable=not progress):
         if "frames" in batch:  # a frame cache: the frame VAE's latents are already there
-            content, motion = codec.autoencoder.encode(batch["frames"].to(device))
-            encoded = (content, motion * codec.motion_scale)
+            encoded = codec.encode_model_space(batch["frames"].to(device))
         else:
             video = batch["video"].to(device)
             encoded = (codec.encode(video),) if frames else codec.encode(video)

@@ -166,7 +166,12 @@ class VideoCodec(nn.Module):
     def encode(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Pixel video -> (content_frame, motion_latent), the motion latent multiplied by the
         motion scaling factor: the space the diffusion models work in."""
-        content, motion = self.autoencoder.encode(self.to_model_space(video))
+        return self.encode_model_space(self.to_model_space(video))
+
+    def encode_model_space(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`encode` of a video already in the autoencoder's space (in latent mode the
+        frame VAE's latents, e.g. from a frame cache)."""
+        content, motion = self.autoencoder.encode(video)
         return content, motion * self.motion_scale
 
     def decode(self, content_frame: torch.Tensor, motion_latent: torch.Tensor) -> torch.Tensor:
