@@ -196,6 +196,7 @@ def test_gpu_check_dry_run_takes_the_users_path(tmp_path):
     assert [(r["preset"], r["stage"]) for r in result["training"]] == [
         (p, s) for p in gpu_check.PRESETS for s in gpu_check.STAGES
     ]
-    assert all(r["seconds_per_step"] > 0 for r in result["training"])
+    assert all(r["seconds_per_step"] > 0 and r["steps"] == 2 for r in result["training"])
+    assert result["resume"]["resumed_to"] == 4  # a checkpoint at 2, resumed on the device to 4
     assert result["sampling"]["frames_shape"] == [1, 4, 16, 32, 3]  # the data's aspect
     assert (tmp_path / "gpu_check.md").read_text().startswith("GPU check on cpu (dry run)")

@@ -147,6 +147,22 @@ def train_stage(preset: str, stage: str, data: Path, out: Path, sets: list[str],
             "peak_memory_gib": _peak_memory_gib(device)}  # fmt: skip
 
 
+def resume_check(preset: str, data: Path, out: Path, sets: list[str], autoencoder: Path) -> dict:
+    """``train content --resume`` on this device: 2 steps with a checkpoint, then resumed to 4
+    (the EMA weights come back from the checkpoint on the CPU; they must follow the model)."""
+    from ..config import load_config
+    from ..training.run import train
+
+    every = [*sets, f"data.source={data}", "train.checkpoint_every=2"]
+    train("content", load_config(preset, [*every, "train.max_steps=2"]), out,
+          autoencoder=autoencoder)  # fmt: skip
+    train("content", load_config(preset, [*every, "train.max_steps=4"]), out, resume=True,
+          autoencoder=autoencoder)  # fmt: skip
+    log = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
+    ends = [r["step"] for r in log if r.get("event") == "end"]
+    return {"stage": "content", "preset": preset, "resumed_to": ends[-1] if ends else None}
+
+
 def sample_video(pipeline: Path, steps: int, device: str) -> dict:
     """One video from an assembled pipeline (random weights): seconds and peak memory."""
     from ..pipelines.cmd import CMDPipeline
@@ -193,6 +209,10 @@ def run(out: Path, dry_run: bool, train_steps: int, sample_steps: int) -> dict:
                 row = train_stage(preset, stage, data, runs / stage, sets, train_steps, device, ae)
                 result["training"].append(row)
                 print(json.dumps(row), file=sys.stderr, flush=True)
+            if not preset.startswith("webvid"):  # the small preset: resuming on this device
+                result["resume"] = resume_check(preset, data, runs / "resume", sets,
+                                                runs / "autoencoder")  # fmt: skip
+                print(json.dumps(result["resume"]), file=sys.stderr, flush=True)
             if preset.startswith("webvid"):
                 from ..pipelines.assemble import assemble_pipeline
 
@@ -224,6 +244,10 @@ def to_markdown(result: dict) -> str:
         lines += ["", f"WebVid-size pipeline, one video {s['frames_shape']}, {s['steps']} steps "
                   f"per stage, {s['dtype']}: {s['seconds_per_video']} s, peak "
                   f"{gib(s['peak_memory_gib'])} GiB"]  # fmt: skip
+    r = result.get("resume")
+    if r:
+        lines += ["", f"`train content --resume` on this device ({r['preset']}): "
+                  f"{'resumed to step ' + str(r['resumed_to']) if r['resumed_to'] else 'failed'}"]
     return "\n".join(lines) + "\n"
 
 

@@ -310,6 +310,7 @@ class Trainer:
                     f"--resume: no checkpoint in {self.checkpoint_dir}; start without --resume"
                 )
             acc.load_state(str(checkpoints[-1]))
+            ema.to(device=acc.device)  # the EMA weights come back on the CPU
             state = json.loads((checkpoints[-1] / STATE_FILE).read_text())
             step, epoch, batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
             runtime_skips = dict(state.get("runtime_skips", {}))
