@@ -131,7 +131,10 @@ def test_save_load_round_trip_and_missing_folder(tmp_path):
     model.save_pretrained(tmp_path / "run" / "classifier")
     loaded = load_classifier(tmp_path / "run")  # a run folder works as well as the model folder
     video = MovingShapes(num_videos=2, seed=0)[0]["video"][None]
-    assert torch.equal(model.features(video), loaded.features(video))
+    saved, back = model.state_dict(), loaded.state_dict()
+    assert saved.keys() == back.keys() and all(torch.equal(saved[k], back[k]) for k in saved)
+    # same weights; the loaded copy's memory layout may round differently in the last bits
+    torch.testing.assert_close(model.features(video), loaded.features(video), rtol=0, atol=1e-6)
     with pytest.raises(FileNotFoundError, match="cmdvideo train classifier"):
         load_classifier(tmp_path / "nothing")
 

@@ -16,7 +16,8 @@ Two worlds (`WORLDS`), chosen per dataset and recorded in every model trained on
 - ``"upright"`` (the default, designed for what a CPU-sized model can learn): shapes stand
   upright (square axis-aligned, triangle on its base) at every frame but in ``rotate``, which
   turns them through upright at mid-clip, so every content frame (the middle frame) shows an
-  upright shape; one shape is large (0.22-0.32 of the frame, radius of the equal-area circle),
+  upright shape, and every shape turns the same way (a circle orbits, heading down-left at
+  mid-clip); one shape is large (0.22-0.32 of the frame, radius of the equal-area circle),
   two as large as fits without touching; every shape stays inside the frame for the whole
   clip (speed and, if need be, size are reduced until the trajectory fits).
 - ``"random"`` (the world before it): random angles, one shape 0.15-0.28, two 0.11-0.18,

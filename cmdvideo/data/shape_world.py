@@ -42,6 +42,10 @@ _TRIANGLE_CIRCUMRADIUS = math.sqrt(4 * math.pi / (3 * math.sqrt(3)))
 # Circles "rotate" by orbiting a small circle (radius as a fraction of min(H, W)), faster
 # than squares turn so that the displacement is a few pixels.
 _ORBIT_RADIUS, _ORBIT_RATE = 0.1, 6.0
+# Upright world: every circle orbits the same way (its mid-clip heading down-left, a direction
+# no translation class has), as every square and triangle turns the same way. The random
+# world draws the phase, which leaves a circle's "rotate" a short arc in any direction.
+_UPRIGHT_ORBIT_PHASE = math.pi / 4
 _GROWTH_RATE = 1.5  # grow/shrink: log size changes by speed * this over the clip
 _ROTATION_RATE = 2.0  # rotate: angle changes by speed * this (radians) over the clip
 _BOUNCES = 1.5  # bounce: number of half-periods of |sin| over the clip
@@ -262,7 +266,9 @@ def _sample_upright(
     group = motion if motion in _UPRIGHT_SPEEDS else "translate"
     low, high, least = _UPRIGHT_SPEEDS[group]
     speed = float(rng.uniform(low, high))
-    phase, texture_seed = _sample_phase_and_texture(rng, motion)
+    phase, texture_seed = _sample_phase_and_texture(rng, motion)  # drawn: the same stream
+    if motion == "rotate":
+        phase = _UPRIGHT_ORBIT_PHASE
     spread = _UPRIGHT_SPREAD[n]
     growth = math.exp(_GROWTH_RATE * 0.5 * high) if motion in ("grow", "shrink") else 1.0
     for _ in range(400):  # bounded and deterministic: shrink until it fits
