@@ -246,8 +246,11 @@ def to_markdown(result: dict) -> str:
                   f"{gib(s['peak_memory_gib'])} GiB"]  # fmt: skip
     r = result.get("resume")
     if r:
-        lines += ["", f"`train content --resume` on this device ({r['preset']}): "
-                  f"{'resumed to step ' + str(r['resumed_to']) if r['resumed_to'] else 'failed'}"]
+        lines += [
+            "",
+            f"`train content --resume` on this device ({r['preset']}): "
+            f"{'resumed to step ' + str(r['resumed_to']) if r['resumed_to'] else 'failed'}",
+        ]
     return "\n".join(lines) + "\n"
 
 
