@@ -48,12 +48,22 @@ PROGRESS = gr.Progress(track_tqdm=True)
 NO_CLASS = "(none)"
 # Generation arguments as the page names its fields (InvalidArgument.arg -> field).
 APP_NAMES = {
-    "prompt": "Prompt", "class_labels": "Class", "num_inference_steps": "Steps",
-    "content_guidance_scale": "Content guidance", "motion_guidance_scale": "Motion guidance",
-    "num_frames": "Frames", "strength": "Strength", "overlap": "Overlap", "seed": "Seed",
-    "sampler": "Sampler", "image": "Image", "video": "Video", "content": "Content video",
-    "motion": "Motion video", "edit": "Re-generate",
-}  # fmt: skip
+    "prompt": "Prompt",
+    "class_labels": "Class",
+    "num_inference_steps": "Steps",
+    "content_guidance_scale": "Content guidance",
+    "motion_guidance_scale": "Motion guidance",
+    "num_frames": "Frames",
+    "strength": "Strength",
+    "overlap": "Overlap",
+    "seed": "Seed",
+    "sampler": "Sampler",
+    "image": "Image",
+    "video": "Video",
+    "content": "Content video",
+    "motion": "Motion video",
+    "edit": "Re-generate",
+}
 
 
 @dataclass
@@ -140,8 +150,12 @@ class Generator:
         return path
 
     def _sampling(self, steps, content_guidance, motion_guidance, sampler) -> dict:
-        checked = self._check(num_inference_steps=steps, content_guidance_scale=content_guidance,
-                              motion_guidance_scale=motion_guidance, sampler=sampler)  # fmt: skip
+        checked = self._check(
+            num_inference_steps=steps,
+            content_guidance_scale=content_guidance,
+            motion_guidance_scale=motion_guidance,
+            sampler=sampler,
+        )
         checked.pop("sampler")
         return checked
 
@@ -178,27 +192,50 @@ class Generator:
 
     # -- the tabs --------------------------------------------------------------------------
 
-    def generate(self, prompt, class_label, seed, steps, content_guidance, motion_guidance,
-                 sampler, num_frames, progress=PROGRESS):  # fmt: skip
+    def generate(
+        self,
+        prompt,
+        class_label,
+        seed,
+        steps,
+        content_guidance,
+        motion_guidance,
+        sampler,
+        num_frames,
+        progress=PROGRESS,
+    ):
         try:
             prompt, label = self._prompt(prompt), self._class(class_label)
             if prompt is None and label is None:
                 raise AppError("give a prompt or a class")
             sampling = self._sampling(steps, content_guidance, motion_guidance, sampler)
-            checked = self._check(prompt=prompt, class_labels=label, num_frames=num_frames,
-                                  seed=seed)  # fmt: skip
+            checked = self._check(
+                prompt=prompt, class_labels=label, num_frames=num_frames, seed=seed
+            )
             pipe = self._pipe(sampler)
         except (AppError, ValueError) as err:
             raise _error(_message(err)) from None
         generator = torch.Generator().manual_seed(checked["seed"])
         return self._run(
             "text/class to video",
-            lambda: pipe(prompt, label, num_frames=checked["num_frames"], generator=generator,
-                         **sampling),
-        )  # fmt: skip
+            lambda: pipe(
+                prompt, label, num_frames=checked["num_frames"], generator=generator, **sampling
+            ),
+        )
 
-    def image_to_video(self, image, prompt, class_label, strength, seed, steps,
-                       content_guidance, motion_guidance, sampler, progress=PROGRESS):  # fmt: skip
+    def image_to_video(
+        self,
+        image,
+        prompt,
+        class_label,
+        strength,
+        seed,
+        steps,
+        content_guidance,
+        motion_guidance,
+        sampler,
+        progress=PROGRESS,
+    ):
         try:
             if image is None:
                 raise AppError("Image: upload an image")
@@ -211,9 +248,15 @@ class Generator:
         generator = torch.Generator().manual_seed(checked["seed"])
         return self._run(
             "image to video",
-            lambda: pipe.image_to_video(np.asarray(image), prompt, label, generator=generator,
-                                        strength=checked["strength"], **sampling),
-        )  # fmt: skip
+            lambda: pipe.image_to_video(
+                np.asarray(image),
+                prompt,
+                label,
+                generator=generator,
+                strength=checked["strength"],
+                **sampling,
+            ),
+        )
 
     def transfer(self, content_video, motion_video, progress=PROGRESS):
         try:
@@ -223,25 +266,45 @@ class Generator:
             raise _error(_message(err)) from None
         return self._run("motion transfer", lambda: self.pipe.transfer_motion(content, motion))
 
-    def edit(self, video, prompt, class_label, edit, strength, seed, steps, content_guidance,
-             motion_guidance, sampler, progress=PROGRESS):  # fmt: skip
+    def edit(
+        self,
+        video,
+        prompt,
+        class_label,
+        edit,
+        strength,
+        seed,
+        steps,
+        content_guidance,
+        motion_guidance,
+        sampler,
+        progress=PROGRESS,
+    ):
         try:
             path = self._upload(video, "video")
             prompt, label = self._prompt(prompt), self._class(class_label)
             if prompt is None and label is None and edit != "motion":
                 raise AppError("give a prompt or a class: what the video becomes")
             sampling = self._sampling(steps, content_guidance, motion_guidance, sampler)
-            checked = self._check(prompt=prompt, class_labels=label, edit=edit,
-                                  strength=strength, seed=seed)  # fmt: skip
+            checked = self._check(
+                prompt=prompt, class_labels=label, edit=edit, strength=strength, seed=seed
+            )
             pipe = self._pipe(sampler)
         except (AppError, ValueError) as err:
             raise _error(_message(err)) from None
         generator = torch.Generator().manual_seed(checked["seed"])
         return self._run(
             f"edit ({edit})",
-            lambda: pipe.edit_video(path, prompt, label, strength=checked["strength"], edit=edit,
-                                    generator=generator, **sampling),
-        )  # fmt: skip
+            lambda: pipe.edit_video(
+                path,
+                prompt,
+                label,
+                strength=checked["strength"],
+                edit=edit,
+                generator=generator,
+                **sampling,
+            ),
+        )
 
 
 def _message(err: Exception) -> str:
@@ -290,8 +353,11 @@ def build_app(pipe, limits: Limits | None = None, title: str = "cmdvideo"):
             f"{h}×{w}; longer videos clip by clip)."
         )
         with gr.Tab("Text / class to video"):
-            prompt = gr.Textbox(label="Prompt", max_lines=2,
-                                placeholder="a red circle moving left on a blue background")  # fmt: skip
+            prompt = gr.Textbox(
+                label="Prompt",
+                max_lines=2,
+                placeholder="a red circle moving left on a blue background",
+            )
             with gr.Row():
                 label = gr.Dropdown(gen.classes, value=NO_CLASS, label="Class")
                 frames = gr.Slider(1, max_frames, clip, step=1, label="Frames")
@@ -299,9 +365,21 @@ def build_app(pipe, limits: Limits | None = None, title: str = "cmdvideo"):
             go = gr.Button("Generate", variant="primary")
             out = outputs()
             gr.Examples([[p] for p in DEMO_PROMPTS], inputs=[prompt])
-            go.click(gen.generate, [prompt, label, sampling[0], sampling[1], sampling[2],
-                                    sampling[3], sampling[4], frames], out,
-                     api_name="generate")  # fmt: skip
+            go.click(
+                gen.generate,
+                [
+                    prompt,
+                    label,
+                    sampling[0],
+                    sampling[1],
+                    sampling[2],
+                    sampling[3],
+                    sampling[4],
+                    frames,
+                ],
+                out,
+                api_name="generate",
+            )
         if hasattr(pipe, "image_to_video"):
             with gr.Tab("Image to video"):
                 with gr.Row():
@@ -311,13 +389,18 @@ def build_app(pipe, limits: Limits | None = None, title: str = "cmdvideo"):
                     with gr.Column():
                         i_prompt = gr.Textbox(label="Prompt", max_lines=2)
                         i_label = gr.Dropdown(gen.classes, value=NO_CLASS, label="Class")
-                        strength = gr.Slider(0, 1, 0, step=0.05,
-                                             label="Strength (0: keep the image)")  # fmt: skip
+                        strength = gr.Slider(
+                            0, 1, 0, step=0.05, label="Strength (0: keep the image)"
+                        )
                 i_sampling = sampling_inputs()
                 i_go = gr.Button("Animate", variant="primary")
                 i_out = outputs()
-                i_go.click(gen.image_to_video, [image, i_prompt, i_label, strength, *i_sampling],
-                           i_out, api_name="image_to_video")  # fmt: skip
+                i_go.click(
+                    gen.image_to_video,
+                    [image, i_prompt, i_label, strength, *i_sampling],
+                    i_out,
+                    api_name="image_to_video",
+                )
         if hasattr(pipe, "transfer_motion"):
             with gr.Tab("Motion transfer"):
                 with gr.Row():
@@ -325,8 +408,7 @@ def build_app(pipe, limits: Limits | None = None, title: str = "cmdvideo"):
                     motion_video = gr.File(label="Motion from this video")
                 t_go = gr.Button("Transfer", variant="primary")
                 t_out = outputs()
-                t_go.click(gen.transfer, [content_video, motion_video], t_out,
-                           api_name="transfer")  # fmt: skip
+                t_go.click(gen.transfer, [content_video, motion_video], t_out, api_name="transfer")
         if hasattr(pipe, "edit_video"):
             with gr.Tab("Edit a video"):
                 with gr.Row():
@@ -334,36 +416,54 @@ def build_app(pipe, limits: Limits | None = None, title: str = "cmdvideo"):
                     with gr.Column():
                         e_prompt = gr.Textbox(label="Prompt: what it becomes", max_lines=2)
                         e_label = gr.Dropdown(gen.classes, value=NO_CLASS, label="Class")
-                        e_kind = gr.Radio(["content", "motion", "both"], value="content",
-                                          label="Re-generate")  # fmt: skip
+                        e_kind = gr.Radio(
+                            ["content", "motion", "both"], value="content", label="Re-generate"
+                        )
                         e_strength = gr.Slider(0, 1, 0.6, step=0.05, label="Strength")
                 e_sampling = sampling_inputs()
                 e_go = gr.Button("Edit", variant="primary")
                 e_out = outputs()
-                e_go.click(gen.edit, [e_video, e_prompt, e_label, e_kind, e_strength,
-                                      *e_sampling], e_out, api_name="edit")  # fmt: skip
+                e_go.click(
+                    gen.edit,
+                    [e_video, e_prompt, e_label, e_kind, e_strength, *e_sampling],
+                    e_out,
+                    api_name="edit",
+                )
         with gr.Tab("Long video"):
             l_prompt = gr.Textbox(label="Prompt", max_lines=2)
             with gr.Row():
                 l_label = gr.Dropdown(gen.classes, value=NO_CLASS, label="Class")
-                l_frames = gr.Slider(clip, max_frames, min(4 * clip, max_frames), step=1,
-                                     label="Frames")  # fmt: skip
+                l_frames = gr.Slider(
+                    clip, max_frames, min(4 * clip, max_frames), step=1, label="Frames"
+                )
             l_sampling = sampling_inputs()
             l_go = gr.Button("Generate", variant="primary")
             l_out = outputs()
-            l_go.click(gen.generate, [l_prompt, l_label, *l_sampling[:4], l_sampling[4],
-                                      l_frames], l_out, api_name="long_video")  # fmt: skip
+            l_go.click(
+                gen.generate,
+                [l_prompt, l_label, *l_sampling[:4], l_sampling[4], l_frames],
+                l_out,
+                api_name="long_video",
+            )
     app.queue(default_concurrency_limit=limits.concurrency, max_size=limits.queue_size)
     return app
 
 
-def launch(app, host: str = "127.0.0.1", port: int = 7860, limits: Limits | None = None,
-           block: bool = True):  # fmt: skip
+def launch(
+    app, host: str = "127.0.0.1", port: int = 7860, limits: Limits | None = None, block: bool = True
+):
     """Serve ``app`` (no share link); returns (FastAPI app, local URL)."""
     limits = limits or Limits()
     app_, url, _ = app.launch(
-        server_name=host, server_port=port, share=False, inbrowser=False, quiet=True,
-        max_file_size=f"{limits.max_upload_mb}mb", ssr_mode=False, footer_links=["api"],
-        prevent_thread_lock=not block, show_error=False,
-    )  # fmt: skip
+        server_name=host,
+        server_port=port,
+        share=False,
+        inbrowser=False,
+        quiet=True,
+        max_file_size=f"{limits.max_upload_mb}mb",
+        ssr_mode=False,
+        footer_links=["api"],
+        prevent_thread_lock=not block,
+        show_error=False,
+    )
     return app_, url

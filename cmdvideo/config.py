@@ -256,8 +256,9 @@ def parse_overrides(pairs: list[str]) -> dict:
         try:
             value = yaml.safe_load(raw) if raw else ""
         except yaml.YAMLError:
-            raise ValueError(f"--set {pair}: the value is not valid YAML; quote it, e.g. "
-                             f"--set '{key}=\"{raw}\"'") from None  # fmt: skip
+            raise ValueError(
+                f"--set {pair}: the value is not valid YAML; quote it, e.g. --set '{key}=\"{raw}\"'"
+            ) from None
         if isinstance(value, str):
             try:  # YAML 1.1 leaves "1e-4" a string
                 value = float(value)
@@ -290,15 +291,19 @@ def _read_yaml(path: Path) -> dict:
         mark = getattr(err, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise ValueError(f"config {path}: not valid YAML{where}: {problem}; fix the file or "
-                         "start from a preset (cmdvideo/configs/)") from None  # fmt: skip
+        raise ValueError(
+            f"config {path}: not valid YAML{where}: {problem}; fix the file or "
+            "start from a preset (cmdvideo/configs/)"
+        ) from None
     except UnicodeDecodeError:
         raise ValueError(f"config {path}: not a text file; give a YAML config") from None
     if values is None:
         return {}
     if not isinstance(values, dict):
-        raise ValueError(f"config {path}: expected a mapping of sections (data:, train:, ...) at "
-                         f"the top, got {type(values).__name__}")  # fmt: skip
+        raise ValueError(
+            f"config {path}: expected a mapping of sections (data:, train:, ...) at "
+            f"the top, got {type(values).__name__}"
+        )
     return values
 
 

@@ -99,10 +99,14 @@ def resolve_pipeline_path(name_or_path: str | Path, allow_download: bool = False
             network request unless ``allow_download``.
     """
     return resolve_model_path(
-        name_or_path, "pipeline", "model_index.json",
-        "make one with `cmdvideo pipeline assemble`", BUNDLED_PIPELINES,
-        "reinstall cmdvideo, or retrain it with `make bundle`", allow_download,
-    )  # fmt: skip
+        name_or_path,
+        "pipeline",
+        "model_index.json",
+        "make one with `cmdvideo pipeline assemble`",
+        BUNDLED_PIPELINES,
+        "reinstall cmdvideo, or retrain it with `make bundle`",
+        allow_download,
+    )
 
 
 def is_cached(repo_id: str, filename: str) -> bool:

@@ -42,12 +42,12 @@ def no_network(monkeypatch):
 @pytest.fixture
 def no_sampling(monkeypatch):
     """Sampling fails the test: errors must come before any denoising step."""
-    import cmdvideo.pipelines.cmd as cmd
+    import cmdvideo.pipelines.sampling as sampling
 
     def refuse(*args, **kwargs):
         raise AssertionError("sampling started before the input was checked")
 
-    monkeypatch.setattr(cmd, "sample_content", refuse)
+    monkeypatch.setattr(sampling, "sample_content", refuse)
 
 
 @pytest.fixture

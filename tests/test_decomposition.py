@@ -10,9 +10,11 @@ from test_pipeline import _pipeline_dir
 
 from cmdvideo.cli import main
 from cmdvideo.data.video_io import write_video
+from cmdvideo.pipelines import sampling
 from cmdvideo.pipelines.cmd import CMDPipeline
-from cmdvideo.pipelines.decomposition import crossfade_clips, prepare_image, prepare_video
 from cmdvideo.pipelines.denoise import denoise
+from cmdvideo.pipelines.inputs import prepare_image, prepare_video
+from cmdvideo.pipelines.sampling import crossfade_clips
 
 CLIP = 8  # the test pipeline's training length (test_pipeline.SMALL)
 
@@ -277,13 +279,13 @@ def test_long_videos_are_made_clip_by_clip(pipe, monkeypatch):
     assert np.array_equal(out.frames, again.frames)
     # 21 frames from 8-frame clips overlapping by 4: 8 + 4 + 4 + 4 (+ 4, trimmed) -> 5 clips
     calls = []
-    original = pipe._sample_motion
+    original = sampling.motion_for
 
-    def spy(content, *args, **kwargs):
+    def spy(pipe, content, **kwargs):
         calls.append(kwargs.get("known") is not None)
-        return original(content, *args, **kwargs)
+        return original(pipe, content, **kwargs)
 
-    monkeypatch.setattr(pipe, "_sample_motion", spy)
+    monkeypatch.setattr(sampling, "motion_for", spy)
     pipe("a red circle", num_frames=21, num_inference_steps=2, generator=_gen())
     assert calls == [False, True, True, True, True]
     calls.clear()

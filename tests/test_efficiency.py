@@ -168,7 +168,7 @@ def test_full_video_baseline_is_a_trainer_stage(tmp_path):
     from cmdvideo.config import load_config
     from cmdvideo.models.text import WordTextEncoder
     from cmdvideo.training.baseline import FullVideoStage, sample_full_video, unet3d_stage
-    from cmdvideo.training.trainer import Stage
+    from cmdvideo.training.stage import Stage
 
     setting = tiny_setting("tiny", SMALL, batch_size=1)
     stage = FullVideoStage(setting.config, setting.captions, "video_dit")

@@ -24,7 +24,7 @@ from cmdvideo.training.follow import (
     follow_autoencoder,
     follow_data,
 )
-from cmdvideo.training.trainer import format_duration
+from cmdvideo.training.loop_utils import format_duration
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

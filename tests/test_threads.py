@@ -5,8 +5,8 @@ the pipeline was told otherwise), and puts the number there was back afterwards.
 import pytest
 import torch
 
-import cmdvideo.pipelines.cmd as cmd
-import cmdvideo.pipelines.decomposition as decomposition
+import cmdvideo.pipelines.components as components
+import cmdvideo.pipelines.sampling as sampling
 import cmdvideo.runtime as runtime
 from cmdvideo.pipelines.cmd import CMDPipeline
 
@@ -39,13 +39,13 @@ def untouched(monkeypatch):
     monkeypatch.setattr(runtime, "default_threads", rule)
     monkeypatch.setattr(runtime, "_rule_reading", None)
     seen = []
-    original = cmd.sample_content
+    original = sampling.sample_content
 
     def spy(*args, **kwargs):
         seen.append(torch.get_num_threads())
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(cmd, "sample_content", spy)
+    monkeypatch.setattr(sampling, "sample_content", spy)
     yield {"default": default, "seen": seen, "readings": readings}
     torch.set_num_threads(before)
 
@@ -90,14 +90,15 @@ def test_set_threads_overrides_the_rule(pipe, untouched):
 def test_every_generating_method_applies_it(pipe, untouched, monkeypatch):
     video = _generate(pipe).frames[0]
     seen = []
-    for name in ("prepare_video", "sample_motion"):  # where each method spends its time
-        original = getattr(decomposition, name)
+    # where each method spends its time: reading videos, sampling motion
+    for module, name in ((components, "prepare_video"), (sampling, "sample_motion")):
+        original = getattr(module, name)
 
         def spy(*args, _original=original, **kwargs):
             seen.append(torch.get_num_threads())
             return _original(*args, **kwargs)
 
-        monkeypatch.setattr(decomposition, name, spy)
+        monkeypatch.setattr(module, name, spy)
     pipe.transfer_motion(video, video)  # two videos read
     pipe.edit_video(video, PROMPT, num_inference_steps=1)  # one read
     pipe.image_to_video(video[0], num_inference_steps=1)  # one motion sampled

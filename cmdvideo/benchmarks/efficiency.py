@@ -117,16 +117,41 @@ def _sample_cmd(setting: TinySetting, steps: int, repeats: int, device: str) -> 
             return lambda: pipe(
                 prompt=prompt if accepts_text else None,
                 class_labels=[setting.label] if pipe.num_classes else None,
-                num_inference_steps=n, guidance_scale=1.0, generator=generator, output_type="pt",
-            )  # fmt: skip
+                num_inference_steps=n,
+                guidance_scale=1.0,
+                generator=generator,
+                output_type="pt",
+            )
 
         def content_step():
-            return sample_content(unet, pipe.content_scheduler, 1, labels, text, null, 1.0, 1,
-                                  generator, device, progress=False)  # fmt: skip
+            return sample_content(
+                unet,
+                pipe.content_scheduler,
+                1,
+                labels,
+                text,
+                null,
+                1.0,
+                1,
+                generator,
+                device,
+                progress=False,
+            )
 
         def motion_step():
-            return sample_motion(motion_model, pipe.motion_scheduler, content, num_frames, h + w,
-                                 motion_labels, pooled, 1.0, 1, generator, progress=False)  # fmt: skip
+            return sample_motion(
+                motion_model,
+                pipe.motion_scheduler,
+                content,
+                num_frames,
+                h + w,
+                motion_labels,
+                pooled,
+                1.0,
+                1,
+                generator,
+                progress=False,
+            )
 
         once = median_seconds(whole(1), repeats, device)
         parts = {
@@ -154,8 +179,15 @@ def _sample_unet3d(setting: TinySetting, steps: int, repeats: int, device: str) 
         states = encode_prompts(model.text_encoder, None, prompt, device).hidden
 
         def one_step():
-            return denoise(stage.denoiser(model, states), (1, *stage.video_shape), scheduler, 1,
-                           generator, device, progress=False)  # fmt: skip
+            return denoise(
+                stage.denoiser(model, states),
+                (1, *stage.video_shape),
+                scheduler,
+                1,
+                generator,
+                device,
+                progress=False,
+            )
 
         once = median_seconds(
             lambda: sample_full_video(stage, prompt, 1, generator, device), repeats, device
@@ -173,8 +205,9 @@ def _train_stage(stage, setting: TinySetting, repeats: int, device: str) -> dict
     cfg = setting.config.train
     model = stage.model().to(device).train()
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, betas=tuple(cfg.adam_betas),
-                                  weight_decay=cfg.weight_decay)  # fmt: skip
+    optimizer = torch.optim.AdamW(
+        params, lr=cfg.learning_rate, betas=tuple(cfg.adam_betas), weight_decay=cfg.weight_decay
+    )
     ema = EMAModel(params, decay=cfg.ema_decay)
 
     def step(batch):
@@ -196,8 +229,11 @@ def _train_stage(stage, setting: TinySetting, repeats: int, device: str) -> dict
         # from a latent cache (`cmdvideo cache`): the frozen encoder is not run every step
         with torch.no_grad():
             content, motion = codec.to(device).encode(batch["video"])
-        cached = {**{k: v for k, v in batch.items() if k != "video"},
-                  "content": content, "motion": motion}  # fmt: skip
+        cached = {
+            **{k: v for k, v in batch.items() if k != "video"},
+            "content": content,
+            "motion": motion,
+        }
         result["seconds_per_step_from_latent_cache"] = round(
             median_seconds(lambda: step(cached), repeats, device), 4
         )
@@ -303,7 +339,9 @@ def tiny_scale_measurements(run: TinyRun, isolate: bool = True) -> dict:
         logger.info("bench: %s done in %.1f s", job, time.perf_counter() - start)
     data = setting.config.data
     sampling = {"cmd": results["sample-cmd"], "unet3d": results["sample-unet3d"]}
-    training = {name: results[f"train-{name}"] for name in ("autoencoder", "content", "motion", "unet3d")}  # fmt: skip
+    training = {
+        name: results[f"train-{name}"] for name in ("autoencoder", "content", "motion", "unet3d")
+    }
     flops = tiny_scale_flops(setting, run.steps)
 
     def ratio(a, b):
@@ -412,8 +450,11 @@ def run_benchmark(
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        files = {"markdown": out / "efficiency.md", "json": out / "efficiency.json",
-                 "chart": out / "efficiency.png"}  # fmt: skip
+        files = {
+            "markdown": out / "efficiency.md",
+            "json": out / "efficiency.json",
+            "chart": out / "efficiency.png",
+        }
         result["files"] = {k: str(v) for k, v in files.items()}
         files["markdown"].write_text(format_markdown(result))
         plot_benchmark(result, files["chart"])

@@ -388,13 +388,16 @@ def tiny_cost_terms(setting: TinySetting) -> dict[str, list[CostTerm]]:
             content.net, motion.net, codec.autoencoder, data.num_frames, text, text, pooled
         )
     }
-    baselines = {"unet3d": unet3d_stage(setting.config, setting.captions),
-                 "video_dit": FullVideoStage(setting.config, setting.captions, "video_dit")}  # fmt: skip
+    baselines = {
+        "unet3d": unet3d_stage(setting.config, setting.captions),
+        "video_dit": FullVideoStage(setting.config, setting.captions, "video_dit"),
+    }
     for kind, stage in baselines.items():
         with torch.device("meta"):
             model = stage.model()
-            states = torch.randn(1, model.text_encoder.config.max_length,
-                                 model.text_encoder.embed_dim)  # fmt: skip
+            states = torch.randn(
+                1, model.text_encoder.config.max_length, model.text_encoder.embed_dim
+            )
         c, t, h, w = stage.video_shape
         terms[kind] = full_video_cost_terms(kind, model.net, c, t, (h, w), states)
     return terms
@@ -403,8 +406,10 @@ def tiny_cost_terms(setting: TinySetting) -> dict[str, list[CostTerm]]:
 def tiny_scale_flops(setting: TinySetting, steps: int) -> dict:
     """FLOPs per video (G = 1e9) of the tiny CMD and both tiny baselines."""
     terms = tiny_cost_terms(setting)
-    return {key: {"label": TINY_LABELS[key], **_method_summary(terms[key], steps, 1e9)}
-            for key in METHODS}  # fmt: skip
+    return {
+        key: {"label": TINY_LABELS[key], **_method_summary(terms[key], steps, 1e9)}
+        for key in METHODS
+    }
 
 
 def prompt_conditions(pipe, prompt: str, device) -> tuple:
@@ -442,10 +447,11 @@ def pipeline_flops_comparison(pipe, steps: int = 50, prompt: str = "a red circle
     text, null, pooled = prompt_conditions(pipe, prompt, pipe.device)
     num_frames = pipe.config.num_frames
     cmd = flops_per_video(
-        cmd_cost_terms(content_model, pipe.motion_model, autoencoder, num_frames, text, null,
-                       pooled),
+        cmd_cost_terms(
+            content_model, pipe.motion_model, autoencoder, num_frames, text, null, pooled
+        ),
         steps,
-    )  # fmt: skip
+    )
     channels = content_model.config.in_channels
     h, w = spatial_size(content_model)
     width = content_model.config.cross_attention_dim

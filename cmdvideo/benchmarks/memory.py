@@ -75,8 +75,14 @@ class CheckpointProbe:
                 self.kept[a.untyped_storage().data_ptr()] = a.untyped_storage().nbytes()
         inner = SavedTensors()
         with torch.enable_grad(), inner.recording():  # one uncheckpointed run, to measure it
-            module(*[a.detach().requires_grad_() if torch.is_tensor(a) and a.is_floating_point()
-                     else a for a in args])  # fmt: skip
+            module(
+                *[
+                    a.detach().requires_grad_()
+                    if torch.is_tensor(a) and a.is_floating_point()
+                    else a
+                    for a in args
+                ]
+            )
         self.largest_block = max(self.largest_block, inner.bytes)
         return torch.utils.checkpoint.checkpoint(module.__call__, *args, use_reentrant=False)
 
@@ -137,8 +143,12 @@ def stage_model(preset: str, stage: str, scale: int):
 
     def conditions(b: int):
         states = torch.randn(b, 77, text_width) if text_width else None
-        return (torch.full((b,), 500), states, None if states is None else states.mean(1),
-                torch.zeros(b, dtype=torch.long) if classes else None)  # fmt: skip
+        return (
+            torch.full((b,), 500),
+            states,
+            None if states is None else states.mean(1),
+            torch.zeros(b, dtype=torch.long) if classes else None,
+        )
 
     if stage == "autoencoder":
         vae_params = 83_653_863 if latent else 0  # SD's AutoencoderKL (frozen, latent mode)
@@ -152,8 +162,9 @@ def stage_model(preset: str, stage: str, scale: int):
         )
     if stage == "content":
         build = build_content_dit if config.content.backbone == "dit" else build_content_unet
-        content = build(config.content.preset, c, (sh, sw), classes, config.content.overrides,
-                        text_width)  # fmt: skip
+        content = build(
+            config.content.preset, c, (sh, sw), classes, config.content.overrides, text_width
+        )
 
         def content_forward(b: int):
             timestep, states, pooled, labels = conditions(b)
@@ -161,15 +172,19 @@ def stage_model(preset: str, stage: str, scale: int):
             if config.content.backbone == "dit":
                 return content(frame, timestep, labels, pooled)
             hidden = states if states is not None else torch.zeros(b, 1, 768)
-            return content(frame, timestep, encoder_hidden_states=hidden,
-                           class_labels=labels).sample  # fmt: skip
+            return content(
+                frame, timestep, encoder_hidden_states=hidden, class_labels=labels
+            ).sample
 
         return content, ae_params + clip, content_forward, ratio, config
     # The motion DiT's tokens grow with h + w, not h * w: measured at full size directly.
-    motion = MotionDiT(**{**motion_dit_preset(config.motion.preset), **config.motion.overrides},
-                       motion_channels=ae_kwargs["motion_channels"], content_channels=c,
-                       num_classes=classes if "class" in config.motion.condition else 0,
-                       text_embed_dim=text_width)  # fmt: skip
+    motion = MotionDiT(
+        **{**motion_dit_preset(config.motion.preset), **config.motion.overrides},
+        motion_channels=ae_kwargs["motion_channels"],
+        content_channels=c,
+        num_classes=classes if "class" in config.motion.condition else 0,
+        text_embed_dim=text_width,
+    )
     p = ae_kwargs["patch_size"]
 
     def motion_forward(b: int):
@@ -186,11 +201,16 @@ def measure_job(preset: str, stage: str, scale: int) -> dict:
     weights) and the per-sample part (activations) are told apart by the two batches."""
     model, frozen, forward, ratio, config = stage_model(preset, stage, scale)
     model.train()
-    out = {"params": _params(model), "frozen_params": frozen, "ratio": ratio,
-           "batch_size": config.train.batch_size}  # fmt: skip
+    out = {
+        "params": _params(model),
+        "frozen_params": frozen,
+        "ratio": ratio,
+        "batch_size": config.train.batch_size,
+    }
     for kind in ("plain", "checkpointed"):
-        b1, b2 = (activation_bytes(model, lambda b=b: forward(b), kind == "checkpointed")
-                  for b in (1, 2))  # fmt: skip
+        b1, b2 = (
+            activation_bytes(model, lambda b=b: forward(b), kind == "checkpointed") for b in (1, 2)
+        )
         out[kind] = {"per_sample": b2 - b1, "constant": 2 * b1 - b2}
     return out
 
@@ -199,8 +219,7 @@ def _isolated(preset: str, stage: str, scale: int) -> dict:
     """``measure_job`` in a fresh process: one paper-size model in memory at a time."""
     import subprocess
 
-    argv = [sys.executable, "-m", "cmdvideo.benchmarks.memory", "--job", preset, stage,
-            str(scale)]  # fmt: skip
+    argv = [sys.executable, "-m", "cmdvideo.benchmarks.memory", "--job", preset, stage, str(scale)]
     proc = subprocess.run(argv, capture_output=True, text=True, check=False)
     if proc.returncode:
         raise RuntimeError(f"{preset} {stage} 1/{scale} failed:\n{proc.stderr[-2000:]}")
@@ -227,8 +246,12 @@ def measure_preset(preset: str, scales=(4, 8)) -> dict:
     from ..config import load_config
 
     config = load_config(preset)
-    return {"preset": preset, "batch_size": config.train.batch_size,
-            "gradient_checkpointing": config.train.gradient_checkpointing, "stages": rows}  # fmt: skip
+    return {
+        "preset": preset,
+        "batch_size": config.train.batch_size,
+        "gradient_checkpointing": config.train.gradient_checkpointing,
+        "stages": rows,
+    }
 
 
 def to_markdown(results: list[dict]) -> str:

@@ -48,8 +48,9 @@ def _commands(snippet: str) -> dict[str, list[str]]:
     prompt = re.search(r'prompt="([^"]+)"', snippet)
     if prompt is None:
         raise ValueError('the README snippet has no prompt="..." to give the command line')
-    without_rule = re.sub(r"^(pipe = .*)$", r"\1\npipe.set_threads(None)", snippet, count=1,
-                          flags=re.M)  # fmt: skip
+    without_rule = re.sub(
+        r"^(pipe = .*)$", r"\1\npipe.set_threads(None)", snippet, count=1, flags=re.M
+    )
     if without_rule == snippet:
         raise ValueError("the README snippet has no `pipe = ...` line")
     cli = [sys.executable, "-m", "cmdvideo.cli", "sample", "--model", "moving-shapes-tiny"]
@@ -96,8 +97,11 @@ def measure(repeats: int = 5, load: bool = True, ways: tuple[str, ...] = WAYS) -
                     runs[way].append(round(seconds, 2))
                     found = re.search(r"(\d+) threads?\)", text)
                     cli_threads = int(found.group(1)) if way == "cli" and found else cli_threads
-                    print(f"repeat {r + 1}/{repeats} {way:24s} {seconds:6.1f} s", file=sys.stderr,
-                          flush=True)  # fmt: skip
+                    print(
+                        f"repeat {r + 1}/{repeats} {way:24s} {seconds:6.1f} s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
     finally:
         if competitor is not None:
             competitor.kill()
@@ -105,13 +109,18 @@ def measure(repeats: int = 5, load: bool = True, ways: tuple[str, ...] = WAYS) -
     medians = {way: statistics.median(times) for way, times in runs.items()}
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
-        "cores": cores, "repeats": repeats, "one_core_kept_busy": load,
-        "busy_cores_before": round(busy_before, 2), "busy_cores_during": round(busy_during, 2),
-        "cli_threads": cli_threads, "python": platform.python_version(),
-        "snippet": commands["snippet"][2], "runs_s": runs,
+        "cores": cores,
+        "repeats": repeats,
+        "one_core_kept_busy": load,
+        "busy_cores_before": round(busy_before, 2),
+        "busy_cores_during": round(busy_during, 2),
+        "cli_threads": cli_threads,
+        "python": platform.python_version(),
+        "snippet": commands["snippet"][2],
+        "runs_s": runs,
         "median_s": {way: round(m, 2) for way, m in medians.items()},
         **{f"{way} / cli": round(medians[way] / medians["cli"], 2) for way in ways},
-    }  # fmt: skip
+    }
 
 
 def to_markdown(result: dict) -> str:
@@ -139,8 +148,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="outputs/python-api", help="folder for python_api.*")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-load", action="store_true", help="no competing process")
-    parser.add_argument("--ways", nargs="+", choices=WAYS, default=list(WAYS),
-                        help="which to run (default: all three; always give cli)")  # fmt: skip
+    parser.add_argument(
+        "--ways",
+        nargs="+",
+        choices=WAYS,
+        default=list(WAYS),
+        help="which to run (default: all three; always give cli)",
+    )
     args = parser.parse_args(argv)
     result = measure(args.repeats, load=not args.no_load, ways=tuple(args.ways))
     out = Path(args.out)

@@ -14,8 +14,11 @@ def _fmt(x, digits: int = 1) -> str:
 
 def format_markdown(result: dict) -> str:
     """The report: paper-scale FLOPs beside Table 4, tiny measurements, conventions."""
-    lines = [f"# CMD efficiency benchmark (`cmdvideo bench --scale {result['scale']} "
-             f"--steps {result['steps']}`)", ""]  # fmt: skip
+    lines = [
+        f"# CMD efficiency benchmark (`cmdvideo bench --scale {result['scale']} "
+        f"--steps {result['steps']}`)",
+        "",
+    ]
     if "paper" in result:
         lines += _paper_markdown(result["paper"])
     if "tiny" in result:
@@ -49,9 +52,13 @@ def _paper_markdown(paper: dict) -> list[str]:
     lines.append(
         f"| LVDM (not built here) | – | – | – | – | {_fmt(PAPER_TFLOPS['lvdm'])} | – | – |"
     )
-    lines += ["", "CMD by component (per video):", "",
-              "| component | parameters | calls | TFLOPs per call | TFLOPs | attention share |",
-              "|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+    lines += [
+        "",
+        "CMD by component (per video):",
+        "",
+        "| component | parameters | calls | TFLOPs per call | TFLOPs | attention share |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for comp in cmd["components"]:
         lines.append(
             f"| {comp['name']} | {_fmt(comp['params_m'])} M | {comp['calls']} | "
@@ -127,8 +134,12 @@ def _tiny_markdown(tiny: dict) -> list[str]:
         "s / step from latent cache |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    names = {"autoencoder": "CMD autoencoder", "content": "CMD content model",
-             "motion": "CMD motion model", "unet3d": "3-D UNet baseline"}  # fmt: skip
+    names = {
+        "autoencoder": "CMD autoencoder",
+        "content": "CMD content model",
+        "motion": "CMD motion model",
+        "unet3d": "3-D UNet baseline",
+    }
     for key, label in names.items():
         row = train[key]
         ratio = r["training_step"].get(key)
@@ -160,26 +171,38 @@ def plot_benchmark(result: dict, path: str | Path) -> Path:
             "ours, 2 per MAC": [m[k]["flops_per_video"] for k in METHODS] + [None],
             "ours, MACs w/o attn.": [m[k]["macs_without_attention_per_video"] for k in METHODS]
             + [None],
-            "paper (Table 4)": [PAPER_TFLOPS["cmd"], PAPER_TFLOPS["unet3d"], None,
-                                PAPER_TFLOPS["lvdm"]],
-        }  # fmt: skip
+            "paper (Table 4)": [
+                PAPER_TFLOPS["cmd"],
+                PAPER_TFLOPS["unet3d"],
+                None,
+                PAPER_TFLOPS["lvdm"],
+            ],
+        }
         _grouped_bars(ax, names, series)
-        ax.set(yscale="log", ylabel="TFLOPs per video",
-               title=f"Paper scale, {result['steps']} steps (meta)")  # fmt: skip
+        ax.set(
+            yscale="log",
+            ylabel="TFLOPs per video",
+            title=f"Paper scale, {result['steps']} steps (meta)",
+        )
     if "tiny" in result:
         tiny = result["tiny"]
         ratios, device = tiny["ratios_over_cmd"], tiny["setting"]["device"]
         names = ["CMD", "3-D UNet"]
-        panels = (("seconds_per_video", "time_per_video", "seconds", f"time per video ({device})"),
-                  ("peak_memory_mib", "peak_memory_sampling", "MiB", "peak memory, sampling"))  # fmt: skip
+        panels = (
+            ("seconds_per_video", "time_per_video", "seconds", f"time per video ({device})"),
+            ("peak_memory_mib", "peak_memory_sampling", "MiB", "peak memory, sampling"),
+        )
         for key, ratio, unit, title in panels:
             ax = axes.pop(0)
             _grouped_bars(ax, names, {unit: [tiny["sampling"][k][key] for k in ("cmd", "unet3d")]})
             ax.set(ylabel=unit, title=f"Tiny: {title}, {_fmt(ratios[ratio])}×")
         ax = axes.pop(0)
         keys = ("autoencoder", "content", "motion", "unet3d")
-        _grouped_bars(ax, ["CMD\nautoenc.", "CMD\ncontent", "CMD\nmotion", "3-D UNet"],
-                      {"s / step": [tiny["training"][k]["seconds_per_step"] for k in keys]})  # fmt: skip
+        _grouped_bars(
+            ax,
+            ["CMD\nautoenc.", "CMD\ncontent", "CMD\nmotion", "3-D UNet"],
+            {"s / step": [tiny["training"][k]["seconds_per_step"] for k in keys]},
+        )
         ax.set(
             ylabel="seconds",
             title=f"Tiny: training step, batch {tiny['setting']['training_batch_size']}",
@@ -199,8 +222,13 @@ def _grouped_bars(ax, names: list[str], series: dict[str, list]) -> None:
         bars = ax.bar(xs, heights, width, label=label if n > 1 else None)
         for bar, v in zip(bars, values):
             if v is not None:
-                ax.annotate(f"{v:,.0f}" if v >= 100 else f"{v:.3g}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                            ha="center", va="bottom", fontsize=7)  # fmt: skip
+                ax.annotate(
+                    f"{v:,.0f}" if v >= 100 else f"{v:.3g}",
+                    (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                )
     ax.set_xticks(range(len(names)), names, fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     if n > 1:

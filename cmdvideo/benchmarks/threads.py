@@ -53,8 +53,11 @@ def run_job(job: str, setting: str, repeats: int, dry_run: bool) -> dict:
         steps = 2 if dry_run else 25
         for i in range(repeats + 1):  # the first call warms up
             start = time.perf_counter()
-            pipe(prompt="a red circle moving left on a blue background", num_inference_steps=steps,
-                 generator=torch.Generator().manual_seed(i))  # fmt: skip
+            pipe(
+                prompt="a red circle moving left on a blue background",
+                num_inference_steps=steps,
+                generator=torch.Generator().manual_seed(i),
+            )
             times.append(time.perf_counter() - start)
     elif job == "train":
         from ..config import load_config
@@ -76,13 +79,27 @@ def run_job(job: str, setting: str, repeats: int, dry_run: bool) -> dict:
             times.append(time.perf_counter() - start)
     else:
         raise ValueError(f"job must be one of {JOBS}, got {job!r}")
-    return {"job": job, "setting": setting, "threads": torch.get_num_threads(),
-            "seconds": statistics.median(times[1:]), "all_seconds": times}  # fmt: skip
+    return {
+        "job": job,
+        "setting": setting,
+        "threads": torch.get_num_threads(),
+        "seconds": statistics.median(times[1:]),
+        "all_seconds": times,
+    }
 
 
 def _isolated(job: str, setting: str, repeats: int, dry_run: bool) -> dict:
-    argv = [sys.executable, "-m", "cmdvideo.benchmarks.threads", "--job", job, "--setting",
-            setting, "--repeats", str(repeats)] + (["--dry-run"] if dry_run else [])  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "cmdvideo.benchmarks.threads",
+        "--job",
+        job,
+        "--setting",
+        setting,
+        "--repeats",
+        str(repeats),
+    ] + (["--dry-run"] if dry_run else [])
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
     if proc.returncode:
@@ -103,8 +120,12 @@ def measure(repeats: int = 4, dry_run: bool = False) -> dict:
                 for setting in SETTINGS:
                     row = _isolated(job, setting, repeats, dry_run)
                     rows.append({**row, "load": load})
-                    print(f"{load:14s} {job:6s} {setting:14s} threads {row['threads']}: "
-                          f"{row['seconds']:.3f} s", file=sys.stderr, flush=True)  # fmt: skip
+                    print(
+                        f"{load:14s} {job:6s} {setting:14s} threads {row['threads']}: "
+                        f"{row['seconds']:.3f} s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
         finally:
             if competitor is not None:
                 competitor.kill()
@@ -137,7 +158,7 @@ def to_markdown(result: dict) -> str:
                     f"{cells[s]['seconds'] / best:.1f}×)"
                     for s in SETTINGS
                 )
-                + " |"  # fmt: skip
+                + " |"
             )
     return "\n".join(lines) + "\n"
 

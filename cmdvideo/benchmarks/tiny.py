@@ -60,8 +60,9 @@ def cmd_stages(setting: TinySetting, device: str | None = None):
     if codec.autoencoder.config.motion_scaling_factor is None:
         # random weights: any factor will do, the motion stage only requires one
         codec.autoencoder.register_to_config(motion_scaling_factor=1.0)
-    kwargs = dict(num_classes=len(setting.classes), captions=setting.captions,
-                  class_names=setting.classes)  # fmt: skip
+    kwargs = dict(
+        num_classes=len(setting.classes), captions=setting.captions, class_names=setting.classes
+    )
     content = ContentStage(setting.config, codec, **kwargs)
     motion = MotionStage(setting.config, codec, **kwargs)
     with torch.device(device or "cpu"):
@@ -89,6 +90,6 @@ def cmd_pipeline(setting: TinySetting):
         motion_text_encoder=getattr(motion, "text_encoder", None) or None,
         class_names=setting.classes or None,
         num_frames=setting.config.data.num_frames,
-    )  # fmt: skip
+    )
     pipe.set_progress_bar_config(disable=True)
     return pipe

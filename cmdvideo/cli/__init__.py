@@ -97,6 +97,6 @@ def _end_processes(barrier: bool) -> None:
     exits (left to interpreter teardown, gloo's destructor can deadlock)."""
     dist = sys.modules.get("torch.distributed")
     if dist is not None and dist.is_available() and dist.is_initialized():
-        from ..training.trainer import end_process_group
+        from ..training.loop_utils import end_process_group
 
         end_process_group(barrier=barrier)

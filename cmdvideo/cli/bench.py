@@ -15,10 +15,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from ..benchmarks.report import format_markdown
 
     result = run_benchmark(
-        scale=args.scale, steps=args.steps, repeats=args.repeats, out=args.out,
-        device=device_of(args), config=args.config, overrides=args.overrides,
-        batch_size=args.batch_size, threads=args.threads, isolate=not args.in_process,
-    )  # fmt: skip
+        scale=args.scale,
+        steps=args.steps,
+        repeats=args.repeats,
+        out=args.out,
+        device=device_of(args),
+        config=args.config,
+        overrides=args.overrides,
+        batch_size=args.batch_size,
+        threads=args.threads,
+        isolate=not args.in_process,
+    )
     print(format_markdown(result))
     for path in result["files"].values():
         print(path)
@@ -39,15 +46,17 @@ def register(sub) -> None:
         "of the tiny CMD against a 3-D UNet with its content UNet's widths, measured here, "
         "each job in a fresh process (minutes). Writes efficiency.md/.json/.png to --out.",
     )
-    p.add_argument("--scale", choices=("paper", "tiny", "both"), default="both",
-                   help="default: %(default)s")  # fmt: skip
+    p.add_argument(
+        "--scale", choices=("paper", "tiny", "both"), default="both", help="default: %(default)s"
+    )
     p.add_argument("--steps", type=int, default=50, help="DDIM steps per video (default 50)")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per measurement (median)")
     p.add_argument("--out", default=DEFAULT_OUT, help="output folder (default %(default)s)")
     add_json_arg(p)
     add_config_args(p)  # the tiny-scale config
-    p.add_argument("--batch-size", type=int, default=None,
-                   help="training batch (default: the config's)")  # fmt: skip
+    p.add_argument(
+        "--batch-size", type=int, default=None, help="training batch (default: the config's)"
+    )
     p.add_argument(
         "--in-process",
         action="store_true",

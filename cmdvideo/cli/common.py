@@ -86,16 +86,32 @@ def add_sampling_args(p: argparse.ArgumentParser) -> None:
     """How a pipeline samples: steps, guidance, CFG rescale, sampler."""
     from ..pipelines.samplers import SAMPLERS
 
-    p.add_argument("--steps", type=int, default=None,
-                   help="denoising steps per stage (default: the pipeline's own)")  # fmt: skip
-    p.add_argument("--guidance", type=float, default=None,
-                   help="CFG scale of both stages, >= 0 (1 = no guidance; default: the "
-                   "pipeline's own per stage)")  # fmt: skip
-    p.add_argument("--guidance-rescale", type=float, default=None,
-                   help="CFG rescale phi in [0, 1] of both stages (default: the pipeline's own; "
-                   "0 = plain CFG)")  # fmt: skip
-    p.add_argument("--scheduler", default="ddim", choices=sorted(SAMPLERS),
-                   help="sampler of both stages (default %(default)s; dpm = DPM-Solver++)")  # fmt: skip
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="denoising steps per stage (default: the pipeline's own)",
+    )
+    p.add_argument(
+        "--guidance",
+        type=float,
+        default=None,
+        help="CFG scale of both stages, >= 0 (1 = no guidance; default: the "
+        "pipeline's own per stage)",
+    )
+    p.add_argument(
+        "--guidance-rescale",
+        type=float,
+        default=None,
+        help="CFG rescale phi in [0, 1] of both stages (default: the pipeline's own; "
+        "0 = plain CFG)",
+    )
+    p.add_argument(
+        "--scheduler",
+        default="ddim",
+        choices=sorted(SAMPLERS),
+        help="sampler of both stages (default %(default)s; dpm = DPM-Solver++)",
+    )
 
 
 # -- runtime -------------------------------------------------------------------------------

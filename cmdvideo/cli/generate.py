@@ -21,21 +21,27 @@ def cmd_pipeline_assemble(args: argparse.Namespace) -> int:
 
     check_output_folder(args.out)
     try:
-        defaults = sampling_defaults(args.content_guidance, args.motion_guidance, args.steps,
-                                     args.guidance_rescale)  # fmt: skip
+        defaults = sampling_defaults(
+            args.content_guidance, args.motion_guidance, args.steps, args.guidance_rescale
+        )
     except ValueError as err:  # name the flags, not the stored keys
-        flags = {"content_guidance_scale": "--content-guidance", "motion_guidance_scale":
-                 "--motion-guidance", "num_inference_steps": "--steps",
-                 "guidance_rescale": "--guidance-rescale"}  # fmt: skip
+        flags = {
+            "content_guidance_scale": "--content-guidance",
+            "motion_guidance_scale": "--motion-guidance",
+            "num_inference_steps": "--steps",
+            "guidance_rescale": "--guidance-rescale",
+        }
         message = str(err)
         for key, flag in flags.items():
             message = message.replace(key, flag)
         raise ValueError(message) from None
     pipe = assemble_pipeline(args.autoencoder, args.content, args.motion, defaults)
     pipe.save_pretrained(args.out)
-    print(f"pipeline: {args.out} (defaults: guidance content {args.content_guidance}, motion "
-          f"{args.motion_guidance}, rescale {args.guidance_rescale}; {args.steps} steps per "
-          "stage)")  # fmt: skip
+    print(
+        f"pipeline: {args.out} (defaults: guidance content {args.content_guidance}, motion "
+        f"{args.motion_guidance}, rescale {args.guidance_rescale}; {args.steps} steps per "
+        "stage)"
+    )
     for name, module in pipe.components.items():
         if hasattr(module, "parameters"):
             count = sum(p.numel() for p in module.parameters())
@@ -72,12 +78,21 @@ def check_sample(args: argparse.Namespace) -> None:
     if args.strength is not None and not args.image:
         raise ValueError("--strength refines an --image; give --image PATH")
     check_before_loading(
-        args, prompt=args.prompt or None, class_labels=_labels(args),
-        num_inference_steps=args.steps, guidance_scale=args.guidance,
-        guidance_rescale=args.guidance_rescale, num_videos_per_prompt=args.num_videos,
-        num_frames=args.num_frames, overlap=args.overlap, strength=args.strength,
-        image=args.image, seed=args.seed, upscale=args.upscale, sampler=args.scheduler,
-    )  # fmt: skip
+        args,
+        prompt=args.prompt or None,
+        class_labels=_labels(args),
+        num_inference_steps=args.steps,
+        guidance_scale=args.guidance,
+        guidance_rescale=args.guidance_rescale,
+        num_videos_per_prompt=args.num_videos,
+        num_frames=args.num_frames,
+        overlap=args.overlap,
+        strength=args.strength,
+        image=args.image,
+        seed=args.seed,
+        upscale=args.upscale,
+        sampler=args.scheduler,
+    )
     _conditions(args)
 
 
@@ -90,9 +105,14 @@ def cmd_sample(args: argparse.Namespace) -> int:
     out_dir = Path(args.out)
     jobs = [c for c in _conditions(args) for _ in range(args.num_videos)]
     pipe = load_pipeline(args, progress=not args.quiet and len(jobs) == 1)
-    call = dict(num_inference_steps=args.steps, guidance_scale=args.guidance,
-                guidance_rescale=args.guidance_rescale, num_frames=args.num_frames,
-                overlap=args.overlap, output_type="np")  # fmt: skip
+    call = dict(
+        num_inference_steps=args.steps,
+        guidance_scale=args.guidance,
+        guidance_rescale=args.guidance_rescale,
+        num_frames=args.num_frames,
+        overlap=args.overlap,
+        output_type="np",
+    )
     seconds, shape = 0.0, None
     # One video per call, video k from seed + k (the same video as `pipe(...,
     # generator=torch.Generator().manual_seed(seed + k))`), each written as soon as it is made.
@@ -103,34 +123,48 @@ def cmd_sample(args: argparse.Namespace) -> int:
                 generator = torch.Generator().manual_seed(args.seed + k)
                 start = time.perf_counter()
                 if args.image:
-                    out = pipe.image_to_video(args.image, prompt, label, generator=generator,
-                                              strength=args.strength or 0.0, **call)  # fmt: skip
+                    out = pipe.image_to_video(
+                        args.image,
+                        prompt,
+                        label,
+                        generator=generator,
+                        strength=args.strength or 0.0,
+                        **call,
+                    )
                 else:
                     out = pipe(prompt, label, generator=generator, **call)
                 seconds += time.perf_counter() - start
                 folder.add(out.frames[0], name)
                 shape = out.frames.shape[1:4]
         except KeyboardInterrupt:
-            print(f"interrupted: {len(folder.names)} of {len(jobs)} videos kept in {out_dir}/",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"interrupted: {len(folder.names)} of {len(jobs)} videos kept in {out_dir}/",
+                file=sys.stderr,
+            )
             raise
     print("\n".join(str(p) for p in folder.close()))
     n = len(jobs)
     t, h, w = shape
-    print(f"{n} videos ({t} frames, {h}x{w}) in {seconds:.1f} s ({seconds / n:.2f} s per "
-          f"video, {args.steps} {args.scheduler} steps per stage, seeds {args.seed}.."
-          f"{args.seed + n - 1}, device {pipe.device}, {args.threads} "
-          f"thread{'s' if args.threads != 1 else ''})")  # fmt: skip
+    print(
+        f"{n} videos ({t} frames, {h}x{w}) in {seconds:.1f} s ({seconds / n:.2f} s per "
+        f"video, {args.steps} {args.scheduler} steps per stage, seeds {args.seed}.."
+        f"{args.seed + n - 1}, device {pipe.device}, {args.threads} "
+        f"thread{'s' if args.threads != 1 else ''})"
+    )
     return 0
 
 
 def check_demo(args: argparse.Namespace) -> None:
     check_output_folder(args.out)
     check_before_loading(
-        args, prompt=args.prompt or None, num_inference_steps=args.steps,
-        guidance_scale=args.guidance, guidance_rescale=args.guidance_rescale, seed=args.seed,
+        args,
+        prompt=args.prompt or None,
+        num_inference_steps=args.steps,
+        guidance_scale=args.guidance,
+        guidance_rescale=args.guidance_rescale,
+        seed=args.seed,
         sampler=args.scheduler,
-    )  # fmt: skip
+    )
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -155,35 +189,43 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"(content) and {motion_g} (motion), rescale {rescale}. Each video: content frame by "
         "image diffusion, motion latent by the motion DiT guided by it, decoded by the CMD "
         "autoencoder."
-    )  # fmt: skip
+    )
     entries = []
     try:
         for i, prompt in enumerate(tqdm(prompts, desc="demo", unit="video")):
             seed = args.seed + i
             start = time.perf_counter()
             frames = pipe(
-                prompt=prompt, num_inference_steps=args.steps, guidance_scale=args.guidance,
+                prompt=prompt,
+                num_inference_steps=args.steps,
+                guidance_scale=args.guidance,
                 guidance_rescale=args.guidance_rescale,
                 generator=torch.Generator().manual_seed(seed),
-            ).frames  # fmt: skip
+            ).frames
             seconds = time.perf_counter() - start
             write_sample_video(out, i, frames[0])
-            entries.append({"file": video_stem(i), "prompt": prompt, "seed": seed,
-                            "seconds": seconds})  # fmt: skip
+            entries.append(
+                {"file": video_stem(i), "prompt": prompt, "seed": seed, "seconds": seconds}
+            )
             page = write_gallery(out, entries, title, about)  # each video listed once it exists
     except KeyboardInterrupt:
-        print(f"interrupted: {len(entries)} of {len(prompts)} videos kept in {out}/",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"interrupted: {len(entries)} of {len(prompts)} videos kept in {out}/", file=sys.stderr
+        )
         raise
     per_video = sum(e["seconds"] for e in entries) / len(entries)
     print(f"{len(entries)} videos in {out}/ (mp4 + gif each), gallery: {page}")
-    print(f"seconds per video: {per_video:.2f} ({args.steps} {args.scheduler} steps per stage, "
-          f"guidance: content {content_g}, motion {motion_g}, rescale {rescale}; {pipe.device}, "
-          f"{args.threads} thread{'s' if args.threads != 1 else ''})")  # fmt: skip
+    print(
+        f"seconds per video: {per_video:.2f} ({args.steps} {args.scheduler} steps per stage, "
+        f"guidance: content {content_g}, motion {motion_g}, rescale {rescale}; {pipe.device}, "
+        f"{args.threads} thread{'s' if args.threads != 1 else ''})"
+    )
     flops = pipeline_flops_comparison(pipe, args.steps)
-    print(f"FLOPs per video: CMD {flops['cmd_gflops']:.1f} G against {flops['unet3d_gflops']:.1f} "
-          f"G for a 3-D UNet of the same widths on the whole video "
-          f"({flops['unet3d_gflops'] / flops['cmd_gflops']:.1f}x), {args.steps} steps, no CFG")  # fmt: skip
+    print(
+        f"FLOPs per video: CMD {flops['cmd_gflops']:.1f} G against {flops['unet3d_gflops']:.1f} "
+        f"G for a 3-D UNet of the same widths on the whole video "
+        f"({flops['unet3d_gflops'] / flops['cmd_gflops']:.1f}x), {args.steps} steps, no CFG"
+    )
     print(f"demo: {time.perf_counter() - total_start:.1f} s in all")
     return 0
 
@@ -202,14 +244,30 @@ def register(sub) -> None:
     p.add_argument("--content", required=True, help="`cmdvideo train content` folder")
     p.add_argument("--motion", required=True, help="`cmdvideo train motion` folder")
     p.add_argument("--out", required=True, help="pipeline folder to write")
-    p.add_argument("--content-guidance", type=float, default=4.0,
-                   help="default CFG scale of the content stage (stored in the pipeline)")  # fmt: skip
-    p.add_argument("--motion-guidance", type=float, default=4.0,
-                   help="default CFG scale of the motion stage (stored in the pipeline)")  # fmt: skip
-    p.add_argument("--steps", type=int, default=50,
-                   help="default denoising steps per stage (stored in the pipeline)")  # fmt: skip
-    p.add_argument("--guidance-rescale", type=float, default=0.0,
-                   help="default CFG rescale phi of both stages (stored in the pipeline)")  # fmt: skip
+    p.add_argument(
+        "--content-guidance",
+        type=float,
+        default=4.0,
+        help="default CFG scale of the content stage (stored in the pipeline)",
+    )
+    p.add_argument(
+        "--motion-guidance",
+        type=float,
+        default=4.0,
+        help="default CFG scale of the motion stage (stored in the pipeline)",
+    )
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=50,
+        help="default denoising steps per stage (stored in the pipeline)",
+    )
+    p.add_argument(
+        "--guidance-rescale",
+        type=float,
+        default=0.0,
+        help="default CFG rescale phi of both stages (stored in the pipeline)",
+    )
     p.set_defaults(func=cmd_pipeline_assemble)
 
     p = sub.add_parser(
@@ -220,9 +278,12 @@ def register(sub) -> None:
         "(video k from seed + k), prompts.txt, and grid.png (one row per video, the first 64); "
         "Ctrl-C keeps every finished video.",
     )
-    p.add_argument("--model", default="moving-shapes-tiny",
-                   help="pipeline folder (`cmdvideo pipeline assemble`), a bundled name or a hub "
-                   "id (default %(default)s)")  # fmt: skip
+    p.add_argument(
+        "--model",
+        default="moving-shapes-tiny",
+        help="pipeline folder (`cmdvideo pipeline assemble`), a bundled name or a hub "
+        "id (default %(default)s)",
+    )
     p.add_argument("--prompt", action="append", default=[], help="text prompt (repeatable)")
     p.add_argument(
         "--class",
@@ -232,19 +293,34 @@ def register(sub) -> None:
         help="class label: index or name (repeatable; one per prompt, or one for all)",
     )
     p.add_argument("--unconditional", action="store_true", help="no prompt and no class")
-    p.add_argument("--num-videos", type=int, default=1,
-                   help="videos per prompt / class / --image (default 1)")  # fmt: skip
-    p.add_argument("--num-frames", type=int, default=None,
-                   help="frames per video (default: the training length; longer videos are "
-                   "made clip by clip)")  # fmt: skip
-    p.add_argument("--overlap", type=int, default=None,
-                   help="frames each next clip shares with the one before (default: half a clip)")  # fmt: skip
-    p.add_argument("--image", default=None,
-                   help="image-to-video: this image is the content frame; only the motion is "
-                   "sampled (prompt / class optional)")  # fmt: skip
-    p.add_argument("--strength", type=float, default=None,
-                   help="with --image: in [0, 1], let the content model first re-denoise the "
-                   "image from this noise level under the prompt (default 0: keep it)")  # fmt: skip
+    p.add_argument(
+        "--num-videos", type=int, default=1, help="videos per prompt / class / --image (default 1)"
+    )
+    p.add_argument(
+        "--num-frames",
+        type=int,
+        default=None,
+        help="frames per video (default: the training length; longer videos are made clip by clip)",
+    )
+    p.add_argument(
+        "--overlap",
+        type=int,
+        default=None,
+        help="frames each next clip shares with the one before (default: half a clip)",
+    )
+    p.add_argument(
+        "--image",
+        default=None,
+        help="image-to-video: this image is the content frame; only the motion is "
+        "sampled (prompt / class optional)",
+    )
+    p.add_argument(
+        "--strength",
+        type=float,
+        default=None,
+        help="with --image: in [0, 1], let the content model first re-denoise the "
+        "image from this noise level under the prompt (default 0: keep it)",
+    )
     add_sampling_args(p)
     p.add_argument("--seed", type=int, default=0, help="seed of the first video (then +1 each)")
     p.add_argument("--out", default="outputs/samples", help="output folder")

@@ -28,11 +28,15 @@ def check_port(host: str, port: int) -> None:
             probe.bind(address)
         except OSError as err:
             if err.errno == errno.EADDRINUSE:
-                raise ValueError(f"--port {port}: {host}:{port} is already in use by another "
-                                 "program; stop it or choose another --port") from None  # fmt: skip
+                raise ValueError(
+                    f"--port {port}: {host}:{port} is already in use by another "
+                    "program; stop it or choose another --port"
+                ) from None
             if err.errno == errno.EACCES:
-                raise ValueError(f"--port {port}: not allowed here (ports below 1024 need "
-                                 "privileges); choose another --port") from None  # fmt: skip
+                raise ValueError(
+                    f"--port {port}: not allowed here (ports below 1024 need "
+                    "privileges); choose another --port"
+                ) from None
             raise ValueError(f"--host {host} --port {port}: cannot listen there ({err})") from None
 
 
@@ -43,13 +47,17 @@ def check_serve(args: argparse.Namespace) -> None:
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     spec = PipelineSpec.from_folder(args.model)  # a missing or broken folder: before anything
-    for name, bound in (("max_steps", spec.max_steps if spec else None),
-                        ("max_frames", MAX_FRAMES)):  # fmt: skip
+    for name, bound in (
+        ("max_steps", spec.max_steps if spec else None),
+        ("max_frames", MAX_FRAMES),
+    ):
         value = getattr(args, name)
         if value is not None and (value < 1 or (bound is not None and value > bound)):
             flag = f"--{name.replace('_', '-')}"
-            raise ValueError(f"{flag} lowers the bound every front end shares: give an integer "
-                             f"in [1, {bound}], got {value}")  # fmt: skip
+            raise ValueError(
+                f"{flag} lowers the bound every front end shares: give an integer "
+                f"in [1, {bound}], got {value}"
+            )
     check_port(args.host, args.port)
 
 
@@ -62,8 +70,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ) from None
     from ..pipelines.cmd import CMDPipeline
 
-    limits = app.Limits(max_steps=args.max_steps, max_frames=args.max_frames,
-                        max_upload_mb=args.max_upload_mb, concurrency=args.concurrency)  # fmt: skip
+    limits = app.Limits(
+        max_steps=args.max_steps,
+        max_frames=args.max_frames,
+        max_upload_mb=args.max_upload_mb,
+        concurrency=args.concurrency,
+    )
     pipe = CMDPipeline.from_pretrained(args.model).to(device_of(args))
     pipe.set_threads(args.threads)
     blocks = app.build_app(pipe, limits, title=f"cmdvideo — {args.model}")
@@ -71,9 +83,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         app.launch(blocks, args.host, args.port, limits, block=False)
     except OSError as err:  # taken since check_port looked
         raise ValueError(f"--port {args.port}: {err}") from None
-    print(f"cmdvideo serve: {args.model} on http://{args.host}:{args.port} "
-          f"({args.concurrency} generation{'s' if args.concurrency != 1 else ''} at a time; "
-          "Ctrl+C stops)", flush=True)  # fmt: skip
+    print(
+        f"cmdvideo serve: {args.model} on http://{args.host}:{args.port} "
+        f"({args.concurrency} generation{'s' if args.concurrency != 1 else ''} at a time; "
+        "Ctrl+C stops)",
+        flush=True,
+    )
     blocks.block_thread()
     return 0
 
@@ -88,18 +103,36 @@ def register(sub) -> None:
         "/image_to_video, /transfer, /edit, /long_video) for gradio_client. Offline: no "
         "analytics, no share link.",
     )
-    p.add_argument("--model", default="moving-shapes-tiny",
-                   help="pipeline folder or bundled name (default %(default)s)")  # fmt: skip
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (default %(default)s: this machine only)")  # fmt: skip
+    p.add_argument(
+        "--model",
+        default="moving-shapes-tiny",
+        help="pipeline folder or bundled name (default %(default)s)",
+    )
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default %(default)s: this machine only)",
+    )
     p.add_argument("--port", type=int, default=7860, help="port (default %(default)s)")
-    p.add_argument("--concurrency", type=int, default=1,
-                   help="generations at a time; more requests wait in the queue (default 1)")  # fmt: skip
-    p.add_argument("--max-steps", type=int, default=None,
-                   help="lower the steps a user may ask for (default: the bound every front end "
-                   "shares, the noise schedule's length)")  # fmt: skip
-    p.add_argument("--max-frames", type=int, default=None,
-                   help="lower the frames a user may ask for (default: the shared bound, 1024)")  # fmt: skip
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        help="generations at a time; more requests wait in the queue (default 1)",
+    )
+    p.add_argument(
+        "--max-steps",
+        type=int,
+        default=None,
+        help="lower the steps a user may ask for (default: the bound every front end "
+        "shares, the noise schedule's length)",
+    )
+    p.add_argument(
+        "--max-frames",
+        type=int,
+        default=None,
+        help="lower the frames a user may ask for (default: the shared bound, 1024)",
+    )
     p.add_argument("--max-upload-mb", type=int, default=20, help="largest upload in MB")
     add_compute_args(p)
     p.set_defaults(func=cmd_serve, check=check_serve)

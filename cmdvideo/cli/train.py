@@ -79,9 +79,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         os.environ["ACCELERATE_USE_CPU"] = "true" if args.device == "cpu" else "false"
     try:
         result = train(
-            args.stage, config, args.out, args.resume, getattr(args, "autoencoder", None),
+            args.stage,
+            config,
+            args.out,
+            args.resume,
+            getattr(args, "autoencoder", None),
             explicit=explicit_settings(args.overrides),
-        )  # fmt: skip
+        )
     except TrainingDivergedError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_DIVERGED
@@ -92,8 +96,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     for note in result.notes:
         print(note)
     if result.calibration:
-        print(f"motion_scaling_factor: {result.calibration['factor']} (1 / std of motion latents "
-              f"over {result.calibration['num_videos']} videos)")  # fmt: skip
+        print(
+            f"motion_scaling_factor: {result.calibration['factor']} (1 / std of motion latents "
+            f"over {result.calibration['num_videos']} videos)"
+        )
     print(f"model:    {out / result.stage}")
     print(f"previews: {out / 'previews'}")
     print(f"metrics:  {out / 'metrics.jsonl'}  curve: {out / 'training_curve.png'}")
@@ -109,8 +115,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     config = run_config_of(model_dir, args)
     dataset = build_dataset(config.data, train=True, source=args.data)
     result = calibrate_folder(model_dir, dataset, args.num_videos, device_of(args))
-    print(f"motion_scaling_factor: {result['factor']} (1 / std of motion latents over "
-          f"{result['num_videos']} videos)")  # fmt: skip
+    print(
+        f"motion_scaling_factor: {result['factor']} (1 / std of motion latents over "
+        f"{result['num_videos']} videos)"
+    )
     return 0
 
 

@@ -124,14 +124,17 @@ def build_train_and_eval(data_config) -> tuple[Dataset, Dataset]:
             logger.info(
                 "data: no file held out (%d usable, data.heldout_files=%s): previews and "
                 "evaluation read training files",
-                len(train.samples), data_config.heldout_files,
-            )  # fmt: skip
+                len(train.samples),
+                data_config.heldout_files,
+            )
         else:
             logger.info(
                 "data: %d files for training, %d held out (data.heldout_files=%s) for previews "
                 "and evaluation",
-                len(train.samples), len(heldout.samples), data_config.heldout_files,
-            )  # fmt: skip
+                len(train.samples),
+                len(heldout.samples),
+                data_config.heldout_files,
+            )
         return train, (heldout or train).evaluation_view(data_config.eval_clips_per_video)
     if hasattr(train, "split_items"):  # a latent cache
         train, heldout = train.split_items()
@@ -185,8 +188,11 @@ def evaluation_set(data_config, source: str | None = None) -> tuple[Dataset, dic
     else:
         seen = sum(f in trained for f in files)
         split = "held-out" if seen == 0 else "training" if seen == len(files) else "mixed"
-        detail = (f"{len(files)} files, none in the run's training data" if seen == 0
-                  else f"{len(files)} files, {seen} of them in the run's training data")  # fmt: skip
+        detail = (
+            f"{len(files)} files, none in the run's training data"
+            if seen == 0
+            else f"{len(files)} files, {seen} of them in the run's training data"
+        )
     return dataset, {"data": source, "split": split, "detail": detail}
 
 

@@ -119,8 +119,9 @@ def write_latent_cache(
         if sum(len(x) for x in pending["label"]) >= shard_size:
             flush()
     flush()
-    _part_file(out_dir, rank).write_text(json.dumps({"shards": shards, "captions": captions,
-                                                     "factors": factors, **shapes}))  # fmt: skip
+    _part_file(out_dir, rank).write_text(
+        json.dumps({"shards": shards, "captions": captions, "factors": factors, **shapes})
+    )
     if barrier is not None:
         barrier()
     if rank == 0:
@@ -136,11 +137,14 @@ def write_latent_cache(
             "world": getattr(dataset, "world", None),  # moving-shapes: which world
             "heldout_items": min(heldout, n),
             "autoencoder": str(autoencoder),
-            "motion_scaling_factor": None if frames
+            "motion_scaling_factor": None
+            if frames
             else codec.autoencoder.config.motion_scaling_factor,
-            **{f"{k}_shape": next(p[f"{k}_shape"] for p in parts if f"{k}_shape" in p)
-               for k in keys},
-        }  # fmt: skip
+            **{
+                f"{k}_shape": next(p[f"{k}_shape"] for p in parts if f"{k}_shape" in p)
+                for k in keys
+            },
+        }
         (out_dir / CACHE_INDEX).write_text(json.dumps(index))
         for r in range(world_size):
             _part_file(out_dir, r).unlink()
@@ -221,8 +225,12 @@ class LatentCache(Dataset):
         k = bisect.bisect_right(self.starts, item) - 1
         shard, row = self._shard(k), item - self.starts[k]
         tensors = {key: shard.get_slice(key)[row : row + 1][0] for key in self.keys}
-        item = {**tensors, "label": int(self.labels[index]), "caption": self._captions[index],
-                "index": index}  # fmt: skip
+        item = {
+            **tensors,
+            "label": int(self.labels[index]),
+            "caption": self._captions[index],
+            "index": index,
+        }
         if self._factors is not None and len(self._factors) == len(self):
             item["factors"] = self._factors[index]
         return item

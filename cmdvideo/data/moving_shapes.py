@@ -294,10 +294,12 @@ def render_swapped(
     if len(factors) < 2:
         raise ValueError("swap pairs need a batch of at least 2 videos")
     parsed = [VideoFactors.from_dict(f) for f in factors]
-    return torch.stack([
-        render_video(VideoFactors(a.appearance, b.motion), num_frames, height, width, textured)
-        for a, b in zip(parsed, parsed[1:] + parsed[:1])
-    ])  # fmt: skip
+    return torch.stack(
+        [
+            render_video(VideoFactors(a.appearance, b.motion), num_frames, height, width, textured)
+            for a, b in zip(parsed, parsed[1:] + parsed[:1])
+        ]
+    )
 
 
 class MovingShapes(torch.utils.data.Dataset):

@@ -67,19 +67,29 @@ class SampleFolder:
         self.names.append(name)
         if len(self.rows) < GRID_ROWS:
             self.rows.append(video)
-        write_text(self.out / PROMPTS_FILE,
-                   "".join(f"{video_stem(i)}: {n}\n" for i, n in enumerate(self.names)))  # fmt: skip
+        write_text(
+            self.out / PROMPTS_FILE,
+            "".join(f"{video_stem(i)}: {n}\n" for i, n in enumerate(self.names)),
+        )
         self.paths += paths
         return paths
 
     def close(self) -> list[Path]:
         """Write ``grid.png`` (when any video was made); returns every file written. Warns
         about videos an earlier run left in the folder beyond those of this one."""
-        older = sorted(p.name for p in self.out.glob("video-*.mp4")
-                       if _index(p) is not None and _index(p) >= len(self.names))  # fmt: skip
+        older = sorted(
+            p.name
+            for p in self.out.glob("video-*.mp4")
+            if _index(p) is not None and _index(p) >= len(self.names)
+        )
         if older:
-            logger.warning("%s also holds %d videos of an earlier run (%s ...), not in %s",
-                           self.out, len(older), older[0], PROMPTS_FILE)  # fmt: skip
+            logger.warning(
+                "%s also holds %d videos of an earlier run (%s ...), not in %s",
+                self.out,
+                len(older),
+                older[0],
+                PROMPTS_FILE,
+            )
         if self.rows:
             grid = write_frame_grid(self.out / "grid.png", self.rows, upscale=self.upscale)
             return [*self.paths, grid, self.out / PROMPTS_FILE]

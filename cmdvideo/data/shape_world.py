@@ -13,8 +13,17 @@ import numpy as np
 
 # Class id = index in this tuple; keep the order stable (checkpoints store class ids).
 MOTIONS: tuple[str, ...] = (
-    "left", "right", "up", "down", "up-left", "down-right", "rotate", "grow", "shrink", "bounce",
-)  # fmt: skip
+    "left",
+    "right",
+    "up",
+    "down",
+    "up-left",
+    "down-right",
+    "rotate",
+    "grow",
+    "shrink",
+    "bounce",
+)
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle")
 # Not fully saturated, so that a decoder squashing to [-1, 1] can reach every colour.
 COLORS: dict[str, tuple[int, int, int]] = {
@@ -273,8 +282,10 @@ def _sample_upright(
     growth = math.exp(_GROWTH_RATE * 0.5 * high) if motion in ("grow", "shrink") else 1.0
     for _ in range(400):  # bounded and deterministic: shrink until it fits
         moves = Motion(motion, speed, phase)
-        boxes = [trajectory_box(ShapeSpec(k, c, float(r), 0.0, 0.0, 0.0), moves)
-                 for k, c, r in zip(kinds, colors, sizes)]  # fmt: skip
+        boxes = [
+            trajectory_box(ShapeSpec(k, c, float(r), 0.0, 0.0, 0.0), moves)
+            for k, c, r in zip(kinds, colors, sizes)
+        ]
         lo = [(_UPRIGHT_MARGIN - b[0], _UPRIGHT_MARGIN - b[2]) for b in boxes]
         hi = [(1 - _UPRIGHT_MARGIN - b[1], 1 - _UPRIGHT_MARGIN - b[3]) for b in boxes]
         if all(a[0] <= b[0] and a[1] <= b[1] for a, b in zip(lo, hi)):
@@ -289,13 +300,17 @@ def _sample_upright(
                     centres.append((float(rng.uniform(*cx)), float(rng.uniform(*cy))))
                 apart = all(
                     math.dist(centres[i], centres[j])
-                    >= growth * (_CIRCUMRADIUS[kinds[i]] * sizes[i] + _CIRCUMRADIUS[kinds[j]] * sizes[j])
+                    >= growth
+                    * (_CIRCUMRADIUS[kinds[i]] * sizes[i] + _CIRCUMRADIUS[kinds[j]] * sizes[j])
                     + _UPRIGHT_GAP
-                    for i in range(n) for j in range(i)
-                )  # fmt: skip
+                    for i in range(n)
+                    for j in range(i)
+                )
                 if apart:
-                    shapes = tuple(ShapeSpec(k, c, float(r), x, y, 0.0)
-                                   for k, c, r, (x, y) in zip(kinds, colors, sizes, centres))  # fmt: skip
+                    shapes = tuple(
+                        ShapeSpec(k, c, float(r), x, y, 0.0)
+                        for k, c, r, (x, y) in zip(kinds, colors, sizes, centres)
+                    )
                     return VideoFactors(Appearance(background, shapes, texture_seed), moves)
         if speed > least:
             speed = max(least, speed * 0.95)

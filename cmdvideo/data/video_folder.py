@@ -181,8 +181,15 @@ def write_index(source, out, workers: int | None = None, progress: bool = True) 
     workers = workers or min(16, os.cpu_count() or 1)
     paths = [p for p, _, _ in entries]
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        rows = list(tqdm(pool.map(_probe_row, paths, chunksize=64), total=len(paths),
-                         desc="index", unit="video", disable=not progress))  # fmt: skip
+        rows = list(
+            tqdm(
+                pool.map(_probe_row, paths, chunksize=64),
+                total=len(paths),
+                desc="index",
+                unit="video",
+                disable=not progress,
+            )
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     base = out.parent.resolve()
     with open(out, "w", encoding="utf-8") as f:
@@ -193,8 +200,12 @@ def write_index(source, out, workers: int | None = None, progress: bool = True) 
             record = {"path": str(shown), "caption": caption, "label": label_out, **row}
             f.write(json.dumps(record) + "\n")
     errors = Counter(r["error"] for r in rows if r["error"])
-    return {"videos": len(rows), "readable": len(rows) - sum(errors.values()),
-            "errors": dict(errors), "index": str(out)}  # fmt: skip
+    return {
+        "videos": len(rows),
+        "readable": len(rows) - sum(errors.values()),
+        "errors": dict(errors),
+        "index": str(out),
+    }
 
 
 class VideoFolder(Dataset):
@@ -255,8 +266,7 @@ class VideoFolder(Dataset):
         self.height, self.width, self.train, self.seed, self.epoch = height, width, train, seed, 0
         self.decode_threads = decode_threads
         self.clips_per_video = clips_per_video
-        entries, self.classes, probed = find_videos(root, path_column, caption_column,
-                                                    label_column)  # fmt: skip
+        entries, self.classes, probed = find_videos(root, path_column, caption_column, label_column)
         self.skipped: dict[str, str] = {}
         self.samples: list[tuple[str, str, int, int]] = []  # (path, caption, label, num frames)
         unknown = [p for p, _, _ in entries if str(p) not in probed]

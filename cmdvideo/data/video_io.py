@@ -78,8 +78,12 @@ def probe_info(path) -> dict:
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate
-        return {"num_frames": count, "fps": float(rate) if rate else 0.0,
-                "width": stream.codec_context.width, "height": stream.codec_context.height}  # fmt: skip
+        return {
+            "num_frames": count,
+            "fps": float(rate) if rate else 0.0,
+            "width": stream.codec_context.width,
+            "height": stream.codec_context.height,
+        }
 
 
 def probe_video(path) -> int:
@@ -210,8 +214,15 @@ def read_video(
         if wanted[-1] >= total - short * step - 1 and wanted[0] >= short * step:
             # The clip ran into the end of a file whose last packets decode to no frame (seen
             # in real MPEG-4 files: 456 packets, 455 frames): the same clip, moved back.
-            return read_video(path, num_frames, frame_stride, wanted[0] - short * step, None,
-                              total - short * step, threads)  # fmt: skip
+            return read_video(
+                path,
+                num_frames,
+                frame_stride,
+                wanted[0] - short * step,
+                None,
+                total - short * step,
+                threads,
+            )
         raise VideoReadError(
             path, "decode error", f"decoded {len(frames)} of {len(wanted)} needed frames"
         )
@@ -357,8 +368,9 @@ def _write_gif(path: Path, frames: np.ndarray, fps: int) -> None:
 
     images = [Image.fromarray(f) for f in frames]
     duration = max(1, round(1000 / fps))
-    images[0].save(path, format="GIF", save_all=True, append_images=images[1:],
-                   duration=duration, loop=0)  # fmt: skip
+    images[0].save(
+        path, format="GIF", save_all=True, append_images=images[1:], duration=duration, loop=0
+    )
 
 
 def _write_mp4(path: Path, frames: np.ndarray, fps: int) -> None:

@@ -138,8 +138,9 @@ def domain_accuracy(
     if prompts is None:
         return result
     seen = appearance if appearance is not None else appearance_checks(videos, prompts)
-    background = [seen[i]["background"] == a["background"] for i, a in enumerate(asked)
-                  if a["background"]]  # fmt: skip
+    background = [
+        seen[i]["background"] == a["background"] for i, a in enumerate(asked) if a["background"]
+    ]
     single = [i for i, a in enumerate(asked) if len(a["shapes"]) == 1]
     color = {i: seen[i]["foreground"] == asked[i]["shapes"][0][0] for i in single}
     kind = {i: seen[i]["kind"] == asked[i]["shapes"][0][1] for i in single}
@@ -149,8 +150,12 @@ def domain_accuracy(
     ]
     # several shapes: each named (colour, kind) judged on the pixels of that colour
     several = [i for i, a in enumerate(asked) if len(a["shapes"]) > 1 and "kinds" in seen[i]]
-    several_kinds = [seen[i]["kinds"].get(c) == k for i in several for c, k in asked[i]["shapes"]
-                     if c in COLORS and k]  # fmt: skip
+    several_kinds = [
+        seen[i]["kinds"].get(c) == k
+        for i in several
+        for c, k in asked[i]["shapes"]
+        if c in COLORS and k
+    ]
     result.update(
         background_accuracy=_rate(background),
         shape_color_accuracy=_rate(list(color.values())),
@@ -167,17 +172,21 @@ def head_accuracy(model: MovingShapesClassifier, videos, factors: list) -> dict[
     """Accuracy of each classifier head against known factors (real videos): motion,
     background, and the exact set of shape colours / kinds."""
     pred, targets = classify(model, videos), factor_targets(factors)
-    color_sets = [{COLOR_NAMES[j] for j in row.nonzero().flatten().tolist()}
-                  for row in targets["shape_colors"]]  # fmt: skip
-    kind_sets = [{SHAPES[j] for j in row.nonzero().flatten().tolist()}
-                 for row in targets["shape_kinds"]]  # fmt: skip
+    color_sets = [
+        {COLOR_NAMES[j] for j in row.nonzero().flatten().tolist()}
+        for row in targets["shape_colors"]
+    ]
+    kind_sets = [
+        {SHAPES[j] for j in row.nonzero().flatten().tolist()} for row in targets["shape_kinds"]
+    ]
     return {
         "motion": _rate([p == MOTIONS[int(t)] for p, t in zip(pred["motion"], targets["motion"])]),
-        "background": _rate([p == COLOR_NAMES[int(t)]
-                             for p, t in zip(pred["background"], targets["background"])]),
+        "background": _rate(
+            [p == COLOR_NAMES[int(t)] for p, t in zip(pred["background"], targets["background"])]
+        ),
         "shape_colors": _rate([p == t for p, t in zip(pred["shape_colors"], color_sets)]),
         "shape_kinds": _rate([p == t for p, t in zip(pred["shape_kinds"], kind_sets)]),
-    }  # fmt: skip
+    }
 
 
 def feature_stats(model: MovingShapesClassifier, videos, batch_size: int = 64) -> FeatureStats:

@@ -209,8 +209,10 @@ def compute_fvd(
         a, b, unbiased=protocol.covariance == "unbiased", sqrt=protocol.sqrt
     )
     warnings = []
-    for side, asked, used in (("real", protocol.num_real, a.count),
-                              ("generated", protocol.num_generated, b.count)):  # fmt: skip
+    for side, asked, used in (
+        ("real", protocol.num_real, a.count),
+        ("generated", protocol.num_generated, b.count),
+    ):
         if used < asked:
             warnings.append(f"only {used} {side} videos of the {asked} asked for")
     if min(a.count, b.count) < PROTOCOL_VIDEOS:
@@ -218,7 +220,7 @@ def compute_fvd(
             f"FVD of {a.count} real and {b.count} generated videos, fewer than the protocol's "
             f"{PROTOCOL_VIDEOS} per side: it is biased upward at small counts, so compare it "
             "only with FVDs of the same counts, not with published ones"
-        )  # fmt: skip
+        )
     for warning in warnings:
         logger.warning(warning)
     return {
@@ -227,10 +229,10 @@ def compute_fvd(
         "num_generated_used": b.count,
         "warnings": warnings,
         "protocol": replace(protocol, num_real=a.count, num_generated=b.count).to_dict(),
-        "i3d_weights": weights.to_dict() if weights else {
-            "kind": None, "path": None, "protocol_of": "an untagged network (not from load_i3d)"
-        },
-    }  # fmt: skip
+        "i3d_weights": weights.to_dict()
+        if weights
+        else {"kind": None, "path": None, "protocol_of": "an untagged network (not from load_i3d)"},
+    }
 
 
 def source_batches(
@@ -250,8 +252,9 @@ def source_batches(
     from ..config import DataConfig
     from ..data import build_dataset, iter_batches, sample_indices
 
-    config = DataConfig(source=source, num_frames=num_frames, height=size, width=size,
-                        frame_stride=frame_stride)  # fmt: skip
+    config = DataConfig(
+        source=source, num_frames=num_frames, height=size, width=size, frame_stride=frame_stride
+    )
     dataset = build_dataset(config, train=False)
     chosen = sample_indices(len(dataset), num_videos, seed)
     for batch in iter_batches(dataset, batch_size=batch_size, indices=chosen):

@@ -74,8 +74,9 @@ def held_out_videos(
     world: str = "upright",
 ):
     """``num_videos`` held-out real moving-shapes items (evaluation seed 1) from ``offset``."""
-    data = MovingShapes(num_videos=10**6, num_frames=num_frames, height=height, width=width,
-                        seed=1, world=world)  # fmt: skip
+    data = MovingShapes(
+        num_videos=10**6, num_frames=num_frames, height=height, width=width, seed=1, world=world
+    )
     return [data[offset + i] for i in range(num_videos)]
 
 
@@ -84,8 +85,11 @@ def held_out_one_shape_videos(
 ):
     """The one-shape videos among the first ``num_videos`` held-out ones, and their shape kinds
     (what the hand-written shape check is scored on)."""
-    items = [it for it in held_out_videos(num_videos, num_frames, height, width, world=world)
-             if len(it["factors"]["appearance"]["shapes"]) == 1]  # fmt: skip
+    items = [
+        it
+        for it in held_out_videos(num_videos, num_frames, height, width, world=world)
+        if len(it["factors"]["appearance"]["shapes"]) == 1
+    ]
     return items, [it["factors"]["appearance"]["shapes"][0]["kind"] for it in items]
 
 
@@ -160,8 +164,11 @@ def evaluate_generation(
     prompts = [it["caption"] for it in real[:n]]
     num_inference_steps = pipe.default_steps(num_inference_steps)
     guidance_rescale = pipe.default_rescale(guidance_rescale)
-    common = dict(num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
-                  guidance_rescale=guidance_rescale)  # fmt: skip
+    common = dict(
+        num_inference_steps=num_inference_steps,
+        guidance_scale=guidance_scale,
+        guidance_rescale=guidance_rescale,
+    )
     if effnet:  # loaded first: a missing package fails before minutes of generation
         from .effnet import effnet_frame_stats, load_effnet_lite0
 
@@ -174,8 +181,10 @@ def evaluate_generation(
     by_prompt, _ = generate_videos(pipe, seed + 1, batch_size, progress, prompt=prompts, **common)
     by_class, by_prompt = at_classifier_size(by_class), at_classifier_size(by_prompt)
 
-    stats = {name: feature_stats(classifier, v) for name, v in
-             (("real_a", real_a), ("real_b", real_b), ("prompted", by_prompt))}  # fmt: skip
+    stats = {
+        name: feature_stats(classifier, v)
+        for name, v in (("real_a", real_a), ("real_b", real_b), ("prompted", by_prompt))
+    }
     result = {
         "num_videos": n,
         "world": world,
@@ -196,8 +205,10 @@ def evaluate_generation(
         "videos": {"class_conditioned": by_class, "prompt_conditioned": by_prompt},
     }
     if effnet:
-        per_frame = {name: effnet_frame_stats(extractor, v) for name, v in
-                     (("real_a", real_a), ("real_b", real_b), ("prompted", by_prompt))}  # fmt: skip
+        per_frame = {
+            name: effnet_frame_stats(extractor, v)
+            for name, v in (("real_a", real_a), ("real_b", real_b), ("prompted", by_prompt))
+        }
         result["fd_effnet_lite0_frames"] = frechet_distance_from_stats(
             per_frame["prompted"], per_frame["real_a"]
         )
@@ -212,8 +223,13 @@ def accuracy_on_real(classifier: MovingShapesClassifier, num_videos: int = 1000,
     factors ("heads"), and `domain_accuracy` against the captions ("checks": the classifier's
     motion, the hand-written appearance checks) — the ceiling generated videos are judged by."""
     world = classifier.config.get("world") or "random"  # not recorded: trained before worlds
-    items = held_out_videos(num_videos, size.get("num_frames", 16), size.get("height", 32),
-                            size.get("width", 32), world=world)  # fmt: skip
+    items = held_out_videos(
+        num_videos,
+        size.get("num_frames", 16),
+        size.get("height", 32),
+        size.get("width", 32),
+        world=world,
+    )
     videos = torch.stack([it["video"] for it in items])
     return {
         "num_videos": len(items),

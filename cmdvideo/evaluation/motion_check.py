@@ -27,9 +27,15 @@ import numpy as np
 import torch
 
 DIRECTIONS = {  # angle of (dx, -dy) in degrees -> class
-    0: "right", 45: "other", 90: "up", 135: "up-left", 180: "left", 225: "other",
-    270: "down", 315: "down-right",
-}  # fmt: skip
+    0: "right",
+    45: "other",
+    90: "up",
+    135: "up-left",
+    180: "left",
+    225: "other",
+    270: "down",
+    315: "down-right",
+}
 
 
 def _to_unit(video: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -43,9 +49,13 @@ def _foreground(frames: np.ndarray, threshold: float) -> tuple[np.ndarray, np.nd
     """Background RGB (the median of the frame borders) and foreground mask (T, H, W): pixels
     farther than ``threshold`` from it, of frames (T, H, W, 3) in [0, 1] (`_to_unit`)."""
     border = np.concatenate(
-        [frames[:, 0].reshape(-1, 3), frames[:, -1].reshape(-1, 3),
-         frames[:, :, 0].reshape(-1, 3), frames[:, :, -1].reshape(-1, 3)]
-    )  # fmt: skip
+        [
+            frames[:, 0].reshape(-1, 3),
+            frames[:, -1].reshape(-1, 3),
+            frames[:, :, 0].reshape(-1, 3),
+            frames[:, :, -1].reshape(-1, 3),
+        ]
+    )
     background = np.median(border, axis=0)
     return background, np.linalg.norm(frames - background, axis=-1) > threshold
 
@@ -62,8 +72,15 @@ def motion_features(video, threshold: float = 0.25) -> dict[str, float]:
     frames_idx = np.arange(t)
     valid = area > 0
     if valid.sum() < 2:
-        return {"log_area_change": 0.0, "dx": 0.0, "dy": 0.0, "y_path": 0.0, "y_up": 0.0,
-                "y_down": 0.0, "empty": 1.0}  # fmt: skip
+        return {
+            "log_area_change": 0.0,
+            "dx": 0.0,
+            "dy": 0.0,
+            "y_path": 0.0,
+            "y_up": 0.0,
+            "y_down": 0.0,
+            "empty": 1.0,
+        }
     fit = np.polyfit(frames_idx[valid], np.log(area[valid]), 1)[0] * (t - 1)
     dx = np.polyfit(frames_idx[valid], cx[valid], 1)[0] * (t - 1)
     dy = np.polyfit(frames_idx[valid], cy[valid], 1)[0] * (t - 1)

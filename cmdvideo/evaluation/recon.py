@@ -112,8 +112,9 @@ def decomposition_probe(
 
     if num_pairs < 1:
         raise ValueError("num_pairs must be at least 1")
-    data = MovingShapes(num_videos=10**6, num_frames=num_frames, height=height, width=width,
-                        seed=1, world=world)  # fmt: skip
+    data = MovingShapes(
+        num_videos=10**6, num_frames=num_frames, height=height, width=width, seed=1, world=world
+    )
     codec = codec.to(device).eval()
     sums = {"swap_psnr": 0.0, "same_a_psnr": 0.0, "same_b_psnr": 0.0}
     swaps, targets, labels = [], [], []
@@ -121,11 +122,17 @@ def decomposition_probe(
         pairs = [(i, num_pairs + i) for i in range(start, min(num_pairs, start + batch_size))]
         video_a = torch.stack([data[a]["video"] for a, _ in pairs]).to(device)
         video_b = torch.stack([data[b]["video"] for _, b in pairs]).to(device)
-        target = torch.stack([
-            render_video(VideoFactors(data.factors(a).appearance, data.factors(b).motion),
-                         num_frames, height, width)
-            for a, b in pairs
-        ]).to(device)  # fmt: skip
+        target = torch.stack(
+            [
+                render_video(
+                    VideoFactors(data.factors(a).appearance, data.factors(b).motion),
+                    num_frames,
+                    height,
+                    width,
+                )
+                for a, b in pairs
+            ]
+        ).to(device)
         content_a, motion_a = codec.encode(video_a)
         content_b, motion_b = codec.encode(video_b)
         swap = codec.decode(content_a, motion_b)

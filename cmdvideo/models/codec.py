@@ -76,8 +76,10 @@ class FrameVAE(nn.Module):
         # / std, as diffusers' pipelines do with ``latents_mean`` / ``latents_std``
         stats = [getattr(cfg, "latents_mean", None), getattr(cfg, "latents_std", None)]
         shape = (1, -1, 1, 1)
-        mean, std = (torch.tensor(v, dtype=torch.float32).view(shape) if v is not None else None
-                     for v in stats)  # fmt: skip
+        mean, std = (
+            torch.tensor(v, dtype=torch.float32).view(shape) if v is not None else None
+            for v in stats
+        )
         self.register_buffer("latents_mean", mean, persistent=False)
         self.register_buffer("latents_std", std, persistent=False)
         self.downsample = 2 ** (len(cfg.block_out_channels) - 1)

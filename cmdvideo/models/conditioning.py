@@ -26,6 +26,9 @@ def content_uses_text(config: Mapping) -> bool:
     with a pooled-text input)."""
     if config.get("_class_name") == "ContentDiT":
         return (config.get("text_embed_dim") or 0) > 0
-    blocks = [*config.get("down_block_types", ()), *config.get("up_block_types", ()),
-              config.get("mid_block_type") or ""]  # fmt: skip
+    blocks = [
+        *config.get("down_block_types", ()),
+        *config.get("up_block_types", ()),
+        config.get("mid_block_type") or "",
+    ]
     return any("CrossAttn" in name for name in blocks)

@@ -85,8 +85,12 @@ def build_content_unet(
     if text_embed_dim:
 
         def cross(names):
-            return tuple(n.replace("AttnDown", "CrossAttnDown").replace("AttnUp", "CrossAttnUp")
-                         if not n.startswith("CrossAttn") else n for n in names)  # fmt: skip
+            return tuple(
+                n.replace("AttnDown", "CrossAttnDown").replace("AttnUp", "CrossAttnUp")
+                if not n.startswith("CrossAttn")
+                else n
+                for n in names
+            )
 
         converted = cross(kwargs["down_block_types"]) != tuple(kwargs["down_block_types"])
         kwargs["down_block_types"] = cross(kwargs["down_block_types"])
@@ -269,9 +273,13 @@ def content_prediction(
     states = None
     if with_text:
         null = null_text.expand(b)
-        states = null if text is None else text.where(
-            torch.zeros(b, dtype=torch.bool) if drop_text is None else drop_text, null
-        )  # fmt: skip
+        states = (
+            null
+            if text is None
+            else text.where(
+                torch.zeros(b, dtype=torch.bool) if drop_text is None else drop_text, null
+            )
+        )
     if guidance_scale == 1.0 or (class_labels is None and text is None):
         return run(sample, timestep, labels, states)
     null_labels = labels_with_null(None, n, b, sample.device) if n else None

@@ -147,8 +147,9 @@ class PipelineSpec:
         return self.clip_frames - 1
 
     @classmethod
-    def from_configs(cls, index: Mapping, content: Mapping, motion: Mapping,
-                     schedulers: list[Mapping]) -> PipelineSpec:  # fmt: skip
+    def from_configs(
+        cls, index: Mapping, content: Mapping, motion: Mapping, schedulers: list[Mapping]
+    ) -> PipelineSpec:
         """From ``model_index.json``, the two models' configs and the schedulers' configs."""
         motion_classes = int(motion.get("num_classes") or 0)
         return cls(
@@ -163,8 +164,9 @@ class PipelineSpec:
     def from_pipeline(cls, pipe) -> PipelineSpec:
         """From a loaded :class:`~cmdvideo.pipelines.cmd.CMDPipeline`."""
         schedulers = [pipe.content_scheduler.config, pipe.motion_scheduler.config]
-        return cls.from_configs(pipe.config, config_of(pipe.content_model),
-                                pipe.motion_model.config, schedulers)  # fmt: skip
+        return cls.from_configs(
+            pipe.config, config_of(pipe.content_model), pipe.motion_model.config, schedulers
+        )
 
     @classmethod
     def from_folder(cls, name_or_path) -> PipelineSpec | None:
@@ -188,13 +190,19 @@ class PipelineSpec:
             try:
                 return json.loads(path.read_text())
             except (json.JSONDecodeError, UnicodeDecodeError) as err:
-                raise ValueError(f"{path}: not valid JSON ({err}); copy or export the "
-                                 "pipeline folder again") from None  # fmt: skip
+                raise ValueError(
+                    f"{path}: not valid JSON ({err}); copy or export the pipeline folder again"
+                ) from None
 
-        schedulers = [read(s, "scheduler_config.json")
-                      for s in ("content_scheduler", "motion_scheduler")]  # fmt: skip
-        return cls.from_configs(read("model_index.json"), read("content_model", "config.json"),
-                                read("motion_model", "config.json"), schedulers)  # fmt: skip
+        schedulers = [
+            read(s, "scheduler_config.json") for s in ("content_scheduler", "motion_scheduler")
+        ]
+        return cls.from_configs(
+            read("model_index.json"),
+            read("content_model", "config.json"),
+            read("motion_model", "config.json"),
+            schedulers,
+        )
 
 
 # -- checks ----------------------------------------------------------------------------------
@@ -214,8 +222,13 @@ def _high(bound: Bound, spec: PipelineSpec | None) -> float:
     return math.inf if bound.high is None else bound.high
 
 
-def check_value(arg: str, value, spec: PipelineSpec | None = None, cap: float | None = None,
-                min_frames: int | None = None):  # fmt: skip
+def check_value(
+    arg: str,
+    value,
+    spec: PipelineSpec | None = None,
+    cap: float | None = None,
+    min_frames: int | None = None,
+):
     """Refuse ``value`` of ``arg`` outside its bound (``ARGUMENTS``); ``cap`` lowers the upper
     bound (a server's own limit); ``min_frames``: frames a video file must have (default: a
     clip). None (the default) is always accepted.
@@ -245,9 +258,9 @@ def check_value(arg: str, value, spec: PipelineSpec | None = None, cap: float | 
             raise InvalidArgument(arg, "must be text or a list of texts")
         if not texts or any(not p.strip() for p in texts):
             raise InvalidArgument(
-                arg, "is empty; give some text (for unconditional videos give no prompt and no "
-                "class)"
-            )  # fmt: skip
+                arg,
+                "is empty; give some text (for unconditional videos give no prompt and no class)",
+            )
         longest = max(len(p) for p in texts)
         if longest > bound.high:
             raise InvalidArgument(arg, f"has {longest} characters, at most {bound.high:g}")
@@ -275,17 +288,18 @@ def class_ids(class_labels, spec: PipelineSpec | None) -> list[int]:
         return labels
     if spec.num_classes == 0:
         raise InvalidArgument(
-            "class_labels", "is not accepted: this pipeline has no class conditioning; give "
-            "{prompt} instead"
-        )  # fmt: skip
+            "class_labels",
+            "is not accepted: this pipeline has no class conditioning; give {prompt} instead",
+        )
     names, out = list(spec.class_names), []
     for label in labels:
         if isinstance(label, str):
             if label.lstrip("-").isdigit():
                 label = int(label)
             elif label not in names:
-                raise InvalidArgument("class_labels", f": unknown class {label!r}; classes: "
-                                      f"{', '.join(names)}")  # fmt: skip
+                raise InvalidArgument(
+                    "class_labels", f": unknown class {label!r}; classes: {', '.join(names)}"
+                )
             else:
                 label = names.index(label)
         if isinstance(label, bool) or not isinstance(label, numbers.Real):
@@ -295,14 +309,16 @@ def class_ids(class_labels, spec: PipelineSpec | None) -> list[int]:
         if not float(label).is_integer():
             raise InvalidArgument("class_labels", f": class {label} is not an integer")
         if not 0 <= int(label) < spec.num_classes:
-            raise InvalidArgument("class_labels", f": class {int(label)} out of range "
-                                  f"[0, {spec.num_classes})")  # fmt: skip
+            raise InvalidArgument(
+                "class_labels", f": class {int(label)} out of range [0, {spec.num_classes})"
+            )
         out.append(int(label))
     return out
 
 
-def check_arguments(spec: PipelineSpec | None = None, caps: Mapping[str, float] | None = None,
-                    **values) -> None:  # fmt: skip
+def check_arguments(
+    spec: PipelineSpec | None = None, caps: Mapping[str, float] | None = None, **values
+) -> None:
     """Check every given argument against ``ARGUMENTS`` and the rules between arguments: a
     prompt needs a text-conditioned pipeline, class labels one per prompt or one for all, an
     overlap a video longer than a clip. None means "the default" and is not checked.
@@ -326,17 +342,25 @@ def check_arguments(spec: PipelineSpec | None = None, caps: Mapping[str, float] 
     prompt, labels = values.get("prompt"), values.get("class_labels")
     prompts = [prompt] if isinstance(prompt, str) else prompt
     if prompt is not None and spec is not None and not spec.accepts_text:
-        raise InvalidArgument("prompt", "is not accepted: this pipeline has no text "
-                              "conditioning; give {class_labels} instead")  # fmt: skip
+        raise InvalidArgument(
+            "prompt",
+            "is not accepted: this pipeline has no text conditioning; give {class_labels} instead",
+        )
     if prompts is not None and labels is not None:
         count = len(class_ids(labels, None))
         if count not in (1, len(prompts)):
-            raise InvalidArgument("class_labels", f": {len(prompts)} prompts but {count} class "
-                                  "labels; give one {class_labels} or one per prompt")  # fmt: skip
+            raise InvalidArgument(
+                "class_labels",
+                f": {len(prompts)} prompts but {count} class "
+                "labels; give one {class_labels} or one per prompt",
+            )
     frames, overlap = values.get("num_frames"), values.get("overlap")
     if overlap is not None and spec is not None and (frames or 0) <= spec.clip_frames:
-        raise InvalidArgument("overlap", f"joins the clips of a long video; give {{num_frames}} "
-                              f"above the clip length {spec.clip_frames} too")  # fmt: skip
+        raise InvalidArgument(
+            "overlap",
+            f"joins the clips of a long video; give {{num_frames}} "
+            f"above the clip length {spec.clip_frames} too",
+        )
 
 
 # -- files -----------------------------------------------------------------------------------
@@ -385,9 +409,10 @@ def check_alpha(arg: str, alpha, what: str = "the image") -> float:
     transparent pixels. ``alpha`` in [0, 1], any shape."""
     if float(alpha.max()) == 0.0:
         raise InvalidArgument(
-            arg, f": {what} is fully transparent (alpha 0 everywhere), so it shows nothing to "
-            "animate; flatten it onto a background first"
-        )  # fmt: skip
+            arg,
+            f": {what} is fully transparent (alpha 0 everywhere), so it shows nothing to "
+            "animate; flatten it onto a background first",
+        )
     return float(((alpha < 1) * 1.0).mean())  # numpy or torch
 
 

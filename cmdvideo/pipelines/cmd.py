@@ -17,296 +17,30 @@ Folder layout (``save_pretrained``)::
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass
-
-import numpy as np
 import torch
-from diffusers import DiffusionPipeline
-from diffusers.utils import BaseOutput
 
-from ..hub import BUNDLED_PIPELINES, load_pretrained, resolve_pipeline_path  # noqa: F401
-
-# Imported here (not lazily) also because diffusers loads a pipeline's custom components only
-# from modules that are already imported.
-from ..models import autoencoder as _autoencoder  # noqa: F401
-from ..models import motion_dit as _motion_dit  # noqa: F401
-from ..models.codec import FrameVAE, VideoCodec
-from ..models.content import num_content_classes, uses_text
-from ..models.text import TextEmbeddings, WordTextEncoder, encode_prompts
-from ..runtime import AUTO, resolve_threads, uses_cpu_threads
-from .arguments import OUTPUT_TYPES, PipelineSpec, check_arguments, class_ids  # noqa: F401
-from .decomposition import DecompositionMixin
-from .denoise import sample_content
-from .samplers import SAMPLERS
-
-logger = logging.getLogger(__name__)
+from ..hub import BUNDLED_PIPELINES  # noqa: F401
+from ..runtime import uses_cpu_threads
+from .arguments import OUTPUT_TYPES  # noqa: F401
+from .components import CMDComponents, PromptEmbeddings  # noqa: F401
+from .inputs import broadcast, is_image, match_conditions
+from .output import CMDPipelineOutput
+from .sampling import (
+    Sampling,
+    conditions,
+    generate_content,
+    motion_for,
+    motion_video,
+    refine_content,
+)
 
 
-@dataclass
-class PromptEmbeddings:
-    """What :meth:`CMDPipeline.encode_prompt` returns: the content model's token states of the
-    prompts and of the empty prompt (its null text), and the motion model's pooled prompt
-    embeddings (B, D); each None where that model takes no text."""
-
-    content: TextEmbeddings | None
-    content_null: TextEmbeddings | None
-    motion_pooled: torch.Tensor | None
-
-
-@dataclass
-class CMDPipelineOutput(BaseOutput):
-    """What :class:`CMDPipeline` returns.
-
-    Attributes:
-        frames: videos in [0, 1] — ``np``: array (B, T, H, W, 3); ``pt``: tensor
-            (B, T, 3, H, W); ``pil``: a list (per video) of lists of PIL images (as diffusers'
-            text-to-video pipelines do).
-        content_frames: the generated content frames shown as images, same kind as
-            ``frames`` with no T axis.
+class CMDPipeline(CMDComponents):
+    """Generate videos with CMD (content-frame / motion-latent decomposition): from a prompt or
+    class (:meth:`__call__`), from an image (:meth:`image_to_video`), by swapping two videos'
+    motion (:meth:`transfer_motion`), by editing a video's content or motion
+    (:meth:`edit_video`). Components and their settings: :class:`CMDComponents`.
     """
-
-    frames: np.ndarray | torch.Tensor | list
-    content_frames: np.ndarray | torch.Tensor | list
-
-
-class CMDPipeline(DecompositionMixin, DiffusionPipeline):
-    """Generate videos with CMD (content-frame / motion-latent decomposition).
-
-    Args:
-        autoencoder: :class:`cmdvideo.models.autoencoder.CMDAutoencoder`.
-        content_model: ``UNet2DConditionModel`` over content frames.
-        motion_model: :class:`cmdvideo.models.motion_dit.MotionDiT`.
-        content_scheduler, motion_scheduler: any diffusers schedulers (DDIM by default).
-        vae: ``AutoencoderKL`` of latent mode (None in pixel mode).
-        text_encoder, tokenizer: CLIP text model + tokenizer, or the built-in
-            ``WordTextEncoder`` (tokenizer None); None without text conditioning.
-        motion_text_encoder: the motion model's own learned encoder, if it has one.
-        class_names: names of the class labels (``class_labels`` may use them).
-        num_frames: default video length (what the models were trained on).
-        content_size: (H, W) of the content frames the models were trained on.
-        training_data: what the models learned from, e.g. ``{"source": "moving-shapes",
-            "world": "upright"}`` (evaluation renders real videos of the same world).
-    """
-
-    model_cpu_offload_seq = "text_encoder->content_model->motion_model->autoencoder"
-    _optional_components = ["vae", "text_encoder", "tokenizer", "motion_text_encoder"]
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
-        """diffusers' ``from_pretrained`` (a folder or hub id), plus the short names of the
-        pipelines bundled with the package: ``CMDPipeline.from_pretrained("moving-shapes-tiny")``.
-
-        Offline unless asked: a hub id loads from the local Hugging Face cache; pass
-        ``local_files_only=False`` to let diffusers download it."""
-        allow_download = kwargs.get("local_files_only") is False
-        path = resolve_pipeline_path(pretrained_model_name_or_path, allow_download)
-        if isinstance(path, str) and not allow_download:
-            kwargs.setdefault("local_files_only", True)
-        return load_pretrained(super().from_pretrained, path, "pipeline", **kwargs)
-
-    def set_sampler(self, name: str) -> CMDPipeline:
-        """Sample both stages with a named diffusers scheduler (``SAMPLERS``: ddim, dpm =
-        DPM-Solver++, ddpm, euler), built from each stage's own schedule config."""
-        import diffusers
-
-        if name not in SAMPLERS:
-            raise ValueError(f"sampler must be one of {sorted(SAMPLERS)}, got {name!r}")
-        cls = getattr(diffusers, SAMPLERS[name])
-        self.content_scheduler = cls.from_config(self.content_scheduler.config)
-        self.motion_scheduler = cls.from_config(self.motion_scheduler.config)
-        return self
-
-    def set_threads(self, threads: int | str | None = AUTO) -> CMDPipeline:
-        """How many torch CPU threads each generating call (``__call__``, ``image_to_video``,
-        ``transfer_motion``, ``edit_video``) runs with on a CPU, the number put back after it:
-
-        - ``"auto"`` (the default): the command line's rule — the cores no other process keeps
-          busy (``cmdvideo.runtime.default_threads``, read at most every 30 s) — unless you chose
-          threads yourself (``torch.set_num_threads``, ``OMP_NUM_THREADS``), which are kept.
-          Beside one busy process torch's one thread per core was several times slower
-          (``results/python-api``, docs/efficiency.md#threads).
-        - an integer: that many.
-        - None: leave torch's setting alone.
-        """
-        if threads not in (AUTO, None):
-            resolve_threads(threads)  # a bad number is refused now, not at the next call
-        self.threads = threads
-        return self
-
-    def __init__(
-        self,
-        autoencoder,
-        content_model,
-        motion_model,
-        content_scheduler,
-        motion_scheduler,
-        vae=None,
-        text_encoder=None,
-        tokenizer=None,
-        motion_text_encoder=None,
-        class_names: list[str] | None = None,
-        num_frames: int = 16,
-        content_guidance_scale: float = 4.0,
-        motion_guidance_scale: float = 4.0,
-        num_inference_steps: int = 50,
-        guidance_rescale: float = 0.0,
-        content_size: list[int] | None = None,
-        training_data: dict | None = None,
-    ):
-        super().__init__()
-        self.register_modules(
-            autoencoder=autoencoder,
-            content_model=content_model,
-            motion_model=motion_model,
-            content_scheduler=content_scheduler,
-            motion_scheduler=motion_scheduler,
-            vae=vae,
-            text_encoder=text_encoder,
-            tokenizer=tokenizer,
-            motion_text_encoder=motion_text_encoder,
-        )
-        # Default guidance of each stage and default denoising steps, chosen by measurement for
-        # the trained models and kept in model_index.json (a call's arguments override them).
-        self.register_to_config(
-            class_names=list(class_names or []),
-            num_frames=int(num_frames),
-            content_guidance_scale=float(content_guidance_scale),
-            motion_guidance_scale=float(motion_guidance_scale),
-            num_inference_steps=int(num_inference_steps),
-            guidance_rescale=float(guidance_rescale),
-            content_size=list(content_size) if content_size else None,
-            training_data=dict(training_data) if training_data else None,
-        )
-        self.threads: int | str | None = AUTO  # torch CPU threads of each call (set_threads)
-
-    # -- what the models accept ------------------------------------------------------------
-
-    @property
-    def codec(self) -> VideoCodec:
-        return VideoCodec(self.autoencoder, FrameVAE(self.vae) if self.vae is not None else None)
-
-    def guidance_scales(
-        self, guidance_scale=None, content_guidance_scale=None, motion_guidance_scale=None
-    ) -> tuple[float, float]:
-        """(content, motion) guidance: per-stage argument, else ``guidance_scale``, else the
-        config's default."""
-        content = content_guidance_scale if content_guidance_scale is not None else guidance_scale
-        motion = motion_guidance_scale if motion_guidance_scale is not None else guidance_scale
-        config = self.config
-        return (
-            float(content if content is not None else config.get("content_guidance_scale", 4.0)),
-            float(motion if motion is not None else config.get("motion_guidance_scale", 4.0)),
-        )
-
-    def default_rescale(self, guidance_rescale: float | None = None) -> float:
-        """CFG rescale φ of both stages: the argument, else the pipeline's config, else 0."""
-        if guidance_rescale is not None:
-            return float(guidance_rescale)
-        return float(self.config.get("guidance_rescale", 0.0))
-
-    def default_steps(self, num_inference_steps: int | None = None) -> int:
-        """``num_inference_steps``, else the config's default (50 for pipelines without one)."""
-        if num_inference_steps is not None:
-            return int(num_inference_steps)
-        default = self.config.get("num_inference_steps")
-        return 50 if default is None else int(default)
-
-    def content_size(self) -> tuple[int, int]:
-        """(H, W) of the content frames (VAE latents in latent mode): the training data's
-        (``content_size`` in the config), else the content model's ``sample_size``."""
-        size = self.config.get("content_size") or self.content_model.config.sample_size
-        return (size, size) if isinstance(size, int) else tuple(size)
-
-    def video_size(self) -> tuple[int, int]:
-        """(height, width) in pixels of the videos this pipeline generates."""
-        h, w = self.content_size()
-        f = FrameVAE(self.vae).downsample if self.vae is not None else 1
-        return h * f, w * f
-
-    @property
-    def num_classes(self) -> int:
-        return PipelineSpec.from_pipeline(self).num_classes
-
-    @property
-    def accepts_text(self) -> bool:
-        return PipelineSpec.from_pipeline(self).accepts_text
-
-    def _class_ids(self, class_labels, device=None) -> torch.Tensor:
-        """Class labels (ints, names, or a tensor) -> (N,) long ids, checked."""
-        ids = class_ids(class_labels, PipelineSpec.from_pipeline(self))
-        return torch.tensor(ids, dtype=torch.long, device=device)
-
-    def _text_encoders(self) -> list:
-        """The text encoders the prompts go through: the content model's and the motion
-        model's (its own learned one, else the shared one)."""
-        found = []
-        if uses_text(self.content_model):
-            found.append(self.text_encoder)
-        if self.motion_model.config.text_embed_dim:
-            found.append(self.motion_text_encoder or self.text_encoder)
-        return [e for i, e in enumerate(found) if e is not None and e not in found[:i]]
-
-    def check_inputs(
-        self,
-        prompt=None,
-        class_labels=None,
-        num_inference_steps=None,
-        guidance_scale=None,
-        content_guidance_scale=None,
-        motion_guidance_scale=None,
-        guidance_rescale=None,
-        num_videos_per_prompt=1,
-        num_frames=None,
-        output_type="np",
-        overlap=None,
-        **more,
-    ) -> None:
-        """Refuse every bad argument of :meth:`__call__` before any model runs: the bounds of
-        :data:`cmdvideo.pipelines.arguments.ARGUMENTS`, against what this pipeline accepts.
-        ``more``: other arguments of the table (``strength``, ``edit``, ``image``, ...).
-
-        Raises:
-            InvalidArgument: a ``ValueError`` naming the argument (``err.arg``), the value and
-                what is accepted. Also warns, once per call, about prompt words outside a
-                learned text encoder's vocabulary.
-        """
-        check_arguments(
-            PipelineSpec.from_pipeline(self), prompt=prompt, class_labels=class_labels,
-            num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
-            content_guidance_scale=content_guidance_scale,
-            motion_guidance_scale=motion_guidance_scale, guidance_rescale=guidance_rescale,
-            num_videos_per_prompt=num_videos_per_prompt, num_frames=num_frames,
-            output_type=output_type, overlap=overlap, **more,
-        )  # fmt: skip
-        if prompt is not None:
-            prompts = [prompt] if isinstance(prompt, str) else prompt
-            unknown = sorted({
-                w for e in self._text_encoders() if isinstance(e, WordTextEncoder)
-                for w in e.report_unknown_words(prompts)
-            })  # fmt: skip
-            if unknown:
-                logger.warning(
-                    "words not in the model's vocabulary (read as 'unknown'): %s",
-                    ", ".join(unknown),
-                )
-
-    def encode_prompt(self, prompt: str | list[str] | None, device=None) -> PromptEmbeddings:
-        """Embeddings of ``prompt`` for both stages (see :class:`PromptEmbeddings`); with no
-        prompt only the content model's null text (what unconditional sampling feeds it)."""
-        prompts = [prompt] if isinstance(prompt, str) else (list(prompt) if prompt else None)
-        device = device or self._execution_device
-        content = null = pooled = None
-        if uses_text(self.content_model):  # the empty prompt: null text of CFG
-            null = encode_prompts(self.text_encoder, self.tokenizer, [""], device)
-            if prompts is not None:
-                content = encode_prompts(self.text_encoder, self.tokenizer, prompts, device)
-        if prompts is not None and self.motion_model.config.text_embed_dim:
-            encoder = self.motion_text_encoder or self.text_encoder
-            pooled = encode_prompts(encoder, self.tokenizer, prompts, device).pooled
-        return PromptEmbeddings(content=content, content_null=null, motion_pooled=pooled)
-
-    # -- generation ------------------------------------------------------------------------
 
     @torch.no_grad()
     @uses_cpu_threads
@@ -326,15 +60,10 @@ class CMDPipeline(DecompositionMixin, DiffusionPipeline):
         return_dict: bool = True,
         overlap: int | None = None,
     ) -> CMDPipelineOutput | tuple:
-        """Generate videos.
-
-        0. check the inputs (:meth:`check_inputs`); 1. encode the prompt (:meth:`encode_prompt`);
-        2. content frame: the content model, DDIM (``content_scheduler``), CFG;
-        3. motion latent: the motion DiT guided by that content frame, DDIM, CFG;
-        4. decode both with the CMD decoder (and the VAE in latent mode).
+        """Generate videos: prompt / class -> content frame -> motion latent -> video.
 
         The decomposition's other uses: :meth:`image_to_video`, :meth:`transfer_motion`,
-        :meth:`edit_video` (cmdvideo.pipelines.decomposition).
+        :meth:`edit_video`.
 
         Args:
             prompt: one prompt or a list (one video each, times ``num_videos_per_prompt``).
@@ -360,53 +89,243 @@ class CMDPipeline(DecompositionMixin, DiffusionPipeline):
             :class:`CMDPipelineOutput`, or ``(frames, content_frames)`` with
             ``return_dict=False``.
         """
-        # 0. check inputs: every bad argument is refused before any model runs
+        # 0. check every argument before any model runs; resolve the settings once
         self.check_inputs(
-            prompt, class_labels, num_inference_steps, guidance_scale, content_guidance_scale,
-            motion_guidance_scale, guidance_rescale, num_videos_per_prompt, num_frames,
-            output_type, overlap=overlap,
-        )  # fmt: skip
-        device = self._execution_device
-        prompts, labels, n = self._conditions(prompt, class_labels, device)
-        if labels is not None:
-            labels = labels.repeat_interleave(num_videos_per_prompt)
-        if prompts is not None:
-            prompts = [p for p in prompts for _ in range(num_videos_per_prompt)]
-        batch = n * num_videos_per_prompt
-        num_inference_steps = self.default_steps(num_inference_steps)
-        num_frames = num_frames or self.config.num_frames
-        progress = not getattr(self, "_progress_bar_config", {}).get("disable", False)
-        s_content, s_motion = self.guidance_scales(
-            guidance_scale, content_guidance_scale, motion_guidance_scale
+            prompt,
+            class_labels,
+            num_inference_steps,
+            guidance_scale,
+            content_guidance_scale,
+            motion_guidance_scale,
+            guidance_rescale,
+            num_videos_per_prompt,
+            num_frames,
+            output_type,
+            overlap=overlap,
         )
-        rescale = self.default_rescale(guidance_rescale)
-
+        sampling = Sampling.of(
+            self,
+            num_inference_steps,
+            guidance_scale,
+            content_guidance_scale,
+            motion_guidance_scale,
+            guidance_rescale,
+            generator,
+        )
+        device = self._execution_device
+        prompts, labels, n = conditions(self, prompt, class_labels, device)
+        k = num_videos_per_prompt
+        labels = labels.repeat_interleave(k) if labels is not None else None
+        prompts = [p for p in prompts for _ in range(k)] if prompts is not None else None
         # 1. encode the prompt (the content model's null text even without one)
         text = self.encode_prompt(prompts, device)
-
         # 2. content frame
-        unet = self.content_model
-        content = sample_content(
-            unet, self.content_scheduler, batch,
-            labels if num_content_classes(unet) else None, text.content, text.content_null,
-            s_content, num_inference_steps, generator, device, progress, rescale,
-            self.content_size(),
-        )  # fmt: skip
+        content = generate_content(
+            self, batch=n * k, labels=labels, text=text, sampling=sampling, device=device
+        )
+        # 3. motion latent, guided by the content frame; 4. decode (clip by clip beyond the
+        # training length)
+        video = motion_video(
+            self,
+            content,
+            labels=labels,
+            text=text,
+            sampling=sampling,
+            num_frames=num_frames or self.config.num_frames,
+            overlap=overlap,
+        )
+        return self._output(video, content, output_type, return_dict)
 
-        # 3. motion latent, guided by the generated content frame; 4. decode (clip by clip
-        # beyond the training length)
-        video = self._motion_video(content, labels, text, num_frames, s_motion,
-                                   num_inference_steps, generator, progress, rescale, overlap)  # fmt: skip
-        return self._finish(video, content, output_type, return_dict)
+    @torch.no_grad()
+    @uses_cpu_threads
+    def image_to_video(
+        self,
+        image,
+        prompt: str | list[str] | None = None,
+        class_labels=None,
+        strength: float = 0.0,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
+        content_guidance_scale: float | None = None,
+        motion_guidance_scale: float | None = None,
+        guidance_rescale: float | None = None,
+        num_frames: int | None = None,
+        generator: torch.Generator | None = None,
+        output_type: str = "np",
+        return_dict: bool = True,
+        overlap: int | None = None,
+        num_videos_per_prompt: int = 1,
+    ):
+        """Animate an image: it becomes the content frame and only the motion is sampled, guided
+        by it and by the prompt / class.
 
+        Args:
+            image: one image or a batch (a path, PIL, numpy or torch; any size: center-cropped to
+                the model's aspect and resized); one per prompt, or one for all.
+            strength: in [0, 1]; above 0 the content model first re-denoises the image from that
+                noise level under the prompt (SDEdit), for images unlike the training data
+                (0: the image as it is; 1: a new content frame).
+            num_videos_per_prompt: videos per image and prompt (each its own motion; with
+                ``strength`` > 0 its own content frame too), in order image by image.
+            Other arguments as in :meth:`__call__` (``num_frames`` beyond the training length:
+                clip by clip, with ``overlap``).
 
-def _convert(video: torch.Tensor, output_type: str):
-    """(B, T, 3, H, W) in [0, 1] -> the requested output type."""
-    if output_type == "pt":
-        return video
-    array = video.permute(0, 1, 3, 4, 2).numpy()  # (B, T, H, W, 3)
-    if output_type == "np":
-        return array
-    from PIL import Image
+        Returns:
+            :class:`CMDPipelineOutput`: the videos and the content frames they were made from.
+        """
+        # 0. check; settings
+        self.check_inputs(
+            prompt,
+            class_labels,
+            num_inference_steps,
+            guidance_scale,
+            content_guidance_scale,
+            motion_guidance_scale,
+            guidance_rescale,
+            num_videos_per_prompt,
+            num_frames,
+            output_type,
+            overlap=overlap,
+            strength=strength,
+            image=image,
+        )
+        sampling = Sampling.of(
+            self,
+            num_inference_steps,
+            guidance_scale,
+            content_guidance_scale,
+            motion_guidance_scale,
+            guidance_rescale,
+            generator,
+        )
+        device = self._execution_device
+        prompts, labels, n = conditions(self, prompt, class_labels, device)
+        # 1. the image is the content frame: one for every prompt, or one for each
+        content = self.encode_image(image)
+        prompts, labels, n = match_conditions(prompts, labels, n, content.shape[0])
+        content = broadcast(content, n, "images")
+        if num_videos_per_prompt > 1:  # as __call__: each prompt's videos next to each other
+            k = num_videos_per_prompt
+            content = content.repeat_interleave(k, dim=0)
+            prompts = [p for p in prompts for _ in range(k)] if prompts is not None else None
+            labels = labels.repeat_interleave(k) if labels is not None else None
+        # 2. encode the prompt; 3. refine the image under it (SDEdit) if asked
+        text = self.encode_prompt(prompts, device)
+        if strength > 0:
+            content = refine_content(
+                self, content, labels=labels, text=text, strength=strength, sampling=sampling
+            )
+        # 4. motion latent guided by it; 5. decode
+        video = motion_video(
+            self,
+            content,
+            labels=labels,
+            text=text,
+            sampling=sampling,
+            num_frames=num_frames or self.config.num_frames,
+            overlap=overlap,
+        )
+        return self._output(video, content, output_type, return_dict)
 
-    return [[Image.fromarray((f * 255).round().astype(np.uint8)) for f in v] for v in array]
+    @torch.no_grad()
+    @uses_cpu_threads
+    def transfer_motion(
+        self,
+        content,
+        motion,
+        num_frames: int | None = None,
+        output_type: str = "np",
+        return_dict: bool = True,
+    ):
+        """decode(content of A, motion of B): ``content``'s appearance moving as ``motion`` does.
+
+        Args:
+            content: a video (its content frame is taken) or an image (it is the content frame).
+            motion: a video (its first ``num_frames`` frames; default the training length).
+        """
+        # 0. check
+        self.check_inputs(
+            num_frames=num_frames, output_type=output_type, content=content, motion=motion
+        )
+        num_frames = num_frames or int(self.config.num_frames)
+        # 1. A's content frame, B's motion latent
+        if is_image(content):
+            content_frame = self.encode_image(content)
+        else:
+            content_frame = self.encode_video(content, num_frames)[0]
+        motion_latent = self.encode_video(motion, num_frames)[1]
+        n = max(content_frame.shape[0], motion_latent.shape[0])
+        content_frame = broadcast(content_frame, n, "content inputs")
+        motion_latent = broadcast(motion_latent, n, "motion videos")
+        # 2. decode them together
+        video = self.codec.decode(content_frame, motion_latent.to(content_frame.dtype))
+        return self._output(video, content_frame, output_type, return_dict)
+
+    @torch.no_grad()
+    @uses_cpu_threads
+    def edit_video(
+        self,
+        video,
+        prompt: str | list[str] | None = None,
+        class_labels=None,
+        strength: float = 0.6,
+        edit: str = "content",
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
+        content_guidance_scale: float | None = None,
+        motion_guidance_scale: float | None = None,
+        guidance_rescale: float | None = None,
+        generator: torch.Generator | None = None,
+        output_type: str = "np",
+        return_dict: bool = True,
+    ):
+        """Edit a video under a new prompt / class through its decomposition.
+
+        Args:
+            video: one video or a batch (first ``num_frames`` of the training length are used).
+            edit: "content": re-denoise the content frame from noise level ``strength`` under
+                the prompt (recolour, another shape) and keep the video's motion; "motion": keep
+                the content frame and resample the motion from level ``strength`` (1: new
+                motion) guided by it and the prompt; "both".
+            strength: in [0, 1], how far from the original each edited part may go.
+        """
+        # 0. check; settings
+        self.check_inputs(
+            prompt,
+            class_labels,
+            num_inference_steps,
+            guidance_scale,
+            content_guidance_scale,
+            motion_guidance_scale,
+            guidance_rescale,
+            1,
+            None,
+            output_type,
+            strength=strength,
+            edit=edit,
+            video=video,
+        )
+        sampling = Sampling.of(
+            self,
+            num_inference_steps,
+            guidance_scale,
+            content_guidance_scale,
+            motion_guidance_scale,
+            guidance_rescale,
+            generator,
+        )
+        device = self._execution_device
+        prompts, labels, n = conditions(self, prompt, class_labels, device)
+        # 1. the video's decomposition; 2. encode the prompt
+        content, motion = self.encode_video(video, int(self.config.num_frames))
+        prompts, labels, n = match_conditions(prompts, labels, n, content.shape[0])
+        content, motion = broadcast(content, n, "videos"), broadcast(motion, n, "videos")
+        text = self.encode_prompt(prompts, device)
+        given = dict(labels=labels, text=text, strength=strength, sampling=sampling)
+        # 3. re-denoise what is edited, from level `strength`; 4. decode
+        if edit in ("content", "both"):
+            content = refine_content(self, content, **given)
+        if edit in ("motion", "both"):
+            motion = motion_for(self, content, num_frames=motion.shape[2], init=motion, **given)
+        out = self.codec.decode(content.to(self.autoencoder.dtype), motion)
+        return self._output(out, content, output_type, return_dict)

@@ -13,7 +13,7 @@ import torch
 
 from ..config import Config
 from .losses import PredictionType, diffusion_loss
-from .trainer import Objective, Stage
+from .stage import Objective, Stage
 
 BASELINE_KINDS = ("unet3d", "video_dit")
 
@@ -77,9 +77,13 @@ class FullVideoStage(Stage):
                 net = UNet3DConditionModel(sample_size=h, **kwargs)
             else:
                 net = build_video_dit(
-                    "tiny", in_channels=c, out_channels=c, sample_size=h, video_length=t,
+                    "tiny",
+                    in_channels=c,
+                    out_channels=c,
+                    sample_size=h,
+                    video_length=t,
                     caption_channels=encoder.embed_dim,
-                )  # fmt: skip
+                )
             self._model = Objective(self, net=net, text_encoder=encoder)
         return self._model
 

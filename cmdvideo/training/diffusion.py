@@ -14,7 +14,7 @@ import torch
 from ..config import Config
 from ..models.codec import VideoCodec
 from .previews import write_preview
-from .trainer import Objective, Stage
+from .stage import Objective, Stage
 
 CONDITIONS = ("class", "text", "class+text", "none")
 
@@ -64,8 +64,11 @@ class DiffusionStage(Stage):
         from .losses import check_timestep_range
 
         # fail before training, naming the setting
-        check_timestep_range(cfg.timestep_range, self.schedule["num_train_timesteps"],
-                             f"{self.section}.timestep_range")  # fmt: skip
+        check_timestep_range(
+            cfg.timestep_range,
+            self.schedule["num_train_timesteps"],
+            f"{self.section}.timestep_range",
+        )
         # Text: a frozen encoder loaded from cfg.text_encoder, or (content stage) the built-in
         # WordTextEncoder, learned with the model when cfg.text_encoder is "builtin".
         self.text_encoder, self.tokenizer = None, None
@@ -197,9 +200,12 @@ class DiffusionStage(Stage):
         from .losses import diffusion_loss
 
         return diffusion_loss(
-            denoiser, clean, self.scheduler, self.prediction_type,
+            denoiser,
+            clean,
+            self.scheduler,
+            self.prediction_type,
             timestep_range=self.cfg.timestep_range,
-        )  # fmt: skip
+        )
 
     VALIDATION_REPEATS = 16  # noise draws per preview video for the validation loss
 
@@ -313,10 +319,18 @@ class MotionStage(DiffusionStage):
         h, w = self.codec.autoencoder.token_grid(*content.shape[-2:])
         pooled = self._pooled(model, batch, content.device)
         motion = sample_motion(
-            model.net, self._ddim(), content, self.config.data.num_frames, h + w, labels,
-            pooled, self.cfg.preview_guidance,
-            self.cfg.preview_steps, generator, progress=False,
-        )  # fmt: skip
+            model.net,
+            self._ddim(),
+            content,
+            self.config.data.num_frames,
+            h + w,
+            labels,
+            pooled,
+            self.cfg.preview_guidance,
+            self.cfg.preview_steps,
+            generator,
+            progress=False,
+        )
         video = batch.get("video")
         if video is None:  # latent cache: compare with the reconstruction instead
             video = self.codec.decode(content, real_motion).float().clamp(-1, 1)
@@ -328,9 +342,12 @@ class MotionStage(DiffusionStage):
 
         def conditional(noisy, t):
             return model.net(
-                noisy, t, content.repeat(r, 1, 1, 1), None if labels is None else labels.repeat(r),
+                noisy,
+                t,
+                content.repeat(r, 1, 1, 1),
+                None if labels is None else labels.repeat(r),
                 None if pooled is None else pooled.repeat(r, 1),
-            )  # fmt: skip
+            )
 
         return {
             "psnr_sampled_motion": psnr_per_frame(decoded, video).mean().item(),
@@ -444,10 +461,19 @@ class ContentStage(DiffusionStage):
         text, null = self._conditions(model, batch, real.device)
         generator = torch.Generator(device=real.device).manual_seed(0)
         sampled = sample_content(
-            model.net, self._ddim(), real.shape[0], labels, text, null,
-            self.cfg.preview_guidance, self.cfg.preview_steps, generator, real.device,
-            progress=False, size=tuple(real.shape[-2:]),
-        )  # fmt: skip
+            model.net,
+            self._ddim(),
+            real.shape[0],
+            labels,
+            text,
+            null,
+            self.cfg.preview_guidance,
+            self.cfg.preview_steps,
+            generator,
+            real.device,
+            progress=False,
+            size=tuple(real.shape[-2:]),
+        )
         rows = [
             torch.stack(list(self.codec.content_to_pixels(x).float().clamp(-1, 1)), dim=1)
             for x in (real, sampled)
@@ -459,8 +485,12 @@ class ContentStage(DiffusionStage):
 
         def conditional(noisy, t):
             return content_prediction(
-                model.net, noisy, t, None if labels is None else labels.repeat(r),
-                None if text is None else text.tile(r), null,
-            )  # fmt: skip
+                model.net,
+                noisy,
+                t,
+                None if labels is None else labels.repeat(r),
+                None if text is None else text.tile(r),
+                null,
+            )
 
         return {"val_loss": self.validation_loss(conditional, real)}

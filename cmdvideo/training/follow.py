@@ -71,8 +71,11 @@ def follow_autoencoder(config: Config, autoencoder: str | Path, explicit: set[st
     if trained is None:
         logger.warning(
             "%s records no training data settings: using the config's %dx%d, %d frames",
-            autoencoder, config.data.height, config.data.width, config.data.num_frames,
-        )  # fmt: skip
+            autoencoder,
+            config.data.height,
+            config.data.width,
+            config.data.num_frames,
+        )
         return
     data = config.data
     for key in SHAPE_KEYS:
@@ -93,8 +96,12 @@ def follow_autoencoder(config: Config, autoencoder: str | Path, explicit: set[st
         logger.info(
             "data: %d frames of %dx%d, as the autoencoder %s was trained (the config said %d "
             "frames of %dx%d)",
-            data.num_frames, data.height, data.width, autoencoder, *before,
-        )  # fmt: skip
+            data.num_frames,
+            data.height,
+            data.width,
+            autoencoder,
+            *before,
+        )
 
 
 def follow_data(config: Config, section: str, dataset, explicit: set[str]) -> None:
@@ -117,9 +124,11 @@ def follow_data(config: Config, section: str, dataset, explicit: set[str]) -> No
     missing = [c for c in wanted if c not in has]
     if f"{section}.condition" in explicit:
         if missing:
-            need = {"class": "class labels (a folder with one subfolder per class, as UCF-101, "
-                    "or a label column in a CSV/JSONL index)",
-                    "text": "captions (a CSV/JSONL index with a caption column)"}  # fmt: skip
+            need = {
+                "class": "class labels (a folder with one subfolder per class, as UCF-101, "
+                "or a label column in a CSV/JSONL index)",
+                "text": "captions (a CSV/JSONL index with a caption column)",
+            }
             raise ValueError(
                 f"--set {section}.condition={cfg.condition} but the data has no "
                 + " and no ".join(need[c] for c in missing)
@@ -139,8 +148,10 @@ def follow_data(config: Config, section: str, dataset, explicit: set[str]) -> No
     else:
         logger.info(
             "%s.condition: %s, what the data has (the config said %s)",
-            section, chosen, cfg.condition,
-        )  # fmt: skip
+            section,
+            chosen,
+            cfg.condition,
+        )
     cfg.condition = chosen
 
 

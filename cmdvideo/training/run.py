@@ -112,16 +112,24 @@ def train(
     config.data.world = getattr(train_set, "world", None)
     preview = take_batch(eval_set, PREVIEW_VIDEOS)
     stage = build_stage(name, config, train_set, autoencoder, explicit)
-    trainer = Trainer(stage, train_set, config, out, preview_batch=preview,
-                      preview_split=split_of(eval_set))  # fmt: skip
+    trainer = Trainer(
+        stage, train_set, config, out, preview_batch=preview, preview_split=split_of(eval_set)
+    )
     start = time.perf_counter()
     trainer.train(resume=resume)
-    result = TrainResult(out, stage.name, config.train.max_steps, time.perf_counter() - start,
-                         is_main=trainer.accelerator.is_main_process)  # fmt: skip
+    result = TrainResult(
+        out,
+        stage.name,
+        config.train.max_steps,
+        time.perf_counter() - start,
+        is_main=trainer.accelerator.is_main_process,
+    )
     after = trainer.after_training_result or {}
     if "motion_scaling_factor" in after:
-        result.calibration = {"factor": after["motion_scaling_factor"],
-                              "num_videos": after["calibration_videos"]}  # fmt: skip
+        result.calibration = {
+            "factor": after["motion_scaling_factor"],
+            "num_videos": after["calibration_videos"],
+        }
     elif stage.name == "autoencoder" and config.autoencoder.freeze_encoder:
         result.notes.append("encoder frozen: motion_scaling_factor kept from autoencoder.init")
     return result
@@ -137,9 +145,10 @@ def _check_cache_shapes(train_set, codec, data, autoencoder) -> None:
     f = codec.frame_vae.downsample if codec.latent_mode else 1
     expected = {
         "content_shape": [ae.config.in_channels, data.height // f, data.width // f],
-        "motion_shape": list(ae.motion_latent_shape(data.num_frames, data.height // f,
-                                                    data.width // f)),
-    }  # fmt: skip
+        "motion_shape": list(
+            ae.motion_latent_shape(data.num_frames, data.height // f, data.width // f)
+        ),
+    }
     for key, shape in expected.items():
         if list(index[key]) != shape:
             raise ValueError(

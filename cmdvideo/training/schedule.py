@@ -48,8 +48,9 @@ def init_scheduler_config(init: str | Path | None, subfolder: str | None = None)
             return dict(DDIMScheduler.load_config(folder / sub))
     if not root.exists():  # a hub id: its cached scheduler/, never a download
         try:
-            return dict(DDIMScheduler.load_config(str(init), subfolder="scheduler",
-                                                  local_files_only=True))  # fmt: skip
+            return dict(
+                DDIMScheduler.load_config(str(init), subfolder="scheduler", local_files_only=True)
+            )
         except (OSError, ValueError):
             return {}
     return {}

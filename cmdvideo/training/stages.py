@@ -14,7 +14,7 @@ from ..models.autoencoder import CMDAutoencoder, autoencoder_preset
 from ..models.codec import FrameVAE, VideoCodec
 from .losses import content_anchor_loss, reconstruction_loss
 from .previews import write_preview
-from .trainer import Objective, Stage
+from .stage import Objective, Stage
 
 
 def build_codec(config: Config) -> VideoCodec:
@@ -138,8 +138,9 @@ class AutoencoderStage(Stage):
                 "moving-shapes, or a frame cache made from it), not a video folder"
             )
         data = self.config.data
-        target = render_swapped(batch["factors"], x.shape[2], data.height, data.width,
-                                data.textured)  # fmt: skip
+        target = render_swapped(
+            batch["factors"], x.shape[2], data.height, data.width, data.textured
+        )
         with torch.no_grad():
             if self.codec.frame_vae is not None:
                 self.codec.frame_vae.to(x.device)

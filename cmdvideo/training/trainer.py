@@ -1,4 +1,5 @@
-"""One Accelerate training loop for every CMD stage (autoencoder now; content and motion next).
+"""One Accelerate training loop for every CMD stage (frame VAE, autoencoder, content, motion,
+classifier).
 
 What a stage supplies (see :class:`Stage`): the trainable model, a loss on a batch, previews,
 and how to save the final model folder. What the loop supplies: devices and processes
@@ -23,13 +24,12 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
-import math
 import os
 import shutil
 import sys
 import time
-from abc import ABC, abstractmethod
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -39,120 +39,54 @@ from accelerate.utils import ProjectConfiguration, set_seed
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from ..config import Config
 from ..data import collate_videos
+from .loop_utils import (
+    CHECKPOINT_PREFIX,
+    STATE_FILE,
+    EpochShuffleSampler,
+    check_ranks_in_sync,
+    format_duration,
+    list_checkpoints,
+    plot_training_curve,
+    rng_probe,
+)
+from .stage import Stage
 
 logger = logging.getLogger(__name__)
-
-CHECKPOINT_PREFIX = "checkpoint-"
-STATE_FILE = "trainer_state.json"
 
 
 class TrainingDivergedError(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept untouched."""
 
 
-class Objective(nn.Module):
-    """What the trainer prepares (DDP wrapping, mixed-precision autocast) and calls: a stage's
-    trainable modules as submodules, and ``forward(batch) -> (loss, extras)``.
+@dataclass
+class _Run:
+    """What one call of :meth:`Trainer.train` holds: the prepared objects and where it is."""
 
-    Every model call of a training step happens inside this forward, so DDP synchronises the
-    gradients of every trainable module and autocast covers the frozen encoders too. Frozen
-    parts (the autoencoder of the diffusion stages, a frozen text encoder, a frame VAE) stay
-    with the stage: no parameters here, nothing synchronised, nothing in the checkpoints.
-    """
+    model: nn.Module
+    params: list
+    optimizer: torch.optim.Optimizer
+    lr_scheduler: object
+    loader: DataLoader
+    sampler: EpochShuffleSampler
+    ema: EMAModel
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    runtime_skips: dict = field(default_factory=dict)  # path -> reason, found while decoding
 
-    def __init__(self, stage: Stage, **modules: nn.Module):
-        super().__init__()
-        object.__setattr__(self, "stage", stage)  # not a submodule
-        for name, module in modules.items():
-            self.add_module(name, module)
-
-    def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
-        return self.stage.objective(self, batch)
-
-
-class Stage(ABC):
-    """What differs between CMD's training stages."""
-
-    name: str = "stage"
-
-    @abstractmethod
-    def model(self) -> Objective:
-        """The trainable :class:`Objective` (built once, after the seed is set)."""
-
-    @abstractmethod
-    def objective(self, modules: Objective, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
-        """Scalar loss for a batch (already on the right device) and extra numbers to log,
-        computed with ``modules`` (the objective's own submodules: call them, never the
-        wrapped model's)."""
-
-    def preview(self, model: Objective, batch: dict, out_dir: Path, step: int) -> dict[str, float]:
-        """Write preview files for ``batch`` (EMA weights loaded); return metrics to log."""
-        return {}
-
-    @abstractmethod
-    def save_model(self, model: Objective, out_dir: Path) -> list[Path]:
-        """Write the final loadable model folder(s) under ``out_dir``; return their paths."""
-
-    def after_training(self, out_dir: Path, dataset, device) -> dict | None:
-        """Work on the saved model once training is over (main process only, e.g. measuring
-        the autoencoder's motion scale); returns numbers to log and report."""
-        return None
-
-
-class EpochShuffleSampler(Sampler[int]):
-    """A permutation per epoch from ``(seed, epoch)`` only, so a resumed run sees the same order.
-
-    The trainer assigns ``epoch`` itself. There is deliberately no ``set_epoch`` method:
-    Accelerate calls that with its own per-DataLoader-object iteration count, which restarts at
-    0 for the fresh loader ``skip_first_batches`` makes on resume and would replay epoch 0.
-    """
-
-    def __init__(self, length: int, seed: int, shuffle: bool = True):
-        self.length, self.seed, self.shuffle, self.epoch = length, seed, shuffle, 0
-
-    def __len__(self) -> int:
-        return self.length
-
-    def __iter__(self):
-        if not self.shuffle:
-            return iter(range(self.length))
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        return iter(torch.randperm(self.length, generator=g).tolist())
-
-
-def parameter_fingerprint(params: list[torch.Tensor]) -> torch.Tensor:
-    """(2,) float64: a position-weighted sum and the sum of squares of ``params``; equal for
-    equal weights (the same reductions run on every rank), different otherwise."""
-    total = torch.zeros(2, dtype=torch.float64, device=params[0].device)
-    for i, p in enumerate(params, start=1):
-        value = p.detach().double()
-        total[0] += i * value.sum()
-        total[1] += (value * value).sum()
-    return total
-
-
-def _rng_probe(device) -> torch.Tensor:
-    """(4,) integers the global CPU RNG would draw next, without drawing them."""
-    generator = torch.Generator()
-    generator.set_state(torch.get_rng_state())
-    return torch.randint(0, 1000, (4,), generator=generator).to(device)
-
-
-def list_checkpoints(checkpoint_dir: Path) -> list[Path]:
-    """Complete checkpoints, oldest first (half-written ``.tmp-*`` folders are ignored)."""
-    if not checkpoint_dir.is_dir():
-        return []
-    found = [
-        p
-        for p in checkpoint_dir.iterdir()
-        if p.is_dir() and p.name.startswith(CHECKPOINT_PREFIX) and (p / STATE_FILE).is_file()
-    ]
-    return sorted(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX) :]))
+    def state(self) -> dict:
+        """What a checkpoint records besides Accelerate's state (trainer_state.json)."""
+        return {
+            "step": self.step,
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "runtime_skips": dict(self.runtime_skips),
+        }
 
 
 class Trainer:
@@ -257,7 +191,7 @@ class Trainer:
             TrainingDivergedError: the loss became NaN/inf (checkpoints before it are kept).
             FileNotFoundError: ``resume`` without a checkpoint in ``out_dir``.
         """
-        cfg, acc = self.cfg, self.accelerator
+        acc = self.accelerator
         self.out_dir.mkdir(parents=True, exist_ok=True)
         if acc.is_main_process:
             self.config.save(self.out_dir / "config.yaml")
@@ -266,8 +200,27 @@ class Trainer:
         # Every rank draws its own noise, timesteps and condition dropout (seed + rank); the
         # weights start equal anyway (DDP broadcasts rank 0's), and resume restores every
         # rank's own RNG states.
-        set_seed(cfg.seed, device_specific=True)
+        set_seed(self.cfg.seed, device_specific=True)
+        run = self._prepare()
+        if resume:
+            self._resume(run)
+        else:
+            self._log_start()
+        self._loop(run)
+        self._finish(run)
+        # Shut the processes down in order while every rank is alive: drop the DDP-wrapped
+        # model and optimizer (DDP holds the process group) and collect them now, then destroy
+        # the group. Left to interpreter exit, gloo's destructor can deadlock (its worker thread
+        # waits for the GIL while the main thread, tearing down, waits for the worker).
+        del run
+        acc.wait_for_everyone()
+        acc.free_memory()  # the prepared objects Accelerate keeps, then gc.collect()
+        acc.end_training()  # trackers, then destroy_process_group
+        return self.out_dir
 
+    def _prepare(self) -> _Run:
+        """The stage's model, optimizer, LR schedule, loader and EMA, prepared by Accelerate."""
+        cfg, acc = self.cfg, self.accelerator
         model = self.stage.model()
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(
@@ -301,164 +254,192 @@ class Trainer:
         acc.register_for_checkpointing(ema)
         if acc.trackers == [] and acc.log_with:
             acc.init_trackers(self.stage.name)
+        return _Run(model, params, optimizer, lr_scheduler, loader, sampler, ema)
 
-        step, epoch, batch_in_epoch, runtime_skips = 0, 0, 0, {}
-        if resume:
-            checkpoints = list_checkpoints(self.checkpoint_dir)
-            if not checkpoints:
-                raise FileNotFoundError(
-                    f"--resume: no checkpoint in {self.checkpoint_dir}; start without --resume"
-                )
-            acc.load_state(str(checkpoints[-1]))
-            ema.to(device=acc.device)  # the EMA weights come back on the CPU
-            state = json.loads((checkpoints[-1] / STATE_FILE).read_text())
-            step, epoch, batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
-            runtime_skips = dict(state.get("runtime_skips", {}))
-            self._truncate_metrics(step)
-            logger.info("resumed from %s (step %d)", checkpoints[-1], step)
-        else:
-            self._log(
-                {
-                    "event": "start",
-                    "step": 0,
-                    "dataset_size": len(self.dataset),
-                    "skipped": self._skip_counts({}),
-                    "num_processes": acc.num_processes,
-                    "distributed_type": str(acc.distributed_type.value),
-                    "mixed_precision": acc.mixed_precision,
-                    "threads": torch.get_num_threads(),
-                    "preview_split": self.preview_split,
-                    # what each rank's RNG would draw next: different ranks, different draws
-                    "rng_check": acc.gather(_rng_probe(acc.device))
-                    .view(acc.num_processes, -1)
-                    .tolist(),
-                }
+    def _resume(self, run: _Run) -> None:
+        """Every prepared object's state, the RNGs and the position from the last checkpoint."""
+        acc = self.accelerator
+        checkpoints = list_checkpoints(self.checkpoint_dir)
+        if not checkpoints:
+            raise FileNotFoundError(
+                f"--resume: no checkpoint in {self.checkpoint_dir}; start without --resume"
             )
+        acc.load_state(str(checkpoints[-1]))
+        run.ema.to(device=acc.device)  # the EMA weights come back on the CPU
+        state = json.loads((checkpoints[-1] / STATE_FILE).read_text())
+        run.step, run.epoch, run.batch_in_epoch = (
+            state["step"],
+            state["epoch"],
+            state["batch_in_epoch"],
+        )
+        run.runtime_skips = dict(state.get("runtime_skips", {}))
+        self._truncate_metrics(run.step)
+        logger.info("resumed from %s (step %d)", checkpoints[-1], run.step)
 
-        def checkpoint_state() -> dict:
-            return {
-                "step": step,
-                "epoch": epoch,
-                "batch_in_epoch": batch_in_epoch,
-                "runtime_skips": dict(runtime_skips),
+    def _log_start(self) -> None:
+        acc = self.accelerator
+        self._log(
+            {
+                "event": "start",
+                "step": 0,
+                "dataset_size": len(self.dataset),
+                "skipped": self._skip_counts({}),
+                "num_processes": acc.num_processes,
+                "distributed_type": str(acc.distributed_type.value),
+                "mixed_precision": acc.mixed_precision,
+                "threads": torch.get_num_threads(),
+                "preview_split": self.preview_split,
+                # what each rank's RNG would draw next: different ranks, different draws
+                "rng_check": acc.gather(rng_probe(acc.device)).view(acc.num_processes, -1).tolist(),
             }
+        )
 
+    def _loop(self, run: _Run) -> None:
+        """Epochs of optimizer steps until ``max_steps``, resuming mid-epoch where it stopped."""
+        cfg, acc = self.cfg, self.accelerator
         progress = tqdm(
             total=cfg.max_steps,
-            initial=step,
+            initial=run.step,
             desc=f"train {self.stage.name}",
             disable=not acc.is_main_process,
             dynamic_ncols=True,
         )
-        window_start, window_steps = time.perf_counter(), 0
-        timed_from, timed_steps = None, 0  # for the time estimate (from the end of a first step)
+        self._timing = {
+            "window_start": time.perf_counter(),
+            "window_steps": 0,
+            "timed_from": None,
+            "timed_steps": 0,
+        }
         reported_skips: dict[str, int] = {}
-        while step < cfg.max_steps:
-            sampler.epoch = epoch
+        while run.step < cfg.max_steps:
+            run.sampler.epoch = run.epoch
             if hasattr(self.dataset, "set_epoch"):
-                self.dataset.set_epoch(epoch)
-            batches = acc.skip_first_batches(loader, batch_in_epoch) if batch_in_epoch else loader
+                self.dataset.set_epoch(run.epoch)
+            loader = run.loader
+            batches = (
+                acc.skip_first_batches(loader, run.batch_in_epoch) if run.batch_in_epoch else loader
+            )
             for batch in batches:
-                batch_in_epoch += 1
+                run.batch_in_epoch += 1
                 for item_skips in batch.get("skipped", []):
-                    runtime_skips.update(dict(item_skips))  # path -> reason, each file once
-                with acc.accumulate(model):
-                    loss, extras = model(batch)  # through DDP and autocast
-                    if not torch.isfinite(acc.gather(loss.detach())).all():
-                        last = list_checkpoints(self.checkpoint_dir)
-                        progress.close()
-                        msg = f"loss became {loss.item()} at step {step + 1}; stopped. " + (
-                            f"Last good checkpoint: {last[-1]} (resume with --resume after "
-                            "lowering the learning rate)"
-                            if last
-                            else "No checkpoint was written yet."
-                        )
-                        self._log({"event": "diverged", "step": step + 1, "message": msg})
-                        raise TrainingDivergedError(msg)
-                    acc.backward(loss)
-                    grad_norm = None
-                    if acc.sync_gradients and cfg.max_grad_norm:
-                        grad_norm = acc.clip_grad_norm_(params, cfg.max_grad_norm)
-                    optimizer.step()
-                    lr_scheduler.step()
-                    optimizer.zero_grad(set_to_none=True)
-                if not acc.sync_gradients:
+                    run.runtime_skips.update(dict(item_skips))  # path -> reason, each file once
+                stepped = self._optimizer_step(run, batch, progress)
+                if stepped is None:  # accumulating gradients
                     continue
-                ema.step(params)
-                step += 1
-                window_steps += 1
-                progress.update(1)
-                if timed_from is None:
-                    timed_from = time.perf_counter()
-                elif timed_steps < self.ESTIMATE_AFTER:
-                    timed_steps += 1
-                    if timed_steps == self.ESTIMATE_AFTER and step < cfg.max_steps:
-                        per_step = (time.perf_counter() - timed_from) / timed_steps
-                        self._estimate(progress, per_step, step)
-                progress.set_postfix(loss=f"{loss.item():.4f}", epoch=epoch)
-                if step % cfg.log_every == 0 or step == cfg.max_steps:
-                    elapsed = time.perf_counter() - window_start
-                    record = {
-                        "step": step,
-                        "loss": loss.item(),
-                        "lr": lr_scheduler.get_last_lr()[0],
-                        "steps_per_s": window_steps / max(elapsed, 1e-9),
-                        "epoch": epoch,
-                    }
-                    if grad_norm is not None:
-                        record["grad_norm"] = float(grad_norm)
-                    record.update(extras)
-                    self._log(record)
-                    window_start, window_steps = time.perf_counter(), 0
-                if (
-                    self.preview_batch is not None
-                    and cfg.preview_every
-                    and (step % cfg.preview_every == 0 or step == cfg.max_steps)
-                ):
-                    self._preview(model, ema, params, step)
-                if cfg.snapshot_every and step % cfg.snapshot_every == 0:
-                    self._snapshot(model, ema, params, step)
-                if step % cfg.checkpoint_every == 0 or step == cfg.max_steps:
-                    self._check_ranks_in_sync(params, step)
-                    self._save_checkpoint(step, checkpoint_state())
-                if step >= cfg.max_steps:
+                self._after_step(run, progress, *stepped)
+                if run.step >= cfg.max_steps:
                     break
             else:
-                skips = self._skip_counts(runtime_skips)
+                skips = self._skip_counts(run.runtime_skips)
                 if skips and skips != reported_skips:  # once, and again only when it changes
                     progress.write(f"skipped files by reason: {skips}", file=sys.stderr)
                     reported_skips = skips
-                self._log({"event": "epoch_end", "step": step, "epoch": epoch, "skipped": skips})
-                epoch, batch_in_epoch = epoch + 1, 0
+                self._log(
+                    {"event": "epoch_end", "step": run.step, "epoch": run.epoch, "skipped": skips}
+                )
+                run.epoch, run.batch_in_epoch = run.epoch + 1, 0
         progress.close()
 
-        fingerprints = self._check_ranks_in_sync(params, step)
-        self._log({"event": "end", "step": step, "skipped": self._skip_counts(runtime_skips),
-                   "param_fingerprints": fingerprints})  # fmt: skip
+    def _optimizer_step(self, run: _Run, batch: dict, progress):
+        """Forward, backward, clip, step (under gradient accumulation); ``(loss, extras,
+        grad_norm)`` when the weights were updated, None while accumulating.
+
+        Raises:
+            TrainingDivergedError: the loss of any rank is not finite.
+        """
+        cfg, acc = self.cfg, self.accelerator
+        with acc.accumulate(run.model):
+            loss, extras = run.model(batch)  # through DDP and autocast
+            if not torch.isfinite(acc.gather(loss.detach())).all():
+                last = list_checkpoints(self.checkpoint_dir)
+                progress.close()
+                msg = f"loss became {loss.item()} at step {run.step + 1}; stopped. " + (
+                    f"Last good checkpoint: {last[-1]} (resume with --resume after "
+                    "lowering the learning rate)"
+                    if last
+                    else "No checkpoint was written yet."
+                )
+                self._log({"event": "diverged", "step": run.step + 1, "message": msg})
+                raise TrainingDivergedError(msg)
+            acc.backward(loss)
+            grad_norm = None
+            if acc.sync_gradients and cfg.max_grad_norm:
+                grad_norm = acc.clip_grad_norm_(run.params, cfg.max_grad_norm)
+            run.optimizer.step()
+            run.lr_scheduler.step()
+            run.optimizer.zero_grad(set_to_none=True)
+        if not acc.sync_gradients:
+            return None
+        run.ema.step(run.params)
+        run.step += 1
+        return loss, extras, grad_norm
+
+    def _after_step(self, run: _Run, progress, loss, extras, grad_norm) -> None:
+        """Progress, the time estimate, the log, previews, snapshots and checkpoints when due."""
+        cfg, step, timing = self.cfg, run.step, self._timing
+        timing["window_steps"] += 1
+        progress.update(1)
+        if timing["timed_from"] is None:
+            timing["timed_from"] = time.perf_counter()
+        elif timing["timed_steps"] < self.ESTIMATE_AFTER:
+            timing["timed_steps"] += 1
+            if timing["timed_steps"] == self.ESTIMATE_AFTER and step < cfg.max_steps:
+                per_step = (time.perf_counter() - timing["timed_from"]) / timing["timed_steps"]
+                self._estimate(progress, per_step, step)
+        progress.set_postfix(loss=f"{loss.item():.4f}", epoch=run.epoch)
+        if step % cfg.log_every == 0 or step == cfg.max_steps:
+            elapsed = time.perf_counter() - timing["window_start"]
+            record = {
+                "step": step,
+                "loss": loss.item(),
+                "lr": run.lr_scheduler.get_last_lr()[0],
+                "steps_per_s": timing["window_steps"] / max(elapsed, 1e-9),
+                "epoch": run.epoch,
+            }
+            if grad_norm is not None:
+                record["grad_norm"] = float(grad_norm)
+            record.update(extras)
+            self._log(record)
+            timing["window_start"], timing["window_steps"] = time.perf_counter(), 0
+        due = lambda every: every and (step % every == 0 or step == cfg.max_steps)  # noqa: E731
+        if self.preview_batch is not None and due(cfg.preview_every):
+            self._preview(run.model, run.ema, run.params, step)
+        if cfg.snapshot_every and step % cfg.snapshot_every == 0:
+            self._snapshot(run.model, run.ema, run.params, step)
+        if due(cfg.checkpoint_every):
+            check_ranks_in_sync(self.accelerator, run.params, step)
+            self._save_checkpoint(step, run.state())
+
+    def _finish(self, run: _Run) -> None:
+        """The ranks' weights checked equal, the end logged, the model folder written once
+        with the EMA weights, the stage's after-training work, the curve."""
+        acc = self.accelerator
+        fingerprints = check_ranks_in_sync(self.accelerator, run.params, run.step)
+        self._log(
+            {
+                "event": "end",
+                "step": run.step,
+                "skipped": self._skip_counts(run.runtime_skips),
+                "param_fingerprints": fingerprints,
+            }
+        )
         acc.wait_for_everyone()
         self.after_training_result = None
         if acc.is_main_process:  # the model folder is written once
-            unwrapped = acc.unwrap_model(model)
-            ema.store(params)
-            ema.copy_to(params)
+            unwrapped = acc.unwrap_model(run.model)
+            run.ema.store(run.params)
+            run.ema.copy_to(run.params)
             saved = self.stage.save_model(unwrapped, self.out_dir)
-            ema.restore(params)
+            run.ema.restore(run.params)
             logger.info("saved %s", ", ".join(str(p) for p in saved))
             self.after_training_result = self.stage.after_training(
                 self.out_dir, self.dataset, acc.device
             )
             if self.after_training_result:
-                self._log({"event": "after_training", "step": step, **self.after_training_result})
+                self._log(
+                    {"event": "after_training", "step": run.step, **self.after_training_result}
+                )
             plot_training_curve(self.out_dir / "metrics.jsonl", self.out_dir / "training_curve.png")
-        # Shut the processes down in order while every rank is alive: drop the DDP-wrapped
-        # model and optimizer (DDP holds the process group) and collect them now, then destroy
-        # the group. Left to interpreter exit, gloo's destructor can deadlock (its worker thread
-        # waits for the GIL while the main thread, tearing down, waits for the worker).
-        del model, optimizer, loader, lr_scheduler
-        acc.wait_for_everyone()
-        acc.free_memory()  # the prepared objects Accelerate keeps, then gc.collect()
-        acc.end_training()  # trackers, then destroy_process_group
-        return self.out_dir
 
     def _estimate(self, progress, per_step: float, step: int) -> None:
         """One line, once: the time per step measured so far and what the run will take."""
@@ -472,23 +453,14 @@ class Trainer:
         )
         if self.accelerator.is_main_process:
             progress.write(line, file=sys.stderr)
-        self._log({"event": "estimate", "step": step, "seconds_per_step": round(per_step, 4),
-                   "expected_seconds": round(cfg.max_steps * per_step, 1)})  # fmt: skip
-
-    def _check_ranks_in_sync(self, params: list, step: int) -> list[list[float]]:
-        """Every rank's parameter fingerprint; they must be equal (gradients synchronised).
-
-        Raises:
-            RuntimeError: the ranks hold different weights.
-        """
-        acc = self.accelerator
-        prints = acc.gather(parameter_fingerprint(params)[None]).cpu()  # (ranks, 2)
-        if not all(torch.equal(prints[0], row) for row in prints):
-            raise RuntimeError(
-                f"after step {step} the {acc.num_processes} processes hold different weights "
-                f"({prints.tolist()}): gradients are not being synchronised"
-            )
-        return prints.tolist()
+        self._log(
+            {
+                "event": "estimate",
+                "step": step,
+                "seconds_per_step": round(per_step, 4),
+                "expected_seconds": round(cfg.max_steps * per_step, 1),
+            }
+        )
 
     @torch.no_grad()
     def _snapshot(self, model: nn.Module, ema: EMAModel, params: list, step: int) -> Path:
@@ -520,60 +492,3 @@ class Trainer:
         ema.restore(params)
         if metrics:
             self._log({"step": step, **{f"preview/{k}": v for k, v in metrics.items()}})
-
-
-def end_process_group(barrier: bool = True) -> None:
-    """End a multi-process run in order, while the interpreter is fully alive: a barrier (when
-    every rank got here), collect what still holds the process group (DDP modules), destroy
-    it. What every ``cmdvideo`` command does last under torchrun / ``accelerate launch``; a
-    no-op in a single process."""
-    import gc
-
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()):
-        return
-    if barrier:
-        dist.barrier()
-    gc.collect()
-    dist.destroy_process_group()
-    gc.collect()
-
-
-def format_duration(seconds: float) -> str:
-    """A duration as people read it: "45 s", "12 min", "7 h 05 min"."""
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    minutes = round(seconds / 60)
-    if minutes < 60:
-        return f"{minutes} min"
-    return f"{minutes // 60} h {minutes % 60:02d} min"
-
-
-def plot_training_curve(metrics_path: Path, out_path: Path) -> Path | None:
-    """Loss (log scale) and any preview metrics (e.g. PSNR) against steps, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    records = [json.loads(ln) for ln in Path(metrics_path).read_text().splitlines() if ln]
-    losses = [(r["step"], r["loss"]) for r in records if "loss" in r and math.isfinite(r["loss"])]
-    extra_keys = sorted({k for r in records for k in r if k.startswith("preview/")})
-    split = next((r["preview_split"] for r in records if "preview_split" in r), "held-out")
-    if not losses:
-        return None
-    fig, axes = plt.subplots(1, 1 + len(extra_keys), figsize=(5 * (1 + len(extra_keys)), 3.5))
-    axes = list(axes) if extra_keys else [axes]
-    axes[0].plot(*zip(*losses))
-    axes[0].set(xlabel="step", ylabel="training loss", yscale="log", title="loss")
-    for ax, key in zip(axes[1:], extra_keys):
-        points = [(r["step"], r[key]) for r in records if key in r]
-        ax.plot(*zip(*points), marker="o")
-        ax.set(xlabel="step", ylabel=key.split("/", 1)[1], title=f"{key} ({split} data)")
-    for ax in axes:
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out_path, dpi=100)
-    plt.close(fig)
-    return out_path

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from ..config import Config
 from ..data import iter_batches
 from .losses import reconstruction_loss
-from .trainer import Objective, Stage
+from .stage import Objective, Stage
 
 STATS_VIDEOS = 256  # videos whose frames give the latent statistics
 
@@ -146,5 +146,7 @@ def latent_statistics(vae, dataset, num_videos: int, device="cpu", batch_size: i
         count += z.numel() // z.shape[1]
     mean = total / count
     std = (total_sq / count - mean**2).clamp_min(1e-12).sqrt()
-    return {"latents_mean": [round(v, 5) for v in mean.tolist()],
-            "latents_std": [round(v, 5) for v in std.tolist()]}  # fmt: skip
+    return {
+        "latents_mean": [round(v, 5) for v in mean.tolist()],
+        "latents_std": [round(v, 5) for v in std.tolist()],
+    }
