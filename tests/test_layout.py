@@ -1,4 +1,4 @@
-"""The house rules of the code layout (DESIGN.md §8), checked: dependencies point one way,
+"""The house rules of the code layout (docs/design.md, "Layout rules"), checked: dependencies point one way,
 modules stay readable, importing has no side effects."""
 
 import ast

@@ -4,7 +4,7 @@ Each video shows one to three shapes (circle, square, triangle) in named colours
 background of another named colour, all moving by one of ten motion classes (`MOTIONS`). A
 video is fully described by its `VideoFactors` (appearance + motion), so the appearance of one
 video can be rendered with the motion of another: the ground truth for motion transfer
-(DESIGN.md §6).
+(docs/design.md, "The embedded world").
 
 Geometry convention: a `ShapeSpec` describes a shape at the *middle* of the clip, and every
 motion is applied symmetrically around it over normalised time ``s = t / (T - 1)`` in [0, 1].

@@ -1,4 +1,4 @@
-"""Offline metrics for the embedded moving-shapes dataset (DESIGN.md §7), read by the
+"""Offline metrics for the embedded moving-shapes dataset (docs/design.md, "Measuring"), read by the
 project's own classifier (:mod:`cmdvideo.models.classifier`) and hand-written checks.
 
 - ``domain_accuracy``: how often generated videos show what was asked — the motion class of a

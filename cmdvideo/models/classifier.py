@@ -1,4 +1,4 @@
-"""The moving-shapes video classifier behind the offline metrics (DESIGN.md §7): a small 3-D CNN
+"""The moving-shapes video classifier behind the offline metrics (docs/design.md, "Measuring"): a small 3-D CNN
 trained by this project (``cmdvideo train classifier``) on real moving-shapes videos and their
 factors. Its weights ship in the package (`SHIPPED_CLASSIFIER`); what it measures lives in
 :mod:`cmdvideo.evaluation.domain`.
