@@ -308,9 +308,13 @@ def _read_yaml(path: Path) -> dict:
 
 
 def load_config(
-    name_or_path: str | Path | None = None, overrides: list[str] | None = None
+    name_or_path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    fields: dict | None = None,
 ) -> Config:
-    """Load a YAML config by preset name (``tiny``) or path, then apply ``--set`` overrides.
+    """Load a YAML config by preset name (``tiny``) or path, then apply ``--set`` overrides
+    (``key=value`` strings, values read as YAML), then ``fields`` (nested dicts of values as
+    they are: what command-line flags set, so ``--data 2024`` stays the folder "2024").
     A config may start from another with ``base: NAME_OR_PATH`` and change only some keys.
 
     Raises:
@@ -319,7 +323,7 @@ def load_config(
     """
     values = _read_config(name_or_path) if name_or_path is not None else {}
     values = _merge(values, parse_overrides(overrides or []))
-    return _build(Config, values, "config")
+    return _build(Config, _merge(values, fields or {}), "config")
 
 
 def _read_config(name_or_path: str | Path, seen: tuple[Path, ...] = ()) -> dict:

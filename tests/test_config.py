@@ -47,3 +47,19 @@ def test_bad_config_errors_name_the_fix():
         load_config("tiny", ["train.batch_size=eight"])
     with pytest.raises(ValueError, match="key=value"):
         parse_overrides(["train.batch_size"])
+
+
+def test_flags_set_fields_as_they_are():
+    """A flag's value is the field's value, not a --set string read again as YAML: a folder
+    named 2024 or off stays that name (YAML would read an int and a boolean)."""
+    import argparse
+
+    from cmdvideo.cli.train import _flag_fields
+
+    for name in ("2024", "off", "1e-4"):
+        args = argparse.Namespace(
+            data=name, max_steps=3, stage="motion", init=None, text_encoder="builtin", frames=False
+        )
+        config = load_config("tiny", ["train.batch_size=2"], _flag_fields(args))
+        assert config.data.source == name and config.train.max_steps == 3
+        assert config.motion.text_encoder == "builtin" and config.train.batch_size == 2

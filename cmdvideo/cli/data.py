@@ -18,8 +18,9 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
     if args.num_videos is not None and args.num_videos < 1:
         raise ValueError(f"--num-videos must be >= 1, got {args.num_videos}")
-    overrides = list(args.overrides) + ([f"data.source={args.data}"] if args.data else [])
-    config = load_config(args.config, overrides)
+    config = load_config(
+        args.config, args.overrides, {"data": {"source": str(args.data)}} if args.data else None
+    )
     if args.autoencoder is not None and not args.frames:  # its frame size, frames, split
         follow_autoencoder(config, args.autoencoder, explicit_settings(args.overrides))
     # folders: training files, then held-out ones, center-cropped

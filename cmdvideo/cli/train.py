@@ -45,26 +45,26 @@ def check_train(args: argparse.Namespace) -> None:
     from ..config import load_config
 
     if not (args.resume and (Path(args.out) / "config.yaml").is_file()):
-        load_config(args.config, _overrides(args))
+        load_config(args.config, args.overrides, _flag_fields(args))
 
 
-def _overrides(args: argparse.Namespace) -> list[str]:
-    """The run's ``--set`` overrides, the flags among them."""
+def _flag_fields(args: argparse.Namespace) -> dict:
+    """The config fields the flags set, as values (not re-read as YAML strings)."""
     if args.max_steps is not None and args.max_steps < 1:
         raise ValueError(f"--max-steps must be >= 1, got {args.max_steps}")
-    overrides = list(args.overrides)
+    fields: dict = {}
+    put = lambda section, key, value: fields.setdefault(section, {}).__setitem__(key, value)  # noqa: E731
     if args.data:
-        overrides.append(f"data.source={args.data}")
+        put("data", "source", str(args.data))
     if args.max_steps is not None:
-        overrides.append(f"train.max_steps={args.max_steps}")
-    section = {"content": "content", "motion": "motion", "autoencoder": "autoencoder"}
+        put("train", "max_steps", args.max_steps)
     if getattr(args, "init", None):
-        overrides.append(f"{section[args.stage]}.init={args.init}")
+        put(args.stage, "init", str(args.init))
     if getattr(args, "text_encoder", None):
-        overrides.append(f"{args.stage}.text_encoder={args.text_encoder}")
+        put(args.stage, "text_encoder", str(args.text_encoder))
     if getattr(args, "frames", False):
-        overrides.append("content.target=frames")
-    return overrides
+        put("content", "target", "frames")
+    return fields
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -73,7 +73,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ..training.run import run_config, train
     from ..training.trainer import TrainingDivergedError
 
-    config = run_config(args.config, _overrides(args), args.out, args.resume)
+    config = run_config(args.config, args.overrides, args.out, args.resume, _flag_fields(args))
     if args.device is not None:  # the trainer's device comes from Accelerate
         device_of(args)  # (checks that a CUDA device exists when one is asked for)
         os.environ["ACCELERATE_USE_CPU"] = "true" if args.device == "cpu" else "false"

@@ -29,13 +29,15 @@ class TrainResult:
     is_main: bool = True  # the main process of a multi-process run (the one that reports)
 
 
-def run_config(config: str | Path, overrides: list[str], out: str | Path, resume: bool) -> Config:
+def run_config(
+    config: str | Path, overrides: list[str], out: str | Path, resume: bool, fields=None
+) -> Config:
     """The config of a run: on ``resume`` the run's own saved config (plus explicit
-    overrides), else ``config`` (a preset name or YAML path) with ``overrides``."""
+    overrides and ``fields``), else ``config`` (a preset name or YAML path) with them."""
     saved = Path(out) / "config.yaml"
     if resume and saved.is_file():
-        return load_config(saved, overrides)
-    return load_config(config, overrides)
+        return load_config(saved, overrides, fields)
+    return load_config(config, overrides, fields)
 
 
 def build_stage(
