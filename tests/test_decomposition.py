@@ -248,10 +248,21 @@ def test_edit_at_strength_zero_is_the_reconstruction(pipe, videos):
         assert np.allclose(out.frames, recon, atol=1e-5)
 
 
-def test_edits_change_only_what_they_edit(pipe, videos):
+def test_edits_change_only_what_they_edit(pipe, videos, monkeypatch):
+    from cmdvideo.models.codec import VideoCodec
+
     kw = dict(strength=0.8, num_inference_steps=4, generator=_gen())
     recon = pipe.transfer_motion(videos[0], videos[0])
+    decoded, decode = [], VideoCodec.decode
+
+    def spy(codec, content, motion):
+        decoded.append(motion.clone())
+        return decode(codec, content, motion)
+
+    monkeypatch.setattr(VideoCodec, "decode", spy)
     content = pipe.edit_video(videos[0], "a blue square moving left", edit="content", **kw)
+    # a content edit decodes the video's own motion latent, untouched
+    assert torch.equal(decoded[-1], pipe.encode_video(videos[0], CLIP)[1])
     motion = pipe.edit_video(videos[0], "a red circle moving down", edit="motion", **kw)
     assert not np.allclose(content.content_frames, recon.content_frames, atol=1e-3)
     assert np.allclose(motion.content_frames, recon.content_frames, atol=1e-5)

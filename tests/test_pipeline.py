@@ -153,11 +153,21 @@ def test_guidance_changes_the_output(pipe_dir):
 def test_schedulers_are_swappable(pipe):
     from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
 
+    outputs = []
     for cls in (DPMSolverMultistepScheduler, DDIMScheduler):
-        pipe.content_scheduler = cls.from_config(pipe.content_scheduler.config)
-        pipe.motion_scheduler = cls.from_config(pipe.motion_scheduler.config)
+        steps = []
+        for stage in ("content", "motion"):
+            scheduler = cls.from_config(getattr(pipe, f"{stage}_scheduler").config)
+            original = scheduler.step
+            scheduler.step = lambda *a, _o=original, _s=stage, _n=steps, **k: (
+                _n.append(_s) or _o(*a, **k)
+            )
+            setattr(pipe, f"{stage}_scheduler", scheduler)
         out = _run(pipe, num_inference_steps=2)
         assert np.isfinite(out.frames).all()
+        assert steps == ["content"] * 2 + ["motion"] * 2  # the swapped schedulers ran
+        outputs.append(out.frames)
+    assert not np.allclose(outputs[0], outputs[1])  # and they sample differently
 
 
 def test_bad_requests_are_clear_errors(pipe):
