@@ -115,6 +115,11 @@ def test_bench_tiny_writes_markdown_json_and_chart(tmp_path, capsys):
     saved = json.loads((out / "efficiency.json").read_text())
     assert saved["tiny"]["flops"] == tiny["flops"]
     assert "3-D UNet / CMD" in (out / "efficiency.md").read_text()
+    achieved = tiny["achieved_gflops_per_s"]  # FLOPs over measured time, below the peak
+    assert 0 < achieved["cmd content step"] and 0 < achieved["unet3d"] < 2 * achieved["fp32_peak"]
+    gflop = tiny["flops"]["cmd"]["flops_per_video"]
+    assert achieved["cmd"] == round(gflop / tiny["sampling"]["cmd"]["seconds_per_video"], 1)
+    assert "fp32 peak of these cores" in (out / "efficiency.md").read_text()
     assert (out / "efficiency.png").read_bytes()[:4] == b"\x89PNG"
 
 

@@ -260,7 +260,21 @@ def _train_unet3d(setting: TinySetting, steps: int, repeats: int, device: str) -
     return _train_stage(unet3d_stage(setting.config, setting.captions), setting, repeats, device)
 
 
+def _fp32_peak(setting: TinySetting, steps: int, repeats: int, device: str) -> dict:
+    """What these cores reach at all in fp32 with these threads: a 1024 x 1024 matrix product
+    (2.1 GFLOP), median of ``repeats`` runs of 8 — the ceiling the models are measured under."""
+    a, b = torch.randn(1024, 1024, device=device), torch.randn(1024, 1024, device=device)
+
+    def products():
+        for _ in range(8):
+            torch.mm(a, b)
+
+    seconds = median_seconds(products, repeats, device, warmup=2)
+    return {"gflops_per_s": round(8 * 2 * 1024**3 / seconds / 1e9, 1), "params_m": 0.0}
+
+
 JOBS: dict[str, Callable[[TinySetting, int, int, str], dict]] = {
+    "fp32-peak": _fp32_peak,
     "sample-cmd": _sample_cmd,
     "sample-unet3d": _sample_unet3d,
     "train-autoencoder": _train_cmd("autoencoder"),
@@ -348,6 +362,7 @@ def tiny_scale_measurements(run: TinyRun, isolate: bool = True) -> dict:
         return None if a is None or b is None or b == 0 else round(a / b, 2)
 
     base = training["unet3d"]["seconds_per_step"]
+    achieved = achieved_gflops(flops, sampling, results["fp32-peak"]["gflops_per_s"])
     return {
         "setting": {
             "config": run.config,
@@ -369,6 +384,7 @@ def tiny_scale_measurements(run: TinyRun, isolate: bool = True) -> dict:
             "median time of one more step: a step costs the same every time",
         },
         "flops": flops,
+        "achieved_gflops_per_s": achieved,
         "sampling": sampling,
         "training": training,
         "ratios_over_cmd": {
@@ -392,6 +408,21 @@ def tiny_scale_measurements(run: TinyRun, isolate: bool = True) -> dict:
                 for name in ("autoencoder", "content", "motion")
             },
         },
+    }
+
+
+def achieved_gflops(flops: dict, sampling: dict, peak: float) -> dict:
+    """GFLOP/s each model and each CMD stage reaches while sampling (its FLOPs over its
+    measured time), beside the fp32 peak of the cores: the gap is the overhead."""
+    parts = sampling["cmd"]["parts"]
+    per_call = {c["name"]: c["per_call"] for c in flops["cmd"]["components"]}
+    rate = lambda gflop, s: round(gflop / s, 1) if s else None  # noqa: E731
+    return {
+        "fp32_peak": peak,
+        "cmd": rate(flops["cmd"]["flops_per_video"], sampling["cmd"]["seconds_per_video"]),
+        "cmd content step": rate(per_call["content model"], parts["content step"]),
+        "cmd motion step": rate(per_call["motion model"], parts["motion step"]),
+        "unet3d": rate(flops["unet3d"]["flops_per_video"], sampling["unet3d"]["seconds_per_video"]),
     }
 
 
