@@ -90,7 +90,7 @@ def _error(message: str) -> gr.Error:
     return gr.Error(message, print_exception=False)
 
 
-class Generator:
+class AppHandlers:
     """The work behind every tab: checks, the pipeline call, files to show and download."""
 
     def __init__(self, pipe, limits: Limits, out_dir: str | Path | None = None):
@@ -317,7 +317,7 @@ def build_app(pipe, limits: Limits | None = None, title: str = "cmdvideo"):
     from .data.moving_shapes import DEMO_PROMPTS
 
     limits = limits or Limits()
-    gen = Generator(pipe, limits)
+    gen = AppHandlers(pipe, limits)
     max_steps = min(limits.max_steps or gen.spec.max_steps, gen.spec.max_steps)
     max_frames = min(limits.max_frames or MAX_FRAMES, MAX_FRAMES)
     cfg = pipe.config

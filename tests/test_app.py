@@ -209,10 +209,10 @@ def test_the_page_in_a_real_browser(server, tmp_path):
 
 @pytest.fixture(scope="module")
 def generator():
-    from cmdvideo.app import Generator, Limits
+    from cmdvideo.app import AppHandlers, Limits
     from cmdvideo.pipelines.cmd import CMDPipeline
 
-    return Generator(CMDPipeline.from_pretrained(MODEL), Limits())
+    return AppHandlers(CMDPipeline.from_pretrained(MODEL), Limits())
 
 
 @pytest.mark.parametrize(
@@ -253,9 +253,9 @@ def test_the_app_and_the_command_line_refuse_the_same_values(
 def test_a_server_may_lower_the_bounds_and_says_so(generator):
     import gradio as gr
 
-    from cmdvideo.app import Generator, Limits
+    from cmdvideo.app import AppHandlers, Limits
 
-    strict = Generator(generator.pipe, Limits(max_steps=50, max_frames=64))
+    strict = AppHandlers(generator.pipe, Limits(max_steps=50, max_frames=64))
     values = dict(prompt=PROMPT, class_label="(none)", seed=0, steps=51, content_guidance=1.0,
                   motion_guidance=3.0, sampler="ddim", num_frames=16)  # fmt: skip
     with pytest.raises(gr.Error, match=r"Steps must be an integer in \[1, 50\] on this server"):

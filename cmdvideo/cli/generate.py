@@ -56,7 +56,7 @@ def _labels(args: argparse.Namespace) -> list[int | str] | None:
     return [int(c) if c.lstrip("-").isdigit() else c for c in args.class_label]
 
 
-def _conditions(args: argparse.Namespace) -> list[tuple[str | None, str | int | None, str]]:
+def _jobs(args: argparse.Namespace) -> list[tuple[str | None, str | int | None, str]]:
     """(prompt, class label, name for prompts.txt) of each condition the options ask for."""
     labels = _labels(args) or []
     if args.unconditional and (args.prompt or labels):
@@ -93,7 +93,7 @@ def check_sample(args: argparse.Namespace) -> None:
         upscale=args.upscale,
         sampler=args.scheduler,
     )
-    _conditions(args)
+    _jobs(args)
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
@@ -103,7 +103,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from ..data.samples import SampleFolder
 
     out_dir = Path(args.out)
-    jobs = [c for c in _conditions(args) for _ in range(args.num_videos)]
+    jobs = [c for c in _jobs(args) for _ in range(args.num_videos)]
     pipe = load_pipeline(args, progress=not args.quiet and len(jobs) == 1)
     call = dict(
         num_inference_steps=args.steps,

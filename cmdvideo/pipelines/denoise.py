@@ -98,14 +98,14 @@ def sample_content(
     progress: bool = True,
     guidance_rescale: float = 0.0,
     size: tuple[int, int] | None = None,
-    **start,
+    **existing,
 ) -> torch.Tensor:
     """Content frames (B, C, H, W) in the autoencoder's space from the content UNet, with CFG.
 
     ``text``/``null_text`` are :class:`cmdvideo.models.text.TextEmbeddings` (the prompts and the
     empty prompt) for a text-conditioned UNet. ``size``: (H, W) of the content frames, what the
     model was trained on (Stable Diffusion's UNet says 64×64 in its config, whatever the
-    data's aspect); default: the UNet's ``sample_size``. ``start``: ``init``/``strength``
+    data's aspect); default: the UNet's ``sample_size``. ``existing``: ``init``/``strength``
     (editing an existing content frame) as in :func:`denoise`.
     """
     from ..models.content import content_prediction
@@ -124,7 +124,7 @@ def sample_content(
         dtype=unet.dtype,
         progress=progress,
         desc="content frame",
-        **start,
+        **existing,
     )
 
 
@@ -141,14 +141,14 @@ def sample_motion(
     generator: torch.Generator | None = None,
     progress: bool = True,
     guidance_rescale: float = 0.0,
-    **start,
+    **existing,
 ) -> torch.Tensor:
     """Motion latents (B, D_m, T, h+w) guided by ``content_frame`` (B, C, H, W), with CFG.
 
     Args:
         motion_positions: h + w of the autoencoder's token grid.
         text_embeds: pooled prompt embeddings (B, D) or None.
-        start: ``init``/``strength`` (resampling a video's motion partly) or
+        existing: ``init``/``strength`` (resampling a video's motion partly) or
             ``known``/``known_mask`` (keeping some frames' motion) as in :func:`denoise`.
     """
     shape = (
@@ -170,5 +170,5 @@ def sample_motion(
         dtype=motion_model.dtype,
         progress=progress,
         desc="motion latent",
-        **start,
+        **existing,
     )

@@ -64,12 +64,12 @@ def conditions(
 
 def generate_content(pipe, *, batch: int, labels, text, sampling: Sampling, device) -> torch.Tensor:
     """New content frames (B, C, H, W) from the content model, with CFG."""
-    unet = pipe.content_model
+    model = pipe.content_model  # a UNet or a DiT
     return sample_content(
-        unet,
+        model,
         pipe.content_scheduler,
         batch,
-        class_labels=labels if num_content_classes(unet) else None,
+        class_labels=labels if num_content_classes(model) else None,
         text=text.content,
         null_text=text.content_null,
         guidance_scale=sampling.content_guidance,
@@ -84,12 +84,12 @@ def generate_content(pipe, *, batch: int, labels, text, sampling: Sampling, devi
 
 def refine_content(pipe, content, *, labels, text, strength: float, sampling: Sampling):
     """SDEdit of content frames under the prompt / class: noise to ``strength``, denoise."""
-    unet = pipe.content_model
+    model = pipe.content_model
     return sample_content(
-        unet,
+        model,
         pipe.content_scheduler,
         content.shape[0],
-        class_labels=labels if num_content_classes(unet) else None,
+        class_labels=labels if num_content_classes(model) else None,
         text=text.content,
         null_text=text.content_null,
         guidance_scale=sampling.content_guidance,
@@ -99,13 +99,13 @@ def refine_content(pipe, content, *, labels, text, strength: float, sampling: Sa
         progress=sampling.progress,
         guidance_rescale=sampling.rescale,
         size=tuple(content.shape[-2:]),
-        init=content.to(unet.dtype),
+        init=content.to(model.dtype),
         strength=strength,
     )
 
 
-def motion_for(pipe, content, *, labels, text, num_frames: int, sampling: Sampling, **start):
-    """Motion latents for content frames, guided by them and the prompt / class (``start``:
+def motion_for(pipe, content, *, labels, text, num_frames: int, sampling: Sampling, **existing):
+    """Motion latents for content frames, guided by them and the prompt / class (``existing``:
     ``init``/``strength`` or ``known``/``known_mask`` as in :func:`denoise.denoise`)."""
     model = pipe.motion_model
     h, w = pipe.autoencoder.token_grid(*content.shape[-2:])
@@ -122,7 +122,7 @@ def motion_for(pipe, content, *, labels, text, num_frames: int, sampling: Sampli
         generator=sampling.generator,
         progress=sampling.progress,
         guidance_rescale=sampling.rescale,
-        **start,
+        **existing,
     )
 
 

@@ -175,7 +175,7 @@ class DiffusionStage(Stage):
         """The text encoder: the one learned with the model (a submodule), else the frozen one."""
         return getattr(modules, "text_encoder", None) or self.text_encoder
 
-    def _conditions(self, model, batch, device, with_null: bool = True):
+    def _text_conditions(self, model, batch, device, with_null: bool = True):
         """(text, null_text) embeddings of a batch's captions; (None, None) without text."""
         if not self.use_text:
             return None, None
@@ -295,7 +295,7 @@ class MotionStage(DiffusionStage):
 
     def _pooled(self, model, batch, device) -> torch.Tensor | None:
         # the DiT has a learned null text: no empty prompt to encode
-        text, _ = self._conditions(model, batch, device, with_null=False)
+        text, _ = self._text_conditions(model, batch, device, with_null=False)
         return None if text is None else text.pooled
 
     def objective(self, modules, batch):
@@ -440,7 +440,7 @@ class ContentStage(DiffusionStage):
         from ..models.content import content_prediction
 
         target, labels = self._targets(batch)
-        text, null = self._conditions(modules, batch, target.device)
+        text, null = self._text_conditions(modules, batch, target.device)
         drop_class, drop_text = self._dropped(target.shape[0], target.device)
 
         def denoiser(noisy, t):
@@ -458,7 +458,7 @@ class ContentStage(DiffusionStage):
         from ..pipelines.denoise import sample_content
 
         real, labels = self._targets(batch)
-        text, null = self._conditions(model, batch, real.device)
+        text, null = self._text_conditions(model, batch, real.device)
         generator = torch.Generator(device=real.device).manual_seed(0)
         sampled = sample_content(
             model.net,
