@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -23,6 +23,8 @@ class DataConfig:
     ``source`` is "moving-shapes" (the embedded dataset) or a path: a folder of videos (flat or
     UCF-101 layout) or a CSV/JSONL index with captions. height/width are pixels.
     """
+
+    CHOICES: ClassVar[dict] = {"world": ("upright", "random")}
 
     source: str = "moving-shapes"
     num_frames: int = 16
@@ -89,6 +91,15 @@ class DiffusionConfig:
     """A diffusion stage (content frame or motion latent): architecture preset, noise
     schedule, conditioning and the sampling used for previews."""
 
+    CHOICES: ClassVar[dict] = {
+        "backbone": ("unet", "dit"),
+        "condition": ("class", "text", "class+text", "none"),
+        "prediction_type": (None, "epsilon", "v_prediction"),
+        "timestep_spacing": (None, "leading", "trailing", "linspace"),
+        "target": ("content_frame", "frames"),
+    }
+    CONTENT_ONLY: ClassVar[tuple] = ("backbone", "target")
+
     preset: str = "tiny"
     overrides: dict = field(default_factory=dict)
     # content stage only: "unet" (diffusers UNet2DConditionModel, e.g. Stable Diffusion's) or
@@ -127,10 +138,20 @@ class DiffusionConfig:
     # ... and learn "content_frame"s, or single "frames" of the videos (image pretraining).
     target: str = "content_frame"
 
+    @property
+    def uses_class(self) -> bool:
+        return self.condition in ("class", "class+text")
+
+    @property
+    def uses_text(self) -> bool:
+        return self.condition in ("text", "class+text")
+
 
 @dataclass
 class TrainConfig:
     """Optimisation and bookkeeping shared by every training stage."""
+
+    CHOICES: ClassVar[dict] = {"mixed_precision": ("no", "fp16", "bf16")}
 
     batch_size: int = 16
     learning_rate: float = 3e-4
@@ -162,6 +183,8 @@ class VAEConfig:
     """A frame VAE trained by ``cmdvideo train vae`` (a diffusers AutoencoderKL), for latent
     mode where no pretrained one fits the data (the embedded moving-shapes)."""
 
+    CHOICES: ClassVar[dict] = {"loss": ("l1", "l2", "l1+l2")}
+
     preset: str = "moving-shapes-64"
     overrides: dict = field(default_factory=dict)
     loss: str = "l1"  # reconstruction: "l1", "l2" or "l1+l2"
@@ -176,6 +199,8 @@ class VAEConfig:
 @dataclass
 class ClassifierConfig:
     """The moving-shapes video classifier behind the offline metrics (evaluation/domain.py)."""
+
+    CHOICES: ClassVar[dict] = {"pooling": ("mean", "mean+max")}
 
     widths: tuple = (16, 32, 64, 128)
     feature_dim: int = 128
@@ -240,7 +265,17 @@ def _build(cls, values: dict, where: str):
                 ) from None
         else:
             kwargs[key] = value
-    return cls(**kwargs)
+    built = cls(**kwargs)
+    for key, allowed in getattr(cls, "CHOICES", {}).items():
+        if getattr(built, key) not in allowed:
+            shown = ", ".join("null" if a is None else repr(a) for a in allowed)
+            name = f"{where}.{key}".removeprefix("config.")
+            raise ValueError(f"{name} must be one of {shown}; got {getattr(built, key)!r}")
+    if where == "config.motion":  # one DiffusionConfig type, two stages: content's keys
+        for key in DiffusionConfig.CONTENT_ONLY:
+            if key in values and getattr(built, key) != getattr(DiffusionConfig(), key):
+                raise ValueError(f"motion.{key} is a content-stage setting; set content.{key}")
+    return built
 
 
 def parse_overrides(pairs: list[str]) -> dict:

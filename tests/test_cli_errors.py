@@ -169,6 +169,12 @@ def test_every_generating_verb_checks_before_loading(argv, message, tmp_path, ca
         (["train", "autoencoder", "--config", "broken.yaml", "--out", "run"], "not valid YAML"),
         (["train", "motion", "--config", "tiny", "--set", "train.bach_size=2", "--out", "run",
           "--autoencoder", "ae"], "unknown key(s) ['bach_size']"),
+        (["train", "content", "--set", "content.condition=clas", "--out", "run",
+          "--autoencoder", "ae"], "content.condition must be one of 'class', 'text'"),
+        (["train", "motion", "--set", "motion.backbone=dit", "--out", "run",
+          "--autoencoder", "ae"], "motion.backbone is a content-stage setting"),
+        (["train", "autoencoder", "--set", "train.mixed_precision=fp8", "--out", "run"],
+         "train.mixed_precision must be one of 'no', 'fp16', 'bf16'; got 'fp8'"),
     ],
 )  # fmt: skip
 def test_a_refusal_comes_before_torch_is_imported(tmp_path, argv, message):

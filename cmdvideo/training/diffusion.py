@@ -42,8 +42,8 @@ class DiffusionStage(Stage):
             raise ValueError(
                 f"{self.section}.condition must be one of {CONDITIONS}, got {cfg.condition!r}"
             )
-        self.use_class = "class" in cfg.condition
-        self.use_text = "text" in cfg.condition
+        self.use_class = cfg.uses_class
+        self.use_text = cfg.uses_text
         if self.use_class and num_classes < 1:
             raise ValueError(
                 f"{self.section}.condition is {cfg.condition!r} but the data has no class labels; "

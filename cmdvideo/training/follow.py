@@ -120,7 +120,7 @@ def follow_data(config: Config, section: str, dataset, explicit: set[str]) -> No
     if cfg.condition not in diffusion.CONDITIONS:
         return  # the stage refuses it, listing the valid ones
     has = _conditions_of(dataset)
-    wanted = [c for c in ("class", "text") if c in cfg.condition]
+    wanted = [c for c, on in (("class", cfg.uses_class), ("text", cfg.uses_text)) if on]
     missing = [c for c in wanted if c not in has]
     if f"{section}.condition" in explicit:
         if missing:

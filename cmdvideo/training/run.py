@@ -78,7 +78,7 @@ def build_stage(
     stage_cls = ContentStage if name == "content" else MotionStage
     follow_data(config, stage_cls.section, train_set, explicit)
     section = getattr(config, stage_cls.section)
-    captions = dataset_captions(train_set) if "text" in section.condition else None
+    captions = dataset_captions(train_set) if section.uses_text else None
     classes = list(getattr(train_set, "classes", []))
     return stage_cls(
         config, codec, num_classes=len(classes), captions=captions, class_names=classes
