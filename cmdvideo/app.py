@@ -364,7 +364,8 @@ def build_app(pipe, limits: Limits | None = None, title: str = "cmdvideo"):
             sampling = sampling_inputs()
             go = gr.Button("Generate", variant="primary")
             out = outputs()
-            gr.Examples([[p] for p in DEMO_PROMPTS], inputs=[prompt])
+            if (cfg.get("training_data") or {}).get("source") == "moving-shapes":
+                gr.Examples([[p] for p in DEMO_PROMPTS], inputs=[prompt])  # its own prompts
             go.click(
                 gen.generate,
                 [

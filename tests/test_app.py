@@ -271,3 +271,17 @@ def test_a_fully_transparent_image_is_refused_by_name(generator):
     clear = np.zeros((16, 16, 4), np.uint8)  # what gr.Image(image_mode="RGBA") hands over
     with pytest.raises(gr.Error, match="Image: the image is fully transparent"):
         generator.image_to_video(clear, "moving up", "(none)", 0.0, 0, 2, 1.0, 3.0, "ddim")
+
+
+def test_the_moving_shapes_examples_only_for_a_moving_shapes_model():
+    """The page offers the embedded world's prompts as examples for a model trained on it, and
+    none for a model of other data."""
+    from cmdvideo.app import build_app
+    from cmdvideo.data.moving_shapes import DEMO_PROMPTS
+    from cmdvideo.pipelines.cmd import CMDPipeline
+
+    pipe = CMDPipeline.from_pretrained(MODEL)
+    shown = json.dumps(build_app(pipe).get_config_file())
+    assert DEMO_PROMPTS[1] in shown  # ([0] is also the placeholder)
+    pipe.register_to_config(training_data={"source": "my-videos"})
+    assert DEMO_PROMPTS[1] not in json.dumps(build_app(pipe).get_config_file())
