@@ -122,3 +122,19 @@ def test_importing_training_loads_no_evaluation_and_has_no_side_effects():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+MAX_FUNCTION_LINES = 80  # where a reader follows the flow: the pipelines, the loop, the CLI
+FLOW = ["pipelines/*.py", "training/trainer.py", "cli/*.py"]
+
+
+def test_no_long_function_where_the_flow_is_read():
+    long = []
+    for pattern in FLOW:
+        for path in sorted(PACKAGE.glob(pattern)):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                    lines = node.end_lineno - node.lineno + 1
+                    if lines > MAX_FUNCTION_LINES:
+                        long.append(f"{path.relative_to(PACKAGE)}:{node.name} {lines} lines")
+    assert long == []

@@ -282,10 +282,7 @@ def cmd_eval_clipsim(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub) -> None:
-    ev = sub.add_parser("eval", help="evaluate a trained model").add_subparsers(
-        dest="stage", required=True
-    )
+def _register_autoencoder(ev) -> None:
     p = ev.add_parser(
         "autoencoder",
         help="reconstruction PSNR/SSIM and compression ratio",
@@ -320,6 +317,8 @@ def register(sub) -> None:
     add_json_arg(p)
     p.set_defaults(func=cmd_eval_autoencoder)
 
+
+def _register_classifier(ev) -> None:
     p = ev.add_parser(
         "classifier",
         help="accuracy of the moving-shapes classifier on held-out real videos",
@@ -334,6 +333,8 @@ def register(sub) -> None:
     add_json_arg(p)
     p.set_defaults(func=cmd_eval_classifier)
 
+
+def _register_generation(ev) -> None:
     p = ev.add_parser(
         "generation",
         help="motion/colour/shape accuracy and fd_moving_shapes of a moving-shapes pipeline",
@@ -363,6 +364,8 @@ def register(sub) -> None:
     add_json_arg(p)
     p.set_defaults(func=cmd_eval_generation, check=check_eval_generation)
 
+
+def _register_fvd(ev) -> None:
     p = ev.add_parser(
         "fvd",
         help="Fréchet Video Distance between two video sets (needs local I3D weights)",
@@ -425,6 +428,8 @@ def register(sub) -> None:
     add_json_arg(p)
     p.set_defaults(func=cmd_eval_fvd)
 
+
+def _register_clipsim(ev) -> None:
     p = ev.add_parser(
         "clipsim",
         help="CLIPSIM of generated videos and their prompts (needs a local CLIP)",
@@ -442,3 +447,14 @@ def register(sub) -> None:
     add_compute_args(p)
     add_json_arg(p)
     p.set_defaults(func=cmd_eval_clipsim)
+
+
+def register(sub) -> None:
+    ev = sub.add_parser("eval", help="evaluate a trained model").add_subparsers(
+        dest="stage", required=True
+    )
+    _register_autoencoder(ev)
+    _register_classifier(ev)
+    _register_generation(ev)
+    _register_fvd(ev)
+    _register_clipsim(ev)

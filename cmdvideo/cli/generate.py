@@ -230,10 +230,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub) -> None:
-    pipeline = sub.add_parser("pipeline", help="make a pipeline folder").add_subparsers(
-        dest="action", required=True
-    )
+def _register_assemble(pipeline) -> None:
     p = pipeline.add_parser(
         "assemble",
         help="join trained autoencoder, content and motion runs into one CMDPipeline folder",
@@ -270,6 +267,8 @@ def register(sub) -> None:
     )
     p.set_defaults(func=cmd_pipeline_assemble)
 
+
+def _register_sample(sub) -> None:
     p = sub.add_parser(
         "sample",
         help="generate videos from prompts or class labels",
@@ -329,6 +328,8 @@ def register(sub) -> None:
     add_compute_args(p)
     p.set_defaults(func=cmd_sample, check=check_sample)
 
+
+def _register_demo(sub) -> None:
     p = sub.add_parser(
         "demo",
         help="generate a gallery with the bundled moving-shapes pipeline (offline, ~30 s on CPU)",
@@ -349,3 +350,13 @@ def register(sub) -> None:
     add_sampling_args(p)
     add_compute_args(p)
     p.set_defaults(func=cmd_demo, check=check_demo)
+
+
+def register(sub) -> None:
+    pipeline = sub.add_parser("pipeline", help="make a pipeline folder").add_subparsers(
+        dest="action", required=True
+    )
+
+    _register_assemble(pipeline)
+    _register_sample(sub)
+    _register_demo(sub)

@@ -26,7 +26,6 @@ from .components import CMDComponents, PromptEmbeddings  # noqa: F401
 from .inputs import broadcast, is_image, match_conditions
 from .output import CMDPipelineOutput
 from .sampling import (
-    Sampling,
     conditions,
     generate_content,
     motion_for,
@@ -90,28 +89,7 @@ class CMDPipeline(CMDComponents):
             ``return_dict=False``.
         """
         # 0. check every argument before any model runs; resolve the settings once
-        self.check_inputs(
-            prompt,
-            class_labels,
-            num_inference_steps,
-            guidance_scale,
-            content_guidance_scale,
-            motion_guidance_scale,
-            guidance_rescale,
-            num_videos_per_prompt,
-            num_frames,
-            output_type,
-            overlap=overlap,
-        )
-        sampling = Sampling.of(
-            self,
-            num_inference_steps,
-            guidance_scale,
-            content_guidance_scale,
-            motion_guidance_scale,
-            guidance_rescale,
-            generator,
-        )
+        sampling = self._checked(locals())
         device = self._execution_device
         prompts, labels, n = conditions(self, prompt, class_labels, device)
         k = num_videos_per_prompt
@@ -174,30 +152,7 @@ class CMDPipeline(CMDComponents):
             :class:`CMDPipelineOutput`: the videos and the content frames they were made from.
         """
         # 0. check; settings
-        self.check_inputs(
-            prompt,
-            class_labels,
-            num_inference_steps,
-            guidance_scale,
-            content_guidance_scale,
-            motion_guidance_scale,
-            guidance_rescale,
-            num_videos_per_prompt,
-            num_frames,
-            output_type,
-            overlap=overlap,
-            strength=strength,
-            image=image,
-        )
-        sampling = Sampling.of(
-            self,
-            num_inference_steps,
-            guidance_scale,
-            content_guidance_scale,
-            motion_guidance_scale,
-            guidance_rescale,
-            generator,
-        )
+        sampling = self._checked(locals())
         device = self._execution_device
         prompts, labels, n = conditions(self, prompt, class_labels, device)
         # 1. the image is the content frame: one for every prompt, or one for each
@@ -244,9 +199,7 @@ class CMDPipeline(CMDComponents):
             motion: a video (its first ``num_frames`` frames; default the training length).
         """
         # 0. check
-        self.check_inputs(
-            num_frames=num_frames, output_type=output_type, content=content, motion=motion
-        )
+        self._checked(locals())
         num_frames = num_frames or int(self.config.num_frames)
         # 1. A's content frame, B's motion latent
         if is_image(content):
@@ -290,30 +243,7 @@ class CMDPipeline(CMDComponents):
             strength: in [0, 1], how far from the original each edited part may go.
         """
         # 0. check; settings
-        self.check_inputs(
-            prompt,
-            class_labels,
-            num_inference_steps,
-            guidance_scale,
-            content_guidance_scale,
-            motion_guidance_scale,
-            guidance_rescale,
-            1,
-            None,
-            output_type,
-            strength=strength,
-            edit=edit,
-            video=video,
-        )
-        sampling = Sampling.of(
-            self,
-            num_inference_steps,
-            guidance_scale,
-            content_guidance_scale,
-            motion_guidance_scale,
-            guidance_rescale,
-            generator,
-        )
+        sampling = self._checked(locals())
         device = self._execution_device
         prompts, labels, n = conditions(self, prompt, class_labels, device)
         # 1. the video's decomposition; 2. encode the prompt

@@ -26,6 +26,13 @@ from .arguments import PipelineSpec, check_arguments, class_ids
 from .inputs import prepare_image, prepare_video
 from .output import CMDPipelineOutput, to_output_type
 from .samplers import SAMPLERS
+from .sampling import Sampling
+
+# The arguments check_inputs reads, by name, from an entry point's own (see `_checked`).
+CHECKED = ("prompt", "class_labels", "num_inference_steps", "guidance_scale",
+           "content_guidance_scale", "motion_guidance_scale", "guidance_rescale",
+           "num_videos_per_prompt", "num_frames", "output_type", "overlap", "strength", "image",
+           "edit", "video", "content", "motion")  # fmt: skip
 
 logger = logging.getLogger(__name__)
 
@@ -272,6 +279,12 @@ class CMDComponents(DiffusionPipeline):
                     "words not in the model's vocabulary (read as 'unknown'): %s",
                     ", ".join(unknown),
                 )
+
+    def _checked(self, arguments: dict) -> Sampling:
+        """Step 0 of every entry point: its arguments (its ``locals()`` on entry) checked by
+        :meth:`check_inputs`, then its sampling settings resolved once."""
+        self.check_inputs(**{k: v for k, v in arguments.items() if k in CHECKED})
+        return Sampling.of(self, **{k: arguments.get(k) for k in Sampling.ARGUMENTS})
 
     def encode_prompt(self, prompt: str | list[str] | None, device=None) -> PromptEmbeddings:
         """Embeddings of ``prompt`` for both stages (see :class:`PromptEmbeddings`); with no

@@ -26,6 +26,10 @@ class Sampling:
     generator: torch.Generator | None
     progress: bool
 
+    # what `of` reads from an entry point's arguments
+    ARGUMENTS = ("num_inference_steps", "guidance_scale", "content_guidance_scale",
+                 "motion_guidance_scale", "guidance_rescale", "generator")  # fmt: skip
+
     @classmethod
     def of(
         cls,
