@@ -13,7 +13,7 @@ import torch
 
 from ..config import Config
 from .losses import PredictionType, diffusion_loss
-from .stage import Objective, Stage
+from .stage import Stage, TrainableModules
 
 BASELINE_KINDS = ("unet3d", "video_dit")
 
@@ -56,7 +56,7 @@ class FullVideoStage(Stage):
         data = self.config.data
         return 3, data.num_frames, data.height, data.width
 
-    def model(self) -> Objective:
+    def model(self) -> TrainableModules:
         """``net`` (the denoiser) and ``text_encoder`` (its word encoder), built once."""
         from ..models.baselines import build_video_dit, video_unet_kwargs_from_image_unet
         from ..models.text import WordTextEncoder
@@ -84,10 +84,10 @@ class FullVideoStage(Stage):
                     video_length=t,
                     caption_channels=encoder.embed_dim,
                 )
-            self._model = Objective(self, net=net, text_encoder=encoder)
+            self._model = TrainableModules(self, net=net, text_encoder=encoder)
         return self._model
 
-    def denoiser(self, model: Objective, text_states: torch.Tensor):
+    def denoiser(self, model: TrainableModules, text_states: torch.Tensor):
         """``(noisy video, t) -> prediction`` conditioned on text states (B, L, D)."""
 
         def run(x, t):
@@ -95,7 +95,7 @@ class FullVideoStage(Stage):
 
         return run
 
-    def objective(self, modules: Objective, batch: dict):
+    def objective(self, modules: TrainableModules, batch: dict):
         from ..models.text import encode_prompts
 
         video = batch["video"]  # (B, 3, T, H, W) in [-1, 1]
@@ -105,7 +105,7 @@ class FullVideoStage(Stage):
         )
         return loss, {}
 
-    def save_model(self, model: Objective, out_dir: Path) -> list[Path]:
+    def save_model(self, model: TrainableModules, out_dir: Path) -> list[Path]:
         """``OUT/baseline`` (the denoiser), ``OUT/baseline_scheduler`` and ``OUT/text_encoder``."""
         out_dir = Path(out_dir)
         paths = [out_dir / self.name, out_dir / f"{self.name}_scheduler", out_dir / "text_encoder"]

@@ -1,7 +1,7 @@
 """The two diffusion stages (paper §3.2, §3.3): content frames and motion latents of a frozen
 autoencoder, a DDPM noise schedule, class / text conditions and their dropout for
 classifier-free guidance. The trainable module of each is an
-:class:`~cmdvideo.training.trainer.Objective` whose ``forward(batch)`` runs the denoiser (and the
+:class:`~cmdvideo.training.stage.TrainableModules` whose ``forward(batch)`` runs the denoiser (and the
 learned text encoder when there is one)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import torch
 from ..config import Config
 from ..models.codec import VideoCodec
 from .previews import write_preview
-from .stage import Objective, Stage
+from .stage import Stage, TrainableModules
 
 CONDITIONS = ("class", "text", "class+text", "none")
 
@@ -256,7 +256,7 @@ class MotionStage(DiffusionStage):
 
     Independent of the content stage, so both can train at the same time in two processes.
     With the built-in text encoder each stage learns its own (the pipeline keeps both); a CLIP
-    text model is frozen and shared. The trainable module is ``:class:`Objective`: ``net`` (the
+    text model is frozen and shared. The trainable module is ``:class:`TrainableModules`: ``net`` (the
     MotionDiT) and ``text_encoder`` when learned.
     """
 
@@ -290,7 +290,7 @@ class MotionStage(DiffusionStage):
             )
             if self.config.train.gradient_checkpointing:
                 dit.enable_gradient_checkpointing()
-            self._model = Objective(self, net=dit, **modules)
+            self._model = TrainableModules(self, net=dit, **modules)
         return self._model
 
     def _pooled(self, model, batch, device) -> torch.Tensor | None:
@@ -364,7 +364,7 @@ class ContentStage(DiffusionStage):
     conditioning the UNet cross-attends to the prompt's token states: a frozen CLIP text model
     (``content.text_encoder``) or the built-in word encoder learned here.
 
-    The trainable module is an :class:`Objective`: ``net`` (the UNet) and ``text_encoder``
+    The trainable module is an :class:`TrainableModules`: ``net`` (the UNet) and ``text_encoder``
     when learned.
     """
 
@@ -423,7 +423,7 @@ class ContentStage(DiffusionStage):
             )
         if self.config.train.gradient_checkpointing:
             unet.enable_gradient_checkpointing()
-        self._model = Objective(self, net=unet, **modules)
+        self._model = TrainableModules(self, net=unet, **modules)
         return self._model
 
     def _targets(self, batch) -> tuple[torch.Tensor, torch.Tensor | None]:

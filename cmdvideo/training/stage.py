@@ -1,5 +1,5 @@
 """What a training stage is to the loop (:class:`Stage`) and what the loop prepares and calls
-(:class:`Objective`): the contract between :mod:`cmdvideo.training.trainer` and the stages."""
+(:class:`TrainableModules`): the contract between :mod:`cmdvideo.training.trainer` and the stages."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 
-class Objective(nn.Module):
+class TrainableModules(nn.Module):
     """What the trainer prepares (DDP wrapping, mixed-precision autocast) and calls: a stage's
     trainable modules as submodules, and ``forward(batch) -> (loss, extras)``.
 
@@ -36,21 +36,25 @@ class Stage(ABC):
     name: str = "stage"
 
     @abstractmethod
-    def model(self) -> Objective:
-        """The trainable :class:`Objective` (built once, after the seed is set)."""
+    def model(self) -> TrainableModules:
+        """The trainable :class:`TrainableModules` (built once, after the seed is set)."""
 
     @abstractmethod
-    def objective(self, modules: Objective, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+    def objective(
+        self, modules: TrainableModules, batch: dict
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         """Scalar loss for a batch (already on the right device) and extra numbers to log,
         computed with ``modules`` (the objective's own submodules: call them, never the
         wrapped model's)."""
 
-    def preview(self, model: Objective, batch: dict, out_dir: Path, step: int) -> dict[str, float]:
+    def preview(
+        self, model: TrainableModules, batch: dict, out_dir: Path, step: int
+    ) -> dict[str, float]:
         """Write preview files for ``batch`` (EMA weights loaded); return metrics to log."""
         return {}
 
     @abstractmethod
-    def save_model(self, model: Objective, out_dir: Path) -> list[Path]:
+    def save_model(self, model: TrainableModules, out_dir: Path) -> list[Path]:
         """Write the final loadable model folder(s) under ``out_dir``; return their paths."""
 
     def after_training(self, out_dir: Path, dataset, device) -> dict | None:

@@ -1,7 +1,7 @@
 """Training stages plugged into :class:`cmdvideo.training.trainer.Trainer`: the autoencoder
 (paper §3.1) and the moving-shapes classifier here; the two diffusion stages (§3.2, §3.3) in
 :mod:`cmdvideo.training.diffusion`. Each stage's trainable module is an
-:class:`~cmdvideo.training.trainer.Objective` whose ``forward(batch)`` returns the loss."""
+:class:`~cmdvideo.training.stage.TrainableModules` whose ``forward(batch)`` returns the loss."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from ..models.autoencoder import CMDAutoencoder, autoencoder_preset
 from ..models.codec import FrameVAE, VideoCodec
 from .losses import content_anchor_loss, reconstruction_loss
 from .previews import write_preview
-from .stage import Objective, Stage
+from .stage import Stage, TrainableModules
 
 
 def build_codec(config: Config) -> VideoCodec:
@@ -90,14 +90,14 @@ class AutoencoderStage(Stage):
             self._codec = build_codec(self.config)
         return self._codec
 
-    def model(self) -> Objective:
+    def model(self) -> TrainableModules:
         autoencoder = self.codec.autoencoder
         if self.config.autoencoder.freeze_encoder:
             for module in autoencoder.encoder_modules():
                 module.requires_grad_(False)
         if self.config.train.gradient_checkpointing:
             autoencoder.enable_gradient_checkpointing()
-        return Objective(self, autoencoder=autoencoder)
+        return TrainableModules(self, autoencoder=autoencoder)
 
     @torch.no_grad()
     def _model_space(self, batch: dict) -> torch.Tensor:
@@ -199,7 +199,7 @@ class ClassifierStage(Stage):
             pooling=cfg.pooling,
             world=self.config.data.world,
         )
-        return Objective(self, classifier=classifier)
+        return TrainableModules(self, classifier=classifier)
 
     def objective(self, modules, batch):
         from ..models.classifier import classifier_loss, factor_targets

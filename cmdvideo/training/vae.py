@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from ..config import Config
 from ..data import iter_batches
 from .losses import reconstruction_loss
-from .stage import Objective, Stage
+from .stage import Stage, TrainableModules
 
 STATS_VIDEOS = 256  # videos whose frames give the latent statistics
 
@@ -62,7 +62,7 @@ class FrameVAEStage(Stage):
             raise ValueError("vae.frames_per_video must be >= 1, kl_weight and edge_weight >= 0")
         self.config, self.cfg = config, cfg
 
-    def model(self) -> Objective:
+    def model(self) -> TrainableModules:
         from ..models.codec import build_frame_vae
 
         if self.cfg.init:  # continue training a VAE (its architecture, not the preset's)
@@ -81,7 +81,7 @@ class FrameVAEStage(Stage):
             )
         if self.config.train.gradient_checkpointing:
             vae.enable_gradient_checkpointing()
-        return Objective(self, vae=vae)
+        return TrainableModules(self, vae=vae)
 
     def objective(self, modules, batch):
         x = video_frames(batch["video"], self.cfg.frames_per_video)  # (N, 3, H, W) in [-1, 1]
