@@ -327,6 +327,21 @@ def test_default_guidance_lives_in_the_pipeline_config(pipe_dir, tmp_path):
     assert not np.array_equal(default, plain_cfg)
 
 
+def test_assemble_refuses_defaults_out_of_the_shared_bounds(pipe_dir, tmp_path, capsys):
+    """The defaults a pipeline stores have the bounds a call has (one table), under this
+    verb's flags."""
+    ae, content, motion = (pipe_dir.parent / name for name in ("ae", "content", "motion"))
+    base = ["pipeline", "assemble", "--autoencoder", str(ae), "--content", str(content),
+            "--motion", str(motion), "--out", str(tmp_path / "p")]  # fmt: skip
+    for flags, message in (
+        (["--motion-guidance", "31"], "--motion-guidance must be a number in [0, 30], got 31.0"),
+        (["--steps", "1001"], "--steps must be an integer in [1, 1000], got 1001"),
+        (["--guidance-rescale", "2"], "--guidance-rescale must be a number in [0, 1], got 2.0"),
+    ):
+        assert main(base + flags) == 2
+        assert message in capsys.readouterr().err
+
+
 def test_default_steps_live_in_the_pipeline_config(pipe_dir, tmp_path):
     """`pipeline assemble --steps` stores the default denoising steps; a call without
     num_inference_steps uses them, an explicit value overrides them; older folders get 50."""

@@ -12,11 +12,13 @@ from .common import (
     add_sampling_args,
     check_before_loading,
     check_output_folder,
+    flag_of,
     load_pipeline,
 )
 
 
 def cmd_pipeline_assemble(args: argparse.Namespace) -> int:
+    from ..pipelines.arguments import InvalidArgument
     from ..pipelines.assemble import assemble_pipeline, sampling_defaults
 
     check_output_folder(args.out)
@@ -24,17 +26,10 @@ def cmd_pipeline_assemble(args: argparse.Namespace) -> int:
         defaults = sampling_defaults(
             args.content_guidance, args.motion_guidance, args.steps, args.guidance_rescale
         )
-    except ValueError as err:  # name the flags, not the stored keys
-        flags = {
-            "content_guidance_scale": "--content-guidance",
-            "motion_guidance_scale": "--motion-guidance",
-            "num_inference_steps": "--steps",
-            "guidance_rescale": "--guidance-rescale",
-        }
-        message = str(err)
-        for key, flag in flags.items():
-            message = message.replace(key, flag)
-        raise ValueError(message) from None
+    except InvalidArgument as err:  # this verb's flags: --content-guidance, --motion-guidance
+        names = {"content_guidance_scale": "--content-guidance",
+                 "motion_guidance_scale": "--motion-guidance"}  # fmt: skip
+        raise ValueError(err.render(lambda arg: names.get(arg, flag_of(arg)))) from None
     pipe = assemble_pipeline(args.autoencoder, args.content, args.motion, defaults)
     pipe.save_pretrained(args.out)
     print(

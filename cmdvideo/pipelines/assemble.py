@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from ..models.codec import VideoCodec
+from .arguments import PipelineSpec, check_arguments
 from .cmd import CMDPipeline
 
 
@@ -92,7 +93,8 @@ def assemble_pipeline(
         content_size=content_size,
         training_data=training_data,
     )
-    if defaults:
+    if defaults:  # the steps' bound is the schedule's length: known now
+        check_arguments(PipelineSpec.from_pipeline(pipe), **defaults)
         pipe.register_to_config(**defaults)
     return pipe
 
@@ -103,17 +105,18 @@ def sampling_defaults(
     num_inference_steps: int,
     guidance_rescale: float = 0.0,
 ) -> dict:
-    """The per-stage defaults a pipeline folder stores (model_index.json), checked."""
-    for name, value in (
-        ("content_guidance_scale", content_guidance_scale),
-        ("motion_guidance_scale", motion_guidance_scale),
-    ):
-        if not value >= 0:
-            raise ValueError(f"{name} must be >= 0 (1 = no guidance), got {value}")
-    if not (isinstance(num_inference_steps, int) and num_inference_steps >= 1):
-        raise ValueError(f"num_inference_steps must be an integer >= 1, got {num_inference_steps}")
-    if not 0 <= guidance_rescale <= 1:
-        raise ValueError(f"guidance_rescale must be in [0, 1], got {guidance_rescale}")
+    """The per-stage defaults a pipeline folder stores (model_index.json), checked against the
+    bounds every front end shares (:data:`.arguments.ARGUMENTS`).
+
+    Raises:
+        InvalidArgument: a value out of its bounds, by name.
+    """
+    check_arguments(
+        content_guidance_scale=content_guidance_scale,
+        motion_guidance_scale=motion_guidance_scale,
+        num_inference_steps=num_inference_steps,
+        guidance_rescale=guidance_rescale,
+    )
     return dict(
         content_guidance_scale=float(content_guidance_scale),
         motion_guidance_scale=float(motion_guidance_scale),
