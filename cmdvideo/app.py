@@ -323,6 +323,8 @@ def build_app(pipe, limits: Limits | None = None, title: str = "cmdvideo"):
     cfg = pipe.config
     content_g, motion_g = pipe.guidance_scales()
     steps_default = pipe.default_steps()
+    own = pipe.sampler_name()
+    own_sampler = own if own in SAMPLERS else "ddim"
     clip = int(cfg.num_frames)
     h, w = pipe.video_size()
 
@@ -331,7 +333,7 @@ def build_app(pipe, limits: Limits | None = None, title: str = "cmdvideo"):
             with gr.Row():
                 seed = gr.Number(0, label="Seed", precision=0)
                 steps = gr.Slider(1, max_steps, steps_default, step=1, label="Steps")
-                sampler = gr.Dropdown(sorted(SAMPLERS), value="ddim", label="Sampler")
+                sampler = gr.Dropdown(sorted(SAMPLERS), value=own_sampler, label="Sampler")
             with gr.Row():
                 cg = gr.Number(content_g, label="Content guidance")
                 mg = gr.Number(motion_g, label="Motion guidance")

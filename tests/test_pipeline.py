@@ -373,3 +373,24 @@ def test_a_frozen_sentence_encoder_conditions_both_stages(tmp_path, tiny_sentenc
     out = pipe(prompt="a crimson ball sliding to the left", num_inference_steps=2,
                guidance_scale=2.0, generator=torch.Generator().manual_seed(0))  # fmt: skip
     assert out.frames.shape == (1, 8, 16, 16, 3)
+
+
+def test_the_sampler_is_a_pipeline_default(pipe_dir, tmp_path, capsys):
+    """`pipeline assemble --scheduler dpm` stores DPM-Solver++ as the pipeline's sampler; a call
+    or `cmdvideo sample` without a sampler uses it, `--scheduler` overrides it."""
+    ae, content, motion = (pipe_dir.parent / name for name in ("ae", "content", "motion"))
+    out = tmp_path / "pipe"
+    assert main(["pipeline", "assemble", "--autoencoder", str(ae), "--content", str(content),
+                 "--motion", str(motion), "--out", str(out), "--scheduler", "dpm",
+                 "--steps", "3"]) == 0  # fmt: skip
+    pipe = CMDPipeline.from_pretrained(out)
+    assert (
+        pipe.sampler_name() == "dpm"
+        and CMDPipeline.from_pretrained(pipe_dir).sampler_name() == "ddim"
+    )
+    assert type(pipe.motion_scheduler).__name__ == "DPMSolverMultistepScheduler"
+    capsys.readouterr()
+    for flags, used in (([], "3 dpm steps"), (["--scheduler", "ddim"], "3 ddim steps")):
+        assert main(["sample", "--model", str(out), "--prompt", PROMPTS[0], "--quiet",
+                     "--out", str(tmp_path / used.replace(" ", "-")), *flags]) == 0  # fmt: skip
+        assert used in capsys.readouterr().out

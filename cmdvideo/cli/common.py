@@ -108,9 +108,9 @@ def add_sampling_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--scheduler",
-        default="ddim",
+        default=None,
         choices=sorted(SAMPLERS),
-        help="sampler of both stages (default %(default)s; dpm = DPM-Solver++)",
+        help="sampler of both stages (default: the pipeline's own; dpm = DPM-Solver++)",
     )
 
 
@@ -182,7 +182,9 @@ def load_pipeline(args: argparse.Namespace, progress: bool = True):
 
         diffusers_logging.disable_progress_bar()
     pipe = CMDPipeline.from_pretrained(args.model).to(device_of(args))
-    pipe.set_sampler(args.scheduler)
+    if args.scheduler is not None:
+        pipe.set_sampler(args.scheduler)
+    args.scheduler = pipe.sampler_name()  # what it samples with, for the reports
     pipe.set_progress_bar_config(disable=not progress)
     pipe.set_threads(args.threads)  # apply_threads chose them; the same in every call
     args.steps = pipe.default_steps(args.steps)

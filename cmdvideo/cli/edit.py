@@ -127,7 +127,7 @@ def register(sub) -> None:
         steps=None,
         guidance=None,
         guidance_rescale=None,
-        scheduler="ddim",
+        scheduler=None,
     )
 
     p = sub.add_parser(

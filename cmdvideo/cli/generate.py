@@ -31,11 +31,12 @@ def cmd_pipeline_assemble(args: argparse.Namespace) -> int:
                  "motion_guidance_scale": "--motion-guidance"}  # fmt: skip
         raise ValueError(err.render(lambda arg: names.get(arg, flag_of(arg)))) from None
     pipe = assemble_pipeline(args.autoencoder, args.content, args.motion, defaults)
+    pipe.set_sampler(args.scheduler)
     pipe.save_pretrained(args.out)
     print(
         f"pipeline: {args.out} (defaults: guidance content {args.content_guidance}, motion "
-        f"{args.motion_guidance}, rescale {args.guidance_rescale}; {args.steps} steps per "
-        "stage)"
+        f"{args.motion_guidance}, rescale {args.guidance_rescale}; {args.steps} "
+        f"{args.scheduler} steps per stage)"
     )
     for name, module in pipe.components.items():
         if hasattr(module, "parameters"):
@@ -226,6 +227,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _register_assemble(pipeline) -> None:
+    from ..pipelines.samplers import SAMPLERS
+
     p = pipeline.add_parser(
         "assemble",
         help="join trained autoencoder, content and motion runs into one CMDPipeline folder",
@@ -259,6 +262,13 @@ def _register_assemble(pipeline) -> None:
         type=float,
         default=0.0,
         help="default CFG rescale phi of both stages (stored in the pipeline)",
+    )
+    p.add_argument(
+        "--scheduler",
+        default="ddim",
+        choices=sorted(SAMPLERS),
+        help="the sampler both stages use by default (stored in the pipeline; default "
+        "%(default)s; dpm = DPM-Solver++)",
     )
     p.set_defaults(func=cmd_pipeline_assemble)
 

@@ -95,6 +95,12 @@ class CMDComponents(DiffusionPipeline):
         self.motion_scheduler = cls.from_config(self.motion_scheduler.config)
         return self
 
+    def sampler_name(self) -> str:
+        """The name (``SAMPLERS``) of the sampler the pipeline's schedulers are: what it
+        samples with when no sampler is asked for; else the scheduler's class name."""
+        found = type(self.content_scheduler).__name__
+        return next((name for name, cls in SAMPLERS.items() if cls == found), found)
+
     def set_threads(self, threads: int | str | None = AUTO) -> CMDComponents:
         """How many torch CPU threads each generating call (``__call__``, ``image_to_video``,
         ``transfer_motion``, ``edit_video``) runs with on a CPU, the number put back after it:
