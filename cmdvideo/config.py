@@ -24,7 +24,7 @@ class DataConfig:
     UCF-101 layout) or a CSV/JSONL index with captions. height/width are pixels.
     """
 
-    CHOICES: ClassVar[dict] = {"world": ("upright", "random")}
+    CHOICES: ClassVar[dict] = {"world": ("upright", "random", None)}  # None: not moving shapes
 
     source: str = "moving-shapes"
     num_frames: int = 16
