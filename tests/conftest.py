@@ -223,3 +223,27 @@ def kill_tree(proc: subprocess.Popen) -> None:
         except psutil.NoSuchProcess:
             pass
     psutil.wait_procs(descendants, timeout=10)
+
+
+# `pytest -m "not slow"`: the fast loop. What takes seconds per test (processes, servers,
+# browsers, real I3D, whole recipes), by module or by test; `make test` runs everything.
+SLOW_MODULES = {"test_multiprocess", "test_readme", "test_app", "test_processes",
+                "test_interrupt", "test_presets", "test_bundle_recipe", "test_extras",
+                "test_i3d", "test_own_videos"}  # fmt: skip
+SLOW_TESTS = {
+    "test_refiner_starts_as_the_identity_and_learns",
+    "test_sigkill_then_resume_matches_uninterrupted_run",
+    "test_isolated_job_measures_peak_memory",
+    "test_bench_tiny_writes_markdown_json_and_chart",
+    "test_cost_terms_are_what_the_pipeline_runs_per_step",
+    "test_full_video_baseline_is_a_trainer_stage",
+    "test_gpu_check_dry_run_takes_the_users_path",
+    "test_same_seed_same_video_across_processes",
+    "test_importing_training_loads_no_evaluation_and_has_no_side_effects",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.module.__name__ in SLOW_MODULES or item.originalname in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
