@@ -41,7 +41,7 @@ def _recipe(root: Path, dest: Path, extra: list[str], timeout: float, stop_when=
                 os.killpg(proc.pid, signal.SIGINT if stop_when else signal.SIGKILL)
                 proc.wait(timeout=30)
                 break
-            time.sleep(0.2)
+            time.sleep(0.05)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
