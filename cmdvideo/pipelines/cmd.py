@@ -23,7 +23,7 @@ from ..hub import BUNDLED_PIPELINES  # noqa: F401
 from ..runtime import uses_cpu_threads
 from .arguments import OUTPUT_TYPES  # noqa: F401
 from .components import CMDComponents, PromptEmbeddings  # noqa: F401
-from .inputs import broadcast, is_image, match_conditions
+from .inputs import broadcast, is_image, match_conditions, repeat_each
 from .output import CMDPipelineOutput
 from .sampling import (
     conditions,
@@ -93,8 +93,7 @@ class CMDPipeline(CMDComponents):
         device = self._execution_device
         prompts, labels, n = conditions(self, prompt, class_labels, device)
         k = num_videos_per_prompt
-        labels = labels.repeat_interleave(k) if labels is not None else None
-        prompts = [p for p in prompts for _ in range(k)] if prompts is not None else None
+        prompts, labels = repeat_each(prompts, labels, k)
         # 1. encode the prompt (the content model's null text even without one)
         text = self.encode_prompt(prompts, device)
         # 2. content frame
@@ -162,8 +161,7 @@ class CMDPipeline(CMDComponents):
         if num_videos_per_prompt > 1:  # as __call__: each prompt's videos next to each other
             k = num_videos_per_prompt
             content = content.repeat_interleave(k, dim=0)
-            prompts = [p for p in prompts for _ in range(k)] if prompts is not None else None
-            labels = labels.repeat_interleave(k) if labels is not None else None
+            prompts, labels = repeat_each(prompts, labels, k)
         # 2. encode the prompt; 3. refine the image under it (SDEdit) if asked
         text = self.encode_prompt(prompts, device)
         if strength > 0:

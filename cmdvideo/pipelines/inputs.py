@@ -176,3 +176,9 @@ def match_conditions(prompts, labels, n: int, count: int):
         labels = labels.expand(count) if labels is not None else None
         n = count
     return prompts, labels, n
+
+
+def repeat_each(prompts, labels, k: int):
+    """Each prompt and label ``k`` times in a row (the videos of one condition side by side)."""
+    labels = labels.repeat_interleave(k) if labels is not None else None
+    return ([p for p in prompts for _ in range(k)] if prompts is not None else None), labels

@@ -66,8 +66,11 @@ def conditions(
     return prompts, labels, n
 
 
-def generate_content(pipe, *, batch: int, labels, text, sampling: Sampling, device) -> torch.Tensor:
-    """New content frames (B, C, H, W) from the content model, with CFG."""
+def generate_content(
+    pipe, *, batch: int, labels, text, sampling: Sampling, device, size=None, **existing
+) -> torch.Tensor:
+    """Content frames (B, C, H, W) from the content model, with CFG: new ones, or ``existing``
+    ones refined (``init``/``strength``, see :func:`refine_content`)."""
     model = pipe.content_model  # a UNet or a DiT
     return sample_content(
         model,
@@ -82,30 +85,18 @@ def generate_content(pipe, *, batch: int, labels, text, sampling: Sampling, devi
         device=device,
         progress=sampling.progress,
         guidance_rescale=sampling.rescale,
-        size=pipe.content_size(),
+        size=size or pipe.content_size(),
+        **existing,
     )
 
 
 def refine_content(pipe, content, *, labels, text, strength: float, sampling: Sampling):
     """SDEdit of content frames under the prompt / class: noise to ``strength``, denoise."""
-    model = pipe.content_model
-    return sample_content(
-        model,
-        pipe.content_scheduler,
-        content.shape[0],
-        class_labels=labels if num_content_classes(model) else None,
-        text=text.content,
-        null_text=text.content_null,
-        guidance_scale=sampling.content_guidance,
-        num_inference_steps=sampling.steps,
-        generator=sampling.generator,
-        device=content.device,
-        progress=sampling.progress,
-        guidance_rescale=sampling.rescale,
-        size=tuple(content.shape[-2:]),
-        init=content.to(model.dtype),
-        strength=strength,
-    )
+    return generate_content(
+        pipe, batch=content.shape[0], labels=labels, text=text, sampling=sampling,
+        device=content.device, size=tuple(content.shape[-2:]),
+        init=content.to(pipe.content_model.dtype), strength=strength,
+    )  # fmt: skip
 
 
 def motion_for(pipe, content, *, labels, text, num_frames: int, sampling: Sampling, **existing):
