@@ -9,7 +9,7 @@ from diffusers import DDIMScheduler
 
 from cmdvideo.cli import main
 from cmdvideo.config import load_config
-from cmdvideo.data import build_dataset, collate_videos
+from cmdvideo.data import batch_source, build_dataset, collate_videos
 from cmdvideo.models.codec import VideoCodec
 from cmdvideo.models.motion_dit import MotionDiT
 from cmdvideo.pipelines.denoise import denoise
@@ -159,6 +159,8 @@ def test_latent_cache_gives_the_same_pairs_and_trains(small_setup, tmp_path):
     codec = VideoCodec.from_pretrained(ae_dir)
     content, motion = codec.encode(collate_videos([data[i] for i in range(3)])["video"])
     batch = collate_videos([cached[i] for i in range(3)])
+    assert batch_source(batch) == "latents" and batch_source(data[0]) == "videos"
+    assert cached.world == data.world == "upright" and cached.part == "all"
     torch.testing.assert_close(batch["content"], content, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(batch["motion"], motion, atol=1e-5, rtol=1e-5)
     assert batch["caption"][0] == data[0]["caption"] and batch["label"][0] == data[0]["label"]
@@ -170,6 +172,11 @@ def test_latent_cache_gives_the_same_pairs_and_trains(small_setup, tmp_path):
     assert main(args) == 0
     assert (out / "motion" / "config.json").is_file()
     assert (out / "previews" / "step-000002.png").is_file()
+
+
+def test_a_batch_of_no_known_source_is_refused():
+    with pytest.raises(ValueError, match="neither videos, frames nor latents"):
+        batch_source({"label": torch.zeros(2), "caption": ["a", "b"]})
 
 
 def test_pixel_content_frames_are_clipped_motion_latents_never(small_setup):

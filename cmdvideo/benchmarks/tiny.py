@@ -46,7 +46,7 @@ def tiny_setting(
     batch = collate_videos([data[i] for i in range(batch_size)])
     if "caption" not in batch:
         raise ValueError("the benchmark conditions every model on a prompt: use data with captions")
-    return TinySetting(config, dataset_captions(data), list(getattr(data, "classes", [])), batch)
+    return TinySetting(config, dataset_captions(data), list(data.classes), batch)
 
 
 def cmd_stages(setting: TinySetting, device: str | None = None):

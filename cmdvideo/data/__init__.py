@@ -5,26 +5,35 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import torch
 from torch.utils.data import Dataset
+
+from .batch import (
+    Batch,
+    Captioned,
+    ConcatVideos,
+    Epochal,
+    FileSplittable,
+    ItemSplittable,
+    VideoDataset,
+    batch_source,
+    collate_videos,
+)
 
 logger = logging.getLogger(__name__)
 
+__all__ = [
+    "Batch",
+    "Captioned",
+    "ConcatVideos",
+    "Epochal",
+    "FileSplittable",
+    "ItemSplittable",
+    "VideoDataset",
+    "batch_source",
+    "collate_videos",
+]
+
 EMBEDDED_DATASETS = ("moving-shapes",)
-
-
-def collate_videos(items: list[dict]) -> dict:
-    """Stack "video" (B, C, T, H, W) and integer fields; keep everything else as lists."""
-    batch: dict = {}
-    for key in items[0]:
-        values = [item[key] for item in items]
-        if torch.is_tensor(values[0]):
-            batch[key] = torch.stack(values)
-        elif key in ("label", "index"):
-            batch[key] = torch.tensor(values, dtype=torch.long)
-        else:
-            batch[key] = values
-    return batch
 
 
 def iter_batches(
@@ -118,7 +127,7 @@ def build_train_and_eval(data_config) -> tuple[Dataset, Dataset]:
     a latent cache, the items of the files its autoencoder run held out. Folders are scanned
     once, so bad files are reported once."""
     train = build_dataset(data_config, train=True)
-    if hasattr(train, "split_files"):  # a video folder or index
+    if isinstance(train, FileSplittable):  # a video folder or index
         train, heldout = train.split_files(data_config.heldout_files)
         if heldout is None:
             logger.info(
@@ -136,7 +145,7 @@ def build_train_and_eval(data_config) -> tuple[Dataset, Dataset]:
                 data_config.heldout_files,
             )
         return train, (heldout or train).evaluation_view(data_config.eval_clips_per_video)
-    if hasattr(train, "split_items"):  # a latent cache
+    if isinstance(train, ItemSplittable):  # a latent cache
         train, heldout = train.split_items()
         return train, heldout or train
     return train, build_dataset(data_config, train=False)
@@ -146,7 +155,7 @@ def split_of(dataset) -> str:
     """What part of its source a dataset is: "held-out" (moving-shapes' evaluation seed,
     held-out files or cache items), "training" (training files or items: evaluating on them
     is not a held-out measurement) or "all" (every file of a source, none set aside)."""
-    return getattr(dataset, "part", "all")
+    return dataset.part
 
 
 def evaluation_set(data_config, source: str | None = None) -> tuple[Dataset, dict]:
@@ -230,24 +239,20 @@ def cache_order(data_config) -> tuple[Dataset, int]:
     at its end). Folders: the training files, then the held-out ones, center-cropped (a random
     crop would be frozen into the cache anyway); the cache records which are held out, so the
     diffusion stages keep them out of training as the autoencoder did. Other sources: as is."""
-    from torch.utils.data import ConcatDataset
-
     train = build_dataset(data_config, train=True)
-    if not hasattr(train, "split_files"):
+    if not isinstance(train, FileSplittable):
         return train, 0
     train, heldout = train.split_files(data_config.heldout_files)
     clips = data_config.eval_clips_per_video
     parts = [train.evaluation_view(clips)] + ([heldout.evaluation_view(clips)] if heldout else [])
     if len(parts) == 1:
         return parts[0], 0
-    ordered = ConcatDataset(parts)
-    ordered.classes = train.classes  # what the cache index records
-    return ordered, len(parts[1])
+    return ConcatVideos(parts), len(parts[1])
 
 
 def dataset_captions(dataset, limit: int = 5_000) -> list[str]:
     """Captions of (up to ``limit``) training videos without decoding any video: what the
     built-in text encoder's vocabulary is made from."""
-    if hasattr(dataset, "captions"):
+    if isinstance(dataset, Captioned):
         return dataset.captions(limit)
     raise ValueError(f"{type(dataset).__name__} has no captions for text conditioning")

@@ -30,8 +30,9 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
-from torch.utils.data import Dataset
 from tqdm.auto import tqdm
+
+from .batch import VideoDataset
 
 CACHE_INDEX = "cache.json"
 
@@ -47,7 +48,7 @@ def _part_file(out_dir: Path, rank: int) -> Path:
 @torch.no_grad()
 def write_latent_cache(
     codec,
-    dataset: Dataset,
+    dataset: VideoDataset,
     out_dir: str | Path,
     num_videos: int | None = None,
     batch_size: int = 16,
@@ -77,6 +78,7 @@ def write_latent_cache(
             out too, and previews read them.
     """
     from . import iter_batches
+    from .batch import batch_source
 
     if not frames and codec.autoencoder.config.motion_scaling_factor is None:
         raise ValueError("calibrate the autoencoder first (`cmdvideo calibrate`)")
@@ -105,7 +107,7 @@ def write_latent_cache(
     batches = iter_batches(dataset, stop - first, batch_size, start=first)
     total = -(-(stop - first) // batch_size)
     for batch in tqdm(batches, total=total, desc="encode", disable=not progress):
-        if "frames" in batch:  # a frame cache: the frame VAE's latents are already there
+        if batch_source(batch) == "frames":  # a frame cache: the VAE's latents already there
             encoded = codec.encode_model_space(batch["frames"].to(device))
         else:
             video = batch["video"].to(device)
@@ -133,8 +135,8 @@ def write_latent_cache(
             "captions": [c for part in parts for c in part["captions"]],
             # moving-shapes factors (swap-pair targets for the autoencoder), else empty
             "factors": [f for part in parts for f in part["factors"]],
-            "classes": list(getattr(dataset, "classes", [])),
-            "world": getattr(dataset, "world", None),  # moving-shapes: which world
+            "classes": list(dataset.classes),
+            "world": dataset.world,  # moving-shapes: which world
             "heldout_items": min(heldout, n),
             "autoencoder": str(autoencoder),
             "motion_scaling_factor": None
@@ -153,7 +155,7 @@ def write_latent_cache(
     return out_dir
 
 
-class LatentCache(Dataset):
+class LatentCache(VideoDataset):
     """A cache folder as a dataset: items {"content", "motion"} (or {"frames"}) with "label",
     "caption", "index", read from memory-mapped shards on demand (labels and captions are
     loaded at once)."""

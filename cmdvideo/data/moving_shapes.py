@@ -41,6 +41,7 @@ import re
 import numpy as np
 import torch
 
+from .batch import VideoDataset
 from .shape_world import (  # re-exported: the world's vocabulary and factors live there
     _MAX_SIZE,
     _MIN_SIZE,
@@ -302,7 +303,7 @@ def render_swapped(
     )
 
 
-class MovingShapes(torch.utils.data.Dataset):
+class MovingShapes(VideoDataset):
     """Procedural moving-shapes videos with motion-class labels and captions.
 
     Deterministic: item i depends only on (seed, i, settings), not on access order or worker

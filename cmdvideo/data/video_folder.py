@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset
 
+from cmdvideo.data.batch import VideoDataset
 from cmdvideo.data.video_io import (
     COMPRESSED_EXTENSIONS,
     VIDEO_EXTENSIONS,
@@ -208,7 +208,7 @@ def write_index(source, out, workers: int | None = None, progress: bool = True) 
     }
 
 
-class VideoFolder(Dataset):
+class VideoFolder(VideoDataset):
     """Real videos, cropped clips in the model layout.
 
     Args:

@@ -64,7 +64,7 @@ def evaluate_reconstruction(
         ssims.append(ssim_per_frame(recon, video).mean(dim=1).cpu())
         labels.append(batch["label"])
     psnr_v, ssim_v, label_v = torch.cat(psnrs), torch.cat(ssims), torch.cat(labels)
-    names = getattr(dataset, "classes", None) or []
+    names = list(dataset.classes)
     by_class = {
         (names[c] if 0 <= c < len(names) else str(c)): psnr_v[label_v == c].mean().item()
         for c in sorted(set(label_v.tolist()))

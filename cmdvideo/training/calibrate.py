@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from ..data import iter_batches
+from ..data import batch_source, iter_batches
 from ..models.codec import VideoCodec
 
 
@@ -28,7 +28,7 @@ def calibrate_motion_scale(
     codec.to(device).eval()  # the frame VAE too (latent mode): to_model_space runs it
     total, total_sq, count = 0.0, 0.0, 0
     for batch in iter_batches(dataset, n, batch_size):
-        if "frames" in batch:  # a frame cache: the VAE's latents already
+        if batch_source(batch) == "frames":  # a frame cache: the VAE's latents already
             x = batch["frames"].to(device)
         else:
             x = codec.to_model_space(batch["video"].to(device))

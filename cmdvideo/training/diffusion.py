@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from ..config import Config
+from ..data import batch_source
 from ..models.codec import VideoCodec
 from .previews import write_preview
 from .stage import Stage, TrainableModules
@@ -100,7 +101,7 @@ class DiffusionStage(Stage):
     def _encode(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """(content_frame, scaled motion_latent, class labels or None) of a batch: encoded now,
         or read from a latent cache batch."""
-        if "motion" in batch:  # from a latent cache (cmdvideo cache)
+        if batch_source(batch) == "latents":  # cmdvideo cache
             content, motion = batch["content"], batch["motion"]
             self.codec.to(content.device)
         else:

@@ -159,7 +159,7 @@ def _conditions_of(dataset) -> list[str]:
     """["class"], ["text"], ["class", "text"] or []: what ``dataset`` can condition on."""
     from ..data import dataset_captions
 
-    has = ["class"] if list(getattr(dataset, "classes", [])) else []
+    has = ["class"] if list(dataset.classes) else []
     try:
         captions = dataset_captions(dataset)
     except ValueError:  # a dataset without captions

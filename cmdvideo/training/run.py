@@ -69,7 +69,7 @@ def build_stage(
 
     codec = VideoCodec.from_pretrained(autoencoder)
     _check_cache_shapes(train_set, codec, config.data, autoencoder)
-    cached = getattr(train_set, "motion_scaling_factor", None)
+    cached = train_set.motion_scaling_factor
     if cached is not None and cached != codec.motion_scale:
         raise ValueError(
             f"the latent cache was made with motion_scaling_factor {cached}, the autoencoder "
@@ -79,7 +79,7 @@ def build_stage(
     follow_data(config, stage_cls.section, train_set, explicit)
     section = getattr(config, stage_cls.section)
     captions = dataset_captions(train_set) if section.uses_text else None
-    classes = list(getattr(train_set, "classes", []))
+    classes = list(train_set.classes)
     return stage_cls(
         config, codec, num_classes=len(classes), captions=captions, class_names=classes
     )
@@ -111,7 +111,7 @@ def train(
     train_set, eval_set = build_train_and_eval(config.data)
     # Every saved model records the moving-shapes world it learned (a latent cache knows the
     # one it was encoded from), and None for other data.
-    config.data.world = getattr(train_set, "world", None)
+    config.data.world = train_set.world
     preview = take_batch(eval_set, PREVIEW_VIDEOS)
     stage = build_stage(name, config, train_set, autoencoder, explicit)
     trainer = Trainer(

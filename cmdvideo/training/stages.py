@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from ..config import Config
+from ..data import batch_source
 from ..models.autoencoder import CMDAutoencoder, autoencoder_preset
 from ..models.codec import FrameVAE, VideoCodec
 from .losses import content_anchor_loss, reconstruction_loss
@@ -104,7 +105,7 @@ class AutoencoderStage(Stage):
         """What the autoencoder sees: the frames' VAE latents from a frame cache
         (``cmdvideo cache --frames``), else the batch's videos encoded now (latent mode) or as
         they are (pixel mode)."""
-        if "frames" in batch:
+        if batch_source(batch) == "frames":
             return batch["frames"]
         video = batch["video"]
         if self.codec.frame_vae is not None:  # frozen: moved here, not by the trainer

@@ -43,7 +43,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from ..config import Config
-from ..data import collate_videos
+from ..data import Epochal, collate_videos
 from .loop_utils import (
     CHECKPOINT_PREFIX,
     STATE_FILE,
@@ -178,7 +178,7 @@ class Trainer:
 
     def _skip_counts(self, runtime: dict[str, str]) -> dict[str, int]:
         """Skipped files by reason: found when the dataset was scanned + found while decoding."""
-        counts = Counter(getattr(self.dataset, "skip_counts", dict)())
+        counts = Counter(self.dataset.skip_counts())
         counts.update(runtime.values())
         return dict(counts)
 
@@ -242,7 +242,7 @@ class Trainer:
             num_workers=self.config.data.num_workers,
         )
         if len(loader) == 0:
-            held = getattr(self.dataset, "part", "") == "training"
+            held = self.dataset.part == "training"
             raise ValueError(
                 f"the dataset has {len(self.dataset)} videos"
                 + (" for training (the held-out files are not trained on)" if held else "")
@@ -313,7 +313,7 @@ class Trainer:
         reported_skips: dict[str, int] = {}
         while run.step < cfg.max_steps:
             run.sampler.epoch = run.epoch
-            if hasattr(self.dataset, "set_epoch"):
+            if isinstance(self.dataset, Epochal):
                 self.dataset.set_epoch(run.epoch)
             loader = run.loader
             batches = (

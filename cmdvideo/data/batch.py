@@ -1,0 +1,112 @@
+"""What the datasets give and what a training step reads: the keys of an item / batch, the
+three kinds of batch, and the small protocols the datasets' extra abilities are asked through.
+
+Every dataset's item is a dict with some of :class:`Batch`'s keys; `collate_videos` stacks them.
+Which of the three sources a batch came from decides how a stage gets its model-space tensors,
+and that is asked in one place, :func:`batch_source`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol, TypedDict, runtime_checkable
+
+import torch
+from torch.utils.data import ConcatDataset, Dataset
+
+
+class Batch(TypedDict, total=False):
+    """An item (unbatched shapes) or a collated batch (a leading B) of any dataset."""
+
+    video: torch.Tensor  # (B, 3, T, H, W) in [-1, 1]: moving-shapes, video folders
+    frames: torch.Tensor  # (B, C, T, h, w): the frame VAE's latents (a frame cache)
+    content: torch.Tensor  # (B, C, h, w): content frames (a latent cache)
+    motion: torch.Tensor  # (B, D_m, T, h + w): scaled motion latents (a latent cache)
+    label: torch.Tensor  # (B,) long: motion class, -1 where a folder has no class
+    caption: list[str]
+    factors: list[dict]  # moving-shapes' VideoFactors, what the swap loss re-renders from
+    index: torch.Tensor  # (B,) long: the items' indices in their dataset
+    path: list[str]  # video folders: the file each clip was read from
+    skipped: list[list[tuple[str, str]]]  # video folders: (path, reason) of unreadable files
+
+
+class VideoDataset(Dataset):
+    """What every dataset of the project says about itself; a dataset overrides what it knows."""
+
+    classes: tuple[str, ...] | list[str] = ()  # motion class names (label i is classes[i])
+    part: str = "all"  # of its source: "training", "held-out" or "all" (`data.split_of`)
+    world: str | None = None  # moving-shapes' world ("upright" / "random"); None for real videos
+    motion_scaling_factor: float | None = None  # a latent cache: the scale its motion has
+
+    def skip_counts(self) -> dict[str, int]:
+        """Unreadable files met so far, by reason (video folders)."""
+        return {}
+
+
+class ConcatVideos(ConcatDataset, VideoDataset):
+    """Datasets read one after the other, with the classes of the first."""
+
+    def __init__(self, datasets: list[VideoDataset]):
+        super().__init__(datasets)
+        self.classes = datasets[0].classes
+
+
+BatchSource = Literal["videos", "frames", "latents"]
+
+
+def batch_source(batch: Batch) -> BatchSource:
+    """ "latents": (content frame, motion latent) pairs of ``cmdvideo cache``; "frames": the frame
+    VAE's latents of ``cmdvideo cache --frames``; "videos": pixels (moving-shapes, folders)."""
+    if "motion" in batch:
+        return "latents"
+    if "frames" in batch:
+        return "frames"
+    if "video" in batch:
+        return "videos"
+    raise ValueError(f"a batch with neither videos, frames nor latents (keys {sorted(batch)})")
+
+
+def collate_videos(items: list[dict]) -> Batch:
+    """Stack tensors (``video``, ``frames``, ``content``, ``motion``) and the integer fields;
+    keep everything else as lists."""
+    batch: dict = {}
+    for key in items[0]:
+        values = [item[key] for item in items]
+        if torch.is_tensor(values[0]):
+            batch[key] = torch.stack(values)
+        elif key in ("label", "index"):
+            batch[key] = torch.tensor(values, dtype=torch.long)
+        else:
+            batch[key] = values
+    return batch  # type: ignore[return-value]
+
+
+@runtime_checkable
+class Captioned(Protocol):
+    """A dataset that lists its captions without decoding a video (the text vocabulary)."""
+
+    def captions(self, limit: int | None = None) -> list[str]: ...
+
+
+@runtime_checkable
+class FileSplittable(Protocol):
+    """A dataset of files (video folders, CSV / JSONL indexes): held-out files are set aside."""
+
+    samples: list
+
+    def split_files(self, heldout: float): ...
+
+    def evaluation_view(self, clips_per_video: int | None = None): ...
+
+
+@runtime_checkable
+class ItemSplittable(Protocol):
+    """A latent cache: it knows which of its items its autoencoder's run held out."""
+
+    def split_items(self): ...
+
+
+@runtime_checkable
+class Epochal(Protocol):
+    """A dataset whose random crops are drawn per epoch."""
+
+    def set_epoch(self, epoch: int) -> None: ...
