@@ -151,10 +151,10 @@ def test_guidance_changes_the_output(pipe_dir):
 
 
 def test_schedulers_are_swappable(pipe):
-    from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
+    from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler
 
-    outputs = []
-    for cls in (DPMSolverMultistepScheduler, DDIMScheduler):
+    outputs, kept = [], (pipe.content_scheduler, pipe.motion_scheduler)
+    for cls in (DPMSolverMultistepScheduler, DDIMScheduler, UniPCMultistepScheduler):
         steps = []
         for stage in ("content", "motion"):
             scheduler = cls.from_config(getattr(pipe, f"{stage}_scheduler").config)
@@ -168,6 +168,21 @@ def test_schedulers_are_swappable(pipe):
         assert steps == ["content"] * 2 + ["motion"] * 2  # the swapped schedulers ran
         outputs.append(out.frames)
     assert not np.allclose(outputs[0], outputs[1])  # and they sample differently
+    assert not np.allclose(outputs[2], outputs[1])  # UniPC, whose step takes no generator
+    pipe.content_scheduler, pipe.motion_scheduler = kept
+
+
+@pytest.mark.slow
+def test_compiled_pipeline_makes_the_same_videos(pipe_dir):
+    compiled = CMDPipeline.from_pretrained(pipe_dir)
+    compiled.set_progress_bar_config(disable=True)
+    eager = _run(compiled, num_inference_steps=2).frames
+    assert compiled.compile() is compiled
+    assert all(
+        m._compiled_call_impl is not None for m in (compiled.content_model, compiled.motion_model)
+    )
+    out = _run(compiled, num_inference_steps=2).frames
+    np.testing.assert_allclose(out, eager, atol=1e-4)
 
 
 def test_bad_requests_are_clear_errors(pipe):

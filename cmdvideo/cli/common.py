@@ -112,6 +112,12 @@ def add_sampling_args(p: argparse.ArgumentParser) -> None:
         choices=sorted(SAMPLERS),
         help="sampler of both stages (default: the pipeline's own; dpm = DPM-Solver++)",
     )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the two denoisers (the first video waits a minute or more for "
+        "the compiler; worth it for many videos)",
+    )
 
 
 # -- runtime -------------------------------------------------------------------------------
@@ -185,6 +191,8 @@ def load_pipeline(args: argparse.Namespace, progress: bool = True):
     if args.scheduler is not None:
         pipe.set_sampler(args.scheduler)
     args.scheduler = pipe.sampler_name()  # what it samples with, for the reports
+    if getattr(args, "compile", False):
+        pipe.compile()
     pipe.set_progress_bar_config(disable=not progress)
     pipe.set_threads(args.threads)  # apply_threads chose them; the same in every call
     args.steps = pipe.default_steps(args.steps)

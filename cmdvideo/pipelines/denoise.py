@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import torch
@@ -71,6 +72,8 @@ def denoise(
     if known is not None:
         known, known_mask = known.to(device, dtype), known_mask.to(device)
         known_noise = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
+    # stochastic schedulers draw from the generator; others (UniPC) do not take one
+    step_kwargs = {"generator": generator} if _takes(scheduler.step, "generator") else {}
     for t in tqdm(timesteps, desc=desc, disable=not progress, leave=False):
         batch_t = t.expand(shape[0]).to(device)
         if known is not None:
@@ -78,10 +81,14 @@ def denoise(
             sample = torch.where(known_mask, noised, sample)
         model_input = scheduler.scale_model_input(sample, t)
         output = denoiser(model_input, batch_t)
-        sample = scheduler.step(output, t, sample, generator=generator).prev_sample
+        sample = scheduler.step(output, t, sample, **step_kwargs).prev_sample
     if known is not None:
         sample = torch.where(known_mask, known, sample)
     return sample
+
+
+def _takes(function, name: str) -> bool:
+    return name in inspect.signature(function).parameters
 
 
 def sample_content(

@@ -7,4 +7,5 @@ SAMPLERS = {
     "dpm": "DPMSolverMultistepScheduler",  # DPM-Solver++: fewer steps
     "ddpm": "DDPMScheduler",
     "euler": "EulerDiscreteScheduler",
+    "unipc": "UniPCMultistepScheduler",  # UniPC (Zhao et al. 2023): fewer steps
 }
