@@ -197,11 +197,12 @@ def test_gpu_check_dry_run_takes_the_users_path(tmp_path):
     `cmdvideo train`, the assembled WebVid-style pipeline (SD-layout stand-ins) sampling."""
     from cmdvideo.benchmarks import gpu_check
 
-    result = gpu_check.run(tmp_path, dry_run=True, train_steps=2, sample_steps=2)
+    result = gpu_check.run(tmp_path, dry_run=True, train_steps=2, sample_steps=2, compiled=False)
     assert [(r["preset"], r["stage"]) for r in result["training"]] == [
         (p, s) for p in gpu_check.PRESETS for s in gpu_check.STAGES
     ]
     assert all(r["seconds_per_step"] > 0 and r["steps"] == 2 for r in result["training"])
     assert result["resume"]["resumed_to"] == 4  # a checkpoint at 2, resumed on the device to 4
     assert result["sampling"]["frames_shape"] == [1, 4, 16, 32, 3]  # the data's aspect
+    assert result["sampling"]["seconds_per_video"] > 0 and result["sampling"]["dtype"]
     assert (tmp_path / "gpu_check.md").read_text().startswith("GPU check on cpu (dry run)")

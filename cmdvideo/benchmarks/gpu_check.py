@@ -4,7 +4,7 @@ assembled pipeline, and the tiny efficiency benchmark on the device — step tim
 video and peak memory, written to ``results/gpu/``. Weights are random (none can be downloaded):
 Stable Diffusion's VAE, UNet and CLIP are built from their published configurations.
 
-    python -m cmdvideo.benchmarks.gpu_check --out results/gpu          # one GPU, < 8 min
+    python -m cmdvideo.benchmarks.gpu_check --out results/gpu          # one GPU, < 10 min
     python -m cmdvideo.benchmarks.gpu_check --dry-run --out /tmp/gpu   # same path, tiny sizes, CPU
 
 Everything runs the user's path (what ``cmdvideo train`` and ``pipeline assemble`` call, and the
@@ -215,8 +215,22 @@ def resume_check(preset: str, data: Path, out: Path, sets: list[str], autoencode
     return {"stage": "content", "preset": preset, "resumed_to": ends[-1] if ends else None}
 
 
-def sample_video(pipeline: Path, steps: int, device: str) -> dict:
-    """One video from an assembled pipeline (random weights): seconds and peak memory."""
+def _seconds_per_video(pipe, call: dict, device: str, repeats: int) -> float:
+    """Median wall seconds of ``repeats`` calls (synchronised on a GPU)."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        pipe(**call)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return round(statistics.median(times), 3)
+
+
+def sample_video(pipeline: Path, steps: int, device: str, compiled: bool = True) -> dict:
+    """One video from an assembled pipeline (random weights), bf16 on a GPU: seconds (median of
+    3) and peak memory, then the same with the denoisers compiled (``CMDPipeline.compile``;
+    the compile time beside it)."""
     from ..pipelines.cmd import CMDPipeline
 
     pipe = CMDPipeline.from_pretrained(pipeline).to(device)
@@ -230,20 +244,25 @@ def sample_video(pipeline: Path, steps: int, device: str) -> dict:
     )
     pipe(**{**call, "num_inference_steps": 1})  # warm-up
     _reset_peak(device)
-    start = time.perf_counter()
-    out = pipe(**call)
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    return {
-        "frames_shape": list(out.frames.shape),
+    row = {
+        "frames_shape": list(pipe(**call).frames.shape),
         "steps": steps,
         "dtype": str(dtype),
-        "seconds_per_video": round(time.perf_counter() - start, 2),
         "peak_memory_gib": _peak_memory_gib(device),
+        "seconds_per_video": _seconds_per_video(pipe, call, device, 3),
     }
+    if compiled:
+        start = time.perf_counter()
+        pipe.compile()
+        pipe(**{**call, "num_inference_steps": 1})  # the compiler runs here
+        row["compile_seconds"] = round(time.perf_counter() - start, 1)
+        row["compiled_seconds_per_video"] = _seconds_per_video(pipe, call, device, 3)
+    return row
 
 
-def run(out: Path, dry_run: bool, train_steps: int, sample_steps: int) -> dict:
+def run(
+    out: Path, dry_run: bool, train_steps: int, sample_steps: int, compiled: bool = True
+) -> dict:
     device = "cpu" if dry_run else ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cpu" and not dry_run:
         raise ValueError("no CUDA device here: use --dry-run to check the script on a CPU")
@@ -292,7 +311,7 @@ def run(out: Path, dry_run: bool, train_steps: int, sample_steps: int) -> dict:
                 assemble_pipeline(
                     runs / "autoencoder", runs / "content", runs / "motion"
                 ).save_pretrained(runs / "pipeline")
-                result["sampling"] = sample_video(runs / "pipeline", sample_steps, device)
+                result["sampling"] = sample_video(runs / "pipeline", sample_steps, device, compiled)
                 print(json.dumps(result["sampling"]), file=sys.stderr, flush=True)
     if not dry_run:
         from ..benchmarks.efficiency import run_benchmark
@@ -326,6 +345,11 @@ def to_markdown(result: dict) -> str:
             f"per stage, {s['dtype']}: {s['seconds_per_video']} s, peak "
             f"{gib(s['peak_memory_gib'])} GiB",
         ]
+        if "compiled_seconds_per_video" in s:
+            lines[-1] += (
+                f"; compiled (`CMDPipeline.compile`): {s['compiled_seconds_per_video']} s "
+                f"(compiling took {s['compile_seconds']} s)"
+            )
     r = result.get("resume")
     if r:
         lines += [
@@ -342,10 +366,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="tiny sizes on the CPU")
     parser.add_argument("--train-steps", type=int, default=4)
     parser.add_argument("--sample-steps", type=int, default=50)
+    parser.add_argument(
+        "--no-compile", action="store_true", help="skip timing the compiled pipeline"
+    )
     args = parser.parse_args(argv)
     start = time.perf_counter()
     result = run(
-        Path(args.out), args.dry_run, args.train_steps, 2 if args.dry_run else args.sample_steps
+        Path(args.out),
+        args.dry_run,
+        args.train_steps,
+        2 if args.dry_run else args.sample_steps,
+        compiled=not args.no_compile,
     )
     print(to_markdown(result))
     print(f"gpu check: {time.perf_counter() - start:.0f} s")
