@@ -31,7 +31,7 @@ test: install lint
 demo: install
 	$(BIN)/cmdvideo demo
 
-# Retrain the bundled pipeline from nothing (configs/bundle/README.md: about 2 h on 2 cores);
+# Retrain the bundled pipeline from nothing (about 5-6 h on 2 cores: cmdvideo/configs/bundle/README.md);
 # resumable: run it again after an interruption.
 bundle: install
 	PATH="$(abspath $(BIN)):$$PATH" bash scripts/train_bundle.sh
