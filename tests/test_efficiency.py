@@ -156,7 +156,7 @@ def test_bad_scale_and_steps_are_clear_errors(capsys):
 
 
 def test_baseline_presets():
-    from cmdvideo.models.baselines import VIDEO_UNET_PRESETS, build_video_dit
+    from cmdvideo.benchmarks.baselines import VIDEO_UNET_PRESETS, build_video_dit
 
     with pytest.raises(ValueError, match="latte-xl"):
         build_video_dit("latte-xxl")
@@ -170,9 +170,9 @@ def test_full_video_baseline_is_a_trainer_stage(tmp_path):
     models that load back."""
     from diffusers import LatteTransformer3DModel
 
+    from cmdvideo.benchmarks.baseline_stage import FullVideoStage, sample_full_video, unet3d_stage
     from cmdvideo.config import load_config
     from cmdvideo.models.text import WordTextEncoder
-    from cmdvideo.training.baseline import FullVideoStage, sample_full_video, unet3d_stage
     from cmdvideo.training.stage import Stage
 
     setting = tiny_setting("tiny", SMALL, batch_size=1)

@@ -8,6 +8,7 @@
 - :mod:`.efficiency`: the measured jobs, the fresh-process worker, :func:`.efficiency.run_benchmark`.
 - :mod:`.report`: ``efficiency.md`` and ``efficiency.png`` from the result.
 
-The full-video baseline itself (its training stage and sampler) is
-:mod:`cmdvideo.training.baseline`.
+The full-video baselines CMD is measured against live here, not beside the method's models:
+:mod:`.baselines` (the ModelScope-architecture 3-D UNet and the full-video DiT) and
+:mod:`.baseline_stage` (their training stage, through the trainer's `Stage` API, and sampler).
 """

@@ -5,7 +5,7 @@ Every comparison is for the same output video and the same number of sampling st
 1. FLOPs per video at paper scale, counted on the meta device (:mod:`.flops`).
 2. Wall time and peak memory per video at tiny scale (the tiny config: 3×16×32×32 pixels),
    CMD against the conventional video model made from CMD's own content UNet: the same widths
-   plus temporal layers (``UNet3DConditionModel``, :mod:`cmdvideo.training.baseline`).
+   plus temporal layers (``UNet3DConditionModel``, :mod:`cmdvideo.benchmarks.baseline_stage`).
 3. Training cost per step of each CMD stage against that baseline's, same batch size.
 
 Each tiny measurement is a job of :data:`JOBS`, run by default in a fresh process
@@ -168,7 +168,7 @@ def _sample_unet3d(setting: TinySetting, steps: int, repeats: int, device: str) 
 
     from ..models.text import encode_prompts
     from ..pipelines.denoise import denoise
-    from ..training.baseline import sample_full_video, unet3d_stage
+    from .baseline_stage import sample_full_video, unet3d_stage
 
     stage = unet3d_stage(setting.config, setting.captions)
     model = stage.model().to(device).eval()
@@ -255,7 +255,7 @@ def _train_cmd(stage_name: str):
 
 
 def _train_unet3d(setting: TinySetting, steps: int, repeats: int, device: str) -> dict:
-    from ..training.baseline import unet3d_stage
+    from .baseline_stage import unet3d_stage
 
     return _train_stage(unet3d_stage(setting.config, setting.captions), setting, repeats, device)
 
@@ -299,7 +299,8 @@ def run_job(
     import diffusers  # noqa: F401
 
     from ..pipelines import cmd  # noqa: F401
-    from ..training import baseline, stages  # noqa: F401
+    from ..training import stages  # noqa: F401
+    from . import baseline_stage  # noqa: F401
 
     setting = setting or run.setting()
     default_threads = torch.get_num_threads()

@@ -235,15 +235,15 @@ def paper_scale_terms() -> tuple[dict[str, list[CostTerm]], CostTerm]:
     """
     from ..config import load_config
     from ..models.autoencoder import CMDAutoencoder, autoencoder_preset
-    from ..models.baselines import (
+    from ..models.content import build_content_dit, build_content_unet
+    from ..models.motion_dit import MotionDiT, motion_dit_preset
+    from ..models.text import TextEmbeddings
+    from .baselines import (
         STABLE_DIFFUSION_VAE,
         build_stable_diffusion_vae,
         build_video_dit,
         build_video_unet,
     )
-    from ..models.content import build_content_dit, build_content_unet
-    from ..models.motion_dit import MotionDiT, motion_dit_preset
-    from ..models.text import TextEmbeddings
 
     config = load_config(PAPER_CONFIG)
     f = 2 ** (len(STABLE_DIFFUSION_VAE["block_out_channels"]) - 1)
@@ -364,7 +364,7 @@ def paper_scale_flops(steps: int = 50) -> dict:
 def tiny_cost_terms(setting: TinySetting) -> dict[str, list[CostTerm]]:
     """Per-call FLOPs of the tiny CMD and both tiny baselines, built on the meta device."""
     from ..models.text import TextEmbeddings, text_embed_dim
-    from ..training.baseline import FullVideoStage, unet3d_stage
+    from .baseline_stage import FullVideoStage, unet3d_stage
 
     codec, content_stage, motion_stage = cmd_stages(setting, device="meta")
     content, motion = content_stage.model(), motion_stage.model()
@@ -441,7 +441,7 @@ def pipeline_flops_comparison(pipe, steps: int = 50, prompt: str = "a red circle
     """
     from diffusers import UNet3DConditionModel
 
-    from ..models.baselines import video_unet_kwargs_from_image_unet
+    from .baselines import video_unet_kwargs_from_image_unet
 
     content_model, autoencoder = pipe.content_model, pipe.autoencoder
     text, null, pooled = prompt_conditions(pipe, prompt, pipe.device)

@@ -67,8 +67,8 @@ def stand_ins(root: Path, dry_run: bool) -> dict[str, str]:
     ``tokenizer/``): full-size configurations, or tiny ones for the dry run."""
     from diffusers import AutoencoderKL
 
-    from ..models.baselines import STABLE_DIFFUSION_VAE
     from ..models.text import require_transformers
+    from .baselines import STABLE_DIFFUSION_VAE
 
     transformers = require_transformers("the GPU check's CLIP text encoder")
     CLIPTextConfig, CLIPTextModel = transformers.CLIPTextConfig, transformers.CLIPTextModel

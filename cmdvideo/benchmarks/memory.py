@@ -121,9 +121,9 @@ def stage_model(preset: str, stage: str, scale: int):
     stage's model is built (a paper-size model and its activations fill a CPU's memory)."""
     from ..config import load_config
     from ..models.autoencoder import CMDAutoencoder, autoencoder_preset
-    from ..models.baselines import STABLE_DIFFUSION_VAE
     from ..models.content import build_content_dit, build_content_unet
     from ..models.motion_dit import MotionDiT, motion_dit_preset
+    from .baselines import STABLE_DIFFUSION_VAE
 
     config = load_config(preset)
     latent = bool(config.autoencoder.vae)

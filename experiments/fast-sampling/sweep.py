@@ -5,8 +5,10 @@ python experiments/fast-sampling/sweep.py [--model moving-shapes-tiny] [--per-cl
     [--threads 1] [--runs ddim:25:leading dpm:10:trailing ...] [--seeds 0]
     [--out results/fast-sampling]
 
-A run is SAMPLER:STEPS:SPACING (SAMPLER one of cmdvideo's samplers; SPACING the
-diffusers ``timestep_spacing``: leading (the bundle's), trailing or linspace). Each run writes
+A run is SAMPLER:STEPS:SPACING[:CONTENT_GUIDANCE:RESCALE] (SAMPLER one of cmdvideo's samplers;
+SPACING the diffusers ``timestep_spacing``: leading (the bundle's), trailing or linspace;
+CONTENT_GUIDANCE and RESCALE the content stage's CFG scale and both stages' CFG rescale, default
+the pipeline's). Each run writes
 RUN-seedS.json (`cmdvideo eval generation`'s result) and the table sweep.json gathers them.
 Every run uses the same held-out prompts and, for one seed, the same starting noise.
 """
@@ -68,14 +70,18 @@ def main() -> None:
     classifier = load_classifier()
     table = json.loads((out / "sweep.json").read_text()) if (out / "sweep.json").exists() else {}
     for run in args.runs:
-        sampler, steps, spacing = run.split(":")
+        sampler, steps, spacing, *guidance = run.split(":")
         pipe = CMDPipeline.from_pretrained(args.model)
+        if guidance:
+            pipe.register_to_config(
+                content_guidance_scale=float(guidance[0]), guidance_rescale=float(guidance[1])
+            )
         pipe.set_progress_bar_config(disable=True)
         pipe.set_threads(args.threads)
         set_schedulers(pipe, sampler, spacing)
         seconds = time_one_video(pipe, int(steps))
         for seed in args.seeds:
-            key = f"{sampler}-{steps}-{spacing}-seed{seed}"
+            key = "-".join([sampler, steps, spacing, *guidance, f"seed{seed}"])
             result = evaluate_generation(pipe, classifier, args.per_class, int(steps),
                                          seed=seed, progress=False)  # fmt: skip
             result.pop("videos")

@@ -6,9 +6,10 @@ python experiments/fvd-moving-shapes/content_probe.py --variants 20k:runs/bundle
     10k:runs/bundle3/content/snapshots/step-010000/content:25 [--num-videos 128] \
     [--out results/fvd-moving-shapes/content-probe.json]
 
-A variant is NAME:CONTENT_MODEL_DIR:STEPS[:GUIDANCE[:RESCALE]] (the directory of a diffusers
-UNet2DConditionModel; "shipped" for the pipeline's own; GUIDANCE default the pipeline's content
-guidance, RESCALE its rescale).
+A variant is NAME:CONTENT_MODEL_DIR:STEPS[:GUIDANCE[:RESCALE[:SAMPLER]]] (the directory of a
+diffusers UNet2DConditionModel; "shipped" for the pipeline's own; GUIDANCE default the
+pipeline's content guidance, RESCALE its rescale, "-" keeps either; SAMPLER one of cmdvideo's
+named samplers, default the pipeline's own).
 """
 
 import argparse
@@ -38,7 +39,8 @@ def main() -> None:
 
     pipe = CMDPipeline.from_pretrained(args.model)
     pipe.set_progress_bar_config(disable=True)
-    shipped = pipe.content_model
+    shipped, schedulers = pipe.content_model, (pipe.content_scheduler, pipe.motion_scheduler)
+    defaults = {k: pipe.config[k] for k in ("content_guidance_scale", "guidance_rescale")}
     n, frames = args.num_videos, pipe.config.num_frames
     items = held_out_videos(n, frames, *pipe.video_size(), world=pipeline_world(pipe))
     real = torch.stack([it["video"] for it in items])
@@ -54,11 +56,13 @@ def main() -> None:
         pipe.content_model = (
             shipped if folder == "shipped" else UNet2DConditionModel.from_pretrained(folder)
         )
-        pipe.register_to_config(num_inference_steps=int(steps))
-        if rest:
-            pipe.register_to_config(content_guidance_scale=float(rest[0]))
-        if len(rest) > 1:
-            pipe.register_to_config(guidance_rescale=float(rest[1]))
+        pipe.register_to_config(num_inference_steps=int(steps), **defaults)
+        pipe.content_scheduler, pipe.motion_scheduler = schedulers
+        for key, value in zip(("content_guidance_scale", "guidance_rescale"), rest[:2]):
+            if value != "-":
+                pipe.register_to_config(**{key: float(value)})
+        if len(rest) > 2:
+            pipe.set_sampler(rest[2])
         with torch.no_grad():
             videos = edited(pipe, real, captions, "content", 64)
         stats = i3d_stats(i3d, videos.split(args.batch_size), protocol, n)

@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 
 from ..config import Config
-from .losses import PredictionType, diffusion_loss
-from .stage import Stage, TrainableModules
+from ..training.losses import PredictionType, diffusion_loss
+from ..training.stage import Stage, TrainableModules
 
 BASELINE_KINDS = ("unet3d", "video_dit")
 
@@ -37,7 +37,7 @@ class FullVideoStage(Stage):
     def __init__(
         self, config: Config, captions: list[str], kind: str = "unet3d", content_unet=None
     ):
-        from .schedule import build_schedulers, resolve_schedule
+        from ..training.schedule import build_schedulers, resolve_schedule
 
         if kind not in BASELINE_KINDS:
             raise ValueError(f"kind must be 'unet3d' or 'video_dit', got {kind!r}")
@@ -58,8 +58,8 @@ class FullVideoStage(Stage):
 
     def model(self) -> TrainableModules:
         """``net`` (the denoiser) and ``text_encoder`` (its word encoder), built once."""
-        from ..models.baselines import build_video_dit, video_unet_kwargs_from_image_unet
         from ..models.text import WordTextEncoder
+        from .baselines import build_video_dit, video_unet_kwargs_from_image_unet
 
         if self._model is None:
             encoder = WordTextEncoder.from_captions(self.captions)

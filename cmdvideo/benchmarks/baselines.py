@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from diffusers import AutoencoderKL, LatteTransformer3DModel, UNet3DConditionModel
 
-from .blocks import named_preset
-from .content import CONTENT_UNET_PRESETS
+from ..models.blocks import named_preset
+from ..models.content import CONTENT_UNET_PRESETS
 
 # diffusers' UNet3DConditionModel knows two kinds of block per level: plain (ResNet + temporal
 # convolution) and cross-attention (plus spatial and temporal transformers). An image UNet's
