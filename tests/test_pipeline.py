@@ -397,8 +397,13 @@ def test_the_sampler_is_a_pipeline_default(pipe_dir, tmp_path, capsys):
     out = tmp_path / "pipe"
     assert main(["pipeline", "assemble", "--autoencoder", str(ae), "--content", str(content),
                  "--motion", str(motion), "--out", str(out), "--scheduler", "dpm",
-                 "--steps", "3"]) == 0  # fmt: skip
+                 "--steps", "3", "--timestep-spacing", "trailing"]) == 0  # fmt: skip
     pipe = CMDPipeline.from_pretrained(out)
+    pipe.content_scheduler.set_timesteps(3)
+    assert pipe.content_scheduler.config.timestep_spacing == "trailing"
+    assert pipe.content_scheduler.timesteps[0] == 999  # trailing starts at the last timestep
+    with pytest.raises(ValueError, match="timestep_spacing must be one of"):
+        pipe.set_sampler("dpm", "uniform")
     assert (
         pipe.sampler_name() == "dpm"
         and CMDPipeline.from_pretrained(pipe_dir).sampler_name() == "ddim"

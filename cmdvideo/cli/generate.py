@@ -31,12 +31,13 @@ def cmd_pipeline_assemble(args: argparse.Namespace) -> int:
                  "motion_guidance_scale": "--motion-guidance"}  # fmt: skip
         raise ValueError(err.render(lambda arg: names.get(arg, flag_of(arg)))) from None
     pipe = assemble_pipeline(args.autoencoder, args.content, args.motion, defaults)
-    pipe.set_sampler(args.scheduler)
+    pipe.set_sampler(args.scheduler, args.timestep_spacing)
     pipe.save_pretrained(args.out)
     print(
         f"pipeline: {args.out} (defaults: guidance content {args.content_guidance}, motion "
         f"{args.motion_guidance}, rescale {args.guidance_rescale}; {args.steps} "
-        f"{args.scheduler} steps per stage)"
+        f"{args.scheduler} steps per stage, {pipe.content_scheduler.config.timestep_spacing} "
+        "timestep spacing)"
     )
     for name, module in pipe.components.items():
         if hasattr(module, "parameters"):
@@ -227,7 +228,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _register_assemble(pipeline) -> None:
-    from ..pipelines.samplers import SAMPLERS
+    from ..pipelines.samplers import SAMPLERS, SPACINGS
 
     p = pipeline.add_parser(
         "assemble",
@@ -269,6 +270,13 @@ def _register_assemble(pipeline) -> None:
         choices=sorted(SAMPLERS),
         help="the sampler both stages use by default (stored in the pipeline; default "
         "%(default)s; dpm = DPM-Solver++)",
+    )
+    p.add_argument(
+        "--timestep-spacing",
+        default=None,
+        choices=SPACINGS,
+        help="which training timesteps the steps visit (default: the training schedule's, "
+        "leading; trailing for few steps of dpm / unipc)",
     )
     p.set_defaults(func=cmd_pipeline_assemble)
 

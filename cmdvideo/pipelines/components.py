@@ -25,7 +25,7 @@ from ..runtime import AUTO, resolve_threads
 from .arguments import PipelineSpec, check_arguments, class_ids
 from .inputs import prepare_image, prepare_video
 from .output import CMDPipelineOutput, to_output_type
-from .samplers import SAMPLERS
+from .samplers import SAMPLERS, SPACINGS
 from .sampling import Sampling
 
 # The arguments check_inputs reads, by name, from an entry point's own (see `_checked`).
@@ -83,16 +83,28 @@ class CMDComponents(DiffusionPipeline):
             kwargs.setdefault("local_files_only", True)
         return load_pretrained(super().from_pretrained, path, "pipeline", **kwargs)
 
-    def set_sampler(self, name: str) -> CMDComponents:
+    def set_sampler(self, name: str, timestep_spacing: str | None = None) -> CMDComponents:
         """Sample both stages with a named diffusers scheduler (``SAMPLERS``: ddim, dpm =
-        DPM-Solver++, ddpm, euler), built from each stage's own schedule config."""
+        DPM-Solver++, unipc, ddpm, euler), built from each stage's own schedule config.
+
+        Args:
+            timestep_spacing: diffusers' ``timestep_spacing`` ("leading", "trailing",
+                "linspace"); None keeps the stage's. With few steps "trailing" starts at the
+                last training timestep (Lin et al. 2024): the bundle's 10 DPM-Solver++ steps
+                (experiments/fast-sampling).
+        """
         import diffusers
 
         if name not in SAMPLERS:
             raise ValueError(f"sampler must be one of {sorted(SAMPLERS)}, got {name!r}")
+        if timestep_spacing not in (None, *SPACINGS):
+            raise ValueError(
+                f"timestep_spacing must be one of {SPACINGS}, got {timestep_spacing!r}"
+            )
         cls = getattr(diffusers, SAMPLERS[name])
-        self.content_scheduler = cls.from_config(self.content_scheduler.config)
-        self.motion_scheduler = cls.from_config(self.motion_scheduler.config)
+        spacing = {"timestep_spacing": timestep_spacing} if timestep_spacing else {}
+        self.content_scheduler = cls.from_config(self.content_scheduler.config, **spacing)
+        self.motion_scheduler = cls.from_config(self.motion_scheduler.config, **spacing)
         return self
 
     def compile(self, mode: str | None = None) -> CMDComponents:

@@ -9,3 +9,4 @@ SAMPLERS = {
     "euler": "EulerDiscreteScheduler",
     "unipc": "UniPCMultistepScheduler",  # UniPC (Zhao et al. 2023): fewer steps
 }
+SPACINGS = ("leading", "trailing", "linspace")  # diffusers' timestep_spacing
