@@ -10,11 +10,33 @@ import json
 from pathlib import Path
 
 import torch
+from diffusers import DDIMScheduler
 
 from ..config import Config
 from ..data import batch_source
+from ..data.quality import psnr_per_frame
+from ..data.video_io import write_frame_grid
 from ..models.codec import VideoCodec
+from ..models.content import (
+    build_content_dit,
+    build_content_unet,
+    content_prediction,
+    load_content_model,
+    num_content_classes,
+    uses_text,
+)
+from ..models.motion_dit import MotionDiT, motion_dit_preset
+from ..models.text import (
+    TextEmbeddings,
+    WordTextEncoder,
+    encode_prompts,
+    load_text_encoder,
+    text_embed_dim,
+)
+from ..pipelines.denoise import sample_content, sample_motion
+from .losses import PredictionType, check_timestep_range, diffusion_loss
 from .previews import write_preview
+from .schedule import build_schedulers, init_scheduler_config, resolve_schedule
 from .stage import Stage, TrainableModules
 
 CONDITIONS = ("class", "text", "class+text", "none")
@@ -35,8 +57,6 @@ class DiffusionStage(Stage):
         captions: list[str] | None = None,
         class_names: list[str] | None = None,
     ):
-        from .losses import PredictionType
-        from .schedule import build_schedulers, init_scheduler_config, resolve_schedule
 
         cfg = getattr(config, self.section)
         if cfg.condition not in CONDITIONS:
@@ -62,7 +82,6 @@ class DiffusionStage(Stage):
         self.schedule, self.schedule_source = resolve_schedule(cfg, pretrained)
         self.prediction_type = PredictionType(self.schedule["prediction_type"])
         self.scheduler, self.sampler = build_schedulers(self.schedule, **self.clip_range(codec))
-        from .losses import check_timestep_range
 
         # fail before training, naming the setting
         check_timestep_range(
@@ -75,8 +94,6 @@ class DiffusionStage(Stage):
         self.text_encoder, self.tokenizer = None, None
         self.learns_text = self.use_text and cfg.text_encoder in (None, "builtin")
         if self.use_text and not self.learns_text:
-            from ..models.text import load_text_encoder
-
             self.text_encoder, self.tokenizer = load_text_encoder(cfg.text_encoder)
         # A frozen sentence encoder gives every caption the same states at every step, and its
         # forward costs ~10x a tiny UNet step: each caption is encoded once (_frozen_text).
@@ -118,7 +135,6 @@ class DiffusionStage(Stage):
     def _text(self, encoder, prompts: list[str], device, with_null: bool = True):
         """(prompt embeddings, empty-prompt embeddings or None when ``with_null`` is False);
         gradients only into a learned encoder."""
-        from ..models.text import encode_prompts
 
         if self._text_memo is not None and encoder is self.text_encoder:
             text = self._frozen_text(prompts, device)
@@ -134,7 +150,6 @@ class DiffusionStage(Stage):
         the states of its real tokens are kept (on the CPU) and padded back to the same length
         with the same mask. Padding is masked in the UNet's cross-attention and left out of the
         pooled mean, so this equals encoding the batch (up to float rounding)."""
-        from ..models.text import TextEmbeddings, encode_prompts
 
         if self._text_memo is None:  # switched off for an encoder without a padding mask
             return encode_prompts(self.text_encoder, self.tokenizer, prompts, device)
@@ -161,7 +176,6 @@ class DiffusionStage(Stage):
     def _new_text_encoder(self):
         """The built-in word encoder to learn with this stage's model: continued from
         ``init/text_encoder`` when initialising from a run that learned one, else fresh."""
-        from ..models.text import WordTextEncoder
 
         init = getattr(self.cfg, "init", None)
         if init:
@@ -198,7 +212,6 @@ class DiffusionStage(Stage):
 
     def _loss(self, denoiser, clean: torch.Tensor) -> torch.Tensor:
         """The training loss: the denoising loss on this stage's timestep range."""
-        from .losses import diffusion_loss
 
         return diffusion_loss(
             denoiser,
@@ -214,7 +227,6 @@ class DiffusionStage(Stage):
     def validation_loss(self, denoise_fn, clean: torch.Tensor) -> float:
         """Denoising loss on held-out samples with fixed noise and timesteps (seeded), so the
         numbers of different checkpoints and runs are comparable: ``preview/val_loss``."""
-        from .losses import diffusion_loss
 
         generator = torch.Generator().manual_seed(1234)
         repeat = (self.VALIDATION_REPEATS,) + (1,) * (clean.ndim - 1)
@@ -224,8 +236,6 @@ class DiffusionStage(Stage):
         return loss.item()
 
     def _ddim(self):
-        from diffusers import DDIMScheduler
-
         return DDIMScheduler.from_config(self.sampler.config)
 
     def _save_text_encoder(self, encoder, out_dir: Path) -> list[Path]:
@@ -273,9 +283,6 @@ class MotionStage(DiffusionStage):
             )
 
     def model(self):
-        from ..models.motion_dit import MotionDiT, motion_dit_preset
-        from ..models.text import text_embed_dim
-
         if self._model is None:  # built inside Trainer.train, after the seed is set
             modules = {"text_encoder": self._new_text_encoder()} if self.learns_text else {}
             encoder = modules.get("text_encoder", self.text_encoder)
@@ -312,8 +319,6 @@ class MotionStage(DiffusionStage):
     def preview(self, model, batch, out_dir: Path, step: int) -> dict[str, float]:
         """Real content frames + sampled motion, decoded; PSNR against the real video says how
         close the sampled motion is to the one that happened (a rough signal, not a metric)."""
-        from ..data.quality import psnr_per_frame
-        from ..pipelines.denoise import sample_motion
 
         content, real_motion, labels = self._encode(batch)
         generator = torch.Generator(device=content.device).manual_seed(0)
@@ -373,15 +378,6 @@ class ContentStage(DiffusionStage):
     section = "content"
 
     def model(self):
-        from ..models.content import (
-            build_content_dit,
-            build_content_unet,
-            load_content_model,
-            num_content_classes,
-            uses_text,
-        )
-        from ..models.text import text_embed_dim
-
         if self._model is not None:
             return self._model
         if self.cfg.target not in ("content_frame", "frames"):
@@ -438,8 +434,6 @@ class ContentStage(DiffusionStage):
         return content, labels
 
     def objective(self, modules, batch):
-        from ..models.content import content_prediction
-
         target, labels = self._targets(batch)
         text, null = self._text_conditions(modules, batch, target.device)
         drop_class, drop_text = self._dropped(target.shape[0], target.device)
@@ -454,9 +448,6 @@ class ContentStage(DiffusionStage):
     def preview(self, model, batch, out_dir: Path, step: int) -> dict[str, float]:
         """A grid: the real content frames (top row) and content frames sampled for the same
         class labels / captions (bottom row)."""
-        from ..data.video_io import write_frame_grid
-        from ..models.content import content_prediction
-        from ..pipelines.denoise import sample_content
 
         real, labels = self._targets(batch)
         text, null = self._text_conditions(model, batch, real.device)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import torch
 
+from ..data.video_io import write_frame_grid, write_video
+
 
 def write_preview(
     stem: Path,
@@ -23,7 +25,6 @@ def write_preview(
     Args:
         video, recon: (B, 3, T, H, W) in [-1, 1]; content: (B, 3, H, W) in [-1, 1].
     """
-    from ..data.video_io import write_frame_grid, write_video
 
     n = min(max_videos, video.shape[0])
     rows, labels = [], []

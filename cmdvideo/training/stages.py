@@ -11,8 +11,12 @@ import torch
 
 from ..config import Config
 from ..data import batch_source
+from ..data.moving_shapes import render_swapped
+from ..data.quality import psnr_per_frame
 from ..models.autoencoder import CMDAutoencoder, autoencoder_preset
+from ..models.classifier import MovingShapesClassifier, classifier_loss, factor_targets
 from ..models.codec import FrameVAE, VideoCodec
+from .calibrate import calibrate_folder
 from .losses import content_anchor_loss, reconstruction_loss
 from .previews import write_preview
 from .stage import Stage, TrainableModules
@@ -131,7 +135,6 @@ class AutoencoderStage(Stage):
     def _swap_loss(self, autoencoder, batch, out, x) -> torch.Tensor:
         """decode(content of video i, motion of video i+1) against video i's appearance rendered
         with video i+1's motion (``autoencoder.swap_weight``)."""
-        from ..data.moving_shapes import render_swapped
 
         if "factors" not in batch:
             raise ValueError(
@@ -151,8 +154,6 @@ class AutoencoderStage(Stage):
         return reconstruction_loss(swapped, target, self.config.autoencoder.loss)
 
     def preview(self, model, batch, out_dir: Path, step: int) -> dict[str, float]:
-        from ..data.quality import psnr_per_frame
-
         x = self._model_space(batch)
         out = model.autoencoder(x)
         if self.codec.frame_vae is not None:
@@ -171,7 +172,6 @@ class AutoencoderStage(Stage):
         encoder was frozen: the latents, hence the scale, are the init's)."""
         if self.config.autoencoder.freeze_encoder:
             return None
-        from .calibrate import calibrate_folder
 
         result = calibrate_folder(out_dir, dataset, device=device)
         return {
@@ -190,8 +190,6 @@ class ClassifierStage(Stage):
         self.config = config
 
     def model(self):
-        from ..models.classifier import MovingShapesClassifier
-
         cfg = self.config.classifier
         classifier = MovingShapesClassifier(
             widths=tuple(cfg.widths),
@@ -203,8 +201,6 @@ class ClassifierStage(Stage):
         return TrainableModules(self, classifier=classifier)
 
     def objective(self, modules, batch):
-        from ..models.classifier import classifier_loss, factor_targets
-
         if "factors" not in batch:
             raise ValueError("the classifier trains on moving-shapes videos (it needs factors)")
         video = batch["video"]  # (B, 3, T, H, W)

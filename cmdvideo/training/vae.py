@@ -17,9 +17,13 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from diffusers import AutoencoderKL
 
 from ..config import Config
 from ..data import iter_batches
+from ..data.quality import psnr_per_frame
+from ..data.video_io import write_frame_grid
+from ..models.codec import FRAME_VAE_PRESETS, FrameVAE, build_frame_vae
 from .losses import reconstruction_loss
 from .stage import Stage, TrainableModules
 
@@ -51,8 +55,6 @@ class FrameVAEStage(Stage):
     name = "vae"
 
     def __init__(self, config: Config):
-        from ..models.codec import FRAME_VAE_PRESETS
-
         cfg = config.vae
         if cfg.preset not in FRAME_VAE_PRESETS:
             raise ValueError(
@@ -63,11 +65,7 @@ class FrameVAEStage(Stage):
         self.config, self.cfg = config, cfg
 
     def model(self) -> TrainableModules:
-        from ..models.codec import build_frame_vae
-
         if self.cfg.init:  # continue training a VAE (its architecture, not the preset's)
-            from diffusers import AutoencoderKL
-
             init = Path(self.cfg.init)
             vae = AutoencoderKL.from_pretrained(init / "vae" if (init / "vae").is_dir() else init)
         else:
@@ -99,9 +97,6 @@ class FrameVAEStage(Stage):
 
     @torch.no_grad()
     def preview(self, model, batch, out_dir: Path, step: int) -> dict[str, float]:
-        from ..data.quality import psnr_per_frame
-        from ..data.video_io import write_frame_grid
-
         video = batch["video"]  # (B, 3, T, H, W)
         b, _, t = video.shape[:3]
         frames = video.permute(0, 2, 1, 3, 4).flatten(0, 1)  # (B*T, 3, H, W)
@@ -123,7 +118,6 @@ class FrameVAEStage(Stage):
 
     def after_training(self, out_dir: Path, dataset, device) -> dict | None:
         """Store the per-channel latent statistics in the saved VAE's config."""
-        from ..models.codec import FrameVAE
 
         path = Path(out_dir) / self.name
         frame_vae = FrameVAE.from_pretrained(path).to(device)
