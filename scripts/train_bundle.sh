@@ -38,7 +38,8 @@ motion=$!
 wait $content
 wait $motion
 step "$ROOT/pipeline" pipeline assemble --autoencoder "$ROOT/ae" --content "$ROOT/content" \
-  --motion "$ROOT/motion" --content-guidance 1.0 --motion-guidance 3.0 --steps 25
+  --motion "$ROOT/motion" --content-guidance 3.0 --motion-guidance 3.0 --guidance-rescale 0.7 \
+  --scheduler dpm --timestep-spacing trailing --steps 8
 # shellcheck disable=SC2086  # BUNDLE_EVAL: words
 cmdvideo eval generation --model "$ROOT/pipeline" --out "$ROOT/eval" --json ${BUNDLE_EVAL:-} |
   tail -n 1
