@@ -205,7 +205,7 @@ def test_every_generation_flag_has_one_bound_in_the_table():
 
     bounded = {flag_of(arg) for arg in ARGUMENTS}
     other = {"-h", "--help", "--model", "--out", "--device", "--threads", "--quiet",
-             "--unconditional"}  # fmt: skip
+             "--unconditional", "--compile"}  # fmt: skip
     commands = dict(_subparsers(build_parser()))
     for verb in ("sample", "demo", "edit", "transfer"):
         flags = set(commands[verb]._option_string_actions)

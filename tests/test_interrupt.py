@@ -111,7 +111,8 @@ def test_ctrl_c_in_a_real_sample_run(tmp_path):
     signal, even on a loaded machine), as Ctrl-C in a terminal sends it: exit 130, and the
     videos finished so far are kept, whole and listed."""
     out = tmp_path / "samples"
-    argv = [sys.executable, "-m", "cmdvideo.cli", "sample", "--prompt", PROMPT, "--num-videos",
+    argv = [sys.executable, "-X", "faulthandler", "-m", "cmdvideo.cli", "sample", "--prompt",
+            PROMPT, "--num-videos",
             "300", "--steps", "10", "--threads", "1", "--quiet", "--out", str(out)]  # fmt: skip
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)  # fmt: skip
@@ -122,7 +123,13 @@ def test_ctrl_c_in_a_real_sample_run(tmp_path):
             assert time.monotonic() < deadline, "no video after 180 s"
             time.sleep(0.05)
         os.killpg(proc.pid, signal.SIGINT)
-        text, _ = proc.communicate(timeout=60)
+        try:
+            text, _ = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:  # still running: where it is (faulthandler), then fail
+            os.kill(proc.pid, signal.SIGABRT)
+            pytest.fail(
+                f"no exit 60 s after SIGINT; its stacks:\n{proc.communicate(timeout=30)[0]}"
+            )
     finally:
         if proc.poll() is None:  # a hang: end the whole process group, then fail
             os.killpg(proc.pid, signal.SIGKILL)
