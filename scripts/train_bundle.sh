@@ -35,8 +35,13 @@ step "$ROOT/content" train content --config "$CFG/content.yaml" "${D[@]}" &
 content=$!
 step "$ROOT/motion" train motion --config "$CFG/motion.yaml" "${D[@]}" &
 motion=$!
+# A script's background jobs ignore Ctrl-C (SIGINT): pass it on to both stages as SIGTERM (their
+# checkpoints are written atomically, so the next run resumes from the last one).
+trap 'pkill -TERM -P "$content,$motion"; kill -TERM "$content" "$motion" 2>/dev/null; exit 130' \
+  INT TERM
 wait $content
 wait $motion
+trap - INT TERM
 step "$ROOT/pipeline" pipeline assemble --autoencoder "$ROOT/ae" --content "$ROOT/content" \
   --motion "$ROOT/motion" --content-guidance 3.0 --motion-guidance 3.0 --guidance-rescale 0.7 \
   --scheduler dpm --timestep-spacing trailing --steps 8

@@ -25,6 +25,18 @@ MINIATURE = [
 ]  # fmt: skip
 
 
+def default_sigint() -> None:
+    """Ctrl-C as in a terminal, even when the tests themselves run where SIGINT is ignored (a
+    background job of a script: its children would inherit the ignoring)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _running(root: Path) -> list[str]:
+    """Processes still training a step of the recipe in ``root``."""
+    found = subprocess.run(["pgrep", "-f", "--", f"--out {root}/"], capture_output=True, text=True)
+    return found.stdout.split()
+
+
 def _recipe(root: Path, dest: Path, extra: list[str], timeout: float, stop_when=None) -> int:
     """Run the recipe in its own process group; kill the whole group at ``stop_when()`` (a
     simulated Ctrl-C) or on timeout. Returns the exit code (None-safe: -9 when killed)."""
@@ -33,7 +45,7 @@ def _recipe(root: Path, dest: Path, extra: list[str], timeout: float, stop_when=
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")  # fmt: skip
     proc = subprocess.Popen(["bash", "scripts/train_bundle.sh", str(root)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)  # fmt: skip
+                            start_new_session=True, preexec_fn=default_sigint)  # fmt: skip
     deadline = time.monotonic() + timeout
     try:
         while proc.poll() is None:
@@ -69,6 +81,15 @@ def test_the_bundle_recipe_runs_resumes_after_an_interruption_and_ships(tmp_path
     code = _recipe(root, dest, [], 300, stop_when=lambda: any(checkpoints.glob("checkpoint-*")))
     assert code != 0 and not (root / "ae" / "done").exists() and (root / "vae" / "done").is_file()
     vae_done = (root / "vae" / "done").stat().st_mtime_ns
+    # then in step 5, where content and motion train as background jobs: Ctrl-C stops both
+    both = [root / stage / "checkpoints" for stage in ("content", "motion")]
+    code = _recipe(
+        root, dest, [], 300, stop_when=lambda: all(any(c.glob("checkpoint-*")) for c in both)
+    )
+    deadline = time.monotonic() + 30
+    while _running(root) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert code != 0 and not _running(root) and not (root / "content" / "done").exists()
     assert _recipe(root, dest, [], 300) == 0
     assert (root / "vae" / "done").stat().st_mtime_ns == vae_done  # finished steps are skipped
     assert "resumed from" in (root / "ae.log").read_text()  # the stopped one continues

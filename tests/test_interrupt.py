@@ -106,6 +106,12 @@ def test_a_video_interrupted_while_written_leaves_the_old_file_or_none(tmp_path,
     assert list(tmp_path.iterdir()) == []  # no file rather than half a file
 
 
+def default_sigint() -> None:
+    """Ctrl-C as in a terminal, even when the tests run where SIGINT is ignored (a background
+    job of a script, whose children inherit the ignoring)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_in_a_real_sample_run(tmp_path):
     """SIGINT to a running `cmdvideo sample` of 300 videos (far more than it makes before the
     signal, even on a loaded machine), as Ctrl-C in a terminal sends it: exit 130, and the
@@ -115,7 +121,7 @@ def test_ctrl_c_in_a_real_sample_run(tmp_path):
             PROMPT, "--num-videos",
             "300", "--steps", "10", "--threads", "1", "--quiet", "--out", str(out)]  # fmt: skip
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)  # fmt: skip
+                            start_new_session=True, preexec_fn=default_sigint)  # fmt: skip
     try:
         deadline = time.monotonic() + 180
         while not (out / "video-001.gif").exists():
