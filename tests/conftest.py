@@ -186,6 +186,13 @@ def pytest_configure(config):
     signal.signal(signal.SIGTERM, interrupt)
 
 
+def default_sigint() -> None:
+    """``preexec_fn`` for a child that a test interrupts as Ctrl-C does: SIGINT as in a terminal,
+    even when the tests themselves run where it is ignored (a background job of a script,
+    whose children inherit the ignoring)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_isolated(argv, timeout: float, **kwargs) -> subprocess.CompletedProcess:
     """``subprocess.run(argv, capture_output=True, text=True)`` in a new session: past
     ``timeout`` seconds (or on any interruption) the process group and every descendant are

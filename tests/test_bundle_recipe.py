@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import default_sigint
 
 ROOT = Path(__file__).resolve().parent.parent
 MINIATURE = [
@@ -23,12 +24,6 @@ MINIATURE = [
     "content.overrides.attention_head_dim=8", "motion.overrides.hidden_size=32",
     "motion.overrides.depth=1", "motion.overrides.num_heads=2",
 ]  # fmt: skip
-
-
-def default_sigint() -> None:
-    """Ctrl-C as in a terminal, even when the tests themselves run where SIGINT is ignored (a
-    background job of a script: its children would inherit the ignoring)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _running(root: Path) -> list[str]:

@@ -11,6 +11,7 @@ import time
 import av
 import numpy as np
 import pytest
+from conftest import default_sigint
 
 from cmdvideo.cli import EXIT_INTERRUPTED, main
 from cmdvideo.data.samples import read_sample_folder
@@ -104,12 +105,6 @@ def test_a_video_interrupted_while_written_leaves_the_old_file_or_none(tmp_path,
     with pytest.raises(KeyboardInterrupt):
         write_video(target, video)
     assert list(tmp_path.iterdir()) == []  # no file rather than half a file
-
-
-def default_sigint() -> None:
-    """Ctrl-C as in a terminal, even when the tests run where SIGINT is ignored (a background
-    job of a script, whose children inherit the ignoring)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def test_ctrl_c_in_a_real_sample_run(tmp_path):

@@ -92,6 +92,16 @@ VIDEO_UNET_PRESETS: dict[str, dict] = {
     ),
 }
 
+# Latte's block settings, the same at every size.
+_LATTE_BLOCKS = dict(
+    activation_fn="gelu-approximate",
+    attention_bias=True,
+    num_embeds_ada_norm=1000,
+    norm_type="ada_norm_single",
+    norm_elementwise_affine=False,
+    norm_eps=1e-6,
+)
+
 VIDEO_DIT_PRESETS: dict[str, dict] = {
     # Latte-XL/2 as released for text-to-video (maxin-cn/Latte-1, transformer/config.json):
     # 28 spatial + 28 temporal blocks, 16 heads x 72 = 1152 wide, patch 2, learned variance
@@ -107,12 +117,7 @@ VIDEO_DIT_PRESETS: dict[str, dict] = {
         caption_channels=4096,
         sample_size=64,
         video_length=16,
-        activation_fn="gelu-approximate",
-        attention_bias=True,
-        num_embeds_ada_norm=1000,
-        norm_type="ada_norm_single",
-        norm_elementwise_affine=False,
-        norm_eps=1e-6,
+        **_LATTE_BLOCKS,
     ),
     # The tiny motion DiT's size (128 wide, 4 blocks, 4 heads) over every pixel-space token.
     "tiny": dict(
@@ -126,12 +131,7 @@ VIDEO_DIT_PRESETS: dict[str, dict] = {
         caption_channels=64,
         sample_size=32,
         video_length=16,
-        activation_fn="gelu-approximate",
-        attention_bias=True,
-        num_embeds_ada_norm=1000,
-        norm_type="ada_norm_single",
-        norm_elementwise_affine=False,
-        norm_eps=1e-6,
+        **_LATTE_BLOCKS,
     ),
 }
 

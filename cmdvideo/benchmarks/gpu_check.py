@@ -215,16 +215,11 @@ def resume_check(preset: str, data: Path, out: Path, sets: list[str], autoencode
     return {"stage": "content", "preset": preset, "resumed_to": ends[-1] if ends else None}
 
 
-def _seconds_per_video(pipe, call: dict, device: str, repeats: int) -> float:
-    """Median wall seconds of ``repeats`` calls (synchronised on a GPU)."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        pipe(**call)
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return round(statistics.median(times), 3)
+def _seconds_per_video(pipe, call: dict, device: str) -> float:
+    """Median of 3 calls (the caller has warmed the pipeline up)."""
+    from .measure import median_seconds
+
+    return round(median_seconds(lambda: pipe(**call), 3, device, warmup=0), 3)
 
 
 def sample_video(pipeline: Path, steps: int, device: str, compiled: bool = True) -> dict:
@@ -249,14 +244,14 @@ def sample_video(pipeline: Path, steps: int, device: str, compiled: bool = True)
         "steps": steps,
         "dtype": str(dtype),
         "peak_memory_gib": _peak_memory_gib(device),
-        "seconds_per_video": _seconds_per_video(pipe, call, device, 3),
+        "seconds_per_video": _seconds_per_video(pipe, call, device),
     }
     if compiled:
         start = time.perf_counter()
         pipe.compile()
         pipe(**{**call, "num_inference_steps": 1})  # the compiler runs here
         row["compile_seconds"] = round(time.perf_counter() - start, 1)
-        row["compiled_seconds_per_video"] = _seconds_per_video(pipe, call, device, 3)
+        row["compiled_seconds_per_video"] = _seconds_per_video(pipe, call, device)
     return row
 
 

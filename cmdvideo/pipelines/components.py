@@ -90,7 +90,7 @@ class CMDComponents(DiffusionPipeline):
         Args:
             timestep_spacing: diffusers' ``timestep_spacing`` ("leading", "trailing",
                 "linspace"); None keeps the stage's. With few steps "trailing" starts at the
-                last training timestep (Lin et al. 2024): the bundle's 10 DPM-Solver++ steps
+                last training timestep (Lin et al. 2024): the bundle's 8 DPM-Solver++ steps
                 (experiments/fast-sampling).
         """
         import diffusers

@@ -19,13 +19,11 @@ import statistics
 import time
 from pathlib import Path
 
-import diffusers
 import torch
 
 from cmdvideo.evaluation.generation import evaluate_generation
 from cmdvideo.models.classifier import load_classifier
 from cmdvideo.pipelines.cmd import CMDPipeline
-from cmdvideo.pipelines.samplers import SAMPLERS
 
 MEASURES = {
     "motion_class": ("class_conditioned", "motion_accuracy"),
@@ -34,14 +32,6 @@ MEASURES = {
     "colour": ("prompt_conditioned", "shape_color_accuracy"),
     "two_shape_kind": ("prompt_conditioned", "multi_shape_kind_accuracy"),
 }
-
-
-def set_schedulers(pipe, sampler: str, spacing: str) -> None:
-    """Both stages' schedulers as ``sampler`` with ``spacing``, from each stage's own config."""
-    cls = getattr(diffusers, SAMPLERS[sampler])
-    for name in ("content_scheduler", "motion_scheduler"):
-        config = dict(getattr(pipe, name).config)
-        setattr(pipe, name, cls.from_config(config, timestep_spacing=spacing))
 
 
 def time_one_video(pipe, steps: int, repeats: int = 7) -> float:
@@ -78,7 +68,7 @@ def main() -> None:
             )
         pipe.set_progress_bar_config(disable=True)
         pipe.set_threads(args.threads)
-        set_schedulers(pipe, sampler, spacing)
+        pipe.set_sampler(sampler, spacing)
         seconds = time_one_video(pipe, int(steps))
         for seed in args.seeds:
             key = "-".join([sampler, steps, spacing, *guidance, f"seed{seed}"])
