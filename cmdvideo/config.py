@@ -24,7 +24,10 @@ class DataConfig:
     UCF-101 layout) or a CSV/JSONL index with captions. height/width are pixels.
     """
 
-    CHOICES: ClassVar[dict] = {"world": ("upright", "random", None)}  # None: not moving shapes
+    CHOICES: ClassVar[dict] = {
+        "world": ("upright", "random", None),  # None: not moving shapes
+        "worker_start_method": ("fork", "forkserver", "spawn"),
+    }
 
     source: str = "moving-shapes"
     num_frames: int = 16
@@ -41,7 +44,15 @@ class DataConfig:
     # the training split uses `seed`; evaluation and previews use held-out `eval_seed`
     seed: int = 0
     eval_seed: int = 1
+    # loader worker processes (0: load in the training process); they live for the whole run
     num_workers: int = 0
+    # how the workers start: "fork" (a copy of the training process, in milliseconds: every
+    # dataset here is safe in it), "forkserver" or "spawn" (a fresh interpreter each, seconds;
+    # for datasets of your own that keep threads) -- docs/training.md#data-loader-workers
+    worker_start_method: str = "fork"
+    # seconds to wait for a batch from the workers before stopping with the files of that batch
+    # named (a file that hangs its decoder, a stuck worker); 0 waits forever
+    loader_timeout: float = 300.0
     decode_threads: int = 1  # FFmpeg threads per decoded video (times workers times processes)
     # video folders: clips per file and epoch in training (random), and evenly spaced ones per
     # file in the held-out view (evaluation, previews)

@@ -247,6 +247,8 @@ SLOW_TESTS = {
     "test_gpu_check_dry_run_takes_the_users_path",
     "test_same_seed_same_video_across_processes",
     "test_importing_training_loads_no_evaluation_and_has_no_side_effects",
+    "test_loaders_after_a_read_in_the_main_process_never_hang",
+    "test_a_hanging_test_fails_within_its_limit_with_the_stacks",
 }
 
 

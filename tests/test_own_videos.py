@@ -339,3 +339,47 @@ def test_training_prints_the_time_per_step_and_in_all(tmp_path, capsys):
     assert "s per step here" not in capsys.readouterr().err
     assert [format_duration(s) for s in (42, 720, 7 * 3600 + 300)] == ["42 s", "12 min",
                                                                        "7 h 05 min"]  # fmt: skip
+
+
+def test_training_with_loader_workers_runs_epochs_and_previews_as_without(tmp_path):
+    """Two forked workers over a folder of clips, after the training process has decoded (the
+    preview batch): the run ends through several epochs and previews, in its own process group
+    (a hang fails at the timeout), and its losses equal a run without workers (the workers see
+    every epoch's clips)."""
+    import sys
+
+    from conftest import run_isolated
+
+    clips = make_clip_folder(tmp_path / "clips")
+    losses = {}
+    for workers in (0, 2):
+        out = tmp_path / f"run-{workers}"
+        argv = [
+            sys.executable,
+            "-m",
+            "cmdvideo.cli",
+            "train",
+            "autoencoder",
+            "--config",
+            "tiny",
+            "--data",
+            str(clips),
+            "--out",
+            str(out),
+            "--max-steps",
+            "8",
+            "--threads",
+            "1",
+        ]
+        argv = with_sets(
+            argv,
+            TEST_SIZE["autoencoder"]
+            + ["train.preview_every=3", "train.log_every=1", f"data.num_workers={workers}"],
+        )
+        done = run_isolated(argv, timeout=240)
+        assert done.returncode == 0, done.stderr[-3000:]
+        events = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+        assert sum(e.get("event") == "epoch_end" for e in events) >= 3  # 4 files, batch 2
+        assert len(list((out / "previews").glob("step-*.png"))) >= 2
+        losses[workers] = [e["loss"] for e in events if "loss" in e]
+    assert len(losses[0]) == 8 and losses[0] == losses[2]

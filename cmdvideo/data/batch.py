@@ -41,6 +41,33 @@ class VideoDataset(Dataset):
         """Unreadable files met so far, by reason (video folders)."""
         return {}
 
+    def describe(self, index: int) -> str:
+        """Where item ``index`` comes from, for messages (a video folder names the file)."""
+        return f"item {int(index)} of {type(self).__name__}"
+
+
+class EpochIndex(int):
+    """A dataset index that carries the epoch it was drawn for.
+
+    The training sampler yields these, so a dataset whose random clips depend on the epoch
+    (:class:`Epochal`) reads it from the index: persistent DataLoader workers hold copies of the
+    dataset made when they started and never see a ``set_epoch`` called in the main process.
+    Anything that does arithmetic on the index gets a plain ``int`` (and the dataset's own epoch).
+    """
+
+    epoch: int
+
+    def __new__(cls, index: int, epoch: int) -> EpochIndex:
+        value = super().__new__(cls, index)
+        value.epoch = epoch
+        return value
+
+    def __reduce__(self):  # to worker processes and back, epoch included
+        return EpochIndex, (int(self), self.epoch)
+
+    def __repr__(self) -> str:
+        return f"EpochIndex({int(self)}, epoch={self.epoch})"
+
 
 class ConcatVideos(ConcatDataset, VideoDataset):
     """Datasets read one after the other, with the classes of the first."""
@@ -107,6 +134,7 @@ class ItemSplittable(Protocol):
 
 @runtime_checkable
 class Epochal(Protocol):
-    """A dataset whose random crops are drawn per epoch."""
+    """A dataset whose random crops are drawn per epoch (set here, or carried by an
+    :class:`EpochIndex`)."""
 
     def set_epoch(self, epoch: int) -> None: ...

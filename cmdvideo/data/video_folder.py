@@ -354,8 +354,15 @@ class VideoFolder(VideoDataset):
         return view
 
     def set_epoch(self, epoch: int) -> None:
-        """Change the random clips and crops (train=True) for a new epoch."""
+        """Change the random clips and crops (train=True) for a new epoch (an index that is an
+        :class:`~cmdvideo.data.batch.EpochIndex` brings its own epoch instead)."""
         self.epoch = epoch
+
+    def describe(self, index: int) -> str:
+        """The file item ``index`` is read from (and which clip of it)."""
+        path = self.samples[int(index) // self.clips_per_video][0]
+        clip = int(index) % self.clips_per_video
+        return path if self.clips_per_video == 1 else f"{path} (clip {clip})"
 
     def __len__(self) -> int:
         return len(self.samples) * self.clips_per_video
@@ -369,9 +376,9 @@ class VideoFolder(VideoDataset):
         last = max(count - (self.num_frames - 1) * stride - 1, 0)
         return round(clip * last / (self.clips_per_video - 1)), stride
 
-    def _load(self, index: int) -> torch.Tensor:
+    def _load(self, index: int, epoch: int) -> torch.Tensor:
         path, _, _, count = self.samples[index // self.clips_per_video]
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+        rng = np.random.default_rng([self.seed, epoch, index])
         start, stride = self._clip_start(index % self.clips_per_video, count)
         frames = read_video(
             path,
@@ -408,18 +415,19 @@ class VideoFolder(VideoDataset):
             good video is substituted; batch with ``cmdvideo.data.collate_videos``, which keeps
             them as a list of per-item lists).
         """
-        skipped, j = [], index
+        epoch = getattr(index, "epoch", self.epoch)  # an EpochIndex brings its epoch
+        skipped, j = [], int(index)
         for _ in range(len(self)):
             if j // self.clips_per_video not in self._bad:
                 try:
-                    video = self._load(j)
+                    video = self._load(j, epoch)
                     path, caption, label, _ = self.samples[j // self.clips_per_video]
                     return {
                         "video": video,
                         "label": label,
                         "caption": caption,
                         "path": path,
-                        "index": index,
+                        "index": int(index),
                         "skipped": skipped,
                     }
                 except (VideoReadError, FileNotFoundError) as e:

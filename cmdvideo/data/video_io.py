@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import av
 import numpy as np
 import torch
+from av.video.reformatter import VideoReformatter
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +60,25 @@ def write_text(path, text: str) -> Path:
     with replacing(path) as temporary:
         Path(temporary).write_text(text)
     return Path(path)
+
+
+_converters = threading.local()
+
+
+def _rgb(frame, threads: int) -> np.ndarray:
+    """A decoded frame as uint8 (H, W, 3) RGB, converted by this thread's own converter.
+
+    Not ``frame.to_ndarray(format="rgb24")``: that converts with PyAV's per-thread scaler, whose
+    slice threads (one per core since PyAV 17) do not survive a fork. A DataLoader worker forked
+    after its parent converted a frame inherits that scaler without its threads and waits for
+    them forever. Ours is made in the process that uses it (keyed by process id) and uses
+    ``threads`` scaler threads (1 by default: nothing to inherit at all).
+    """
+    pid = os.getpid()
+    if getattr(_converters, "pid", None) != pid:
+        _converters.pid, _converters.converter = pid, VideoReformatter()
+    rgb = _converters.converter.reformat(frame, format="rgb24", threads=threads)
+    return rgb.to_ndarray()
 
 
 def _check_exists(path) -> Path:
@@ -172,8 +193,8 @@ def read_video(
         rng: random generator for the start (only used when ``start`` is None).
         total_frames: the frame count if already known (from :func:`probe_video`), to skip
             probing again.
-        threads: decoder threads (0: FFmpeg's choice, one per core). Data loaders run many
-            decoders at once (workers × processes), so one each is the default.
+        threads: decoder and colour-converter threads (0: FFmpeg's choice, one per core). Data
+            loaders run many decoders at once (workers × processes), so one each is the default.
 
     Returns:
         uint8 array ``(T, H, W, 3)``, RGB, values in [0, 255].
@@ -199,11 +220,12 @@ def read_video(
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             stream.codec_context.thread_count = threads
-            frames = _seek_and_decode(container, stream, wanted) if wanted[0] > 0 else None
+            seek = wanted[0] > 0
+            frames = _seek_and_decode(container, stream, wanted, threads) if seek else None
             if frames is None:  # from the first frame (also when seeking cannot be trusted)
-                if wanted[0] > 0:
+                if seek:
                     container.seek(0)  # (flushes the decoder)
-                frames = _decode_from_start(container, stream, wanted)
+                frames = _decode_from_start(container, stream, wanted, threads)
     except av.FFmpegError as e:
         raise VideoReadError(path, "decode error", str(e)) from e
     if len(frames) < len(wanted) and num_frames is None and frames:
@@ -229,17 +251,19 @@ def read_video(
     return np.stack(frames)
 
 
-def _decode_from_start(container, stream, wanted: list[int]) -> list[np.ndarray]:
+def _decode_from_start(container, stream, wanted: list[int], threads: int = 1) -> list[np.ndarray]:
     wanted_set, last, frames = set(wanted), wanted[-1], []
     for i, frame in enumerate(container.decode(stream)):
         if i in wanted_set:
-            frames.append(frame.to_ndarray(format="rgb24"))
+            frames.append(_rgb(frame, threads))
         if i >= last:  # stop once the last needed frame is decoded
             break
     return frames
 
 
-def _seek_and_decode(container, stream, wanted: list[int]) -> list[np.ndarray] | None:
+def _seek_and_decode(
+    container, stream, wanted: list[int], threads: int = 1
+) -> list[np.ndarray] | None:
     """Seek to the keyframe before the first wanted frame and decode from there, telling frame
     indices from timestamps (constant frame rate). None when that cannot be trusted (no rate
     or timestamps, or the seek landed after the first wanted frame)."""
@@ -261,7 +285,7 @@ def _seek_and_decode(container, stream, wanted: list[int]) -> list[np.ndarray] |
             return None  # landed past the clip, or timestamps out of order (e.g. H.264 in AVI)
         previous = i
         if i in wanted_set:
-            frames.append(frame.to_ndarray(format="rgb24"))
+            frames.append(_rgb(frame, threads))
         if i >= last:
             break
     return frames if len(frames) == len(wanted) else None

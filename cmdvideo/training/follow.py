@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 # cannot decode its own samples.
 SHAPE_KEYS = ("num_frames", "height", "width")
 # Not taken from the autoencoder's run: where the data is and how this machine reads it.
-OWN_KEYS = ("source", "num_workers", "decode_threads")
+OWN_KEYS = ("source", "num_workers", "worker_start_method", "loader_timeout", "decode_threads")
 
 
 def explicit_settings(overrides: list[str]) -> set[str]:

@@ -1,4 +1,4 @@
-"""The training loop's helpers: the epoch order, the ranks' weight fingerprint, the list of
+"""The training loop's helpers: the ranks' weight fingerprint, the list of
 checkpoints, the end of a multi-process run, durations as people read them, the curve."""
 
 from __future__ import annotations
@@ -8,31 +8,9 @@ import math
 from pathlib import Path
 
 import torch
-from torch.utils.data import Sampler
 
 CHECKPOINT_PREFIX = "checkpoint-"
 STATE_FILE = "trainer_state.json"
-
-
-class EpochShuffleSampler(Sampler[int]):
-    """A permutation per epoch from ``(seed, epoch)`` only, so a resumed run sees the same order.
-
-    The trainer assigns ``epoch`` itself. There is deliberately no ``set_epoch`` method:
-    Accelerate calls that with its own per-DataLoader-object iteration count, which restarts at
-    0 for the fresh loader ``skip_first_batches`` makes on resume and would replay epoch 0.
-    """
-
-    def __init__(self, length: int, seed: int, shuffle: bool = True):
-        self.length, self.seed, self.shuffle, self.epoch = length, seed, shuffle, 0
-
-    def __len__(self) -> int:
-        return self.length
-
-    def __iter__(self):
-        if not self.shuffle:
-            return iter(range(self.length))
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        return iter(torch.randperm(self.length, generator=g).tolist())
 
 
 def parameter_fingerprint(params: list[torch.Tensor]) -> torch.Tensor:
@@ -44,13 +22,6 @@ def parameter_fingerprint(params: list[torch.Tensor]) -> torch.Tensor:
         total[0] += i * value.sum()
         total[1] += (value * value).sum()
     return total
-
-
-def _rng_probe(device) -> torch.Tensor:
-    """(4,) integers the global CPU RNG would draw next, without drawing them."""
-    generator = torch.Generator()
-    generator.set_state(torch.get_rng_state())
-    return torch.randint(0, 1000, (4,), generator=generator).to(device)
 
 
 def rng_probe(device) -> torch.Tensor:

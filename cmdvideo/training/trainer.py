@@ -43,11 +43,11 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from ..config import Config
-from ..data import Epochal, collate_videos
+from ..data import Epochal
+from .loading import EpochShuffleSampler, batches_in_time, training_loader
 from .loop_utils import (
     CHECKPOINT_PREFIX,
     STATE_FILE,
-    EpochShuffleSampler,
     check_ranks_in_sync,
     format_duration,
     list_checkpoints,
@@ -233,14 +233,7 @@ class Trainer:
             num_training_steps=cfg.max_steps * acc.num_processes,
         )
         sampler = EpochShuffleSampler(len(self.dataset), seed=cfg.seed)
-        loader = DataLoader(
-            self.dataset,
-            batch_size=cfg.batch_size,
-            sampler=sampler,
-            drop_last=True,
-            collate_fn=collate_videos,
-            num_workers=self.config.data.num_workers,
-        )
+        loader = training_loader(self.dataset, sampler, cfg.batch_size, self.config.data)
         if len(loader) == 0:
             held = self.dataset.part == "training"
             raise ValueError(
@@ -319,7 +312,10 @@ class Trainer:
             batches = (
                 acc.skip_first_batches(loader, run.batch_in_epoch) if run.batch_in_epoch else loader
             )
-            for batch in batches:
+            timeout = self.config.data.loader_timeout
+            for batch in batches_in_time(
+                batches, loader, self.dataset, run.batch_in_epoch, timeout
+            ):
                 run.batch_in_epoch += 1
                 for item_skips in batch.get("skipped", []):
                     run.runtime_skips.update(dict(item_skips))  # path -> reason, each file once
