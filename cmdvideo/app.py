@@ -9,6 +9,9 @@ Tabs and endpoints:
 - Edit a video: ``/edit``
 - Long video: ``/long_video``
 
+Adapters the server was started with (``--lora``) are chosen per request (all when an API call
+leaves "Adapters" out), one such request at a time: they switch shared layers.
+
 Offline by construction: analytics off, no share link, fonts served by the app itself, models
 loaded from a local folder. Bad input (out-of-range numbers, a file that is not an image or a
 video, uploads over the size or duration bounds) ends in a Gradio error shown in the page and
@@ -21,7 +24,9 @@ from __future__ import annotations
 import copy
 import os
 import tempfile
+import threading
 import time
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +68,7 @@ APP_NAMES = {
     "content": "Content video",
     "motion": "Motion video",
     "edit": "Re-generate",
+    "adapters": "Adapters",
 }
 
 
@@ -99,6 +105,19 @@ class AppHandlers:
         self.caps = {"num_inference_steps": limits.max_steps, "num_frames": limits.max_frames}
         self.out_dir = Path(out_dir or tempfile.mkdtemp(prefix="cmdvideo-app-"))
         self.classes = [NO_CLASS, *pipe.config.class_names]
+        self.adapters = pipe.loaded_adapters() if hasattr(pipe, "loaded_adapters") else []
+        self._adapter_lock = threading.Lock()
+
+    def adapter_labels(self) -> list[tuple[str, str]]:
+        """(shown label, adapter name) of each loaded adapter: its name and its words."""
+        words = self.pipe.adapter_words() if self.adapters else {}
+        return [(f"{n} ({', '.join(w for w in words if words[w] == n)})", n) for n in self.adapters]
+
+    @contextmanager
+    def _using(self, adapters):
+        """This request's adapters (None: all loaded ones), one request at a time."""
+        with self._adapter_lock, self.pipe.adapters_in_use(adapters):
+            yield
 
     # -- checks: the one table of bounds, under the page's names ----------------------------
 
@@ -181,10 +200,10 @@ class AppHandlers:
         summary = f"{what}: {t} frames at {h}×{w} in {seconds:.2f} s (device {self.pipe.device})"
         return str(mp4), still, str(gif), summary
 
-    def _run(self, what: str, call):
+    def _run(self, what: str, call, adapters=None):
         start = time.perf_counter()
         try:
-            with torch.no_grad():
+            with torch.no_grad(), self._using(adapters) if self.adapters else nullcontext():
                 out = call()
         except (ValueError, VideoReadError) as err:  # the pipeline's own checks
             raise _error(_message(err)) from None
@@ -202,6 +221,7 @@ class AppHandlers:
         motion_guidance,
         sampler,
         num_frames,
+        adapters=None,
         progress=PROGRESS,
     ):
         try:
@@ -221,6 +241,7 @@ class AppHandlers:
             lambda: pipe(
                 prompt, label, num_frames=checked["num_frames"], generator=generator, **sampling
             ),
+            adapters,
         )
 
     def image_to_video(
@@ -234,6 +255,7 @@ class AppHandlers:
         content_guidance,
         motion_guidance,
         sampler,
+        adapters=None,
         progress=PROGRESS,
     ):
         try:
@@ -256,6 +278,7 @@ class AppHandlers:
                 strength=checked["strength"],
                 **sampling,
             ),
+            adapters,
         )
 
     def transfer(self, content_video, motion_video, progress=PROGRESS):
@@ -278,6 +301,7 @@ class AppHandlers:
         content_guidance,
         motion_guidance,
         sampler,
+        adapters=None,
         progress=PROGRESS,
     ):
         try:
@@ -304,6 +328,7 @@ class AppHandlers:
                 generator=generator,
                 **sampling,
             ),
+            adapters,
         )
 
 
@@ -339,6 +364,13 @@ def build_app(pipe, limits: Limits | None = None, title: str = "cmdvideo"):
                 mg = gr.Number(motion_g, label="Motion guidance")
         return seed, steps, cg, mg, sampler
 
+    def adapter_input():
+        """The loaded adapters to use (all by default); nothing when the server has none."""
+        label = "Adapters (taught words)"
+        return [gr.CheckboxGroup(gen.adapter_labels(), value=gen.adapters, label=label)][
+            : bool(gen.adapters)
+        ]
+
     def outputs():
         with gr.Row():
             video = gr.Video(label="Video", format="mp4", autoplay=True, loop=True)
@@ -364,22 +396,14 @@ def build_app(pipe, limits: Limits | None = None, title: str = "cmdvideo"):
                 label = gr.Dropdown(gen.classes, value=NO_CLASS, label="Class")
                 frames = gr.Slider(1, max_frames, clip, step=1, label="Frames")
             sampling = sampling_inputs()
+            adapters = adapter_input()
             go = gr.Button("Generate", variant="primary")
             out = outputs()
             if (cfg.get("training_data") or {}).get("source") == "moving-shapes":
                 gr.Examples([[p] for p in DEMO_PROMPTS], inputs=[prompt])  # its own prompts
             go.click(
                 gen.generate,
-                [
-                    prompt,
-                    label,
-                    sampling[0],
-                    sampling[1],
-                    sampling[2],
-                    sampling[3],
-                    sampling[4],
-                    frames,
-                ],
+                [prompt, label, *sampling, frames, *adapters],
                 out,
                 api_name="generate",
             )
@@ -396,11 +420,12 @@ def build_app(pipe, limits: Limits | None = None, title: str = "cmdvideo"):
                             0, 1, 0, step=0.05, label="Strength (0: keep the image)"
                         )
                 i_sampling = sampling_inputs()
+                i_adapters = adapter_input()
                 i_go = gr.Button("Animate", variant="primary")
                 i_out = outputs()
                 i_go.click(
                     gen.image_to_video,
-                    [image, i_prompt, i_label, strength, *i_sampling],
+                    [image, i_prompt, i_label, strength, *i_sampling, *i_adapters],
                     i_out,
                     api_name="image_to_video",
                 )
@@ -424,11 +449,12 @@ def build_app(pipe, limits: Limits | None = None, title: str = "cmdvideo"):
                         )
                         e_strength = gr.Slider(0, 1, 0.6, step=0.05, label="Strength")
                 e_sampling = sampling_inputs()
+                e_adapters = adapter_input()
                 e_go = gr.Button("Edit", variant="primary")
                 e_out = outputs()
                 e_go.click(
                     gen.edit,
-                    [e_video, e_prompt, e_label, e_kind, e_strength, *e_sampling],
+                    [e_video, e_prompt, e_label, e_kind, e_strength, *e_sampling, *e_adapters],
                     e_out,
                     api_name="edit",
                 )
@@ -440,11 +466,12 @@ def build_app(pipe, limits: Limits | None = None, title: str = "cmdvideo"):
                     clip, max_frames, min(4 * clip, max_frames), step=1, label="Frames"
                 )
             l_sampling = sampling_inputs()
+            l_adapters = adapter_input()
             l_go = gr.Button("Generate", variant="primary")
             l_out = outputs()
             l_go.click(
                 gen.generate,
-                [l_prompt, l_label, *l_sampling[:4], l_sampling[4], l_frames],
+                [l_prompt, l_label, *l_sampling, l_frames, *l_adapters],
                 l_out,
                 api_name="long_video",
             )

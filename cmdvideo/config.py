@@ -223,6 +223,30 @@ class ClassifierConfig:
 
 
 @dataclass
+class TeachConfig:
+    """``cmdvideo teach``: new words and LoRA adapters on a frozen pipeline, learned from a few
+    captioned clips (docs/teach.md). The optimisation is ``train``'s (configs/teach.yaml)."""
+
+    CHOICES: ClassVar[dict] = {"stage": ("auto", "content", "motion", "both")}
+
+    # Which denoisers get LoRA layers: "auto" decides from the data (a stage whose loss on the
+    # clips is over `stage_threshold` times its loss on the base's own world), or say it. The
+    # new words are learned in both stages' word encoders either way.
+    stage: str = "auto"
+    stage_threshold: float = 1.4
+    rank: int = 8  # LoRA rank (alpha = rank)
+    # LoRA target modules (peft names): the content UNet's attention and the motion DiT's blocks
+    content_targets: tuple = ("to_q", "to_k", "to_v", "to_out.0")
+    motion_targets: tuple = ("qkv", "proj", "fc1", "fc2")
+    clips_per_video: int = 8  # random clips (start, crop) of each file, encoded once
+    min_clips: int = 4  # fewer readable clips than this: refuse
+    # Prior preservation (DreamBooth): this fraction of every batch is the base's own world
+    # (moving shapes, encoded by the base), so prompts without the new words stay as they were
+    prior_fraction: float = 0.5
+    prior_videos: int = 512
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
@@ -230,6 +254,7 @@ class Config:
     motion: DiffusionConfig = field(default_factory=DiffusionConfig)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     vae: VAEConfig = field(default_factory=VAEConfig)
+    teach: TeachConfig = field(default_factory=TeachConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict:

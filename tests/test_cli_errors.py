@@ -204,7 +204,7 @@ def test_every_generation_flag_has_one_bound_in_the_table():
     from cmdvideo.pipelines.arguments import ARGUMENTS
 
     bounded = {flag_of(arg) for arg in ARGUMENTS}
-    other = {"-h", "--help", "--model", "--out", "--device", "--threads", "--quiet",
+    other = {"-h", "--help", "--model", "--lora", "--out", "--device", "--threads", "--quiet",
              "--unconditional", "--compile"}  # fmt: skip
     commands = dict(_subparsers(build_parser()))
     for verb in ("sample", "demo", "edit", "transfer"):

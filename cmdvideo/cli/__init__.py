@@ -6,6 +6,8 @@
     cmdvideo sample --image frame.png --prompt "moving up" --num-frames 64
     cmdvideo transfer --content a.mp4 --motion b.mp4
     cmdvideo edit --video a.mp4 --prompt "a blue circle moving left"
+    cmdvideo teach --data my_clips/index.jsonl --out adapters/star
+    cmdvideo sample --lora adapters/star --prompt "a red star moving up"
     cmdvideo demo
     cmdvideo serve          # the web app on http://127.0.0.1:7860
 
@@ -20,13 +22,16 @@ import logging
 import sys
 
 from ..pipelines.arguments import InvalidArgument
-from . import bench, data, edit, evaluate, generate, serve, train
+from . import bench, data, edit, evaluate, generate, serve, teach, train
 from .common import apply_threads, flag_of
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 # packages of extras that a command may need: what to install
-OPTIONAL_PACKAGES = {"transformers": "pip install 'cmdvideo[text]'"}
+OPTIONAL_PACKAGES = {
+    "transformers": "pip install 'cmdvideo[text]'",
+    "peft": "pip install 'cmdvideo[adapters]'",
+}
 
 
 def _version() -> str:
@@ -46,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--debug", action="store_true", help="show the Python traceback of an error"
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    for group in (train, data, evaluate, generate, edit, serve, bench):
+    for group in (train, teach, data, evaluate, generate, edit, serve, bench):
         group.register(sub)
     return parser
 

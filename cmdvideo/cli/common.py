@@ -118,6 +118,37 @@ def add_sampling_args(p: argparse.ArgumentParser) -> None:
         help="torch.compile the two denoisers (the first video waits a minute or more for "
         "the compiler; worth it for many videos)",
     )
+    add_lora_arg(p)
+
+
+def add_lora_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--lora",
+        action="append",
+        default=[],
+        type=lora_spec,
+        metavar="DIR[:SCALE]",
+        help="an adapter from `cmdvideo teach` (its new words, its LoRA layers at SCALE, "
+        "default 1); repeatable: a taught shape doing a taught motion",
+    )
+
+
+def lora_spec(text: str) -> tuple[str, float | None]:
+    """``DIR`` or ``DIR:SCALE`` -> (DIR, SCALE or None), the folder checked to be an adapter."""
+    from ..pipelines.adapters import read_adapter
+
+    path, scale = text, None
+    head, _, tail = text.rpartition(":")
+    if head:
+        try:
+            path, scale = head, float(tail)
+        except ValueError:
+            path = text
+    try:
+        read_adapter(path)
+    except (FileNotFoundError, ValueError) as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return path, scale
 
 
 # -- runtime -------------------------------------------------------------------------------
@@ -191,6 +222,8 @@ def load_pipeline(args: argparse.Namespace, progress: bool = True):
     if args.scheduler is not None:
         pipe.set_sampler(args.scheduler)
     args.scheduler = pipe.sampler_name()  # what it samples with, for the reports
+    for path, scale in getattr(args, "lora", []):
+        pipe.load_lora_weights(path, scale=scale)
     if getattr(args, "compile", False):
         pipe.compile()
     pipe.set_progress_bar_config(disable=not progress)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_compute_args, device_of
+from .common import add_compute_args, add_lora_arg, device_of
 
 
 def check_port(host: str, port: int) -> None:
@@ -77,6 +77,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
     )
     pipe = CMDPipeline.from_pretrained(args.model).to(device_of(args))
+    for path, scale in args.lora:  # chosen per request in the page
+        pipe.load_lora_weights(path, scale=scale)
     pipe.set_threads(args.threads)
     blocks = app.build_app(pipe, limits, title=f"cmdvideo — {args.model}")
     try:
@@ -134,5 +136,6 @@ def register(sub) -> None:
         help="lower the frames a user may ask for (default: the shared bound, 1024)",
     )
     p.add_argument("--max-upload-mb", type=int, default=20, help="largest upload in MB")
+    add_lora_arg(p)
     add_compute_args(p)
     p.set_defaults(func=cmd_serve, check=check_serve)

@@ -104,18 +104,25 @@ def _read_index(index_path: Path, path_column, caption_column, label_column):
     return entries, probed
 
 
+def _sidecar_caption(path: Path) -> str:
+    """The caption in ``clip.txt`` beside ``clip.mp4`` (the layout LoRA trainers use), or ""."""
+    text = path.with_suffix(".txt")
+    return text.read_text(encoding="utf-8").strip() if text.is_file() else ""
+
+
 def _scan_folder(root: Path) -> tuple[list[tuple[Path, str, int]], list[str]]:
-    """(entries, classes) of a folder: flat (label -1) or UCF-101 layout (a class per subfolder)."""
+    """(entries, classes) of a folder: flat (label -1) or UCF-101 layout (a class per subfolder);
+    a ``.txt`` file beside a video is its caption."""
     subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if subdirs and not any(_is_video(p) for p in root.iterdir()):  # UCF-101 layout
         entries = [
-            (p, "", label)
+            (p, _sidecar_caption(p), label)
             for label, d in enumerate(subdirs)
             for p in sorted(d.rglob("*"))
             if _is_video(p)
         ]
         return entries, [d.name for d in subdirs]
-    return [(p, "", -1) for p in sorted(root.rglob("*")) if _is_video(p)], []
+    return [(p, _sidecar_caption(p), -1) for p in sorted(root.rglob("*")) if _is_video(p)], []
 
 
 def find_videos(root, path_column=None, caption_column=None, label_column=None):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.loaders import PeftAdapterMixin
 from diffusers.models.modeling_utils import ModelMixin
 from einops import rearrange
 from torch import nn
@@ -38,8 +39,9 @@ def motion_dit_preset(name: str) -> dict:
     return named_preset(MOTION_DIT_PRESETS, name, "motion DiT")
 
 
-class MotionDiT(ModelMixin, ConfigMixin, DiTConditioning):
+class MotionDiT(ModelMixin, ConfigMixin, PeftAdapterMixin, DiTConditioning):
     """DiT over the motion latent with the content frame's tokens as extra input tokens.
+    LoRA adapters load as on diffusers' models (``load_lora_adapter``, ``set_adapters``).
 
     Conditions: ``class_labels`` (when ``num_classes > 0``) and/or ``text_embeds`` (pooled,
     when ``text_embed_dim > 0``). Each has a learned "null" embedding used where

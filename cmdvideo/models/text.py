@@ -121,6 +121,61 @@ class WordTextEncoder(ModelMixin, ConfigMixin):
         self.norm = nn.LayerNorm(hidden_size)
         nn.init.normal_(self.token_embed.weight, std=embed_init_std)
         self._warned: set[str] = set()
+        # Words added on top of the vocabulary (adapters: `cmdvideo teach`): word -> (owner,
+        # (hidden_size,) embedding). Kept out of the state dict: the base weights never change.
+        self._added: dict[str, tuple[str, torch.Tensor]] = {}
+        self._active: set[str] | None = None  # the owners whose words are read (None: all)
+
+    # -- words added by adapters -------------------------------------------------------------
+
+    @property
+    def added_words(self) -> dict[str, str]:
+        """Word -> the adapter that added it."""
+        return {word: owner for word, (owner, _) in self._added.items()}
+
+    def knows(self, word: str) -> bool:
+        """A word of the vocabulary, or of an active adapter."""
+        if word in self.word_ids:
+            return True
+        owner = self._added.get(word, (None,))[0]
+        return owner is not None and (self._active is None or owner in self._active)
+
+    def set_active_owners(self, owners=None) -> None:
+        """Read only the words of these adapters (None: of every loaded one); the others are
+        unknown words until activated again."""
+        self._active = None if owners is None else set(owners)
+
+    def add_words(self, embeddings: dict[str, torch.Tensor], owner: str) -> None:
+        """Read each word of ``embeddings`` as its (hidden_size,) vector from now on (a learned
+        word of an adapter; a trainable ``nn.Parameter`` while teaching). Prompts without these
+        words encode exactly as before.
+
+        Raises:
+            ValueError: a word the vocabulary or another adapter already has.
+        """
+        for word, vector in embeddings.items():
+            if word in self.word_ids:
+                raise ValueError(f"{word!r} is already a word of the base vocabulary")
+            if word in self._added and self._added[word][0] != owner:
+                raise ValueError(
+                    f"the word {word!r} comes with two adapters, {self._added[word][0]!r} and "
+                    f"{owner!r}: unload one (unload_lora_weights / delete_adapters)"
+                )
+            if vector.shape != (self.config.hidden_size,):
+                raise ValueError(
+                    f"the embedding of {word!r} has shape {tuple(vector.shape)}; this encoder "
+                    f"takes ({self.config.hidden_size},)"
+                )
+        for word, vector in embeddings.items():
+            self._added[word] = (owner, vector)
+            self._warned.discard(word)
+
+    def remove_words(self, owner: str | None = None) -> list[str]:
+        """Forget the words ``owner`` added (every added word when None); returns them."""
+        gone = [w for w, (o, _) in self._added.items() if owner is None or o == owner]
+        for word in gone:
+            del self._added[word]
+        return gone
 
     @classmethod
     def from_captions(cls, captions, **kwargs) -> WordTextEncoder:
@@ -139,7 +194,7 @@ class WordTextEncoder(ModelMixin, ConfigMixin):
 
     def unknown_words(self, prompts: list[str]) -> list[str]:
         """Words of ``prompts`` outside the vocabulary (sorted); read as the unknown token."""
-        return sorted({w for p in prompts for w in words(p) if w not in self.word_ids})
+        return sorted({w for p in prompts for w in words(p) if not self.knows(w)})
 
     def report_unknown_words(self, prompts: list[str]) -> list[str]:
         """The unknown words of ``prompts`` not reported before, now marked as reported (so
@@ -152,20 +207,33 @@ class WordTextEncoder(ModelMixin, ConfigMixin):
         """Prompts -> token ids (B, max_length) long and mask (B, max_length) bool."""
         length = self.config.max_length
         ids = torch.full((len(prompts), length), PAD, dtype=torch.long)
+        base = self.token_embed.num_embeddings  # added words come after the vocabulary
+        added = {word: base + k for k, word in enumerate(self._added) if self.knows(word)}
         for row, prompt in enumerate(prompts):
             tokens = [START]
             for word in words(prompt):
-                if word not in self.word_ids and word not in self._warned:
+                if not self.knows(word) and word not in self._warned:
                     self._warned.add(word)
                     logger.warning("word %r is not in the text encoder's vocabulary", word)
-                tokens.append(self.word_ids.get(word, UNKNOWN))
+                tokens.append(self.word_ids.get(word, added.get(word, UNKNOWN)))
             ids[row, : min(length, len(tokens))] = torch.tensor(tokens[:length])
         return ids, ids != PAD
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> TextEmbeddings:
-        x = self.token_embed(input_ids) + self.position_embed[: input_ids.shape[1]]
+        x = self._embed(input_ids) + self.position_embed[: input_ids.shape[1]]
         x = self.norm(self.layers(x, src_key_padding_mask=~attention_mask))  # (B, L, D)
         return TextEmbeddings(hidden=x, pooled=x[:, 0], mask=attention_mask)
+
+    def _embed(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """(B, L) ids -> (B, L, D) word embeddings, added words included (ids past the
+        vocabulary); without added words the lookup is the plain embedding's."""
+        base = self.token_embed.num_embeddings
+        x = self.token_embed(input_ids.clamp(max=base - 1))
+        if not self._added:
+            return x
+        extra = torch.stack([v for _, v in self._added.values()]).to(x)  # (K, D)
+        pick = (input_ids - base).clamp(0, len(extra) - 1)
+        return torch.where((input_ids >= base)[..., None], extra[pick], x)
 
 
 def text_embed_dim(text_encoder) -> int:

@@ -21,6 +21,7 @@ import torch
 
 from ..hub import BUNDLED_PIPELINES  # noqa: F401
 from ..runtime import uses_cpu_threads
+from .adapters import CMDLoraLoaderMixin
 from .arguments import OUTPUT_TYPES  # noqa: F401
 from .components import CMDComponents, PromptEmbeddings  # noqa: F401
 from .inputs import broadcast, is_image, match_conditions, repeat_each
@@ -34,11 +35,12 @@ from .sampling import (
 )
 
 
-class CMDPipeline(CMDComponents):
+class CMDPipeline(CMDComponents, CMDLoraLoaderMixin):
     """Generate videos with CMD (content-frame / motion-latent decomposition): from a prompt or
     class (:meth:`__call__`), from an image (:meth:`image_to_video`), by swapping two videos'
     motion (:meth:`transfer_motion`), by editing a video's content or motion
-    (:meth:`edit_video`). Components and their settings: :class:`CMDComponents`.
+    (:meth:`edit_video`). Components and their settings: :class:`CMDComponents`; adapters
+    taught by ``cmdvideo teach``: :class:`~cmdvideo.pipelines.adapters.CMDLoraLoaderMixin`.
     """
 
     @torch.no_grad()

@@ -309,9 +309,13 @@ class Trainer:
             if isinstance(self.dataset, Epochal):
                 self.dataset.set_epoch(run.epoch)
             loader = run.loader
-            batches = (
-                acc.skip_first_batches(loader, run.batch_in_epoch) if run.batch_in_epoch else loader
-            )
+            batches = loader
+            if run.batch_in_epoch >= len(loader):
+                # resumed at the end of an epoch: no loader to make (each one draws a seed from
+                # the RNG, which an uninterrupted run does not draw here)
+                batches = ()
+            elif run.batch_in_epoch:
+                batches = acc.skip_first_batches(loader, run.batch_in_epoch)
             timeout = self.config.data.loader_timeout
             for batch in batches_in_time(
                 batches, loader, self.dataset, run.batch_in_epoch, timeout
