@@ -230,15 +230,22 @@ class TeachConfig:
     CHOICES: ClassVar[dict] = {"stage": ("auto", "content", "motion", "both")}
 
     # Which denoisers get LoRA layers: "auto" decides from the data (a stage whose loss on the
-    # clips is over `stage_threshold` times its loss on the base's own world), or say it. The
+    # clips is over `stage_threshold` times its loss on the base's own world, and not far below
+    # the most surprised stage's), or say it. The
     # new words are learned in both stages' word encoders either way.
     stage: str = "auto"
     stage_threshold: float = 1.4
     rank: int = 8  # LoRA rank (alpha = rank)
-    # LoRA target modules (peft names): the content UNet's attention and the motion DiT's blocks
-    content_targets: tuple = ("to_q", "to_k", "to_v", "to_out.0")
-    motion_targets: tuple = ("qkv", "proj", "fc1", "fc2")
+    # LoRA target modules (peft names): the content UNet's attention and its resnets' convolutions
+    # (outlines live there: attention alone drew a new shape in 22-55 %, with the convolutions
+    # 50-90 %), the motion DiT's attention, MLP and adaLN modulation (where the prompt enters)
+    content_targets: tuple = ("to_q", "to_k", "to_v", "to_out.0", "conv1", "conv2")
+    motion_targets: tuple = ("qkv", "proj", "fc1", "fc2", "modulation.1")
     clips_per_video: int = 8  # random clips (start, crop) of each file, encoded once
+    # When only the motion model is taught: each clip's motion also on this many other content
+    # frames (the base world's one-shape videos, else the other clips), for the motion model
+    # only, so a motion taught on a few shapes moves any shape (decode, then encode again)
+    transfers_per_clip: int = 2
     min_clips: int = 4  # fewer readable clips than this: refuse
     # Prior preservation (DreamBooth): this fraction of every batch is the base's own world
     # (moving shapes, encoded by the base), so prompts without the new words stay as they were

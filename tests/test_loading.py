@@ -31,7 +31,9 @@ def clips(tmp_path):
 
 
 def data_config(workers=2, method="fork", timeout=60.0):
-    return SimpleNamespace(num_workers=workers, worker_start_method=method, loader_timeout=timeout)
+    return SimpleNamespace(
+        num_workers=workers, worker_start_method=method, loader_timeout=timeout, seed=0
+    )
 
 
 def folder(root):

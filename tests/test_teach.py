@@ -195,3 +195,56 @@ def test_an_interrupted_teach_resumes_to_the_same_adapter(tmp_path, monkeypatch)
     resumed = load_file(str(tmp_path / "cut" / LORA_FILE))
     assert whole.keys() == resumed.keys()
     assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+
+
+def test_the_web_app_chooses_adapters_per_request(adapter):
+    """`serve --lora`: the page lists the adapters with their words; a request may use them or
+    not (none: the base's own video), and an adapter the server has not loaded is refused."""
+    pytest.importorskip("gradio", reason="the app extra (gradio) is not installed")
+    import gradio as gr
+
+    from cmdvideo.app import AppHandlers, Limits, build_app
+
+    values = dict(prompt="a red bar moving right on a white background", class_label="(none)",
+                  seed=0, steps=2, content_guidance=3.0, motion_guidance=3.0, sampler="dpm",
+                  num_frames=16)  # fmt: skip
+    plain = AppHandlers(CMDPipeline.from_pretrained("moving-shapes-tiny"), Limits())
+    base_still = plain.generate(**values)[1]
+    pipe = CMDPipeline.from_pretrained("moving-shapes-tiny")
+    pipe.load_lora_weights(adapter)
+    app = AppHandlers(pipe, Limits())
+    assert "bar (bar)" in json.dumps(build_app(pipe).get_config_file())
+    taught = app.generate(**values, adapters=["bar"])[1]
+    assert np.array_equal(app.generate(**values, adapters=[])[1], base_still)
+    assert not np.array_equal(taught, base_still)
+    assert np.array_equal(app.generate(**values)[1], taught)  # left out: every loaded adapter
+    with pytest.raises(gr.Error, match="not loaded"):
+        app.generate(**values, adapters=["other"])
+
+
+@pytest.mark.slow
+def test_the_readme_teach_commands_run_as_written(tmp_path, monkeypatch):
+    """README.md's "Teach it a new look or motion" block, in order, with only test sizes added
+    (two steps, a small prior): the clips are rendered, taught and sampled with the adapter."""
+    import re
+    import shlex
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "README.md").read_text()
+    section = text.split("\n## Teach it a new look or motion\n", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    commands = [shlex.split(line, comments=True) for line in block.splitlines() if line.strip()]
+    assert [c[0] for c in commands] == ["python", "cmdvideo", "cmdvideo"]
+    monkeypatch.chdir(tmp_path)
+    script = [sys.executable, str(root / commands[0][1]), *commands[0][2:]]
+    assert subprocess.run(script, capture_output=True, timeout=300).returncode == 0
+    teach_argv = commands[1][1:] + ["--steps", "2", "--threads", "1"]
+    for item in TINY:
+        teach_argv += ["--set", item]
+    assert main(teach_argv) == 0
+    assert main(commands[2][1:] + ["--threads", "1", "--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "video-000.mp4").is_file()
+    assert json.loads((tmp_path / "adapters/bar" / ADAPTER_FILE).read_text())["words"]["bar"]

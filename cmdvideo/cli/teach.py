@@ -91,7 +91,7 @@ def register(sub) -> None:
     p.add_argument(
         "--model", default="moving-shapes-tiny", help="the base pipeline (default: %(default)s)"
     )
-    p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: 600)")
+    p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: 1200)")
     p.add_argument("--rank", type=int, default=None, help="LoRA rank (default: 8)")
     p.add_argument(
         "--stage",

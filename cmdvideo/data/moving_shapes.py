@@ -221,12 +221,18 @@ def caption_for(factors: VideoFactors) -> str:
         phrase is "moving <direction>" (up-left: "moving up and left"), "rotating",
         "growing", "shrinking" or "bouncing".
     """
-    phrases = [_with_article(f"{s.color} {s.kind}") for s in factors.appearance.shapes]
-    subject = phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " and " + phrases[-1]
+    subject, background = appearance_phrases(factors.appearance)
     name = factors.motion.name
     verb = _MOTION_PHRASES.get(name, f"moving {name}")
-    background = _with_article(f"{factors.appearance.background} background")
     return f"{subject} {verb} on {background}"
+
+
+def appearance_phrases(appearance: Appearance) -> tuple[str, str]:
+    """(subject, background) of a caption: ("a red circle and a green square", "a blue
+    background"); a caption is ``f"{subject} {motion phrase} on {background}"``."""
+    phrases = [_with_article(f"{s.color} {s.kind}") for s in appearance.shapes]
+    subject = phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " and " + phrases[-1]
+    return subject, _with_article(f"{appearance.background} background")
 
 
 # Prompts that together cover every motion class, every shape and most colours: the demo's

@@ -51,7 +51,8 @@ class LoaderTimeout(RuntimeError):
 def training_loader(dataset: Dataset, sampler: Sampler, batch_size: int, data_config) -> DataLoader:
     """The loader of a training run: ``data.num_workers`` workers started by
     ``data.worker_start_method``, kept for the whole run (persistent: an epoch does not restart
-    them; the epoch reaches them with each index), and a ``data.loader_timeout``.
+    them; the epoch reaches them with each index), a ``data.loader_timeout``, and a generator
+    of its own for the seeds its iterators draw.
     """
     workers = data_config.num_workers
     if workers < 0:
@@ -75,6 +76,10 @@ def training_loader(dataset: Dataset, sampler: Sampler, batch_size: int, data_co
         drop_last=True,
         collate_fn=collate_videos,
         num_workers=workers,
+        # Every iterator of a loader draws a seed (for its workers): from a generator of its
+        # own, not the global RNG the training step draws noise from, so that a run resumed
+        # mid-epoch (a new, skipping loader) draws the same noise as one never interrupted.
+        generator=torch.Generator().manual_seed(data_config.seed),
         **in_workers,
     )
 

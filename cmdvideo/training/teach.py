@@ -46,12 +46,15 @@ from ..pipelines.adapters import (
 from .losses import PredictionType, diffusion_loss
 from .stage import Stage, TrainableModules
 from .teach_data import (
+    Contents,
     Latents,
     TeachingSet,
     encode_clips,
     new_words,
     read_clips,
+    transfer_clips,
     word_encoders,
+    world_contents,
     world_prior,
 )
 from .trainer import Trainer
@@ -134,14 +137,18 @@ def _base_loss(pipe, stage: str, latents: Latents, rows: slice, generator) -> to
 
 def plan_teaching(pipe, clips, prior, found_words, stage: str, threshold: float) -> TeachPlan:
     """The words to learn and the denoisers to adapt: ``stage`` when told, else every stage
-    whose ratio (:func:`stage_ratios`) is over ``threshold`` — at least the larger one."""
+    whose ratio (:func:`stage_ratios`) is over ``threshold`` and at least half as far above 1
+    as the largest one's — at least the stage with the largest."""
     for encoder in word_encoders(pipe).values():  # expected here: no warning about them
         encoder.report_unknown_words(clips.captions)
     ratios = stage_ratios(pipe, clips, prior)
     if stage != "auto":
         lora = list(STAGES) if stage == "both" else [stage]
         return TeachPlan(found_words, lora, ratios, "--stage")
-    lora = [s for s, r in ratios.items() if r > threshold]
+    top = max(ratios.values())
+    # new to a stage: well over the base's own loss, and not far below the stage most surprised
+    # (a new shape's clips also move a little unlike the world: 1.2-1.4x on the motion model)
+    lora = [s for s, r in ratios.items() if r > threshold and r - 1 >= (top - 1) / 2]
     if not lora:
         lora = [max(ratios, key=ratios.get)]
     return TeachPlan(found_words, lora, ratios, "the data")
@@ -236,12 +243,15 @@ class TeachStage(Stage):
     def objective(self, modules, batch):
         self._words_into_encoders(modules)
         prior = batch["prior"].bool().cpu()
+        motion_only = batch["motion_only"].bool().cpu()
         total, logged = 0.0, {}
         for stage in STAGES:
             adapted = stage in self.plan.lora
             if not adapted and not self._reads_words(stage):
                 continue
             rows = torch.ones_like(prior) if adapted else ~prior  # else only the words learn
+            if stage == "content":
+                rows = rows & ~motion_only  # another clip's motion on world content
             if not rows.any():
                 continue
             model = (
@@ -385,7 +395,12 @@ def teach(
         "settings": {"teach": asdict(cfg), "steps": config.train.max_steps},
     }
     stage = TeachStage(pipe, plan, config, out, info)
-    dataset = TeachingSet(clips, prior, cfg.prior_fraction)
+    transferred = None
+    if plan.lora == ["motion"] and cfg.transfers_per_clip > 0:  # a new motion, not a new look
+        contents = world_contents(pipe, cfg.prior_videos) or Contents(clips.content)
+        phrase = " ".join(plan.words)
+        transferred = transfer_clips(pipe, clips, contents, cfg.transfers_per_clip, phrase)
+    dataset = TeachingSet(clips, prior, cfg.prior_fraction, transferred)
     trainer = Trainer(stage, dataset, config, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text(saved_plan, json.dumps(asdict(plan)) + "\n")

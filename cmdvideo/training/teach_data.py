@@ -12,7 +12,7 @@ import torch
 
 from ..data import iter_batches
 from ..data.batch import VideoDataset
-from ..data.moving_shapes import MovingShapes
+from ..data.moving_shapes import MovingShapes, appearance_phrases
 from ..data.video_folder import VideoFolder
 from ..models.text import WordTextEncoder, words
 from ..pipelines.adapters import ENCODERS
@@ -36,33 +36,104 @@ class Latents:
 
 
 class TeachingSet(VideoDataset):
-    """Every clip once per epoch, and as many of the base's world items (``prior``) as make
-    ``prior_fraction`` of the set, a different slice of the world each epoch."""
+    """What one epoch of teaching reads: every clip; every transferred clip (a clip's motion on
+    other content, for the motion model only); and as many of the base's world items
+    (``prior``) as make ``prior_fraction`` of the set, a different slice of the world each
+    epoch. Items say which they are: ``prior`` and ``motion_only`` (B,) bool."""
 
-    def __init__(self, clips: Latents, prior: Latents | None, prior_fraction: float):
-        self.clips, self.prior = clips, prior
-        self.num_prior = 0
+    def __init__(
+        self,
+        clips: Latents,
+        prior: Latents | None,
+        prior_fraction: float,
+        transferred: Latents | None = None,
+    ):
+        self.parts = [clips] + ([transferred] if transferred is not None else [])
+        self.prior, self.num_prior = prior, 0
+        taught = sum(len(part) for part in self.parts)
         if prior is not None and len(prior) and prior_fraction > 0:
-            self.num_prior = round(len(clips) * prior_fraction / (1 - prior_fraction))
+            self.num_prior = round(taught * prior_fraction / (1 - prior_fraction))
 
     def __len__(self) -> int:
-        return len(self.clips) + self.num_prior
+        return sum(len(part) for part in self.parts) + self.num_prior
 
     def __getitem__(self, index: int) -> dict:
         epoch = getattr(index, "epoch", 0)
-        index = int(index)
-        source, row, is_prior = self.clips, index, False
-        if index >= len(self.clips):
-            source, is_prior = self.prior, True
-            row = (epoch * self.num_prior + index - len(self.clips)) % len(self.prior)
+        index = row = int(index)
+        for k, part in enumerate(self.parts):
+            if row < len(part):
+                return self._item(part, row, index, prior=False, motion_only=k == 1)
+            row -= len(part)
+        row = (epoch * self.num_prior + row) % len(self.prior)
+        return self._item(self.prior, row, index, prior=True, motion_only=False)
+
+    @staticmethod
+    def _item(source: Latents, row: int, index: int, prior: bool, motion_only: bool) -> dict:
         return {
             "content": source.content[row],
             "motion": source.motion[row],
             "caption": source.captions[row],
             "label": int(source.labels[row]),
-            "prior": torch.tensor(is_prior),
+            "prior": torch.tensor(prior),
+            "motion_only": torch.tensor(motion_only),
             "index": index,
         }
+
+
+@dataclass
+class Contents:
+    """Content frames to put a taught motion on, and how a caption names each one's look
+    (``f"{subject} ... on {background}"``; None: keep the clip's caption)."""
+
+    frames: torch.Tensor  # (N, C, H, W)
+    looks: list[tuple[str, str]] | None = None
+
+
+@torch.no_grad()
+def transfer_clips(pipe, clips: Latents, contents: Contents, per_clip: int, phrase: str, seed=0):
+    """Each clip's motion on ``per_clip`` other content frames (decode(content, motion), encoded
+    again: the pair the autoencoder makes for that video): what lets a motion taught on a few
+    shapes move any shape (the decomposition's motion transfer). Captioned with the content's
+    own look and the taught ``phrase`` ("a purple triangle zigzagging on a white background")
+    where the looks are known, else with the clip's caption."""
+    g = torch.Generator().manual_seed(seed)
+    picks = torch.randint(0, len(contents.frames), (len(clips), per_clip), generator=g)
+    content, motion, captions = [], [], []
+    for i in range(len(clips)):
+        others = contents.frames[picks[i]].to(pipe.device, pipe.autoencoder.dtype)
+        moves = clips.motion[i : i + 1].expand(per_clip, -1, -1, -1).to(others)
+        video = pipe.codec.decode(others, moves).float().clamp(-1, 1)  # (k, 3, T, H, W)
+        c, m = pipe.codec.encode(video.to(pipe._pixel_dtype))
+        content.append(c.float().cpu())
+        motion.append(m.float().cpu())
+        for j in picks[i].tolist():
+            if contents.looks is None:
+                captions.append(clips.captions[i])
+            else:
+                subject, background = contents.looks[j]
+                captions.append(f"{subject} {phrase} on {background}")
+    labels = torch.full((len(captions),), -1, dtype=torch.long)
+    return Latents(torch.cat(content), torch.cat(motion), captions, labels)
+
+
+def world_contents(pipe, count: int, seed: int = 11) -> Contents | None:
+    """Content frames and looks of ``count`` one-shape videos of the base's world (moving
+    shapes), or None for a base of other data."""
+    data = pipe.config.get("training_data") or {}
+    if data.get("source") != "moving-shapes" or count < 1:
+        return None
+    height, width = pipe.video_size()
+    world = MovingShapes(
+        num_videos=count,
+        num_frames=int(pipe.config.num_frames),
+        height=height,
+        width=width,
+        seed=seed,
+        max_shapes=1,
+        world=data.get("world") or "upright",
+    )
+    looks = [appearance_phrases(world.factors(i).appearance) for i in range(count)]
+    return Contents(encode_clips(pipe, world).content, looks)
 
 
 def teaching_source(data: str | Path) -> Path:

@@ -310,9 +310,7 @@ class Trainer:
                 self.dataset.set_epoch(run.epoch)
             loader = run.loader
             batches = loader
-            if run.batch_in_epoch >= len(loader):
-                # resumed at the end of an epoch: no loader to make (each one draws a seed from
-                # the RNG, which an uninterrupted run does not draw here)
+            if run.batch_in_epoch >= len(loader):  # resumed at the end of an epoch
                 batches = ()
             elif run.batch_in_epoch:
                 batches = acc.skip_first_batches(loader, run.batch_in_epoch)
