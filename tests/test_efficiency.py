@@ -194,15 +194,52 @@ def test_full_video_baseline_is_a_trainer_stage(tmp_path):
 
 def test_gpu_check_dry_run_takes_the_users_path(tmp_path):
     """The GPU check, on tiny sizes on the CPU: both paper presets' three stages through
-    `cmdvideo train`, the assembled WebVid-style pipeline (SD-layout stand-ins) sampling."""
+    `cmdvideo train` with their steady state, the latent 3-D UNet baseline through the same
+    loop, the assembled WebVid-style pipeline (SD-layout stand-ins) and both full-video
+    baselines sampling at batch 1 and 4, and a later call of one part adding to the results."""
     from cmdvideo.benchmarks import gpu_check
 
-    result = gpu_check.run(tmp_path, dry_run=True, train_steps=2, sample_steps=2, compiled=False)
+    steps = gpu_check.gpu_timing.SKIP_STEPS + 1  # one step in the steady state
+    result = gpu_check.run(
+        tmp_path, dry_run=True, train_steps=steps, sample_steps=2, compiled=False
+    )
     assert [(r["preset"], r["stage"]) for r in result["training"]] == [
         (p, s) for p in gpu_check.PRESETS for s in gpu_check.STAGES
     ]
-    assert all(r["seconds_per_step"] > 0 and r["steps"] == 2 for r in result["training"])
+    assert all(r["seconds_per_step"] > 0 and r["steps"] == steps for r in result["training"])
+    assert all(r["steady_steps"] == 1 and r["samples_per_s"] > 0 for r in result["training"])
+    webvid = {r["stage"]: r for r in result["training"] if r["preset"] == gpu_check.WEBVID}
+    assert webvid["content"]["samples_per_step"] == 4  # batch 1 x the preset's accumulation
+    assert webvid["content"]["tflops_per_s"] > 0 and webvid["motion"]["tflops_per_s"] > 0
+    base = result["baseline_training"]
+    assert base["stage"] == "unet3d" and base["samples_per_s"] > 0 and base["tflops_per_s"] > 0
     assert result["resume"]["resumed_to"] == 4  # a checkpoint at 2, resumed on the device to 4
     assert result["sampling"]["frames_shape"] == [1, 4, 16, 32, 3]  # the data's aspect
     assert result["sampling"]["seconds_per_video"] > 0 and result["sampling"]["dtype"]
-    assert (tmp_path / "gpu_check.md").read_text().startswith("GPU check on cpu (dry run)")
+    models = {"cmd": result["sampling"]["batches"], **result["baselines"]}
+    assert models.keys() == {"cmd", "unet3d", "video_dit"}
+    for name, rows in models.items():
+        assert rows.keys() == {"1", "4"}, name
+        for batch, row in rows.items():
+            assert row["seconds_per_video"] > 0 and row["tflops_per_s"] > 0, (name, batch)
+            assert row["shape"][0] == int(batch)  # the videos of one call
+    ratios = result["sampling_ratios_over_cmd"]
+    assert ratios["unet3d"].keys() == ratios["video_dit"].keys() == {"1", "4"}
+    markdown = (tmp_path / "gpu_check.md").read_text()
+    assert markdown.startswith("GPU check on cpu (dry run)")
+    assert "3-D UNet baseline" in markdown and "ModelScope 35.1 s against CMD 3.13 s" in markdown
+    assert json.loads((tmp_path / "gpu_check.json").read_text()) == result
+    # a second call with one part keeps what the first measured, replacing only its own part
+    again = gpu_check.run(
+        tmp_path,
+        dry_run=True,
+        train_steps=steps,
+        sample_steps=2,
+        parts=("unet3d",),
+        batch_sizes=(1,),
+    )
+    assert again["baselines"]["unet3d"].keys() == {"1"} and again["training"] == result["training"]
+    assert again["baselines"]["video_dit"] == result["baselines"]["video_dit"]
+    with pytest.raises(ValueError, match="unknown part 'sampels'"):
+        gpu_check.parse_parts("training,sampels")
+    assert gpu_check.parse_parts("baselines,training") == ("training", "unet3d", "video_dit")
