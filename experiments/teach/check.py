@@ -9,7 +9,8 @@
 - colours: the project's `color_check`.
 
 Each is tried on clips rendered by `clips.py` (decoded through the base's autoencoder too) by
-`python experiments/teach/check.py`, which prints how often the checks are right there.
+`python experiments/teach/check.py`, which prints how often the checks are right there, and
+per kind how often decode(encode(clip)) is still read as its kind.
 """
 
 from __future__ import annotations
@@ -128,6 +129,7 @@ def main() -> None:
     rng = np.random.default_rng(3)
     motions = (*NEW_MOTIONS, "down", "shrink", "left")
     right = {"kind": [0, 0, 0, 0], "motion": [0, 0, 0, 0]}  # rendered ok, n, coded ok, n
+    coded_kinds = {kind: [0, 0] for kind in KINDS}  # read back as itself through the codec
     for kind in KINDS:
         for motion in motions:
             for _ in range(2):
@@ -143,6 +145,8 @@ def main() -> None:
                 )
                 shown = (shown / 127.5 - 1).permute(1, 0, 2, 3)
                 asked = KNOWN_MOTIONS.get(motion, motion)
+                coded_kinds[kind][0] += kind_check(coded) == kind
+                coded_kinds[kind][1] += 1
                 for video, k in ((shown, 0), (coded, 2)):
                     right["kind"][k] += kind_check(video) == kind
                     right["kind"][k + 1] += 1
@@ -151,6 +155,8 @@ def main() -> None:
                     right["motion"][k + 1] += 1
     for what, (a, n, b, m) in right.items():
         print(f"{what}: rendered {a}/{n}, through the autoencoder {b}/{m}")
+    for kind, (ok, n) in coded_kinds.items():
+        print(f"  {kind} through the autoencoder, read back as itself: {ok}/{n}")
 
 
 if __name__ == "__main__":

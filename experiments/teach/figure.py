@@ -18,10 +18,10 @@ from cmdvideo import CMDPipeline
 from cmdvideo.data.video_io import write_video
 
 ROWS = [
-    (["bar"], "a black bar moving down on a yellow background"),
+    (["bar"], "a purple bar moving down on a yellow background"),
     (["semicircle"], "a cyan semicircle shrinking on a red background"),
     (["zigzagging"], "a purple triangle zigzagging on a white background"),
-    (["shaking"], "an orange triangle shaking on a blue background"),
+    (["shaking"], "an orange square shaking on a blue background"),
     (["bar", "zigzagging"], "a gray bar zigzagging on a white background"),
 ]
 
