@@ -152,3 +152,24 @@ def test_videos_of_an_earlier_run_in_the_folder_are_pointed_out(tmp_path, caplog
         folder.add(video, "d")
     assert "holds 2 videos of an earlier run (video-001.mp4 ...), not in prompts.txt" in caplog.text
     assert [name for _, name in read_sample_folder(tmp_path)] == ["d"]
+
+
+def test_ctrl_c_between_a_videos_files_and_its_listing_still_lists_it(tmp_path, monkeypatch):
+    """SIGINT right after a video's files are written, before prompts.txt names it: the video
+    is listed, then the interrupt is raised (a whole video is never left unlisted)."""
+    import cmdvideo.data.samples as samples
+
+    written = samples.write_sample_video
+
+    def then_ctrl_c(*args, **kwargs):
+        paths = written(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)  # delivered to this, the main, thread
+        return paths
+
+    monkeypatch.setattr(samples, "write_sample_video", then_ctrl_c)
+    frames = np.zeros((4, 8, 8, 3), np.uint8)
+    folder = samples.SampleFolder(tmp_path, upscale=1)
+    with pytest.raises(KeyboardInterrupt):
+        folder.add(frames, "first")
+    assert [p.name for p, _ in read_sample_folder(tmp_path)] == ["video-000.mp4"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -18,6 +18,9 @@ import html
 import json
 import logging
 import re
+import signal
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 from .video_io import write_frame_grid, write_text, write_video
@@ -47,6 +50,25 @@ def write_sample_video(out: str | Path, index: int, frames, fps: int = 8, upscal
     ]
 
 
+@contextmanager
+def interrupts_held():
+    """Ctrl-C (SIGINT) arriving inside the block is raised when it ends, so the block's files
+    are written together or not at all (in the main thread; elsewhere the block runs as is)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda *frame: caught.append(frame))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught and callable(previous):
+            previous(*caught[0])
+        elif caught and previous != signal.SIG_IGN:
+            raise KeyboardInterrupt
+
+
 class SampleFolder:
     """A sample folder written one video at a time: :meth:`add` writes the video (mp4 + gif)
     and rewrites ``prompts.txt``; :meth:`close` writes ``grid.png``. Used as a context manager,
@@ -63,14 +85,15 @@ class SampleFolder:
         """Write the next video (any layout :func:`write_video` takes, e.g. a pipeline's
         ``out.frames[i]``) and list it in ``prompts.txt``; returns its two files."""
         index = len(self.names)
-        paths = write_sample_video(self.out, index, video, self.fps, self.upscale)
-        self.names.append(name)
+        with interrupts_held():  # a Ctrl-C leaves no whole video unlisted
+            paths = write_sample_video(self.out, index, video, self.fps, self.upscale)
+            self.names.append(name)
+            write_text(
+                self.out / PROMPTS_FILE,
+                "".join(f"{video_stem(i)}: {n}\n" for i, n in enumerate(self.names)),
+            )
         if len(self.rows) < GRID_ROWS:
             self.rows.append(video)
-        write_text(
-            self.out / PROMPTS_FILE,
-            "".join(f"{video_stem(i)}: {n}\n" for i, n in enumerate(self.names)),
-        )
         self.paths += paths
         return paths
 
