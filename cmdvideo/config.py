@@ -246,6 +246,9 @@ class TeachConfig:
     # frames (the base world's one-shape videos, else the other clips), for the motion model
     # only, so a motion taught on a few shapes moves any shape (decode, then encode again)
     transfers_per_clip: int = 2
+    # The clips' own rows are also taught without their prompt this often (as the base learned
+    # every video, for classifier-free guidance)
+    clip_dropout: float = 0.0
     min_clips: int = 4  # fewer readable clips than this: refuse
     # Prior preservation (DreamBooth): this fraction of every batch is the base's own world
     # (moving shapes, encoded by the base), so prompts without the new words stay as they were

@@ -4,6 +4,7 @@ unloading gives the base back bit for bit; bad input is one clear error; an inte
 resumes to the same adapter."""
 
 import json
+import types
 
 import numpy as np
 import pytest
@@ -248,3 +249,18 @@ def test_the_readme_teach_commands_run_as_written(tmp_path, monkeypatch):
     assert main(commands[2][1:] + ["--threads", "1", "--out", str(tmp_path / "out")]) == 0
     assert (tmp_path / "out" / "video-000.mp4").is_file()
     assert json.loads((tmp_path / "adapters/bar" / ADAPTER_FILE).read_text())["words"]["bar"]
+
+
+def test_the_clips_own_rows_lose_their_prompt_only_when_asked():
+    """Condition dropout: the world's rows as the base learned them (text dropped with the class
+    at 10 %, or one of the two); the clips' rows (no class) keep their text unless
+    ``teach.clip_dropout`` asks, then lose it at that rate."""
+    torch.manual_seed(0)
+    labels = torch.cat([torch.full((2000,), -1), torch.randint(0, 10, (2000,))])
+    prior = torch.arange(4000) >= 2000
+    for rate in (0.0, 0.5):
+        stage = types.SimpleNamespace(cfg=types.SimpleNamespace(clip_dropout=rate))
+        drop_class, drop_text = TeachStage._drops(stage, labels, prior)
+        assert drop_class[~prior].all()  # the clips have no class
+        assert abs(drop_text[~prior].float().mean().item() - rate) < 0.04
+        assert 0.35 < drop_text[prior].float().mean().item() < 0.45  # 1/3 + 0.1 * 2/3

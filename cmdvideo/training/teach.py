@@ -229,7 +229,7 @@ class TeachStage(Stage):
         dropped at CONDITION_DROPOUT, else both, only the class or only the text); the clips'
         rows keep their text and have no class."""
         u, v = torch.rand(labels.shape[0]), torch.rand(labels.shape[0])
-        none = prior & (u < CONDITION_DROPOUT)
+        none = (prior & (u < CONDITION_DROPOUT)) | (~prior & (u < self.cfg.clip_dropout))
         drop_class = (labels < 0) | none | (prior & (v < 1 / 3))
         drop_text = none | (prior & (v >= 1 / 3) & (v < 2 / 3))
         return drop_class.to(labels.device), drop_text.to(labels.device)
