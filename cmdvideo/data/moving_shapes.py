@@ -42,11 +42,10 @@ import numpy as np
 import torch
 
 from .batch import VideoDataset
+from .motions import motion_names, motion_of_phrase, world_motion
 from .shape_world import (  # re-exported: the world's vocabulary and factors live there
     _MAX_SIZE,
     _MIN_SIZE,
-    _ORBIT_RADIUS,
-    _ORBIT_RATE,
     _SQUARE_HALF,
     _TEXTURE_AMPLITUDE,
     _TRIANGLE_CIRCUMRADIUS,
@@ -181,12 +180,12 @@ def render_video(
     for shape in factors.appearance.shapes:
         x, y, size, angle = (v[:, None, None] for v in _trajectory(shape, factors.motion, s))
         dx, dy = xs - x * width, ys - y * height  # (T, 1, W), (T, H, 1) in pixels
-        if shape.kind == "circle" and factors.motion.name == "rotate":
-            # A circle looks the same at every angle: orbit a small circle instead.
-            theta = _ORBIT_RATE * factors.motion.speed * (s - 0.5) + factors.motion.phase
-            theta = theta[:, None, None]  # (T, 1, 1)
-            dx = dx - _ORBIT_RADIUS * scale * np.cos(theta)
-            dy = dy - _ORBIT_RADIUS * scale * np.sin(theta)
+        motion = factors.motion
+        orbit = world_motion(motion.name).orbit(shape.kind, motion.speed, motion.phase, s)
+        if orbit is not None:  # (a circle looks the same at every angle: it orbits instead)
+            radius, theta = orbit[0], orbit[1][:, None, None]  # theta (T, 1, 1)
+            dx = dx - radius * scale * np.cos(theta)
+            dy = dy - radius * scale * np.sin(theta)
         distance = _signed_distance(shape.kind, dx, dy, size * scale, angle)  # (T, H, W)
         coverage = np.clip(0.5 - distance, 0.0, 1.0)  # box-filtered edge, one pixel wide
         color = np.asarray(COLORS[shape.color], np.float32)[:, None, None, None] / 255.0
@@ -198,16 +197,6 @@ def render_video(
 
 def _with_article(words: str) -> str:
     return ("an " if words[0] in "aeiou" else "a ") + words
-
-
-_MOTION_PHRASES = {
-    "up-left": "moving up and left",
-    "down-right": "moving down and right",
-    "rotate": "rotating",
-    "grow": "growing",
-    "shrink": "shrinking",
-    "bounce": "bouncing",
-}
 
 
 def caption_for(factors: VideoFactors) -> str:
@@ -222,9 +211,7 @@ def caption_for(factors: VideoFactors) -> str:
         "growing", "shrinking" or "bouncing".
     """
     subject, background = appearance_phrases(factors.appearance)
-    name = factors.motion.name
-    verb = _MOTION_PHRASES.get(name, f"moving {name}")
-    return f"{subject} {verb} on {background}"
+    return f"{subject} {world_motion(factors.motion.name).phrase} on {background}"
 
 
 def appearance_phrases(appearance: Appearance) -> tuple[str, str]:
@@ -250,8 +237,6 @@ DEMO_PROMPTS: tuple[str, ...] = (
     "a red square bouncing on a cyan background",
 )
 
-_PHRASE_MOTIONS = {phrase: name for name, phrase in _MOTION_PHRASES.items()}
-
 
 def parse_caption(caption: str) -> dict:
     """What a moving-shapes caption (or a prompt in the same style) asks for.
@@ -263,16 +248,7 @@ def parse_caption(caption: str) -> dict:
         "motion": a `MOTIONS` name or None}.
     """
     text = " ".join(re.sub(r"[^a-z\- ]", " ", caption.lower()).split())
-    motion = None
-    for phrase, name in sorted(_PHRASE_MOTIONS.items(), key=lambda kv: -len(kv[0])):
-        if phrase in text:
-            motion = name
-            break
-    if motion is None:
-        for name in ("left", "right", "up", "down"):
-            if f"moving {name}" in text:
-                motion = name
-                break
+    motion = motion_of_phrase(text)
     words = text.split()
     background = None
     if "background" in words:
@@ -348,7 +324,7 @@ class MovingShapes(VideoDataset):
         self.num_videos, self.num_frames = int(num_videos), int(num_frames)
         self.height, self.width = int(height), int(width)
         self.seed, self.max_shapes, self.textured = int(seed), int(max_shapes), bool(textured)
-        self.classes: list[str] = list(MOTIONS)
+        self.classes: list[str] = list(motion_names())
 
     def __len__(self) -> int:
         return self.num_videos

@@ -11,19 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .motions import BUILT_IN, WorldMotion, motion_names, world_motion
+
 # Class id = index in this tuple; keep the order stable (checkpoints store class ids).
-MOTIONS: tuple[str, ...] = (
-    "left",
-    "right",
-    "up",
-    "down",
-    "up-left",
-    "down-right",
-    "rotate",
-    "grow",
-    "shrink",
-    "bounce",
-)
+MOTIONS: tuple[str, ...] = BUILT_IN
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle")
 # Not fully saturated, so that a decoder squashing to [-1, 1] can reach every colour.
 COLORS: dict[str, tuple[int, int, int]] = {
@@ -48,16 +39,6 @@ _TEXTURE_AMPLITUDE = 0.06  # in [0, 1] colour units: light, static luminance tex
 # sqrt(pi)/2, equilateral-triangle circumradius sqrt(4 pi / (3 sqrt 3)).
 _SQUARE_HALF = math.sqrt(math.pi) / 2
 _TRIANGLE_CIRCUMRADIUS = math.sqrt(4 * math.pi / (3 * math.sqrt(3)))
-# Circles "rotate" by orbiting a small circle (radius as a fraction of min(H, W)), faster
-# than squares turn so that the displacement is a few pixels.
-_ORBIT_RADIUS, _ORBIT_RATE = 0.1, 6.0
-# Upright world: every circle orbits the same way (its mid-clip heading down-left, a direction
-# no translation class has), as every square and triangle turns the same way. The random
-# world draws the phase, which leaves a circle's "rotate" a short arc in any direction.
-_UPRIGHT_ORBIT_PHASE = math.pi / 4
-_GROWTH_RATE = 1.5  # grow/shrink: log size changes by speed * this over the clip
-_ROTATION_RATE = 2.0  # rotate: angle changes by speed * this (radians) over the clip
-_BOUNCES = 1.5  # bounce: number of half-periods of |sin| over the clip
 
 
 @dataclass(frozen=True)
@@ -95,9 +76,9 @@ class Motion:
     """How the shapes move over the clip.
 
     Attributes:
-        name: one of `MOTIONS`.
+        name: one of the world's motions (`cmdvideo.data.motions`).
         speed: amount of motion over the whole clip: displacement as a fraction of the frame
-            (translations, bounce height), or scaled by `_ROTATION_RATE` / `_GROWTH_RATE`.
+            (translations, bounce height), or scaled by the rotation / growth rate.
         phase: start angle of the orbit (rotate, circles) or of the |sin| bounce, in radians.
     """
 
@@ -115,8 +96,8 @@ class VideoFactors:
 
     @property
     def label(self) -> int:
-        """Motion class id (index in `MOTIONS`)."""
-        return MOTIONS.index(self.motion.name)
+        """Motion class id (its place among the world's motions)."""
+        return motion_names().index(self.motion.name)
 
     def to_dict(self) -> dict:
         """JSON-serialisable nested dict (lists, str, float, int); inverse of `from_dict`."""
@@ -155,7 +136,7 @@ def sample_factors(
     Args:
         rng: numpy generator; the result depends only on its state.
         num_shapes: 1 to `MAX_SHAPES`; None draws 1 or 2 uniformly.
-        motion: one of `MOTIONS`; None draws one uniformly.
+        motion: one of the world's motions; None draws one of them uniformly.
         world: one of `WORLDS` (module docstring): how shapes are sized, placed and turned.
 
     Returns:
@@ -164,9 +145,9 @@ def sample_factors(
     """
     check_world(world)
     if motion is None:
-        motion = MOTIONS[int(rng.integers(len(MOTIONS)))]
-    elif motion not in MOTIONS:
-        raise ValueError(f"unknown motion {motion!r}; choose one of {MOTIONS}")
+        names = motion_names()
+        motion = names[int(rng.integers(len(names)))]
+    world_motion(motion)  # a ValueError naming the world's motions
     if num_shapes is None:
         num_shapes = int(rng.integers(1, 3))
     if not 1 <= num_shapes <= MAX_SHAPES:
@@ -204,17 +185,9 @@ def sample_factors(
     )
 
 
-# The upright world: equal-area radius per number of shapes, and Motion.speed per motion as
-# (low, high, least): drawn in [low, high), reduced towards `least` (then the sizes shrink)
-# until every shape stays inside the frame for the whole clip.
+# The upright world: equal-area radius per number of shapes (Motion.speed per motion: its
+# `WorldMotion.speeds`).
 _UPRIGHT_SIZES = {1: (0.22, 0.32), 2: (0.15, 0.22), 3: (0.12, 0.18)}
-_UPRIGHT_SPEEDS = {
-    "translate": (0.22, 0.36, 0.18),  # net displacement, a fraction of the frame
-    "bounce": (0.22, 0.36, 0.18),  # bounce height
-    "grow": (0.25, 0.40, 0.20),  # size x e^(+-0.75 speed) at the ends: 1.2-1.35x
-    "shrink": (0.25, 0.40, 0.20),
-    "rotate": (0.45, 0.60, 0.45),  # 52-69 degrees in all, through upright at mid-clip
-}
 _UPRIGHT_MARGIN = 0.02  # free frame around every shape, a fraction of the frame
 _UPRIGHT_GAP = 0.03  # least distance between the circumcircles of two shapes
 _UPRIGHT_SPREAD = {1: 0.15, 2: 0.3, 3: 0.3}  # mid-clip centres within 0.5 +- this, where they fit
@@ -243,9 +216,10 @@ def trajectory_box(shape: ShapeSpec, motion: Motion) -> tuple[float, float, floa
     conservative otherwise), from its outline at 65 instants."""
     s = np.linspace(0.0, 1.0, 65)
     x, y, size, angle = _trajectory(shape, motion, s)  # (S,) each
-    if shape.kind == "circle" and motion.name == "rotate":  # the orbit (render_video)
-        theta = _ORBIT_RATE * motion.speed * (s - 0.5) + motion.phase
-        x, y = x + _ORBIT_RADIUS * np.cos(theta), y + _ORBIT_RADIUS * np.sin(theta)
+    orbit = world_motion(motion.name).orbit(shape.kind, motion.speed, motion.phase, s)
+    if orbit is not None:  # the outline runs around it (render_video)
+        radius, theta = orbit
+        x, y = x + radius * np.cos(theta), y + radius * np.sin(theta)
     v = _vertices(shape.kind)  # (N, 2)
     cos, sin = np.cos(angle)[:, None], np.sin(angle)[:, None]  # (S, 1)
     vx = (cos * v[:, 0] - sin * v[:, 1]) * size[:, None] + x[:, None]  # (S, N): turned by angle
@@ -255,13 +229,7 @@ def trajectory_box(shape: ShapeSpec, motion: Motion) -> tuple[float, float, floa
 
 def _sample_phase_and_texture(rng: np.random.Generator, motion: str) -> tuple[float, int]:
     """The motion's phase and the texture seed, drawn in this order by both worlds."""
-    if motion == "bounce":
-        # |sin| at s=0 and s=1 differ by >= 0.2 for phases in [0, 0.2 pi] (1.5 bounces).
-        phase = float(rng.uniform(0.0, 0.2 * math.pi))
-    elif motion == "rotate":
-        phase = float(rng.uniform(0.0, 2 * math.pi))
-    else:
-        phase = 0.0
+    phase = world_motion(motion).draw_phase(rng)
     return phase, int(rng.integers(2**31))
 
 
@@ -272,14 +240,13 @@ def _sample_upright(
     n = len(colors)
     kinds = [SHAPES[int(k)] for k in rng.integers(len(SHAPES), size=n)]
     sizes = rng.uniform(*_UPRIGHT_SIZES[n], size=n)
-    group = motion if motion in _UPRIGHT_SPEEDS else "translate"
-    low, high, least = _UPRIGHT_SPEEDS[group]
+    kind_of_motion = world_motion(motion)
+    low, high, least = kind_of_motion.speeds
     speed = float(rng.uniform(low, high))
     phase, texture_seed = _sample_phase_and_texture(rng, motion)  # drawn: the same stream
-    if motion == "rotate":
-        phase = _UPRIGHT_ORBIT_PHASE
+    phase = kind_of_motion.upright_phase(phase)
     spread = _UPRIGHT_SPREAD[n]
-    growth = math.exp(_GROWTH_RATE * 0.5 * high) if motion in ("grow", "shrink") else 1.0
+    growth = kind_of_motion.growth(high)
     for _ in range(400):  # bounded and deterministic: shrink until it fits
         moves = Motion(motion, speed, phase)
         boxes = [
@@ -320,8 +287,7 @@ def _sample_upright(
 
 
 def _check_factors(factors: VideoFactors) -> None:
-    if factors.motion.name not in MOTIONS:
-        raise ValueError(f"unknown motion {factors.motion.name!r}; choose one of {MOTIONS}")
+    world_motion(factors.motion.name)  # a ValueError naming the world's motions
     if factors.appearance.background not in COLORS:
         raise ValueError(
             f"unknown background colour {factors.appearance.background!r}; "
@@ -338,27 +304,9 @@ def _check_factors(factors: VideoFactors) -> None:
 
 def _trajectory(shape: ShapeSpec, motion: Motion, s: np.ndarray) -> tuple[np.ndarray, ...]:
     """Per-frame state of one shape in relative units: (x, y, size, angle), each (T,)."""
-    u = s - 0.5  # centred time: the ShapeSpec holds at mid-clip
     x = np.full_like(s, shape.x)
     y = np.full_like(s, shape.y)
     size = np.full_like(s, shape.size)
     angle = np.full_like(s, shape.angle)
-    name, speed = motion.name, motion.speed
-    if "left" in name:
-        x = x - speed * u
-    if "right" in name:
-        x = x + speed * u
-    if "up" in name:
-        y = y - speed * u
-    if "down" in name:
-        y = y + speed * u
-    if name == "grow":
-        size = size * np.exp(_GROWTH_RATE * speed * u)
-    elif name == "shrink":
-        size = size * np.exp(-_GROWTH_RATE * speed * u)
-    elif name == "bounce":
-        # A ball over a floor at y + speed/2: |sin| is the height above the floor.
-        y = y + speed * (0.5 - np.abs(np.sin(math.pi * _BOUNCES * s + motion.phase)))
-    elif name == "rotate":
-        angle = angle + _ROTATION_RATE * speed * u
-    return x, y, size, angle
+    moves: WorldMotion = world_motion(motion.name)
+    return moves.state(x, y, size, angle, motion.speed, motion.phase, s)

@@ -4,7 +4,7 @@ the shape's colour — the nearest palette colour to the median border / foregro
 
 How: the background colour is the median of the frame borders; foreground = pixels farther than
 ``threshold`` from it (RGB distance in [0, 1] units). Per frame we take the foreground area and
-centroid, then decide in this order:
+centroid, then decide in this order (the rules live with the motions, `cmdvideo.data.motions`):
 
 1. grow / shrink — the foreground area changes by a factor > e^0.4 (least-squares slope of
    log-area over the clip);
@@ -26,16 +26,7 @@ import math
 import numpy as np
 import torch
 
-DIRECTIONS = {  # angle of (dx, -dy) in degrees -> class
-    0: "right",
-    45: "other",
-    90: "up",
-    135: "up-left",
-    180: "left",
-    225: "other",
-    270: "down",
-    315: "down-right",
-}
+from ..data.motions import check_motion
 
 
 def _to_unit(video: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -97,24 +88,10 @@ def motion_features(video, threshold: float = 0.25) -> dict[str, float]:
 
 
 def classify_motion(video, threshold: float = 0.25) -> str:
-    """The motion class name a video shows (see the module docstring), or "other"."""
+    """The motion class name a video shows (see the module docstring), or "other": each of the
+    world's motions carries its own rule (`WorldMotion.seen`), tried in its check order."""
     f = motion_features(video, threshold)
-    if f["empty"]:
-        return "other"
-    if f["log_area_change"] > 0.4:
-        return "grow"
-    if f["log_area_change"] < -0.4:
-        return "shrink"
-    if (
-        min(f["y_up"], f["y_down"]) > 0.05
-        and f["y_path"] > 1.6 * abs(f["dy"])
-        and abs(f["dx"]) < 0.1
-    ):
-        return "bounce"
-    if math.hypot(f["dx"], f["dy"]) > 0.15:
-        angle = math.degrees(math.atan2(-f["dy"], f["dx"])) % 360
-        return DIRECTIONS[int(round(angle / 45) % 8) * 45]
-    return "rotate"
+    return "other" if f["empty"] else check_motion(f)
 
 
 def motion_accuracy(videos, class_names: list[str], labels) -> dict:
