@@ -37,8 +37,9 @@ def main() -> None:
     pipe = CMDPipeline.from_pretrained(args.model)
     pipe.set_progress_bar_config(disable=True)
     args.steps = pipe.default_steps(args.steps)
-    result = evaluate_generation(pipe, load_classifier(), args.per_class, args.steps,
-                                 args.guidance, args.batch)  # fmt: skip
+    result = evaluate_generation(
+        pipe, load_classifier(), args.per_class, args.steps, args.guidance, args.batch
+    )
     videos = result.pop("videos")
     classes = list(pipe.config.class_names)
     asked = [c for c in range(len(classes)) for _ in range(args.per_class)]
@@ -47,8 +48,14 @@ def main() -> None:
     result["model"] = args.model
 
     # figure: one row per demo prompt
-    figure, _ = generate_videos(pipe, 2, args.batch, prompt=list(DEMO_PROMPTS),
-                                num_inference_steps=args.steps, guidance_scale=args.guidance)  # fmt: skip
+    figure, _ = generate_videos(
+        pipe,
+        2,
+        args.batch,
+        prompt=list(DEMO_PROMPTS),
+        num_inference_steps=args.steps,
+        guidance_scale=args.guidance,
+    )
     figures = Path(args.figures)
     scale = max(1, 64 // figure.shape[-1])  # 32x32 videos drawn at 2x, 64x64 at 1x
     write_frame_grid(figures / "generation_tiny.png", list(figure), labels=None, upscale=scale)

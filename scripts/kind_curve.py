@@ -38,9 +38,19 @@ def sample_stills(run: Path, codec, prompts, steps, guidance, seed=0) -> torch.T
     with torch.no_grad():
         text = encode_prompts(encoder, tokenizer, prompts)
         null = encode_prompts(encoder, tokenizer, [""])
-        content = sample_content(unet, scheduler, len(prompts), None, text, null, guidance,
-                                 steps, torch.Generator().manual_seed(seed), progress=False,
-                                 size=(data.height // f, data.width // f))  # fmt: skip
+        content = sample_content(
+            unet,
+            scheduler,
+            len(prompts),
+            None,
+            text,
+            null,
+            guidance,
+            steps,
+            torch.Generator().manual_seed(seed),
+            progress=False,
+            size=(data.height // f, data.width // f),
+        )
         return codec.content_to_pixels(content).clamp(-1, 1)
 
 
@@ -58,8 +68,9 @@ def main() -> None:
     codec = VideoCodec.from_pretrained(args.autoencoder).eval()
     data = load_config(run / "config.yaml").data
     world = data.world or "random"  # runs from before worlds were recorded: the random one
-    items, kinds = held_out_one_shape_videos(args.num_videos, 2, data.height, data.width,
-                                             world=world)  # fmt: skip
+    items, kinds = held_out_one_shape_videos(
+        args.num_videos, 2, data.height, data.width, world=world
+    )
     prompts = [it["caption"] for it in items]
     snapshots = sorted((run / "snapshots").glob("step-*"))
     rows = []
@@ -67,39 +78,61 @@ def main() -> None:
         start = time.perf_counter()
         stills = sample_stills(snap, codec, prompts, args.steps, args.guidance)
         scores = one_shape_scores(stills, kinds, prompts)
-        rows.append({"step": int(snap.name.split("-")[1]), "prompts": len(prompts), **scores,
-                     "seconds": round(time.perf_counter() - start, 1)})  # fmt: skip
+        rows.append(
+            {
+                "step": int(snap.name.split("-")[1]),
+                "prompts": len(prompts),
+                **scores,
+                "seconds": round(time.perf_counter() - start, 1),
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps({"run": str(run), "steps": args.steps,
-                                                    "guidance": args.guidance, "rows": rows},
-                                                   indent=1))  # fmt: skip
+    out.with_suffix(".json").write_text(
+        json.dumps(
+            {"run": str(run), "steps": args.steps, "guidance": args.guidance, "rows": rows},
+            indent=1,
+        )
+    )
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    for key, label in (("shape_kind_accuracy", "shape kind"),
-                       ("shape_color_accuracy", "shape colour"),
-                       ("background_accuracy", "background")):  # fmt: skip
+    for key, label in (
+        ("shape_kind_accuracy", "shape kind"),
+        ("shape_color_accuracy", "shape colour"),
+        ("background_accuracy", "background"),
+    ):
         ax.plot([r["step"] for r in rows], [100 * r[key] for r in rows], marker="o", label=label)
     ax.axhline(100 / 3, color="gray", ls=":", label="chance (kind)")
     ax.axhline(85, color="red", ls="--", lw=0.8, label="gate (kind 85 %)")
-    ax.set(xlabel="content training step", ylabel="% of one-shape prompts", ylim=(0, 102),
-           title=f"content frames of held-out prompts ({len(prompts)})")  # fmt: skip
+    ax.set(
+        xlabel="content training step",
+        ylabel="% of one-shape prompts",
+        ylim=(0, 102),
+        title=f"content frames of held-out prompts ({len(prompts)})",
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     fig.savefig(out.with_suffix(".png"), dpi=110)
     if snapshots:
         per_kind = [(f"a white {k} moving left on a black background") for k in SHAPES]
-        stills = sample_stills(snapshots[-1], codec, [p for p in per_kind for _ in range(12)],
-                               args.steps, args.guidance, seed=1)  # fmt: skip
+        stills = sample_stills(
+            snapshots[-1],
+            codec,
+            [p for p in per_kind for _ in range(12)],
+            args.steps,
+            args.guidance,
+            seed=1,
+        )
         rows_img = [stills[12 * i : 12 * (i + 1)].permute(1, 0, 2, 3) for i in range(len(SHAPES))]
-        write_frame_grid(out.parent / f"{out.name}-samples.png", rows_img, labels=list(SHAPES),
-                         upscale=2)  # fmt: skip
+        write_frame_grid(
+            out.parent / f"{out.name}-samples.png", rows_img, labels=list(SHAPES), upscale=2
+        )
 
 
 if __name__ == "__main__":

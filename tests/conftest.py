@@ -94,10 +94,17 @@ def make_tiny_vae():
     from diffusers import AutoencoderKL
 
     return AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 16),
-        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-        layers_per_block=1, norm_num_groups=4, sample_size=32, scaling_factor=0.5,
-    )  # fmt: skip
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        block_out_channels=(8, 16),
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        layers_per_block=1,
+        norm_num_groups=4,
+        sample_size=32,
+        scaling_factor=0.5,
+    )
 
 
 @pytest.fixture
@@ -120,12 +127,17 @@ def tiny_sd_dir(tmp_path_factory):
     torch.manual_seed(0)
     make_tiny_vae().save_pretrained(root / "vae")
     UNet2DConditionModel(
-        sample_size=8, in_channels=4, out_channels=4, layers_per_block=1,
-        block_out_channels=(16, 32), norm_num_groups=8, cross_attention_dim=32,
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        layers_per_block=1,
+        block_out_channels=(16, 32),
+        norm_num_groups=8,
+        cross_attention_dim=32,
         attention_head_dim=8,
         down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-    ).save_pretrained(root / "unet")  # fmt: skip
+    ).save_pretrained(root / "unet")
     vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
     for ch in string.ascii_lowercase:
         vocab[ch] = len(vocab)
@@ -137,10 +149,16 @@ def tiny_sd_dir(tmp_path_factory):
     )
     tokenizer.save_pretrained(root / "tokenizer")
     config = CLIPTextConfig(
-        vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=2, max_position_embeddings=16, bos_token_id=0, eos_token_id=1,
+        vocab_size=len(vocab),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        max_position_embeddings=16,
+        bos_token_id=0,
+        eos_token_id=1,
         pad_token_id=1,
-    )  # fmt: skip
+    )
     CLIPTextModel(config).save_pretrained(root / "text_encoder")
     # Stable Diffusion 2.1-v's schedule (not DDPM's defaults), under SD 1.5's scheduler class;
     # "trailing" spacing so that every value differs from cmdvideo's defaults.
@@ -150,11 +168,17 @@ def tiny_sd_dir(tmp_path_factory):
 
 
 SD_SCHEDULER = {
-    "_class_name": "PNDMScheduler", "num_train_timesteps": 1000, "beta_start": 0.00085,
-    "beta_end": 0.012, "beta_schedule": "scaled_linear", "prediction_type": "v_prediction",
-    "set_alpha_to_one": False, "skip_prk_steps": True, "steps_offset": 1,
+    "_class_name": "PNDMScheduler",
+    "num_train_timesteps": 1000,
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "prediction_type": "v_prediction",
+    "set_alpha_to_one": False,
+    "skip_prk_steps": True,
+    "steps_offset": 1,
     "timestep_spacing": "trailing",
-}  # fmt: skip
+}
 
 
 @pytest.fixture(scope="session")
@@ -164,14 +188,42 @@ def tiny_sentence_encoder_dir(tmp_path_factory):
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     root = tmp_path_factory.mktemp("tiny-minilm")
-    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "red", "blue", "green",
-             "circle", "square", "triangle", "moving", "left", "right", "on", "background",
-             "crimson", "ball", "sliding", "to", "the", "navy"]  # fmt: skip
+    words = [
+        "[PAD]",
+        "[UNK]",
+        "[CLS]",
+        "[SEP]",
+        "[MASK]",
+        "a",
+        "red",
+        "blue",
+        "green",
+        "circle",
+        "square",
+        "triangle",
+        "moving",
+        "left",
+        "right",
+        "on",
+        "background",
+        "crimson",
+        "ball",
+        "sliding",
+        "to",
+        "the",
+        "navy",
+    ]
     (root / "vocab.txt").write_text("\n".join(words) + "\n")
     BertTokenizerFast(vocab_file=str(root / "vocab.txt")).save_pretrained(root)
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(words), hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)  # fmt: skip
+    config = BertConfig(
+        vocab_size=len(words),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
     BertModel(config).save_pretrained(root)
     return root
 
@@ -198,15 +250,23 @@ def run_isolated(argv, timeout: float, **kwargs) -> subprocess.CompletedProcess:
     ``timeout`` seconds (or on any interruption) the process group and every descendant are
     killed (torchrun starts each worker in a session of its own), and the test fails with the
     output so far; nothing is left running."""
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, **kwargs)  # fmt: skip
+    proc = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        **kwargs,
+    )
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         kill_tree(proc)
         stdout, stderr = proc.communicate()
-        pytest.fail(f"{' '.join(map(str, argv[:8]))} ... ran past {timeout} s; killed its "
-                    f"process group\nstdout: {stdout[-2000:]}\nstderr: {stderr[-3000:]}")  # fmt: skip
+        pytest.fail(
+            f"{' '.join(map(str, argv[:8]))} ... ran past {timeout} s; killed its "
+            f"process group\nstdout: {stdout[-2000:]}\nstderr: {stderr[-3000:]}"
+        )
     finally:
         if proc.poll() is None:  # interrupted (Ctrl-C, another error): leave nothing behind
             kill_tree(proc)
@@ -234,9 +294,18 @@ def kill_tree(proc: subprocess.Popen) -> None:
 
 # `pytest -m "not slow"`: the fast loop. What takes seconds per test (processes, servers,
 # browsers, real I3D, whole recipes), by module or by test; `make test` runs everything.
-SLOW_MODULES = {"test_multiprocess", "test_readme", "test_app", "test_processes",
-                "test_interrupt", "test_presets", "test_bundle_recipe", "test_extras",
-                "test_i3d", "test_own_videos"}  # fmt: skip
+SLOW_MODULES = {
+    "test_multiprocess",
+    "test_readme",
+    "test_app",
+    "test_processes",
+    "test_interrupt",
+    "test_presets",
+    "test_bundle_recipe",
+    "test_extras",
+    "test_i3d",
+    "test_own_videos",
+}
 SLOW_TESTS = {
     "test_refiner_starts_as_the_identity_and_learns",
     "test_sigkill_then_resume_matches_uninterrupted_run",

@@ -49,10 +49,25 @@ def server(tmp_path_factory):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     with open(log, "w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "cmdvideo.cli", "serve", "--model", MODEL, "--port",
-             str(port), "--max-upload-mb", "20", "--max-frames", "64"],
-            stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "cmdvideo.cli",
+                "serve",
+                "--model",
+                MODEL,
+                "--port",
+                str(port),
+                "--max-upload-mb",
+                "20",
+                "--max-frames",
+                "64",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}/"
     deadline = time.time() + 300  # a shared 2-core CPU under training jobs: minutes to import
     while True:
@@ -81,8 +96,9 @@ def _end(proc) -> None:
 
 
 def _generate(client, seed=0, steps=10, frames=16, prompt=PROMPT):
-    return client.predict(prompt, "(none)", seed, steps, 1.0, 3.0, "ddim", frames,
-                          api_name="/generate")  # fmt: skip
+    return client.predict(
+        prompt, "(none)", seed, steps, 1.0, 3.0, "ddim", frames, api_name="/generate"
+    )
 
 
 def _alive(server) -> None:
@@ -131,15 +147,36 @@ def test_uploads_are_read_by_the_project_reader_and_bounded(server, tmp_path):
     pa, pb = write_video(tmp_path / "a.mp4", a), write_video(tmp_path / "b.mp4", b)
     out = client.predict(handle_file(str(pa)), handle_file(str(pb)), api_name="/transfer")
     assert read_video(out[0]).shape[0] == 16
-    out = client.predict(handle_file(str(pa)), "a blue circle moving left", "(none)", "content",
-                         0.6, 0, 10, 1.0, 3.0, "ddim", api_name="/edit")  # fmt: skip
+    out = client.predict(
+        handle_file(str(pa)),
+        "a blue circle moving left",
+        "(none)",
+        "content",
+        0.6,
+        0,
+        10,
+        1.0,
+        3.0,
+        "ddim",
+        api_name="/edit",
+    )
     assert read_video(out[0]).shape[0] == 16
     frame = tmp_path / "frame.png"
     from PIL import Image
 
     Image.fromarray(a[8]).save(frame)
-    out = client.predict(handle_file(str(frame)), "moving up", "(none)", 0.0, 0, 10, 1.0, 3.0,
-                         "ddim", api_name="/image_to_video")  # fmt: skip
+    out = client.predict(
+        handle_file(str(frame)),
+        "moving up",
+        "(none)",
+        0.0,
+        0,
+        10,
+        1.0,
+        3.0,
+        "ddim",
+        api_name="/image_to_video",
+    )
     assert read_video(out[0]).shape[0] == 16
 
 
@@ -163,9 +200,12 @@ def test_eight_concurrent_requests_all_complete(server, capsys):
     wall = time.perf_counter() - start
     assert not errors and len(results) == 8
     assert all(read_video(r[0][0]).shape[0] == 16 for r in results.values())
-    figures = {"requests": 8, "wall_s": round(wall, 2),
-               "slowest_request_s": round(max(r[1] for r in results.values()), 2),
-               "server_peak_rss_mib": round(_peak_rss_mib(server["pid"]), 1)}  # fmt: skip
+    figures = {
+        "requests": 8,
+        "wall_s": round(wall, 2),
+        "slowest_request_s": round(max(r[1] for r in results.values()), 2),
+        "server_peak_rss_mib": round(_peak_rss_mib(server["pid"]), 1),
+    }
     with capsys.disabled():
         print("\nconcurrent requests:", json.dumps(figures))
     assert wall < 240
@@ -178,11 +218,18 @@ def test_the_page_in_a_real_browser(server, tmp_path):
     start = time.perf_counter()
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync"],
-        )  # fmt: skip
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
         page = browser.new_page(viewport={"width": 1200, "height": 900})
         page.set_default_timeout(120_000)  # a busy 2-core machine runs server and browser
         page.on("request", lambda r: hosts.add(urlparse(r.url).hostname))
@@ -218,20 +265,44 @@ def generator():
 @pytest.mark.parametrize(
     "request_, in_the_page, flags, on_the_command_line",
     [
-        (dict(prompt="x" * 301), "Prompt has 301 characters, at most 300",
-         ["--prompt", "x" * 301], "--prompt has 301 characters, at most 300"),
-        (dict(content_guidance=31.0), "Content guidance must be a number in [0, 30], got 31.0",
-         ["--guidance", "31"], "--guidance must be a number in [0, 30], got 31.0"),
-        (dict(steps=1001), "Steps must be an integer in [1, 1000], got 1001",
-         ["--steps", "1001"], "--steps must be an integer in [1, 1000], got 1001"),
-        (dict(num_frames=1025), "Frames must be an integer in [1, 1024], got 1025",
-         ["--num-frames", "1025"], "--num-frames must be an integer in [1, 1024], got 1025"),
-        (dict(seed=-1.0), "Seed must be an integer in [0, 2147483647], got -1",
-         ["--seed", "-1"], "--seed must be an integer in [0, 2147483647], got -1"),
-        (dict(class_label="sideways"), "Class: unknown class 'sideways'",
-         ["--class", "sideways"], "--class: unknown class 'sideways'"),
+        (
+            dict(prompt="x" * 301),
+            "Prompt has 301 characters, at most 300",
+            ["--prompt", "x" * 301],
+            "--prompt has 301 characters, at most 300",
+        ),
+        (
+            dict(content_guidance=31.0),
+            "Content guidance must be a number in [0, 30], got 31.0",
+            ["--guidance", "31"],
+            "--guidance must be a number in [0, 30], got 31.0",
+        ),
+        (
+            dict(steps=1001),
+            "Steps must be an integer in [1, 1000], got 1001",
+            ["--steps", "1001"],
+            "--steps must be an integer in [1, 1000], got 1001",
+        ),
+        (
+            dict(num_frames=1025),
+            "Frames must be an integer in [1, 1024], got 1025",
+            ["--num-frames", "1025"],
+            "--num-frames must be an integer in [1, 1024], got 1025",
+        ),
+        (
+            dict(seed=-1.0),
+            "Seed must be an integer in [0, 2147483647], got -1",
+            ["--seed", "-1"],
+            "--seed must be an integer in [0, 2147483647], got -1",
+        ),
+        (
+            dict(class_label="sideways"),
+            "Class: unknown class 'sideways'",
+            ["--class", "sideways"],
+            "--class: unknown class 'sideways'",
+        ),
     ],
-)  # fmt: skip
+)
 def test_the_app_and_the_command_line_refuse_the_same_values(
     generator, request_, in_the_page, flags, on_the_command_line, capsys, tmp_path
 ):
@@ -241,8 +312,16 @@ def test_the_app_and_the_command_line_refuse_the_same_values(
 
     from cmdvideo.cli import main
 
-    values = dict(prompt=PROMPT, class_label="(none)", seed=0, steps=10, content_guidance=1.0,
-                  motion_guidance=3.0, sampler="ddim", num_frames=16)  # fmt: skip
+    values = dict(
+        prompt=PROMPT,
+        class_label="(none)",
+        seed=0,
+        steps=10,
+        content_guidance=1.0,
+        motion_guidance=3.0,
+        sampler="ddim",
+        num_frames=16,
+    )
     with pytest.raises(gr.Error) as refused:
         generator.generate(**{**values, **request_})
     assert in_the_page in refused.value.message
@@ -256,8 +335,16 @@ def test_a_server_may_lower_the_bounds_and_says_so(generator):
     from cmdvideo.app import AppHandlers, Limits
 
     strict = AppHandlers(generator.pipe, Limits(max_steps=50, max_frames=64))
-    values = dict(prompt=PROMPT, class_label="(none)", seed=0, steps=51, content_guidance=1.0,
-                  motion_guidance=3.0, sampler="ddim", num_frames=16)  # fmt: skip
+    values = dict(
+        prompt=PROMPT,
+        class_label="(none)",
+        seed=0,
+        steps=51,
+        content_guidance=1.0,
+        motion_guidance=3.0,
+        sampler="ddim",
+        num_frames=16,
+    )
     with pytest.raises(gr.Error, match=r"Steps must be an integer in \[1, 50\] on this server"):
         strict.generate(**values)
     with pytest.raises(gr.Error, match=r"Frames must be an integer in \[1, 64\] on this server"):

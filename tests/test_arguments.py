@@ -48,7 +48,7 @@ def test_an_error_names_its_argument_as_each_front_end_calls_it():
         (dict(overlap=4), "overlap"),
         (dict(num_frames=32, overlap=16), "overlap"),
     ],
-)  # fmt: skip
+)
 def test_out_of_bound_values_are_refused_by_name(values, arg):
     with pytest.raises(InvalidArgument) as refused:
         check_arguments(SPEC, **values)
@@ -57,11 +57,21 @@ def test_out_of_bound_values_are_refused_by_name(values, arg):
 
 def test_in_bound_values_and_defaults_pass():
     check_arguments(
-        SPEC, prompt=["a red circle"] * 2, class_labels=np.array([0, 1]),
-        num_inference_steps=np.int64(1000), guidance_scale=0, guidance_rescale=1.0,
-        num_frames=1024, overlap=15, seed=2**31 - 1, upscale=16, sampler="dpm", edit="both",
-        strength=None, image=None,
-    )  # fmt: skip
+        SPEC,
+        prompt=["a red circle"] * 2,
+        class_labels=np.array([0, 1]),
+        num_inference_steps=np.int64(1000),
+        guidance_scale=0,
+        guidance_rescale=1.0,
+        num_frames=1024,
+        overlap=15,
+        seed=2**31 - 1,
+        upscale=16,
+        sampler="dpm",
+        edit="both",
+        strength=None,
+        image=None,
+    )
     check_arguments(SPEC, class_labels="right")
     check_arguments(None, num_inference_steps=5000)  # no pipeline: its schedule is not known
 

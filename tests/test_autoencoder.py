@@ -122,8 +122,11 @@ def test_calibrated_motion_scale_gives_unit_variance_and_decode_inverts_it():
     from cmdvideo.training.calibrate import calibrate_motion_scale
 
     torch.manual_seed(0)
-    codec = VideoCodec(CMDAutoencoder(hidden_size=32, encoder_depth=1, decoder_depth=1,
-                                      num_heads=2, motion_channels=4))  # fmt: skip
+    codec = VideoCodec(
+        CMDAutoencoder(
+            hidden_size=32, encoder_depth=1, decoder_depth=1, num_heads=2, motion_channels=4
+        )
+    )
     data = MovingShapes(num_videos=8, num_frames=4, height=16, width=16, seed=0)
     factor, used = calibrate_motion_scale(codec, data, num_videos=8, batch_size=4)
     assert used == 8

@@ -15,15 +15,27 @@ from conftest import default_sigint
 
 ROOT = Path(__file__).resolve().parent.parent
 MINIATURE = [
-    "data.num_frames=4", "data.height=16", "data.width=16", "data.num_videos=8",
-    "vae.frames_per_video=2", "train.batch_size=2", "train.preview_every=0",
-    "train.max_steps=30", "train.checkpoint_every=5", "train.snapshot_every=0",
-    "autoencoder.overrides.hidden_size=32", "autoencoder.overrides.encoder_depth=1",
-    "autoencoder.overrides.decoder_depth=1", "autoencoder.overrides.num_heads=2",
-    "autoencoder.overrides.refine_channels=4", "content.overrides.block_out_channels=[16,32,32]",
-    "content.overrides.attention_head_dim=8", "motion.overrides.hidden_size=32",
-    "motion.overrides.depth=1", "motion.overrides.num_heads=2",
-]  # fmt: skip
+    "data.num_frames=4",
+    "data.height=16",
+    "data.width=16",
+    "data.num_videos=8",
+    "vae.frames_per_video=2",
+    "train.batch_size=2",
+    "train.preview_every=0",
+    "train.max_steps=30",
+    "train.checkpoint_every=5",
+    "train.snapshot_every=0",
+    "autoencoder.overrides.hidden_size=32",
+    "autoencoder.overrides.encoder_depth=1",
+    "autoencoder.overrides.decoder_depth=1",
+    "autoencoder.overrides.num_heads=2",
+    "autoencoder.overrides.refine_channels=4",
+    "content.overrides.block_out_channels=[16,32,32]",
+    "content.overrides.attention_head_dim=8",
+    "motion.overrides.hidden_size=32",
+    "motion.overrides.depth=1",
+    "motion.overrides.num_heads=2",
+]
 
 
 def _running(root: Path) -> list[str]:
@@ -35,12 +47,22 @@ def _running(root: Path) -> list[str]:
 def _recipe(root: Path, dest: Path, extra: list[str], timeout: float, stop_when=None) -> int:
     """Run the recipe in its own process group; kill the whole group at ``stop_when()`` (a
     simulated Ctrl-C) or on timeout. Returns the exit code (None-safe: -9 when killed)."""
-    env = dict(os.environ, BUNDLE_SET=" ".join(MINIATURE + extra), BUNDLE_DEST=str(dest),
-               BUNDLE_EVAL="--per-class 1 --steps 2 --device cpu",
-               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")  # fmt: skip
-    proc = subprocess.Popen(["bash", "scripts/train_bundle.sh", str(root)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True, preexec_fn=default_sigint)  # fmt: skip
+    env = dict(
+        os.environ,
+        BUNDLE_SET=" ".join(MINIATURE + extra),
+        BUNDLE_DEST=str(dest),
+        BUNDLE_EVAL="--per-class 1 --steps 2 --device cpu",
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    )
+    proc = subprocess.Popen(
+        ["bash", "scripts/train_bundle.sh", str(root)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=default_sigint,
+    )
     deadline = time.monotonic() + timeout
     try:
         while proc.poll() is None:

@@ -24,9 +24,12 @@ def test_bundled_pipeline_is_small_and_generates_deterministically(bundled):
     assert not list(folder.rglob("*.bin"))  # weights are safetensors
 
     def run(seed):
-        return bundled(prompt="a red circle moving left on a blue background",
-                       num_inference_steps=3, generator=torch.Generator().manual_seed(seed),
-                       output_type="pt").frames  # fmt: skip
+        return bundled(
+            prompt="a red circle moving left on a blue background",
+            num_inference_steps=3,
+            generator=torch.Generator().manual_seed(seed),
+            output_type="pt",
+        ).frames
 
     first, again, other = run(0), run(0), run(1)
     assert first.shape == (1, bundled.config.num_frames, 3, *bundled.video_size())
@@ -43,8 +46,19 @@ def test_missing_bundle_says_how_to_get_it(monkeypatch, tmp_path):
 
 def test_demo_with_a_prompt_makes_that_video_only(tmp_path, capsys):
     out = tmp_path / "demo"
-    code = main(["demo", "--out", str(out), "--steps", "2", "--prompt", "a green circle growing "
-                 "on a black background", "--device", "cpu"])  # fmt: skip
+    code = main(
+        [
+            "demo",
+            "--out",
+            str(out),
+            "--steps",
+            "2",
+            "--prompt",
+            "a green circle growing on a black background",
+            "--device",
+            "cpu",
+        ]
+    )
     assert code == 0
     page = (out / "index.html").read_text()
     files = re.findall(r'(?:src|href)="([^"]+)"', page)
@@ -59,9 +73,25 @@ def test_demo_with_a_prompt_makes_that_video_only(tmp_path, capsys):
 def test_eval_generation_scores_the_bundled_pipeline(tmp_path, capsys):
     import json
 
-    code = main(["eval", "generation", "--model", "moving-shapes-tiny", "--per-class", "1",
-                 "--steps", "2", "--device", "cpu", "--guidance-rescale", "0.5", "--out",
-                 str(tmp_path), "--json"])  # fmt: skip
+    code = main(
+        [
+            "eval",
+            "generation",
+            "--model",
+            "moving-shapes-tiny",
+            "--per-class",
+            "1",
+            "--steps",
+            "2",
+            "--device",
+            "cpu",
+            "--guidance-rescale",
+            "0.5",
+            "--out",
+            str(tmp_path),
+            "--json",
+        ]
+    )
     assert code == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["num_videos"] == 10 and result["guidance_rescale"] == 0.5
@@ -81,8 +111,9 @@ def test_the_bundle_is_on_the_latent_path_and_animates_a_real_frame(bundled):
     assert bundled.content_size() == (8, 8) and bundled.video_size() == (32, 32)
     video = held_out_videos(1, 16, 32, 32)[0]["video"]  # (3, T, H, W) in [-1, 1]
     image = ((video[:, 8].permute(1, 2, 0) + 1) / 2).numpy()  # (H, W, 3) in [0, 1]
-    out = bundled.image_to_video(image, num_inference_steps=2,
-                                 generator=torch.Generator().manual_seed(0))  # fmt: skip
+    out = bundled.image_to_video(
+        image, num_inference_steps=2, generator=torch.Generator().manual_seed(0)
+    )
     mse = ((out.content_frames[0] - image) ** 2).mean()
     assert 10 * torch.log10(torch.tensor(1 / mse)) > 25  # dB: the VAE's round trip, not a new frame
     assert out.frames.shape == (1, 16, 32, 32, 3)

@@ -12,24 +12,37 @@ from cmdvideo.models.motion_dit import MotionDiT
 
 
 def _autoencoder():
-    model = CMDAutoencoder(hidden_size=32, encoder_depth=2, decoder_depth=2, num_heads=2,
-                           motion_channels=4)  # fmt: skip
+    model = CMDAutoencoder(
+        hidden_size=32, encoder_depth=2, decoder_depth=2, num_heads=2, motion_channels=4
+    )
     return model, (torch.randn(2, 3, 4, 16, 16),), lambda out: out.reconstruction
 
 
 def _motion_dit():
-    model = MotionDiT(motion_channels=4, content_channels=3, hidden_size=32, depth=2,
-                      num_heads=2, num_classes=3)  # fmt: skip
+    model = MotionDiT(
+        motion_channels=4, content_channels=3, hidden_size=32, depth=2, num_heads=2, num_classes=3
+    )
     for p in model.parameters():  # away from adaLN-Zero's zeros, so every weight has a gradient
         p.data.add_(0.05 * torch.randn_like(p))
-    inputs = (torch.randn(2, 4, 4, 8), torch.tensor([3, 700]), torch.randn(2, 3, 16, 16),
-              torch.tensor([0, 2]))  # fmt: skip
+    inputs = (
+        torch.randn(2, 4, 4, 8),
+        torch.tensor([3, 700]),
+        torch.randn(2, 3, 16, 16),
+        torch.tensor([0, 2]),
+    )
     return model, inputs, lambda out: out
 
 
 def _content_dit():
-    model = ContentDiT(in_channels=3, sample_size=(16, 16), hidden_size=32, depth=2,
-                       num_heads=2, num_classes=3, patch_size=4)  # fmt: skip
+    model = ContentDiT(
+        in_channels=3,
+        sample_size=(16, 16),
+        hidden_size=32,
+        depth=2,
+        num_heads=2,
+        num_classes=3,
+        patch_size=4,
+    )
     for p in model.parameters():
         p.data.add_(0.05 * torch.randn_like(p))
     return (
@@ -78,14 +91,21 @@ def test_the_config_switch_reaches_every_stage(tmp_path):
     from cmdvideo.training.diffusion import ContentStage, MotionStage
     from cmdvideo.training.stages import AutoencoderStage, build_codec
 
-    sets = ["data.num_frames=4", "data.height=16", "data.width=16", *SMALL_AUTOENCODER,
-            "train.gradient_checkpointing=true"]  # fmt: skip
+    sets = [
+        "data.num_frames=4",
+        "data.height=16",
+        "data.width=16",
+        *SMALL_AUTOENCODER,
+        "train.gradient_checkpointing=true",
+    ]
     config = load_config("tiny", sets)
     codec = build_codec(config)
     captions = build_dataset(config.data).captions(16)
     objective = AutoencoderStage(config, codec).model()
-    assert all(t.gradient_checkpointing for t in (objective.autoencoder.encoder,
-                                                  objective.autoencoder.decoder))  # fmt: skip
+    assert all(
+        t.gradient_checkpointing
+        for t in (objective.autoencoder.encoder, objective.autoencoder.decoder)
+    )
     assert MotionStage(config, codec, 10, captions=captions).model().net.gradient_checkpointing
     unet = ContentStage(config, codec, 10, captions=captions).model().net  # diffusers' own switch
     assert unet.is_gradient_checkpointing

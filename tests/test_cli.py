@@ -11,11 +11,16 @@ from cmdvideo.cli import main
 from cmdvideo.data.moving_shapes import MOTIONS
 
 SMALL = [
-    "data.num_frames=8", "data.height=16", "data.width=16",
-    "autoencoder.overrides.hidden_size=32", "autoencoder.overrides.encoder_depth=1",
-    "autoencoder.overrides.decoder_depth=1", "autoencoder.overrides.num_heads=2",
-    "train.log_every=1", "train.warmup_steps=1",
-]  # fmt: skip
+    "data.num_frames=8",
+    "data.height=16",
+    "data.width=16",
+    "autoencoder.overrides.hidden_size=32",
+    "autoencoder.overrides.encoder_depth=1",
+    "autoencoder.overrides.decoder_depth=1",
+    "autoencoder.overrides.num_heads=2",
+    "train.log_every=1",
+    "train.warmup_steps=1",
+]
 
 
 def with_sets(args, sets):
@@ -25,9 +30,16 @@ def with_sets(args, sets):
 
 
 @pytest.mark.parametrize(
-    "argv", [[], ["train"], ["train", "autoencoder"], ["eval", "autoencoder"], ["data", "preview"],
-             ["demo"]],
-)  # fmt: skip
+    "argv",
+    [
+        [],
+        ["train"],
+        ["train", "autoencoder"],
+        ["eval", "autoencoder"],
+        ["data", "preview"],
+        ["demo"],
+    ],
+)
 def test_help_on_every_subcommand(argv):
     out = subprocess.run(
         [sys.executable, "-m", "cmdvideo.cli", *argv, "--help"], capture_output=True, text=True
@@ -37,8 +49,18 @@ def test_help_on_every_subcommand(argv):
 
 def test_train_then_eval_json(tmp_path, capsys):
     out = tmp_path / "ae"
-    args = ["train", "autoencoder", "--config", "tiny", "--data", "moving-shapes", "--out", str(out),
-            "--max-steps", "3"]  # fmt: skip
+    args = [
+        "train",
+        "autoencoder",
+        "--config",
+        "tiny",
+        "--data",
+        "moving-shapes",
+        "--out",
+        str(out),
+        "--max-steps",
+        "3",
+    ]
     assert main(with_sets(args, SMALL + ["train.batch_size=2"])) == 0
     assert (out / "autoencoder" / "config.json").is_file()
     capsys.readouterr()
@@ -59,8 +81,18 @@ def _train_then_fine_tune(tmp_path, steps: int, sets: list[str]):
     common = SMALL + ["train.batch_size=2", "train.preview_every=0"]
     args = ["train", "autoencoder", "--config", "tiny", "--out", str(first), "--max-steps", "2"]
     assert main(with_sets(args, common)) == 0
-    args = ["train", "autoencoder", "--config", "tiny", "--out", str(second),
-            "--max-steps", str(steps), "--init", str(first)]  # fmt: skip
+    args = [
+        "train",
+        "autoencoder",
+        "--config",
+        "tiny",
+        "--out",
+        str(second),
+        "--max-steps",
+        str(steps),
+        "--init",
+        str(first),
+    ]
     assert main(with_sets(args, common + sets)) == 0
     return first, second
 
@@ -87,8 +119,11 @@ def test_decoder_only_fine_tune_keeps_the_encoder_and_its_scale(tmp_path, capsys
     and motion_scaling_factor come back unchanged (latents stay valid), the decoder moves."""
     from cmdvideo.models.codec import VideoCodec
 
-    sets = ["train.learning_rate=0.01", "autoencoder.freeze_encoder=true",
-            "autoencoder.overrides.refine_channels=4"]  # fmt: skip
+    sets = [
+        "train.learning_rate=0.01",
+        "autoencoder.freeze_encoder=true",
+        "autoencoder.overrides.refine_channels=4",
+    ]
     first, second = _train_then_fine_tune(tmp_path, 3, sets)
     assert "motion_scaling_factor kept" in capsys.readouterr().out
     before = VideoCodec.from_pretrained(first).autoencoder
@@ -102,12 +137,30 @@ def test_decoder_only_fine_tune_keeps_the_encoder_and_its_scale(tmp_path, capsys
     assert not torch.equal(old["output_proj.weight"], new["output_proj.weight"])
     assert any(k.startswith("refiner.") for k in new)
     # overrides that change init's architecture, and freezing an untrained encoder: exit 2
-    args = ["train", "autoencoder", "--config", "tiny", "--out", str(tmp_path / "x"),
-            "--init", str(first), "--set", "autoencoder.overrides.hidden_size=16"]  # fmt: skip
+    args = [
+        "train",
+        "autoencoder",
+        "--config",
+        "tiny",
+        "--out",
+        str(tmp_path / "x"),
+        "--init",
+        str(first),
+        "--set",
+        "autoencoder.overrides.hidden_size=16",
+    ]
     assert main(args) == 2
     assert "change the architecture" in capsys.readouterr().err
-    args = ["train", "autoencoder", "--config", "tiny", "--out", str(tmp_path / "y"),
-            "--set", "autoencoder.freeze_encoder=true"]  # fmt: skip
+    args = [
+        "train",
+        "autoencoder",
+        "--config",
+        "tiny",
+        "--out",
+        str(tmp_path / "y"),
+        "--set",
+        "autoencoder.freeze_encoder=true",
+    ]
     assert main(args) == 2
     assert "freeze_encoder needs autoencoder.init" in capsys.readouterr().err
 
@@ -118,8 +171,11 @@ def test_swap_pair_loss_is_logged_and_needs_rendered_videos(tmp_path, make_video
     without factors (a video folder) and a negative weight are refused with a clear reason."""
     from cmdvideo.models.codec import VideoCodec
 
-    sets = ["train.learning_rate=0.01", "autoencoder.freeze_encoder=true",
-            "autoencoder.swap_weight=1.0"]  # fmt: skip
+    sets = [
+        "train.learning_rate=0.01",
+        "autoencoder.freeze_encoder=true",
+        "autoencoder.swap_weight=1.0",
+    ]
     first, second = _train_then_fine_tune(tmp_path, 2, sets)
     records = [json.loads(ln) for ln in (second / "metrics.jsonl").read_text().splitlines()]
     swaps = [r["swap"] for r in records if "loss" in r]
@@ -146,12 +202,23 @@ def test_training_on_a_folder_with_bad_files(bad_video_folder, tmp_path, capsys,
     """Acceptance: good.mp4 trains; truncated, text-as-.mp4 and 3-frame files are skipped and
     reported with their reasons, in the log and in the metrics file."""
     out = tmp_path / "run"
-    args = ["train", "autoencoder", "--data", str(bad_video_folder), "--out", str(out),
-            "--max-steps", "2"]  # fmt: skip
+    args = [
+        "train",
+        "autoencoder",
+        "--data",
+        str(bad_video_folder),
+        "--out",
+        str(out),
+        "--max-steps",
+        "2",
+    ]
     assert main(with_sets(args, SMALL + ["train.batch_size=1", "train.preview_every=0"])) == 0
     warnings = "\n".join(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
-    for name, reason in [("cut.mp4", "truncated"), ("notes.mp4", "unreadable"),
-                         ("short.mp4", "too short")]:  # fmt: skip
+    for name, reason in [
+        ("cut.mp4", "truncated"),
+        ("notes.mp4", "unreadable"),
+        ("short.mp4", "too short"),
+    ]:
         assert sum(name in line and reason in line for line in warnings.splitlines()) == 1, warnings
     events = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
     expected = {"truncated": 1, "unreadable": 1, "too short": 1, "compressed": 1}

@@ -62,8 +62,9 @@ def no_loading(monkeypatch):
 
 
 @pytest.mark.parametrize("model", ["/nonexistent", "runs/nothing", "./nothing", "nothing"])
-def test_missing_pipeline_folder_is_one_line_and_offline(model, tmp_path, monkeypatch, capsys,
-                                                         no_network):  # fmt: skip
+def test_missing_pipeline_folder_is_one_line_and_offline(
+    model, tmp_path, monkeypatch, capsys, no_network
+):
     monkeypatch.chdir(tmp_path)
     assert main(SAMPLE[:1] + ["--model", model, "--prompt", "a red circle"]) == 2
     line = error_line(capsys)
@@ -94,32 +95,86 @@ def test_out_naming_a_file_is_refused_first(tmp_path, capsys, no_sampling):
 @pytest.mark.parametrize(
     "flags, message",
     [
-        (["--prompt", "a red circle", "--guidance", "-3"], "--guidance must be a number in [0, 30], got -3.0"),
-        (["--prompt", "a red circle", "--guidance", "100"], "--guidance must be a number in [0, 30], got 100.0"),
+        (
+            ["--prompt", "a red circle", "--guidance", "-3"],
+            "--guidance must be a number in [0, 30], got -3.0",
+        ),
+        (
+            ["--prompt", "a red circle", "--guidance", "100"],
+            "--guidance must be a number in [0, 30], got 100.0",
+        ),
         (["--prompt", ""], "--prompt is empty"),
         (["--prompt", "   "], "--prompt is empty"),
         (["--prompt", "x" * 301], "--prompt has 301 characters, at most 300"),
-        (["--prompt", "a red circle", "--guidance-rescale", "5"], "--guidance-rescale must be a number in [0, 1], got 5.0"),
-        (["--prompt", "a red circle", "--steps", "0"], "--steps must be an integer in [1, 1000], got 0"),
-        (["--prompt", "a red circle", "--steps", "1001"], "--steps must be an integer in [1, 1000], got 1001"),
-        (["--prompt", "a red circle", "--num-videos", "0"], "--num-videos must be an integer in [1, 2048], got 0"),
-        (["--prompt", "a red circle", "--num-frames", "1000000"], "--num-frames must be an integer in [1, 1024], got 1000000"),
-        (["--prompt", "a red circle", "--num-frames", "0"], "--num-frames must be an integer in [1, 1024], got 0"),
-        (["--prompt", "a red circle", "--overlap", "4"], "--overlap joins the clips of a long video; give --num-frames above"),
-        (["--prompt", "a red circle", "--num-frames", "64", "--overlap", "16"], "--overlap must be an integer in [1, 15], got 16"),
-        (["--prompt", "a red circle", "--seed", "-1"], "--seed must be an integer in [0, 2147483647], got -1"),
-        (["--prompt", "a red circle", "--upscale", "0"], "--upscale must be an integer in [1, 16], got 0"),
-        (["--prompt", "a red circle", "--upscale", "100000"], "--upscale must be an integer in [1, 16], got 100000"),
+        (
+            ["--prompt", "a red circle", "--guidance-rescale", "5"],
+            "--guidance-rescale must be a number in [0, 1], got 5.0",
+        ),
+        (
+            ["--prompt", "a red circle", "--steps", "0"],
+            "--steps must be an integer in [1, 1000], got 0",
+        ),
+        (
+            ["--prompt", "a red circle", "--steps", "1001"],
+            "--steps must be an integer in [1, 1000], got 1001",
+        ),
+        (
+            ["--prompt", "a red circle", "--num-videos", "0"],
+            "--num-videos must be an integer in [1, 2048], got 0",
+        ),
+        (
+            ["--prompt", "a red circle", "--num-frames", "1000000"],
+            "--num-frames must be an integer in [1, 1024], got 1000000",
+        ),
+        (
+            ["--prompt", "a red circle", "--num-frames", "0"],
+            "--num-frames must be an integer in [1, 1024], got 0",
+        ),
+        (
+            ["--prompt", "a red circle", "--overlap", "4"],
+            "--overlap joins the clips of a long video; give --num-frames above",
+        ),
+        (
+            ["--prompt", "a red circle", "--num-frames", "64", "--overlap", "16"],
+            "--overlap must be an integer in [1, 15], got 16",
+        ),
+        (
+            ["--prompt", "a red circle", "--seed", "-1"],
+            "--seed must be an integer in [0, 2147483647], got -1",
+        ),
+        (
+            ["--prompt", "a red circle", "--upscale", "0"],
+            "--upscale must be an integer in [1, 16], got 0",
+        ),
+        (
+            ["--prompt", "a red circle", "--upscale", "100000"],
+            "--upscale must be an integer in [1, 16], got 100000",
+        ),
         (["--class", "sideways"], "--class: unknown class 'sideways'"),
         (["--class", "12"], "--class: class 12 out of range [0, 10)"),
         (["--class", "-1"], "--class: class -1 out of range [0, 10)"),
-        (["--prompt", "a", "--prompt", "b", "--class", "left", "--class", "up", "--class", "down"], "give one --class or one per prompt"),
+        (
+            [
+                "--prompt",
+                "a",
+                "--prompt",
+                "b",
+                "--class",
+                "left",
+                "--class",
+                "up",
+                "--class",
+                "down",
+            ],
+            "give one --class or one per prompt",
+        ),
         (["--prompt", "a red circle", "--unconditional"], "--unconditional takes no --prompt"),
         (["--image", "missing.png"], "--image missing.png: no such file"),
     ],
-)  # fmt: skip
-def test_bad_sampling_values_name_the_flag_before_loading(flags, message, tmp_path, capsys,
-                                                          no_loading):  # fmt: skip
+)
+def test_bad_sampling_values_name_the_flag_before_loading(
+    flags, message, tmp_path, capsys, no_loading
+):
     argv = SAMPLE + ["--out", str(tmp_path / "out")] + flags  # a repeated flag: the last wins
     assert main(argv) == 2
     assert message in error_line(capsys)
@@ -129,28 +184,51 @@ def test_bad_sampling_values_name_the_flag_before_loading(flags, message, tmp_pa
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["edit", "--video", "VIDEO", "--prompt", "a blue circle", "--strength", "2"], "--strength must be a number in [0, 1], got 2.0"),
-        (["edit", "--video", "SHORT", "--prompt", "a blue circle"], "3 frames, fewer than the 16 needed"),
+        (
+            ["edit", "--video", "VIDEO", "--prompt", "a blue circle", "--strength", "2"],
+            "--strength must be a number in [0, 1], got 2.0",
+        ),
+        (
+            ["edit", "--video", "SHORT", "--prompt", "a blue circle"],
+            "3 frames, fewer than the 16 needed",
+        ),
         (["edit", "--video", "TEXT", "--prompt", "a blue circle"], "--video"),
         (["edit", "--video", "VIDEO", "--prompt", "x" * 400], "--prompt has 400 characters"),
-        (["edit", "--video", "VIDEO", "--prompt", "a blue circle", "--seed", "-2"], "--seed must be"),
+        (
+            ["edit", "--video", "VIDEO", "--prompt", "a blue circle", "--seed", "-2"],
+            "--seed must be",
+        ),
         (["transfer", "--content", "VIDEO", "--motion", "SHORT"], "--motion"),
-        (["transfer", "--content", "CLEAR", "--motion", "VIDEO"], "--content: CLEAR is fully transparent"),
-        (["transfer", "--content", "VIDEO", "--motion", "VIDEO", "--num-frames", "2000"], "--num-frames must be an integer in [1, 1024]"),
-        (["transfer", "--content", "VIDEO", "--motion", "VIDEO", "--num-frames", "20"], "16 frames, fewer than the 20 needed"),
+        (
+            ["transfer", "--content", "CLEAR", "--motion", "VIDEO"],
+            "--content: CLEAR is fully transparent",
+        ),
+        (
+            ["transfer", "--content", "VIDEO", "--motion", "VIDEO", "--num-frames", "2000"],
+            "--num-frames must be an integer in [1, 1024]",
+        ),
+        (
+            ["transfer", "--content", "VIDEO", "--motion", "VIDEO", "--num-frames", "20"],
+            "16 frames, fewer than the 20 needed",
+        ),
         (["demo", "--prompt", "x" * 301], "--prompt has 301 characters"),
         (["demo", "--steps", "0"], "--steps must be"),
-        (["sample", "--image", "CLEAR", "--prompt", "moving up"], "--image: CLEAR is fully transparent"),
+        (
+            ["sample", "--image", "CLEAR", "--prompt", "moving up"],
+            "--image: CLEAR is fully transparent",
+        ),
         (["sample", "--image", "TEXT", "--prompt", "moving up"], "not an image file"),
     ],
-)  # fmt: skip
-def test_every_generating_verb_checks_before_loading(argv, message, tmp_path, capsys,
-                                                     no_loading):  # fmt: skip
+)
+def test_every_generating_verb_checks_before_loading(argv, message, tmp_path, capsys, no_loading):
     from PIL import Image
 
-    files = {"VIDEO": write_test_video(tmp_path / "v.mp4", 16),
-             "SHORT": write_test_video(tmp_path / "s.mp4", 3), "TEXT": tmp_path / "t.mp4",
-             "CLEAR": tmp_path / "clear.png"}  # fmt: skip
+    files = {
+        "VIDEO": write_test_video(tmp_path / "v.mp4", 16),
+        "SHORT": write_test_video(tmp_path / "s.mp4", 3),
+        "TEXT": tmp_path / "t.mp4",
+        "CLEAR": tmp_path / "clear.png",
+    }
     files["TEXT"].write_text("not a video")
     Image.new("RGBA", (8, 8), (255, 0, 0, 0)).save(files["CLEAR"])
     argv = [str(files.get(a, a)) for a in argv] + ["--out", str(tmp_path / "out")]
@@ -167,26 +245,70 @@ def test_every_generating_verb_checks_before_loading(argv, message, tmp_path, ca
     [
         (["sample", "--prompt", "a red circle", "--steps", "0"], "--steps must be an integer"),
         (["train", "autoencoder", "--config", "broken.yaml", "--out", "run"], "not valid YAML"),
-        (["train", "motion", "--config", "tiny", "--set", "train.bach_size=2", "--out", "run",
-          "--autoencoder", "ae"], "unknown key(s) ['bach_size']"),
-        (["train", "content", "--set", "content.condition=clas", "--out", "run",
-          "--autoencoder", "ae"], "content.condition must be one of 'class', 'text'"),
-        (["train", "motion", "--set", "motion.backbone=dit", "--out", "run",
-          "--autoencoder", "ae"], "motion.backbone is a content-stage setting"),
-        (["train", "autoencoder", "--set", "train.mixed_precision=fp8", "--out", "run"],
-         "train.mixed_precision must be one of 'no', 'fp16', 'bf16'; got 'fp8'"),
+        (
+            [
+                "train",
+                "motion",
+                "--config",
+                "tiny",
+                "--set",
+                "train.bach_size=2",
+                "--out",
+                "run",
+                "--autoencoder",
+                "ae",
+            ],
+            "unknown key(s) ['bach_size']",
+        ),
+        (
+            [
+                "train",
+                "content",
+                "--set",
+                "content.condition=clas",
+                "--out",
+                "run",
+                "--autoencoder",
+                "ae",
+            ],
+            "content.condition must be one of 'class', 'text'",
+        ),
+        (
+            [
+                "train",
+                "motion",
+                "--set",
+                "motion.backbone=dit",
+                "--out",
+                "run",
+                "--autoencoder",
+                "ae",
+            ],
+            "motion.backbone is a content-stage setting",
+        ),
+        (
+            ["train", "autoencoder", "--set", "train.mixed_precision=fp8", "--out", "run"],
+            "train.mixed_precision must be one of 'no', 'fp16', 'bf16'; got 'fp8'",
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_refusal_comes_before_torch_is_imported(tmp_path, argv, message):
     """Generation checked against the pipeline folder's JSON files, training against its
     config: neither torch nor any weights load (a refusal took 7-13 s when they loaded first)."""
     (tmp_path / "broken.yaml").write_text("data:\n  height: [32\n")
-    code = ("import sys; from cmdvideo.cli import main; "
-            f"rc = main({argv!r}); "
-            "print(rc, 'torch' in sys.modules)")  # fmt: skip
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-                            start_new_session=True)  # fmt: skip
+    code = (
+        "import sys; from cmdvideo.cli import main; "
+        f"rc = main({argv!r}); "
+        "print(rc, 'torch' in sys.modules)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        start_new_session=True,
+    )
     try:
         stdout, stderr = proc.communicate(timeout=120)
     finally:
@@ -204,8 +326,18 @@ def test_every_generation_flag_has_one_bound_in_the_table():
     from cmdvideo.pipelines.arguments import ARGUMENTS
 
     bounded = {flag_of(arg) for arg in ARGUMENTS}
-    other = {"-h", "--help", "--model", "--lora", "--out", "--device", "--threads", "--quiet",
-             "--unconditional", "--compile"}  # fmt: skip
+    other = {
+        "-h",
+        "--help",
+        "--model",
+        "--lora",
+        "--out",
+        "--device",
+        "--threads",
+        "--quiet",
+        "--unconditional",
+        "--compile",
+    }
     commands = dict(_subparsers(build_parser()))
     for verb in ("sample", "demo", "edit", "transfer"):
         flags = set(commands[verb]._option_string_actions)
@@ -290,11 +422,23 @@ def _subparsers(parser):
 
 def test_every_computing_command_takes_threads():
     commands = dict(_subparsers(build_parser()))
-    assert {"sample", "demo", "bench", "cache", "calibrate", "train autoencoder",
-            "train content", "eval generation", "eval fvd"} <= set(commands)  # fmt: skip
-    without = [name for name, p in commands.items()
-               if name not in ("pipeline assemble", "index")  # no torch (index: --workers)
-               and "--threads" not in p._option_string_actions]  # fmt: skip
+    assert {
+        "sample",
+        "demo",
+        "bench",
+        "cache",
+        "calibrate",
+        "train autoencoder",
+        "train content",
+        "eval generation",
+        "eval fvd",
+    } <= set(commands)
+    without = [
+        name
+        for name, p in commands.items()
+        if name not in ("pipeline assemble", "index")  # no torch (index: --workers)
+        and "--threads" not in p._option_string_actions
+    ]
     assert without == []
 
 
@@ -330,12 +474,29 @@ def test_skipped_files_are_reported_once_not_every_epoch(tmp_path, capsys):
     for name in ("a.mp4", "b.mp4", "c.mp4"):  # one held out (data.heldout_files)
         write_test_video(folder / name, 24, size=(16, 16))
     (folder / "notes.mp4").write_text("not a video")
-    argv = ["train", "autoencoder", "--config", "tiny", "--data", str(folder), "--out",
-            str(tmp_path / "run"), "--max-steps", "4"]  # fmt: skip
-    for item in ["data.num_frames=4", "data.height=16", "data.width=16", "train.batch_size=2",
-                 "train.preview_every=0", "autoencoder.overrides.hidden_size=32",
-                 "autoencoder.overrides.encoder_depth=1", "autoencoder.overrides.decoder_depth=1",
-                 "autoencoder.overrides.num_heads=2"]:  # fmt: skip
+    argv = [
+        "train",
+        "autoencoder",
+        "--config",
+        "tiny",
+        "--data",
+        str(folder),
+        "--out",
+        str(tmp_path / "run"),
+        "--max-steps",
+        "4",
+    ]
+    for item in [
+        "data.num_frames=4",
+        "data.height=16",
+        "data.width=16",
+        "train.batch_size=2",
+        "train.preview_every=0",
+        "autoencoder.overrides.hidden_size=32",
+        "autoencoder.overrides.encoder_depth=1",
+        "autoencoder.overrides.decoder_depth=1",
+        "autoencoder.overrides.num_heads=2",
+    ]:
         argv += ["--set", item]
     assert main(argv) == 0  # 4 epochs of one batch each
     out = capsys.readouterr()

@@ -19,13 +19,28 @@ from cmdvideo.evaluation.clipsim import CLIP_ENV, clipsim, load_clip
 @pytest.fixture
 def tiny_clip_dir(tmp_path, tiny_sd_dir):
     torch.manual_seed(0)
-    text = CLIPTextConfig(vocab_size=54, hidden_size=32, intermediate_size=64,
-                          num_hidden_layers=1, num_attention_heads=2, max_position_embeddings=16,
-                          bos_token_id=0, eos_token_id=1, pad_token_id=1)  # fmt: skip
-    vision = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                              num_attention_heads=2, image_size=32, patch_size=8)  # fmt: skip
-    config = CLIPConfig(text_config=text.to_dict(), vision_config=vision.to_dict(),
-                        projection_dim=16)  # fmt: skip
+    text = CLIPTextConfig(
+        vocab_size=54,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        max_position_embeddings=16,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=1,
+    )
+    vision = CLIPVisionConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        image_size=32,
+        patch_size=8,
+    )
+    config = CLIPConfig(
+        text_config=text.to_dict(), vision_config=vision.to_dict(), projection_dim=16
+    )
     CLIPModel(config).save_pretrained(tmp_path / "clip")
     tokenizer = CLIPTokenizer.from_pretrained(tiny_sd_dir / "tokenizer")
     images = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
@@ -62,10 +77,13 @@ def test_eval_clipsim_command_reads_a_sample_folder(tiny_clip_dir, tmp_path, cap
     prompts = ["a red circle moving left on a blue background", "a green square rotating"]
     for i in range(2):
         write_video(folder / f"video-{i:03d}.mp4", torch.rand(3, 4, 32, 32) * 2 - 1, fps=8)
-    (folder / "prompts.txt").write_text("".join(f"video-{i:03d}: {p}\n" for i, p in
-                                                enumerate(prompts)))  # fmt: skip
-    assert main(["eval", "clipsim", "--videos", str(folder), "--clip", str(tiny_clip_dir),
-                 "--json"]) == 0  # fmt: skip
+    (folder / "prompts.txt").write_text(
+        "".join(f"video-{i:03d}: {p}\n" for i, p in enumerate(prompts))
+    )
+    assert (
+        main(["eval", "clipsim", "--videos", str(folder), "--clip", str(tiny_clip_dir), "--json"])
+        == 0
+    )
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["num_videos"] == 2 and -1 <= result["clipsim"] <= 1
     assert main(["eval", "clipsim", "--videos", str(tmp_path), "--clip", str(tiny_clip_dir)]) == 2

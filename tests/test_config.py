@@ -21,8 +21,10 @@ def test_presets_load_by_name_and_path():
 
 def test_overrides_are_typed_and_nested():
     assert parse_overrides(["train.batch_size=8", "a.b.c=1e-4", "x=null"]) == {
-        "train": {"batch_size": 8}, "a": {"b": {"c": 1e-4}}, "x": None,
-    }  # fmt: skip
+        "train": {"batch_size": 8},
+        "a": {"b": {"c": 1e-4}},
+        "x": None,
+    }
     cfg = load_config("tiny", ["train.batch_size=3", "autoencoder.overrides.hidden_size=64"])
     assert cfg.train.batch_size == 3 and cfg.autoencoder.overrides == {"hidden_size": 64}
     assert cfg.train.learning_rate == load_config("tiny").train.learning_rate  # rest untouched

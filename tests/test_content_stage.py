@@ -23,12 +23,20 @@ from cmdvideo.training.diffusion import ContentStage
 from cmdvideo.training.stages import build_codec
 
 SMALL = [
-    "data.num_frames=4", "data.height=16", "data.width=16", "data.num_videos=64",
+    "data.num_frames=4",
+    "data.height=16",
+    "data.width=16",
+    "data.num_videos=64",
     *SMALL_AUTOENCODER,
-    "content.overrides.block_out_channels=[16,32,32]", "content.overrides.norm_num_groups=8",
-    "content.overrides.attention_head_dim=8", "content.preview_steps=2",
-    "train.batch_size=4", "train.warmup_steps=1", "train.log_every=1", "train.preview_every=0",
-]  # fmt: skip
+    "content.overrides.block_out_channels=[16,32,32]",
+    "content.overrides.norm_num_groups=8",
+    "content.overrides.attention_head_dim=8",
+    "content.preview_steps=2",
+    "train.batch_size=4",
+    "train.warmup_steps=1",
+    "train.log_every=1",
+    "train.preview_every=0",
+]
 
 
 @pytest.fixture
@@ -41,9 +49,12 @@ def ae_dir(tmp_path):
 def small_unet(num_classes=3):
     torch.manual_seed(0)
     unet = build_content_unet(
-        "tiny", 3, (16, 16), num_classes,
+        "tiny",
+        3,
+        (16, 16),
+        num_classes,
         dict(block_out_channels=(16, 32, 32), norm_num_groups=8, attention_head_dim=8),
-    )  # fmt: skip
+    )
     return unet.eval()
 
 
@@ -95,8 +106,17 @@ def test_word_encoder_options_reach_a_fresh_encoder(ae_dir):
 
 
 def _train(ae_dir, out, *extra):
-    args = ["train", "content", "--autoencoder", str(ae_dir), "--out", str(out), "--max-steps", "2",
-            *extra]  # fmt: skip
+    args = [
+        "train",
+        "content",
+        "--autoencoder",
+        str(ae_dir),
+        "--out",
+        str(out),
+        "--max-steps",
+        "2",
+        *extra,
+    ]
     for item in SMALL + ["train.preview_every=2"]:
         args += ["--set", item]
     assert main(args) == 0
@@ -115,8 +135,10 @@ def test_frame_pretraining_then_finetune_from_it(ae_dir, tmp_path):
     a, b = pretrained.conv_in.weight, finetuned.conv_in.weight
     assert not torch.equal(a, b) and (a - b).abs().max() < 0.05
     # ... and so did the built-in text encoder learned with it
-    a, b = (WordTextEncoder.from_pretrained(tmp_path / run / "text_encoder").token_embed.weight
-            for run in ("frames", "finetune"))  # fmt: skip
+    a, b = (
+        WordTextEncoder.from_pretrained(tmp_path / run / "text_encoder").token_embed.weight
+        for run in ("frames", "finetune")
+    )
     assert not torch.equal(a, b) and (a - b).abs().max() < 0.05
     records = [
         json.loads(ln) for ln in (tmp_path / "finetune" / "metrics.jsonl").read_text().splitlines()
@@ -128,10 +150,13 @@ def test_frame_pretraining_then_finetune_from_it(ae_dir, tmp_path):
 
 def test_text_cfg_uses_the_empty_prompt_as_null():
     unet = build_content_unet(
-        "tiny", 3, (16, 16), 0,
+        "tiny",
+        3,
+        (16, 16),
+        0,
         dict(block_out_channels=(16, 32, 32), norm_num_groups=8, attention_head_dim=8),
         text_embed_dim=16,
-    ).eval()  # fmt: skip
+    ).eval()
     encoder = WordTextEncoder(vocabulary=["red", "circle", "left"], hidden_size=16).eval()
     ids, mask = encoder.tokenize(["red circle", "left"])
     text, null = encoder(ids, mask), encoder(*encoder.tokenize([""]))
@@ -153,8 +178,9 @@ def test_text_cfg_uses_the_empty_prompt_as_null():
 
 def test_content_dit_shapes_cfg_and_non_square_frames():
     torch.manual_seed(0)
-    dit = build_content_dit("tiny", 3, (16, 24), 5, dict(hidden_size=32, depth=2, num_heads=2),
-                            text_embed_dim=8)  # fmt: skip
+    dit = build_content_dit(
+        "tiny", 3, (16, 24), 5, dict(hidden_size=32, depth=2, num_heads=2), text_embed_dim=8
+    )
     with torch.no_grad():  # adaLN-Zero starts at zero: perturb so conditions matter
         for param in dit.parameters():
             param.add_(torch.randn_like(param) * 0.05)
@@ -170,11 +196,22 @@ def test_content_dit_shapes_cfg_and_non_square_frames():
 
 
 def test_content_dit_backbone_trains_through_the_stage(ae_dir):
-    config = load_config("tiny", [*SMALL, "content.backbone=dit", "content.condition=class",
-                                  "content.overrides.hidden_size=32", "content.overrides.depth=2",
-                                  "content.overrides.num_heads=2"])  # fmt: skip
-    config.content.overrides = {k: v for k, v in config.content.overrides.items()
-                                if k in ("hidden_size", "depth", "num_heads")}  # fmt: skip
+    config = load_config(
+        "tiny",
+        [
+            *SMALL,
+            "content.backbone=dit",
+            "content.condition=class",
+            "content.overrides.hidden_size=32",
+            "content.overrides.depth=2",
+            "content.overrides.num_heads=2",
+        ],
+    )
+    config.content.overrides = {
+        k: v
+        for k, v in config.content.overrides.items()
+        if k in ("hidden_size", "depth", "num_heads")
+    }
     data = build_dataset(config.data)
     stage = ContentStage(config, VideoCodec.from_pretrained(ae_dir), num_classes=10)
     assert isinstance(stage.model().net, ContentDiT)
@@ -203,8 +240,14 @@ def test_prompt_in_the_time_embedding_trains_and_reloads(ae_dir, tmp_path):
     from cmdvideo.models.content import load_content_model
 
     out = tmp_path / "pooled"
-    _train(ae_dir, out, "--set", "content.overrides.addition_embed_type=text",
-           "--set", "content.overrides.addition_embed_type_num_heads=2")  # fmt: skip
+    _train(
+        ae_dir,
+        out,
+        "--set",
+        "content.overrides.addition_embed_type=text",
+        "--set",
+        "content.overrides.addition_embed_type_num_heads=2",
+    )
     unet = load_content_model(out, "content").eval()
     encoder = WordTextEncoder.from_pretrained(out / "text_encoder").eval()
     assert unet.config.addition_embed_type == "text" and unet.add_embedding is not None

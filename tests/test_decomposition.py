@@ -38,8 +38,11 @@ def _gen(seed=0):
 @pytest.fixture(scope="module")
 def videos(pipe):
     """Two generated videos (np, (2, T, H, W, 3) in [0, 1])."""
-    out = pipe(["a red circle moving left", "a green square moving up"], num_inference_steps=3,
-               generator=_gen())  # fmt: skip
+    out = pipe(
+        ["a red circle moving left", "a green square moving up"],
+        num_inference_steps=3,
+        generator=_gen(),
+    )
     return out.frames
 
 
@@ -60,9 +63,12 @@ def test_images_of_any_layout_become_the_model_frame_size():
     size = (16, 16)
     rgb = np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8)
     variants = [
-        rgb, Image.fromarray(rgb), Image.fromarray(rgb).convert("RGBA"),
-        torch.from_numpy(rgb).permute(2, 0, 1).float() / 255, rgb.astype(np.float32) / 255,
-    ]  # fmt: skip
+        rgb,
+        Image.fromarray(rgb),
+        Image.fromarray(rgb).convert("RGBA"),
+        torch.from_numpy(rgb).permute(2, 0, 1).float() / 255,
+        rgb.astype(np.float32) / 255,
+    ]
     prepared = [prepare_image(v, size) for v in variants]
     for x in prepared:
         assert x.shape == (1, 3, 16, 16) and -1 <= x.min() and x.max() <= 1
@@ -135,8 +141,16 @@ def test_sdedit_runs_the_last_strength_of_the_schedule(cls):
     init = torch.randn(2, 3, 4, 4, generator=_gen())
     for strength, runs in ((0.0, 0), (0.4, 4), (1.0, 10)):
         calls = []
-        out = denoise(_counting(calls), init.shape, cls(), 10, _gen(), init=init,
-                      strength=strength, progress=False)  # fmt: skip
+        out = denoise(
+            _counting(calls),
+            init.shape,
+            cls(),
+            10,
+            _gen(),
+            init=init,
+            strength=strength,
+            progress=False,
+        )
         assert len(calls) == runs
         if strength == 0:
             assert torch.equal(out, init)
@@ -157,8 +171,9 @@ def test_inpainting_keeps_the_known_part_exactly_and_samples_the_rest(cls):
         seen.append(x[:, :, :3].clone())
         return torch.zeros_like(x)
 
-    out = denoise(denoiser, known.shape, cls(), 5, _gen(), known=known, known_mask=mask,
-                  progress=False)  # fmt: skip
+    out = denoise(
+        denoiser, known.shape, cls(), 5, _gen(), known=known, known_mask=mask, progress=False
+    )
     assert torch.equal(out[:, :, :3], known[:, :, :3])
     assert not torch.allclose(out[:, :, 3:], known[:, :, 3:], atol=0.1)
     assert not torch.allclose(seen[0], seen[0] * 0 + known[:, :, :3])  # noised, not clean
@@ -178,23 +193,29 @@ def test_crossfade_joins_clips_at_the_right_length():
 
 def test_image_to_video_keeps_the_image_as_the_content_frame(pipe, videos):
     image = videos[0, CLIP // 2]
-    out = pipe.image_to_video(image, prompt="a red circle moving up", num_inference_steps=3,
-                              generator=_gen())  # fmt: skip
+    out = pipe.image_to_video(
+        image, prompt="a red circle moving up", num_inference_steps=3, generator=_gen()
+    )
     assert out.frames.shape == (1, CLIP, 16, 16, 3)
     assert np.abs(out.content_frames[0] - image).max() < 1e-5  # pixel mode: it is the image
-    again = pipe.image_to_video(image, prompt="a red circle moving up", num_inference_steps=3,
-                                generator=_gen())  # fmt: skip
+    again = pipe.image_to_video(
+        image, prompt="a red circle moving up", num_inference_steps=3, generator=_gen()
+    )
     assert np.array_equal(out.frames, again.frames)
-    other = pipe.image_to_video(image, prompt="a red circle moving up", num_inference_steps=3,
-                                generator=_gen(1))  # fmt: skip
+    other = pipe.image_to_video(
+        image, prompt="a red circle moving up", num_inference_steps=3, generator=_gen(1)
+    )
     assert not np.array_equal(out.frames, other.frames)
     # strength: the content model re-denoises the image; more strength, further from it
     changes = [
-        np.abs(pipe.image_to_video(image, "a red circle moving up", strength=s,
-                                   num_inference_steps=4, generator=_gen()).content_frames[0]
-               - image).mean()
+        np.abs(
+            pipe.image_to_video(
+                image, "a red circle moving up", strength=s, num_inference_steps=4, generator=_gen()
+            ).content_frames[0]
+            - image
+        ).mean()
         for s in (0.25, 1.0)
-    ]  # fmt: skip
+    ]
     assert 0 < changes[0] < changes[1]
 
 
@@ -202,8 +223,13 @@ def test_image_to_video_batches_images_and_prompts(pipe, videos):
     images = videos[:, 0]  # (2, H, W, 3)
     out = pipe.image_to_video(images, prompt="moving up", num_inference_steps=2, generator=_gen())
     assert out.frames.shape[0] == 2
-    out = pipe.image_to_video(images[0], prompt=["moving up", "moving left"],
-                              class_labels=[0, 1], num_inference_steps=2, generator=_gen())  # fmt: skip
+    out = pipe.image_to_video(
+        images[0],
+        prompt=["moving up", "moving left"],
+        class_labels=[0, 1],
+        num_inference_steps=2,
+        generator=_gen(),
+    )
     assert out.frames.shape[0] == 2
     with pytest.raises(ValueError, match="2 images for 3"):
         pipe.image_to_video(images, prompt=["a", "b", "c"], num_inference_steps=2)
@@ -243,8 +269,14 @@ def test_transfer_motion_is_decode_of_one_content_and_the_other_motion(pipe, vid
 def test_edit_at_strength_zero_is_the_reconstruction(pipe, videos):
     recon = pipe.transfer_motion(videos[0], videos[0]).frames
     for edit in ("content", "motion", "both"):
-        out = pipe.edit_video(videos[0], "a blue circle moving left", strength=0.0, edit=edit,
-                              num_inference_steps=3, generator=_gen())  # fmt: skip
+        out = pipe.edit_video(
+            videos[0],
+            "a blue circle moving left",
+            strength=0.0,
+            edit=edit,
+            num_inference_steps=3,
+            generator=_gen(),
+        )
         assert np.allclose(out.frames, recon, atol=1e-5)
 
 
@@ -285,8 +317,7 @@ def test_edit_refuses_bad_input_before_any_model_runs(pipe, videos, monkeypatch)
 def test_long_videos_are_made_clip_by_clip(pipe, monkeypatch):
     out = pipe("a red circle moving left", num_frames=21, num_inference_steps=2, generator=_gen())
     assert out.frames.shape == (1, 21, 16, 16, 3)
-    again = pipe("a red circle moving left", num_frames=21, num_inference_steps=2,
-                 generator=_gen())  # fmt: skip
+    again = pipe("a red circle moving left", num_frames=21, num_inference_steps=2, generator=_gen())
     assert np.array_equal(out.frames, again.frames)
     # 21 frames from 8-frame clips overlapping by 4: 8 + 4 + 4 + 4 (+ 4, trimmed) -> 5 clips
     calls = []
@@ -324,22 +355,48 @@ def test_image_to_video_makes_num_videos_per_prompt(pipe, pipe_dir, videos, tmp_
     """diffusers' semantics: videos per image and prompt, each prompt's together; from the
     command line video k comes from seed + k, as the Python call with that seed makes it."""
     image = videos[0, 4]
-    out = pipe.image_to_video(image, prompt=["moving up", "moving down"], num_videos_per_prompt=2,
-                              num_inference_steps=2, generator=_gen())  # fmt: skip
+    out = pipe.image_to_video(
+        image,
+        prompt=["moving up", "moving down"],
+        num_videos_per_prompt=2,
+        num_inference_steps=2,
+        generator=_gen(),
+    )
     assert out.frames.shape[0] == 4
     assert np.allclose(out.content_frames[0], out.content_frames[3], atol=1e-5)  # the image
     assert not np.allclose(out.frames[0], out.frames[1], atol=1e-3)  # each its own motion
     Image.fromarray((image * 255).round().astype(np.uint8)).save(tmp_path / "frame.png")
-    argv = ["sample", "--model", str(pipe_dir), "--image", str(tmp_path / "frame.png"),
-            "--prompt", "moving up", "--num-videos", "3", "--seed", "5", "--steps", "2",
-            "--quiet", "--threads", "1", "--out", str(tmp_path / "i2v")]  # fmt: skip
+    argv = [
+        "sample",
+        "--model",
+        str(pipe_dir),
+        "--image",
+        str(tmp_path / "frame.png"),
+        "--prompt",
+        "moving up",
+        "--num-videos",
+        "3",
+        "--seed",
+        "5",
+        "--steps",
+        "2",
+        "--quiet",
+        "--threads",
+        "1",
+        "--out",
+        str(tmp_path / "i2v"),
+    ]
     assert main(argv) == 0
     written = [tmp_path / "i2v" / f"video-{k:03d}.gif" for k in range(3)]
     assert all(p.is_file() for p in written)
     from cmdvideo.data.video_io import read_video
 
-    direct = pipe.image_to_video(str(tmp_path / "frame.png"), prompt="moving up",
-                                 num_inference_steps=2, generator=_gen(5 + 2))  # fmt: skip
+    direct = pipe.image_to_video(
+        str(tmp_path / "frame.png"),
+        prompt="moving up",
+        num_inference_steps=2,
+        generator=_gen(5 + 2),
+    )
     third = read_video(written[2]).astype(np.float32) / 255  # upscaled 4x by the writer
     assert np.abs(third[:, ::4, ::4] - direct.frames[0]).max() < 0.05  # (GIF palette)
 
@@ -349,12 +406,21 @@ def test_cli_verbs_write_videos(pipe_dir, videos, tmp_path, capsys):
     Image.fromarray((videos[0, 4] * 255).astype(np.uint8)).save(tmp_path / "frame.png")
     common = ["--model", str(pipe_dir), "--threads", "1"]
     runs = {
-        "i2v": ["sample", "--image", str(tmp_path / "frame.png"), "--prompt", "moving up",
-                "--num-frames", "12", "--steps", "2", "--quiet"],
+        "i2v": [
+            "sample",
+            "--image",
+            str(tmp_path / "frame.png"),
+            "--prompt",
+            "moving up",
+            "--num-frames",
+            "12",
+            "--steps",
+            "2",
+            "--quiet",
+        ],
         "transfer": ["transfer", "--content", str(a), "--motion", str(b)],
-        "edit": ["edit", "--video", str(a), "--prompt", "a blue circle", "--steps", "2",
-                 "--quiet"],
-    }  # fmt: skip
+        "edit": ["edit", "--video", str(a), "--prompt", "a blue circle", "--steps", "2", "--quiet"],
+    }
     for name, argv in runs.items():
         out = tmp_path / name
         assert main([*argv, *common, "--out", str(out)]) == 0

@@ -46,15 +46,19 @@ def test_targets_and_heads_have_the_right_shapes():
         assert targets["shape_colors"][i].sum() == len({s["color"] for s in shapes})
         assert targets["shape_kinds"][i].sum() == len({s["kind"] for s in shapes})
     model = MovingShapesClassifier(widths=(8, 8, 8, 8), feature_dim=16)
-    full = MovingShapesClassifier(widths=(8, 8, 8, 8), feature_dim=16, stem_stride=1,
-                                  pooling="mean+max")  # fmt: skip
+    full = MovingShapesClassifier(
+        widths=(8, 8, 8, 8), feature_dim=16, stem_stride=1, pooling="mean+max"
+    )
     assert full.features(batch["video"]).shape == (4, 16)
     with pytest.raises(ValueError, match="pooling"):
         MovingShapesClassifier(pooling="max")
     logits = model(batch["video"])
     assert {k: tuple(v.shape) for k, v in logits.items()} == {
-        "motion": (4, 10), "background": (4, 10), "shape_colors": (4, 10), "shape_kinds": (4, 3),
-    }  # fmt: skip
+        "motion": (4, 10),
+        "background": (4, 10),
+        "shape_colors": (4, 10),
+        "shape_kinds": (4, 3),
+    }
     assert model.features(batch["video"]).shape == (4, 16)
 
 
@@ -66,8 +70,12 @@ def test_classifier_loss_falls_on_a_fixed_batch():
 
 
 def _predictions(motion, background, colors, kinds):
-    return {"motion": motion, "background": background, "shape_colors": colors,
-            "shape_kinds": kinds}  # fmt: skip
+    return {
+        "motion": motion,
+        "background": background,
+        "shape_colors": colors,
+        "shape_kinds": kinds,
+    }
 
 
 def test_domain_accuracy_arithmetic():
@@ -101,8 +109,13 @@ def test_domain_accuracy_arithmetic():
     by_label = domain_accuracy(None, None, labels=[0, 6, 9, 9], predictions=pred)
     assert by_label["motion_accuracy"] == 0.75  # asked left, rotate, bounce, bounce: 3rd wrong
     assert "background_accuracy" not in by_label
-    renamed = domain_accuracy(None, None, labels=[1], class_names=["x", "left"],
-                              predictions=_predictions(["left"], ["red"], [set()], [set()]))  # fmt: skip
+    renamed = domain_accuracy(
+        None,
+        None,
+        labels=[1],
+        class_names=["x", "left"],
+        predictions=_predictions(["left"], ["red"], [set()], [set()]),
+    )
     assert renamed["motion_accuracy"] == 1.0
 
 
@@ -159,9 +172,22 @@ def test_shipped_classifier_and_checks_read_held_out_real_videos():
 
 def test_train_classifier_command(tmp_path):
     out = tmp_path / "clf"
-    code = main(["train", "classifier", "--out", str(out), "--max-steps", "2",
-                 "--set", "classifier.widths=[8,8,8,8]", "--set", "train.batch_size=2",
-                 "--set", "train.preview_every=2"])  # fmt: skip
+    code = main(
+        [
+            "train",
+            "classifier",
+            "--out",
+            str(out),
+            "--max-steps",
+            "2",
+            "--set",
+            "classifier.widths=[8,8,8,8]",
+            "--set",
+            "train.batch_size=2",
+            "--set",
+            "train.preview_every=2",
+        ]
+    )
     assert code == 0
     model = load_classifier(out)
     assert model.config.widths == [8, 8, 8, 8] or tuple(model.config.widths) == (8, 8, 8, 8)

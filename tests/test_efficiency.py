@@ -14,10 +14,16 @@ from cmdvideo.cli import main
 
 # A small tiny config: 8 frames at 16x16, narrow models (seconds on a CPU).
 SMALL = [
-    "data.num_frames=8", "data.height=16", "data.width=16", *SMALL_AUTOENCODER,
-    "content.overrides.block_out_channels=[16,32,32]", "content.overrides.attention_head_dim=8",
-    "motion.overrides.hidden_size=32", "motion.overrides.depth=2", "motion.overrides.num_heads=2",
-]  # fmt: skip
+    "data.num_frames=8",
+    "data.height=16",
+    "data.width=16",
+    *SMALL_AUTOENCODER,
+    "content.overrides.block_out_channels=[16,32,32]",
+    "content.overrides.attention_head_dim=8",
+    "motion.overrides.hidden_size=32",
+    "motion.overrides.depth=2",
+    "motion.overrides.num_heads=2",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -84,9 +90,15 @@ def test_cost_terms_are_what_the_pipeline_runs_per_step():
     pipe = cmd_pipeline(setting)
 
     def run(steps, guidance=1.0):
-        return flops.count_flops(lambda: pipe(prompt=setting.prompt, class_labels=setting.label,
-                                            num_inference_steps=steps, guidance_scale=guidance,
-                                            output_type="pt")).flops  # fmt: skip
+        return flops.count_flops(
+            lambda: pipe(
+                prompt=setting.prompt,
+                class_labels=setting.label,
+                num_inference_steps=steps,
+                guidance_scale=guidance,
+                output_type="pt",
+            )
+        ).flops
 
     two = run(2)
     assert run(3) - two == per_step
@@ -96,8 +108,25 @@ def test_cost_terms_are_what_the_pipeline_runs_per_step():
 
 def test_bench_tiny_writes_markdown_json_and_chart(tmp_path, capsys):
     out = tmp_path / "bench"
-    args = ["bench", "--scale", "tiny", "--steps", "2", "--repeats", "1", "--out", str(out),
-            "--device", "cpu", "--batch-size", "1", "--threads", "1", "--in-process", "--json"]  # fmt: skip
+    args = [
+        "bench",
+        "--scale",
+        "tiny",
+        "--steps",
+        "2",
+        "--repeats",
+        "1",
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--batch-size",
+        "1",
+        "--threads",
+        "1",
+        "--in-process",
+        "--json",
+    ]
     for item in SMALL:
         args += ["--set", item]
     assert main(args) == 0

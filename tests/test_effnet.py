@@ -110,11 +110,15 @@ def test_evaluate_generation_adds_both_distances(monkeypatch):
     from cmdvideo.models.classifier import load_classifier
 
     assert build_parser().parse_args(["eval", "generation", "--model", "m", "--effnet"]).effnet
-    pipe = SimpleNamespace(config=SimpleNamespace(class_names=list(MOTIONS[:2]), num_frames=16,
-                                                  training_data={"world": "upright"}),
-                           video_size=lambda: (32, 32), default_steps=lambda steps=None: steps or 50,
-                           guidance_scales=lambda scale=None: (scale, scale),
-                           default_rescale=lambda rescale=None: rescale or 0.0)  # fmt: skip
+    pipe = SimpleNamespace(
+        config=SimpleNamespace(
+            class_names=list(MOTIONS[:2]), num_frames=16, training_data={"world": "upright"}
+        ),
+        video_size=lambda: (32, 32),
+        default_steps=lambda steps=None: steps or 50,
+        guidance_scales=lambda scale=None: (scale, scale),
+        default_rescale=lambda rescale=None: rescale or 0.0,
+    )
     real = torch.stack([it["video"] for it in generation.held_out_videos(4, 16, 32, 32)])
     monkeypatch.setattr(generation, "generate_videos", lambda *a, **k: (-real[:2], 1.0))
     monkeypatch.setattr(effnet, "load_effnet_lite0", lambda device: "stub")
@@ -143,8 +147,11 @@ def test_evaluate_generation_checks_the_package_before_generating(monkeypatch):
 
     monkeypatch.setattr(generation, "generate_videos", generate)
     monkeypatch.setitem(sys.modules, "efficientnet_lite_pytorch", None)
-    pipe = SimpleNamespace(config=SimpleNamespace(class_names=["left"], num_frames=16),
-                           video_size=lambda: (32, 32), default_steps=lambda steps=None: 50,
-                           default_rescale=lambda rescale=None: 0.0)  # fmt: skip
+    pipe = SimpleNamespace(
+        config=SimpleNamespace(class_names=["left"], num_frames=16),
+        video_size=lambda: (32, 32),
+        default_steps=lambda steps=None: 50,
+        default_rescale=lambda rescale=None: 0.0,
+    )
     with pytest.raises(ModuleNotFoundError, match=re.escape(INSTALL_HINT)):
         generation.evaluate_generation(pipe, torch.nn.Linear(1, 1), per_class=1, effnet=True)

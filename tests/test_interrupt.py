@@ -53,8 +53,20 @@ def _check_kept(folder, count: int) -> None:
 def test_sample_interrupted_keeps_every_finished_video(tmp_path, monkeypatch, capsys):
     _interrupt_on_call(monkeypatch, 4)
     out = tmp_path / "samples"
-    argv = ["sample", "--prompt", PROMPT, "--num-videos", "30", "--steps", "1", "--quiet",
-            "--threads", "1", "--out", str(out)]  # fmt: skip
+    argv = [
+        "sample",
+        "--prompt",
+        PROMPT,
+        "--num-videos",
+        "30",
+        "--steps",
+        "1",
+        "--quiet",
+        "--threads",
+        "1",
+        "--out",
+        str(out),
+    ]
     assert main(argv) == EXIT_INTERRUPTED
     _check_kept(out, 3)
     assert (out / "grid.png").is_file()  # of the three
@@ -72,8 +84,9 @@ def test_demo_interrupted_keeps_a_gallery_of_what_was_made(tmp_path, monkeypatch
 
 
 @pytest.mark.parametrize("suffix", [".mp4", ".gif"])
-def test_a_video_interrupted_while_written_leaves_the_old_file_or_none(tmp_path, monkeypatch,
-                                                                       suffix):  # fmt: skip
+def test_a_video_interrupted_while_written_leaves_the_old_file_or_none(
+    tmp_path, monkeypatch, suffix
+):
     video = np.random.default_rng(0).random((16, 8, 8, 3), dtype=np.float32)
     target = tmp_path / f"video{suffix}"
     write_video(target, video[:4])
@@ -112,11 +125,33 @@ def test_ctrl_c_in_a_real_sample_run(tmp_path):
     signal, even on a loaded machine), as Ctrl-C in a terminal sends it: exit 130, and the
     videos finished so far are kept, whole and listed."""
     out = tmp_path / "samples"
-    argv = [sys.executable, "-X", "faulthandler", "-m", "cmdvideo.cli", "sample", "--prompt",
-            PROMPT, "--num-videos",
-            "300", "--steps", "10", "--threads", "1", "--quiet", "--out", str(out)]  # fmt: skip
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True, preexec_fn=default_sigint)  # fmt: skip
+    argv = [
+        sys.executable,
+        "-X",
+        "faulthandler",
+        "-m",
+        "cmdvideo.cli",
+        "sample",
+        "--prompt",
+        PROMPT,
+        "--num-videos",
+        "300",
+        "--steps",
+        "10",
+        "--threads",
+        "1",
+        "--quiet",
+        "--out",
+        str(out),
+    ]
+    proc = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        preexec_fn=default_sigint,
+    )
     try:
         deadline = time.monotonic() + 180
         while not (out / "video-001.gif").exists():

@@ -14,8 +14,9 @@ from cmdvideo.evaluation.motion_check import (
 def test_motion_check_is_right_on_real_held_out_videos():
     data = MovingShapes(num_videos=300, num_frames=16, height=32, width=32, seed=1)
     items = [data[i] for i in range(300)]
-    result = motion_accuracy([it["video"] for it in items], data.classes,
-                             [it["label"] for it in items])  # fmt: skip
+    result = motion_accuracy(
+        [it["video"] for it in items], data.classes, [it["label"] for it in items]
+    )
     assert result["accuracy"] >= 0.9, result["by_class"]
     for name in ("left", "right", "up", "down", "up-left", "down-right", "grow", "shrink"):
         assert result["by_class"][name] >= 0.9, (name, result["by_class"])
@@ -48,8 +49,10 @@ def test_shape_check_reads_the_kind_of_one_shape():
     from cmdvideo.evaluation.motion_check import shape_check, shape_scores
 
     data = MovingShapes(num_videos=400, seed=1, max_shapes=1)
-    kinds = [(data.factors(i).appearance.shapes[0].kind, shape_check(data[i]["video"]))
-             for i in range(150)]  # fmt: skip
+    kinds = [
+        (data.factors(i).appearance.shapes[0].kind, shape_check(data[i]["video"]))
+        for i in range(150)
+    ]
     assert {k for k, _ in kinds} == {"circle", "square", "triangle"}
     assert all(k == p for k, p in kinds)
     kernel = torch.tensor([1.0, 2.0, 1.0])

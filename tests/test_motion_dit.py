@@ -148,8 +148,11 @@ def test_guidance_rescale_matches_the_conditional_spread():
         motion, t, content, class_labels=labels, guidance_scale=6.0, guidance_rescale=0.5
     )
     torch.testing.assert_close(
-        model.guided(motion, t, content, class_labels=labels, guidance_scale=6.0,
-                     guidance_rescale=0.0), plain)  # fmt: skip
+        model.guided(
+            motion, t, content, class_labels=labels, guidance_scale=6.0, guidance_rescale=0.0
+        ),
+        plain,
+    )
     spread = (1, 2, 3)
     assert not torch.allclose(plain.std(dim=spread), cond.std(dim=spread), rtol=1e-2)
     torch.testing.assert_close(full.std(dim=spread), cond.std(dim=spread), atol=1e-5, rtol=1e-4)

@@ -18,12 +18,20 @@ from cmdvideo.training.losses import diffusion_loss
 from cmdvideo.training.stages import build_codec
 
 SMALL = [
-    "data.num_frames=8", "data.height=16", "data.width=16", "data.num_videos=64",
+    "data.num_frames=8",
+    "data.height=16",
+    "data.width=16",
+    "data.num_videos=64",
     *SMALL_AUTOENCODER,
-    "motion.overrides.hidden_size=32", "motion.overrides.depth=2", "motion.overrides.num_heads=2",
-    "train.batch_size=4", "train.warmup_steps=1", "train.log_every=1", "train.preview_every=0",
+    "motion.overrides.hidden_size=32",
+    "motion.overrides.depth=2",
+    "motion.overrides.num_heads=2",
+    "train.batch_size=4",
+    "train.warmup_steps=1",
+    "train.log_every=1",
+    "train.preview_every=0",
     "motion.preview_steps=2",
-]  # fmt: skip
+]
 
 
 @pytest.fixture
@@ -91,8 +99,12 @@ def test_timestep_range_limits_the_training_timesteps(small_setup):
         bad = load_config("tiny", SMALL + [f"{section}.timestep_range=[500,100]"])
         with pytest.raises(ValueError, match=rf"{section}\.timestep_range"):
             (MotionStage if section == "motion" else ContentStage)(bad, codec, 10, captions=["a"])
-    stage = MotionStage(load_config("tiny", SMALL + ["motion.timestep_range=[200,700]"]), codec, 10,
-                        captions=["a red circle"])  # fmt: skip
+    stage = MotionStage(
+        load_config("tiny", SMALL + ["motion.timestep_range=[200,700]"]),
+        codec,
+        10,
+        captions=["a red circle"],
+    )
     seen.clear()
     stage._loss(record, torch.randn(64, 2))  # what the stage's loss calls
     assert seen[0].min() >= 200 and seen[0].max() < 700
@@ -148,8 +160,17 @@ def test_latent_cache_gives_the_same_pairs_and_trains(small_setup, tmp_path):
 
     config, ae_dir = small_setup
     cache = tmp_path / "cache"
-    args = ["cache", "--autoencoder", str(ae_dir), "--out", str(cache), "--num-videos", "10",
-            "--batch-size", "4"]  # fmt: skip
+    args = [
+        "cache",
+        "--autoencoder",
+        str(ae_dir),
+        "--out",
+        str(cache),
+        "--num-videos",
+        "10",
+        "--batch-size",
+        "4",
+    ]
     for item in SMALL:
         args += ["--set", item]
     assert main(args) == 0
@@ -165,8 +186,18 @@ def test_latent_cache_gives_the_same_pairs_and_trains(small_setup, tmp_path):
     torch.testing.assert_close(batch["motion"], motion, atol=1e-5, rtol=1e-5)
     assert batch["caption"][0] == data[0]["caption"] and batch["label"][0] == data[0]["label"]
     out = tmp_path / "motion"
-    args = ["train", "motion", "--autoencoder", str(ae_dir), "--data", str(cache), "--out",
-            str(out), "--max-steps", "2"]  # fmt: skip
+    args = [
+        "train",
+        "motion",
+        "--autoencoder",
+        str(ae_dir),
+        "--data",
+        str(cache),
+        "--out",
+        str(out),
+        "--max-steps",
+        "2",
+    ]
     for item in [*SMALL, "train.preview_every=2"]:
         args += ["--set", item]
     assert main(args) == 0

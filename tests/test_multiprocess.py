@@ -19,18 +19,38 @@ from safetensors.torch import load_file
 pytestmark = pytest.mark.multiprocess
 
 SMALL = [
-    "data.num_frames=8", "data.height=16", "data.width=16", "train.batch_size=2",
-    "train.log_every=1", "train.checkpoint_every=2", "train.preview_every=2",
-    "autoencoder.overrides.hidden_size=32", "autoencoder.overrides.encoder_depth=1",
-    "autoencoder.overrides.decoder_depth=1", "autoencoder.overrides.num_heads=2",
-]  # fmt: skip
+    "data.num_frames=8",
+    "data.height=16",
+    "data.width=16",
+    "train.batch_size=2",
+    "train.log_every=1",
+    "train.checkpoint_every=2",
+    "train.preview_every=2",
+    "autoencoder.overrides.hidden_size=32",
+    "autoencoder.overrides.encoder_depth=1",
+    "autoencoder.overrides.decoder_depth=1",
+    "autoencoder.overrides.num_heads=2",
+]
 
 
 def torchrun(stage: str, out, *args: str, config: str = "tiny", sets=(), command="train") -> str:
     """``torchrun --nproc_per_node 2 -m cmdvideo.cli train STAGE ...``; returns stdout."""
     verb = [command, stage] if stage else [command]
-    argv = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-            "-m", "cmdvideo.cli", *verb, "--config", config, "--out", str(out), *args]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "cmdvideo.cli",
+        *verb,
+        "--config",
+        config,
+        "--out",
+        str(out),
+        *args,
+    ]
     for item in [*SMALL, *sets]:
         argv += ["--set", item]
     env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
@@ -92,16 +112,29 @@ def test_two_process_resume_matches_an_uninterrupted_run(autoencoder_run, tmp_pa
 def test_diffusion_stages_train_in_two_processes(stage, condition, autoencoder_run, tmp_path):
     ae, _ = autoencoder_run
     out = tmp_path / stage
-    stdout = torchrun(stage, out, "--max-steps", "4", "--autoencoder", str(ae),
-                      sets=[f"{stage}.condition={condition}"])  # fmt: skip
+    stdout = torchrun(
+        stage,
+        out,
+        "--max-steps",
+        "4",
+        "--autoencoder",
+        str(ae),
+        sets=[f"{stage}.condition={condition}"],
+    )
     check_two_process_run(out, stdout, stage)
     assert (out / "text_encoder" / "config.json").is_file()
 
 
 def test_classifier_trains_in_two_processes(tmp_path):
     out = tmp_path / "classifier"
-    stdout = torchrun("classifier", out, "--max-steps", "4", config="moving-shapes-classifier",
-                      sets=["classifier.widths=[8,8,8,8]", "classifier.feature_dim=16"])  # fmt: skip
+    stdout = torchrun(
+        "classifier",
+        out,
+        "--max-steps",
+        "4",
+        config="moving-shapes-classifier",
+        sets=["classifier.widths=[8,8,8,8]", "classifier.feature_dim=16"],
+    )
     check_two_process_run(out, stdout, "classifier")
 
 

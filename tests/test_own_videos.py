@@ -32,15 +32,24 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 # its 8 frames and 64x64 from it), one or two steps, batches the few clips can fill.
 TEST_SIZE = {
     "autoencoder": [
-        "data.num_frames=8", "train.batch_size=2", "train.preview_every=1",
-        "autoencoder.overrides.hidden_size=32", "autoencoder.overrides.encoder_depth=1",
-        "autoencoder.overrides.decoder_depth=1", "autoencoder.overrides.num_heads=2",
+        "data.num_frames=8",
+        "train.batch_size=2",
+        "train.preview_every=1",
+        "autoencoder.overrides.hidden_size=32",
+        "autoencoder.overrides.encoder_depth=1",
+        "autoencoder.overrides.decoder_depth=1",
+        "autoencoder.overrides.num_heads=2",
         "autoencoder.overrides.patch_size=8",
     ],
     "content": ["train.batch_size=2", "train.preview_every=1", "content.preview_steps=2"],
-    "motion": ["train.batch_size=2", "train.preview_every=1", "motion.preview_steps=2",
-               "motion.overrides.hidden_size=32", "motion.overrides.depth=1"],
-}  # fmt: skip
+    "motion": [
+        "train.batch_size=2",
+        "train.preview_every=1",
+        "motion.preview_steps=2",
+        "motion.overrides.hidden_size=32",
+        "motion.overrides.depth=1",
+    ],
+}
 
 
 def readme_own_video_commands() -> list[list[str]]:
@@ -94,10 +103,19 @@ def test_readme_steps_run_as_written_on_a_flat_folder_and_sample_at_64(tmp_path,
     caplog.set_level(logging.INFO)
     clips = make_clip_folder(tmp_path / "my_clips")
     commands = readme_own_video_commands()
-    verbs = [" ".join(argv[:2]) if argv[0] in ("train", "pipeline", "eval") else argv[0]
-             for argv in commands]  # fmt: skip
-    assert verbs == ["train autoencoder", "eval autoencoder", "cache", "train content",
-                     "train motion", "pipeline assemble", "sample"]  # fmt: skip
+    verbs = [
+        " ".join(argv[:2]) if argv[0] in ("train", "pipeline", "eval") else argv[0]
+        for argv in commands
+    ]
+    assert verbs == [
+        "train autoencoder",
+        "eval autoencoder",
+        "cache",
+        "train content",
+        "train motion",
+        "pipeline assemble",
+        "sample",
+    ]
     outputs = {}
     for argv, verb in zip(commands, verbs):
         argv = in_tmp(argv, tmp_path, clips)
@@ -139,8 +157,10 @@ def test_conditions_follow_the_data_and_explicit_ones_must_be_there(tmp_path, ca
     flat = make_clip_folder(tmp_path / "flat", names=("a", "b"))
     for cls in ("jump", "run"):
         write_test_video(tmp_path / "ucf" / cls / f"v_{cls}.mp4", 10)
-    rows = [{"path": f"flat/{n}.mp4", "caption": f"clip {n}", "label": lab}
-            for n, lab in (("a", "x"), ("b", "y"))]  # fmt: skip
+    rows = [
+        {"path": f"flat/{n}.mp4", "caption": f"clip {n}", "label": lab}
+        for n, lab in (("a", "x"), ("b", "y"))
+    ]
     (tmp_path / "both.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     rows = [{"path": r["path"], "caption": r["caption"]} for r in rows]
     (tmp_path / "captions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -158,12 +178,15 @@ def test_conditions_follow_the_data_and_explicit_ones_must_be_there(tmp_path, ca
         follow_data(config, "content", folder_dataset(source), explicit=set())
         assert config.content.condition == expected, name
     assert sum("content: training unconditional" in r.getMessage() for r in caplog.records) == 1
-    for source, condition, missing in [(flat, "class", "no class labels"),
-                                       (flat, "text", "no captions"),
-                                       (tmp_path / "ucf", "class+text", "no captions")]:  # fmt: skip
+    for source, condition, missing in [
+        (flat, "class", "no class labels"),
+        (flat, "text", "no captions"),
+        (tmp_path / "ucf", "class+text", "no captions"),
+    ]:
         config = load_config("tiny", [f"motion.condition={condition}"])
-        with pytest.raises(ValueError, match=f"motion.condition={re.escape(condition)} but the "
-                           f"data has {missing}"):  # fmt: skip
+        with pytest.raises(
+            ValueError, match=f"motion.condition={re.escape(condition)} but the data has {missing}"
+        ):
             follow_data(config, "motion", folder_dataset(source), {"motion.condition"})
     config = load_config("tiny", ["motion.condition=class"])  # explicit and there: kept
     follow_data(config, "motion", folder_dataset(tmp_path / "ucf"), {"motion.condition"})
@@ -181,9 +204,15 @@ def test_later_stages_take_the_autoencoders_data_settings(tmp_path, caplog):
     """Size, frames, stride and the held-out split come from the autoencoder run; the source
     and how files are read stay; an explicit size that differs is an error naming both."""
     caplog.set_level(logging.INFO)
-    ae = fake_autoencoder_run(tmp_path / "ae", "data.height=64", "data.width=48",
-                              "data.num_frames=8", "data.frame_stride=2",
-                              "data.heldout_files=0.25", "data.decode_threads=4")  # fmt: skip
+    ae = fake_autoencoder_run(
+        tmp_path / "ae",
+        "data.height=64",
+        "data.width=48",
+        "data.num_frames=8",
+        "data.frame_stride=2",
+        "data.heldout_files=0.25",
+        "data.decode_threads=4",
+    )
     config = load_config("tiny", ["data.source=elsewhere"])
     follow_autoencoder(config, ae, explicit=set())
     data = config.data
@@ -194,8 +223,10 @@ def test_later_stages_take_the_autoencoders_data_settings(tmp_path, caplog):
     config = load_config("tiny", overrides)
     follow_autoencoder(config, ae / "autoencoder", explicit_settings(overrides))
     assert (config.data.height, config.data.frame_stride) == (64, 1)
-    for overrides, message in [(["data.width=32"], "data.width=32 conflicts .*data.width=48 "),
-                               (["data.num_frames=16"], "num_frames=16 conflicts .*data.num_frames=8")]:  # fmt: skip
+    for overrides, message in [
+        (["data.width=32"], "data.width=32 conflicts .*data.width=48 "),
+        (["data.num_frames=16"], "num_frames=16 conflicts .*data.num_frames=8"),
+    ]:
         config = load_config("tiny", overrides)
         with pytest.raises(ValueError, match=message):
             follow_autoencoder(config, ae, explicit_settings(overrides))
@@ -204,18 +235,51 @@ def test_later_stages_take_the_autoencoders_data_settings(tmp_path, caplog):
 def test_a_cache_at_another_size_is_refused(tmp_path, capsys):
     """A latent cache made with an autoencoder at one size cannot train stages for another."""
     clips = make_clip_folder(tmp_path / "clips", names=("a", "b", "c"))
-    small = ["data.num_frames=4", "train.batch_size=2", "train.preview_every=0",
-             *TEST_SIZE["autoencoder"][3:7]]  # fmt: skip
+    small = [
+        "data.num_frames=4",
+        "train.batch_size=2",
+        "train.preview_every=0",
+        *TEST_SIZE["autoencoder"][3:7],
+    ]
     for name, size in (("ae16", 16), ("ae32", 32)):
-        argv = ["train", "autoencoder", "--data", str(clips), "--out", str(tmp_path / name),
-                "--max-steps", "1", "--set", f"data.height={size}", "--set", f"data.width={size}"]  # fmt: skip
+        argv = [
+            "train",
+            "autoencoder",
+            "--data",
+            str(clips),
+            "--out",
+            str(tmp_path / name),
+            "--max-steps",
+            "1",
+            "--set",
+            f"data.height={size}",
+            "--set",
+            f"data.width={size}",
+        ]
         assert main(with_sets(argv, small)) == 0
-    argv = ["cache", "--autoencoder", str(tmp_path / "ae16"), "--data", str(clips), "--out",
-            str(tmp_path / "cache")]  # fmt: skip
+    argv = [
+        "cache",
+        "--autoencoder",
+        str(tmp_path / "ae16"),
+        "--data",
+        str(clips),
+        "--out",
+        str(tmp_path / "cache"),
+    ]
     assert main(argv) == 0
     capsys.readouterr()
-    argv = ["train", "motion", "--autoencoder", str(tmp_path / "ae32"), "--data",
-            str(tmp_path / "cache"), "--out", str(tmp_path / "m"), "--max-steps", "1"]  # fmt: skip
+    argv = [
+        "train",
+        "motion",
+        "--autoencoder",
+        str(tmp_path / "ae32"),
+        "--data",
+        str(tmp_path / "cache"),
+        "--out",
+        str(tmp_path / "m"),
+        "--max-steps",
+        "1",
+    ]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "[3, 16, 16]" in err and "[3, 32, 32]" in err and "re-run `cmdvideo cache`" in err
@@ -227,14 +291,17 @@ def test_held_out_files_are_a_stable_part_of_the_folder(tmp_path):
     make_clip_folder(tmp_path / "v", names=[f"clip{i:02d}" for i in range(12)])
     full = folder_dataset(tmp_path / "v")
     train, held = full.split_files(0.1)
-    assert (len(train), len(held)) == (11, 1) and (train.part, held.part) == ("training",
-                                                                              "held-out")  # fmt: skip
+    assert (len(train), len(held)) == (11, 1) and (train.part, held.part) == (
+        "training",
+        "held-out",
+    )
     assert not {s[0] for s in train.samples} & {s[0] for s in held.samples}
     shuffled = folder_dataset(tmp_path / "v")
     shuffled.samples = shuffled.samples[::-1]
     assert shuffled.split_files(0.1)[1].samples[0][0] == held.samples[0][0]
-    chosen = {folder_dataset(tmp_path / "v", seed=s).split_files(0.25)[1].samples[0][0]
-              for s in range(6)}  # fmt: skip
+    chosen = {
+        folder_dataset(tmp_path / "v", seed=s).split_files(0.25)[1].samples[0][0] for s in range(6)
+    }
     assert len(chosen) > 1
     assert full.split_files(0) == (full, None)
     two = folder_dataset(make_clip_folder(tmp_path / "two", names=("a", "b")))
@@ -277,17 +344,44 @@ def test_evaluation_says_what_it_measured_on(tmp_path):
 
 def test_eval_autoencoder_prints_what_it_measured(tmp_path, capsys):
     clips = make_clip_folder(tmp_path / "clips", names=("a", "b", "c"))
-    argv = ["train", "autoencoder", "--data", str(clips), "--out", str(tmp_path / "ae"),
-            "--max-steps", "1"]  # fmt: skip
-    small = ["data.num_frames=4", "data.height=16", "data.width=16", "train.batch_size=2",
-             "train.preview_every=0", *TEST_SIZE["autoencoder"][3:7]]  # fmt: skip
+    argv = [
+        "train",
+        "autoencoder",
+        "--data",
+        str(clips),
+        "--out",
+        str(tmp_path / "ae"),
+        "--max-steps",
+        "1",
+    ]
+    small = [
+        "data.num_frames=4",
+        "data.height=16",
+        "data.width=16",
+        "train.batch_size=2",
+        "train.preview_every=0",
+        *TEST_SIZE["autoencoder"][3:7],
+    ]
     assert main(with_sets(argv, small)) == 0
     capsys.readouterr()
     assert main(["eval", "autoencoder", "--model", str(tmp_path / "ae"), "--json"]) == 0
     result = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert result["split"] == "held-out" and result["num_videos"] == 1
-    assert main(["eval", "autoencoder", "--model", str(tmp_path / "ae"), "--data", str(clips),
-                 "--set", "data.heldout_files=0"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "eval",
+                "autoencoder",
+                "--model",
+                str(tmp_path / "ae"),
+                "--data",
+                str(clips),
+                "--set",
+                "data.heldout_files=0",
+            ]
+        )
+        == 0
+    )
     assert "the 3 TRAINING files" in capsys.readouterr().out
 
 
@@ -297,8 +391,9 @@ def test_cache_keeps_the_held_out_files_out_of_training(tmp_path):
     from cmdvideo.data import cache_order
 
     clips = make_clip_folder(tmp_path / "clips")
-    config = load_config("tiny", [f"data.source={clips}", "data.num_frames=8",
-                                  "data.height=16", "data.width=16"])  # fmt: skip
+    config = load_config(
+        "tiny", [f"data.source={clips}", "data.num_frames=8", "data.height=16", "data.width=16"]
+    )
     dataset, heldout = cache_order(config.data)
     assert (len(dataset), heldout) == (5, 1)
     train, held = build_train_and_eval(config.data)
@@ -307,8 +402,9 @@ def test_cache_keeps_the_held_out_files_out_of_training(tmp_path):
     from cmdvideo.models.autoencoder import CMDAutoencoder
     from cmdvideo.models.codec import VideoCodec
 
-    ae = CMDAutoencoder(hidden_size=16, encoder_depth=1, decoder_depth=1, num_heads=2,
-                        motion_scaling_factor=1.0)  # fmt: skip
+    ae = CMDAutoencoder(
+        hidden_size=16, encoder_depth=1, decoder_depth=1, num_heads=2, motion_scaling_factor=1.0
+    )
     write_latent_cache(VideoCodec(ae), dataset, tmp_path / "cache", heldout=heldout)
     cache = LatentCache(tmp_path / "cache")
     train, held = cache.split_items()
@@ -319,16 +415,33 @@ def test_cache_keeps_the_held_out_files_out_of_training(tmp_path):
 def test_training_prints_the_time_per_step_and_in_all(tmp_path, capsys):
     """After a first step and five timed ones: one line with seconds per step and the total,
     and an "estimate" record; a run too short for it prints none."""
-    args = ["train", "autoencoder", "--config", "tiny", "--out", str(tmp_path / "a"),
-            "--max-steps", "8", "--set", "data.num_frames=4", "--set", "data.height=16",
-            "--set", "data.width=16", "--set", "train.batch_size=2",
-            "--set", "train.preview_every=0"]  # fmt: skip
+    args = [
+        "train",
+        "autoencoder",
+        "--config",
+        "tiny",
+        "--out",
+        str(tmp_path / "a"),
+        "--max-steps",
+        "8",
+        "--set",
+        "data.num_frames=4",
+        "--set",
+        "data.height=16",
+        "--set",
+        "data.width=16",
+        "--set",
+        "train.batch_size=2",
+        "--set",
+        "train.preview_every=0",
+    ]
     assert main(with_sets(args, TEST_SIZE["autoencoder"][3:7])) == 0
     err = capsys.readouterr().err
     lines = [ln for ln in err.splitlines() if "s per step here" in ln]
     assert len(lines) == 1 and "8 steps take ~" in lines[0] and "--max-steps N" in lines[0]
-    records = [json.loads(ln) for ln in (tmp_path / "a" / "metrics.jsonl").read_text().split("\n")
-               if ln]  # fmt: skip
+    records = [
+        json.loads(ln) for ln in (tmp_path / "a" / "metrics.jsonl").read_text().split("\n") if ln
+    ]
     estimate = [r for r in records if r.get("event") == "estimate"]
     assert len(estimate) == 1 and estimate[0]["step"] == 6
     per_step = estimate[0]["seconds_per_step"]
@@ -337,8 +450,11 @@ def test_training_prints_the_time_per_step_and_in_all(tmp_path, capsys):
     args[args.index(str(tmp_path / "a"))] = str(tmp_path / "b")
     assert main(with_sets(args, TEST_SIZE["autoencoder"][3:7])) == 0
     assert "s per step here" not in capsys.readouterr().err
-    assert [format_duration(s) for s in (42, 720, 7 * 3600 + 300)] == ["42 s", "12 min",
-                                                                       "7 h 05 min"]  # fmt: skip
+    assert [format_duration(s) for s in (42, 720, 7 * 3600 + 300)] == [
+        "42 s",
+        "12 min",
+        "7 h 05 min",
+    ]
 
 
 def test_training_with_loader_workers_runs_epochs_and_previews_as_without(tmp_path):

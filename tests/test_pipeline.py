@@ -15,13 +15,21 @@ from cmdvideo.cli import main
 from cmdvideo.pipelines.cmd import CMDPipeline
 
 SMALL = [
-    "data.num_frames=8", "data.height=16", "data.width=16", "data.num_videos=64",
+    "data.num_frames=8",
+    "data.height=16",
+    "data.width=16",
+    "data.num_videos=64",
     *SMALL_AUTOENCODER,
-    "content.overrides.block_out_channels=[16,32,32]", "content.overrides.attention_head_dim=8",
-    "motion.overrides.hidden_size=32", "motion.overrides.depth=2", "motion.overrides.num_heads=2",
-    "train.batch_size=4", "train.warmup_steps=1", "train.preview_every=0",
+    "content.overrides.block_out_channels=[16,32,32]",
+    "content.overrides.attention_head_dim=8",
+    "motion.overrides.hidden_size=32",
+    "motion.overrides.depth=2",
+    "motion.overrides.num_heads=2",
+    "train.batch_size=4",
+    "train.warmup_steps=1",
+    "train.preview_every=0",
     "train.checkpoint_every=100",
-]  # fmt: skip
+]
 PROMPTS = ["a red circle moving left on a blue background", "a green square rotating"]
 
 
@@ -35,20 +43,47 @@ def _cli(*args, overrides=SMALL):
 def _train_all(root, stage_args=(), extra=(), content_args=(), steps="2"):
     """Autoencoder, content and motion runs of ``steps`` steps each; returns their folders."""
     overrides = [*SMALL, *extra]
-    _cli("train", "autoencoder", "--out", str(root / "ae"), "--max-steps", steps,
-         overrides=overrides)  # fmt: skip
+    _cli(
+        "train", "autoencoder", "--out", str(root / "ae"), "--max-steps", steps, overrides=overrides
+    )
     for stage in ("content", "motion"):
         more = content_args if stage == "content" else ()
-        _cli("train", stage, "--autoencoder", str(root / "ae"), "--out", str(root / stage),
-             "--max-steps", steps, *stage_args, *more, overrides=overrides)  # fmt: skip
+        _cli(
+            "train",
+            stage,
+            "--autoencoder",
+            str(root / "ae"),
+            "--out",
+            str(root / stage),
+            "--max-steps",
+            steps,
+            *stage_args,
+            *more,
+            overrides=overrides,
+        )
     return root / "ae", root / "content", root / "motion"
 
 
 def _pipeline_dir(root, **train):
     """``_train_all`` then `cmdvideo pipeline assemble`: the pipeline folder ROOT/pipe."""
     ae, content, motion = _train_all(root, **train)
-    assert main(["pipeline", "assemble", "--autoencoder", str(ae), "--content", str(content),
-                 "--motion", str(motion), "--out", str(root / "pipe")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "pipeline",
+                "assemble",
+                "--autoencoder",
+                str(ae),
+                "--content",
+                str(content),
+                "--motion",
+                str(motion),
+                "--out",
+                str(root / "pipe"),
+            ]
+        )
+        == 0
+    )
     return root / "pipe"
 
 
@@ -120,8 +155,9 @@ def test_same_seed_same_video_across_processes(pipe_dir, pipe, tmp_path):
         "           generator=torch.Generator().manual_seed(0))\n"
         "np.save(sys.argv[2], out.frames)\n"
     )
-    subprocess.run([sys.executable, "-c", script, str(pipe_dir), str(tmp_path / "v.npy")],
-                   check=True)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-c", script, str(pipe_dir), str(tmp_path / "v.npy")], check=True
+    )
     np.testing.assert_array_equal(np.load(tmp_path / "v.npy"), _run(pipe, 0).frames)
 
 
@@ -144,8 +180,11 @@ def test_guidance_changes_the_output(pipe_dir):
             for param in model.parameters():
                 param.add_(torch.randn_like(param) * 0.02)
     base = _run(pipe, guidance_scale=1.0).frames
-    for kwargs in ({"guidance_scale": 6.0}, {"content_guidance_scale": 6.0},
-                   {"motion_guidance_scale": 6.0}):  # fmt: skip
+    for kwargs in (
+        {"guidance_scale": 6.0},
+        {"content_guidance_scale": 6.0},
+        {"motion_guidance_scale": 6.0},
+    ):
         guided = _run(pipe, **{"guidance_scale": 1.0, **kwargs}).frames
         assert np.abs(guided - base).max() > 1e-6, kwargs
 
@@ -198,9 +237,33 @@ def test_bad_requests_are_clear_errors(pipe):
 
 def test_sample_command_writes_videos_and_grid(pipe_dir, tmp_path, capsys):
     out = tmp_path / "samples"
-    assert main(["sample", "--model", str(pipe_dir), "--prompt", PROMPTS[0], "--class", "left",
-                 "--num-videos", "2", "--steps", "2", "--scheduler", "dpm", "--quiet",
-                 "--guidance", "3", "--guidance-rescale", "0.7", "--out", str(out)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "sample",
+                "--model",
+                str(pipe_dir),
+                "--prompt",
+                PROMPTS[0],
+                "--class",
+                "left",
+                "--num-videos",
+                "2",
+                "--steps",
+                "2",
+                "--scheduler",
+                "dpm",
+                "--quiet",
+                "--guidance",
+                "3",
+                "--guidance-rescale",
+                "0.7",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     for i in range(2):
         assert (out / f"video-{i:03d}.mp4").stat().st_size > 0
         assert (out / f"video-{i:03d}.gif").stat().st_size > 0
@@ -253,11 +316,21 @@ def test_latent_mode_with_stable_diffusion_style_parts(tmp_path, tiny_sd_dir):
     content model initialised from an SD-style UNet folder (no new parameters), text from a
     CLIP text model + tokenizer loaded from the same folder, frozen and shared by both stages."""
     sd = str(tiny_sd_dir)
-    extra = [f"autoencoder.vae={sd}", "autoencoder.vae_subfolder=vae",
-             "autoencoder.overrides.patch_size=2", "content.condition=text",
-             "motion.condition=text", "content.init_subfolder=unet"]  # fmt: skip
-    pipe = _trained_pipeline(tmp_path, stage_args=["--text-encoder", sd], extra=extra,
-                             content_args=["--init", sd], steps="1")  # fmt: skip
+    extra = [
+        f"autoencoder.vae={sd}",
+        "autoencoder.vae_subfolder=vae",
+        "autoencoder.overrides.patch_size=2",
+        "content.condition=text",
+        "motion.condition=text",
+        "content.init_subfolder=unet",
+    ]
+    pipe = _trained_pipeline(
+        tmp_path,
+        stage_args=["--text-encoder", sd],
+        extra=extra,
+        content_args=["--init", sd],
+        steps="1",
+    )
     assert type(pipe.text_encoder).__name__ == "CLIPTextModel" and pipe.tokenizer is not None
     assert type(pipe.vae).__name__ == "AutoencoderKL" and pipe.motion_text_encoder is None
     assert pipe.content_model.config.in_channels == 4  # works on VAE latents
@@ -275,13 +348,31 @@ def test_stable_diffusion_schedule_and_the_data_aspect(tmp_path, tiny_sd_dir):
     from conftest import SD_SCHEDULER
 
     sd = str(tiny_sd_dir)
-    extra = [f"autoencoder.vae={sd}", "autoencoder.vae_subfolder=vae", "data.width=32",
-             "autoencoder.overrides.patch_size=2", "content.condition=text",
-             "motion.condition=text", "content.init_subfolder=unet"]  # fmt: skip
-    pipe = _trained_pipeline(tmp_path, stage_args=["--text-encoder", sd], extra=extra,
-                             content_args=["--init", sd], steps="1")  # fmt: skip
-    keys = ("beta_start", "beta_end", "beta_schedule", "prediction_type", "set_alpha_to_one",
-            "steps_offset", "timestep_spacing")  # fmt: skip
+    extra = [
+        f"autoencoder.vae={sd}",
+        "autoencoder.vae_subfolder=vae",
+        "data.width=32",
+        "autoencoder.overrides.patch_size=2",
+        "content.condition=text",
+        "motion.condition=text",
+        "content.init_subfolder=unet",
+    ]
+    pipe = _trained_pipeline(
+        tmp_path,
+        stage_args=["--text-encoder", sd],
+        extra=extra,
+        content_args=["--init", sd],
+        steps="1",
+    )
+    keys = (
+        "beta_start",
+        "beta_end",
+        "beta_schedule",
+        "prediction_type",
+        "set_alpha_to_one",
+        "steps_offset",
+        "timestep_spacing",
+    )
     assert {k: pipe.content_scheduler.config[k] for k in keys} == {k: SD_SCHEDULER[k] for k in keys}
     assert type(pipe.content_scheduler).__name__ == "DDIMScheduler"
     assert pipe.motion_scheduler.config.beta_schedule == "linear"  # trained from scratch: ours
@@ -300,9 +391,16 @@ def test_the_config_overrides_the_pretrained_schedule_on_purpose(tiny_sd_dir):
     from cmdvideo.training.stages import build_codec
 
     sd = str(tiny_sd_dir)
-    sets = [*SMALL, f"autoencoder.vae={sd}", "autoencoder.vae_subfolder=vae",
-            "autoencoder.overrides.patch_size=2", "content.condition=none", f"content.init={sd}",
-            "content.init_subfolder=unet", "content.prediction_type=epsilon"]  # fmt: skip
+    sets = [
+        *SMALL,
+        f"autoencoder.vae={sd}",
+        "autoencoder.vae_subfolder=vae",
+        "autoencoder.overrides.patch_size=2",
+        "content.condition=none",
+        f"content.init={sd}",
+        "content.init_subfolder=unet",
+        "content.prediction_type=epsilon",
+    ]
     config = load_config("tiny", sets)
     stage = ContentStage(config, build_codec(config))
     assert stage.schedule["prediction_type"] == "epsilon"  # set on purpose
@@ -318,9 +416,29 @@ def test_default_guidance_lives_in_the_pipeline_config(pipe_dir, tmp_path):
     them; a folder written before guidance_rescale existed gets 0 (plain CFG)."""
     ae, content, motion = (pipe_dir.parent / name for name in ("ae", "content", "motion"))
     out = tmp_path / "pipe"
-    assert main(["pipeline", "assemble", "--autoencoder", str(ae), "--content", str(content),
-                 "--motion", str(motion), "--out", str(out), "--content-guidance", "1.5",
-                 "--motion-guidance", "3", "--guidance-rescale", "0.7"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "pipeline",
+                "assemble",
+                "--autoencoder",
+                str(ae),
+                "--content",
+                str(content),
+                "--motion",
+                str(motion),
+                "--out",
+                str(out),
+                "--content-guidance",
+                "1.5",
+                "--motion-guidance",
+                "3",
+                "--guidance-rescale",
+                "0.7",
+            ]
+        )
+        == 0
+    )
     pipe = CMDPipeline.from_pretrained(out)
     pipe.set_progress_bar_config(disable=True)
     assert pipe.guidance_scales() == (1.5, 3.0)
@@ -346,8 +464,18 @@ def test_assemble_refuses_defaults_out_of_the_shared_bounds(pipe_dir, tmp_path, 
     """The defaults a pipeline stores have the bounds a call has (one table), under this
     verb's flags."""
     ae, content, motion = (pipe_dir.parent / name for name in ("ae", "content", "motion"))
-    base = ["pipeline", "assemble", "--autoencoder", str(ae), "--content", str(content),
-            "--motion", str(motion), "--out", str(tmp_path / "p")]  # fmt: skip
+    base = [
+        "pipeline",
+        "assemble",
+        "--autoencoder",
+        str(ae),
+        "--content",
+        str(content),
+        "--motion",
+        str(motion),
+        "--out",
+        str(tmp_path / "p"),
+    ]
     for flags, message in (
         (["--motion-guidance", "31"], "--motion-guidance must be a number in [0, 30], got 31.0"),
         (["--steps", "1001"], "--steps must be an integer in [1, 1000], got 1001"),
@@ -362,8 +490,25 @@ def test_default_steps_live_in_the_pipeline_config(pipe_dir, tmp_path):
     num_inference_steps uses them, an explicit value overrides them; older folders get 50."""
     ae, content, motion = (pipe_dir.parent / name for name in ("ae", "content", "motion"))
     out = tmp_path / "pipe"
-    assert main(["pipeline", "assemble", "--autoencoder", str(ae), "--content", str(content),
-                 "--motion", str(motion), "--out", str(out), "--steps", "3"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "pipeline",
+                "assemble",
+                "--autoencoder",
+                str(ae),
+                "--content",
+                str(content),
+                "--motion",
+                str(motion),
+                "--out",
+                str(out),
+                "--steps",
+                "3",
+            ]
+        )
+        == 0
+    )
     assert json.loads((out / "model_index.json").read_text())["num_inference_steps"] == 3
     pipe = CMDPipeline.from_pretrained(out)
     pipe.set_progress_bar_config(disable=True)
@@ -380,13 +525,21 @@ def test_a_frozen_sentence_encoder_conditions_both_stages(tmp_path, tiny_sentenc
     frozen, token states + mask for the UNet's cross-attention, the pooled mean for the motion
     DiT; the pipeline keeps it (and its tokenizer) and samples."""
     enc = str(tiny_sentence_encoder_dir)
-    pipe = _trained_pipeline(tmp_path, stage_args=["--text-encoder", enc], steps="1",
-                             extra=["content.condition=text", "motion.condition=text"])  # fmt: skip
+    pipe = _trained_pipeline(
+        tmp_path,
+        stage_args=["--text-encoder", enc],
+        steps="1",
+        extra=["content.condition=text", "motion.condition=text"],
+    )
     assert type(pipe.text_encoder).__name__ == "BertModel" and pipe.motion_text_encoder is None
     embeddings = pipe.encode_prompt(["a crimson ball sliding to the left"])
     assert embeddings.content.mask is not None and embeddings.motion_pooled.shape == (1, 32)
-    out = pipe(prompt="a crimson ball sliding to the left", num_inference_steps=2,
-               guidance_scale=2.0, generator=torch.Generator().manual_seed(0))  # fmt: skip
+    out = pipe(
+        prompt="a crimson ball sliding to the left",
+        num_inference_steps=2,
+        guidance_scale=2.0,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert out.frames.shape == (1, 8, 16, 16, 3)
 
 
@@ -395,9 +548,29 @@ def test_the_sampler_is_a_pipeline_default(pipe_dir, tmp_path, capsys):
     or `cmdvideo sample` without a sampler uses it, `--scheduler` overrides it."""
     ae, content, motion = (pipe_dir.parent / name for name in ("ae", "content", "motion"))
     out = tmp_path / "pipe"
-    assert main(["pipeline", "assemble", "--autoencoder", str(ae), "--content", str(content),
-                 "--motion", str(motion), "--out", str(out), "--scheduler", "dpm",
-                 "--steps", "3", "--timestep-spacing", "trailing"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "pipeline",
+                "assemble",
+                "--autoencoder",
+                str(ae),
+                "--content",
+                str(content),
+                "--motion",
+                str(motion),
+                "--out",
+                str(out),
+                "--scheduler",
+                "dpm",
+                "--steps",
+                "3",
+                "--timestep-spacing",
+                "trailing",
+            ]
+        )
+        == 0
+    )
     pipe = CMDPipeline.from_pretrained(out)
     pipe.content_scheduler.set_timesteps(3)
     assert pipe.content_scheduler.config.timestep_spacing == "trailing"
@@ -411,6 +584,20 @@ def test_the_sampler_is_a_pipeline_default(pipe_dir, tmp_path, capsys):
     assert type(pipe.motion_scheduler).__name__ == "DPMSolverMultistepScheduler"
     capsys.readouterr()
     for flags, used in (([], "3 dpm steps"), (["--scheduler", "ddim"], "3 ddim steps")):
-        assert main(["sample", "--model", str(out), "--prompt", PROMPTS[0], "--quiet",
-                     "--out", str(tmp_path / used.replace(" ", "-")), *flags]) == 0  # fmt: skip
+        assert (
+            main(
+                [
+                    "sample",
+                    "--model",
+                    str(out),
+                    "--prompt",
+                    PROMPTS[0],
+                    "--quiet",
+                    "--out",
+                    str(tmp_path / used.replace(" ", "-")),
+                    *flags,
+                ]
+            )
+            == 0
+        )
         assert used in capsys.readouterr().out

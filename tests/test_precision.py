@@ -13,13 +13,21 @@ from cmdvideo.training.stages import AutoencoderStage, build_codec
 from cmdvideo.training.trainer import Trainer
 
 SMALL = [
-    "data.num_frames=4", "data.height=16", "data.width=16", "data.num_videos=16",
+    "data.num_frames=4",
+    "data.height=16",
+    "data.width=16",
+    "data.num_videos=16",
     *SMALL_AUTOENCODER,
-    "content.overrides.block_out_channels=[16,32,32]", "content.overrides.norm_num_groups=8",
-    "content.overrides.attention_head_dim=8", "content.condition=class+text",
-    "motion.condition=class+text", "train.batch_size=2", "train.max_steps=1",
-    "train.preview_every=0", "train.mixed_precision=bf16",
-]  # fmt: skip
+    "content.overrides.block_out_channels=[16,32,32]",
+    "content.overrides.norm_num_groups=8",
+    "content.overrides.attention_head_dim=8",
+    "content.condition=class+text",
+    "motion.condition=class+text",
+    "train.batch_size=2",
+    "train.max_steps=1",
+    "train.preview_every=0",
+    "train.mixed_precision=bf16",
+]
 
 
 def _record_dtypes(module: torch.nn.Module, name: str, seen: dict) -> None:

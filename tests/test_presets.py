@@ -16,10 +16,26 @@ from cmdvideo.models.codec import VideoCodec
 
 
 def _train(config, data, out, *overrides):
-    args = ["train", "autoencoder", "--config", config, "--data", str(data), "--out", str(out),
-            "--max-steps", "1"]  # fmt: skip
-    for item in ("train.batch_size=1", "train.preview_every=1", "train.log_every=1",
-                 "data.num_workers=0", "data.num_frames=4", *overrides):  # fmt: skip
+    args = [
+        "train",
+        "autoencoder",
+        "--config",
+        config,
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--max-steps",
+        "1",
+    ]
+    for item in (
+        "train.batch_size=1",
+        "train.preview_every=1",
+        "train.log_every=1",
+        "data.num_workers=0",
+        "data.num_frames=4",
+        *overrides,
+    ):
         args += ["--set", item]
     assert main(args) == 0
 
@@ -47,12 +63,18 @@ def test_webvid_latent_preset_runs_a_step(tmp_path, tiny_vae_dir):
     index.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "run"
     _train(
-        "webvid-latent-512x1024", index, out,
-        f"autoencoder.vae={tiny_vae_dir}", "autoencoder.vae_subfolder=null",
-        "data.height=32", "data.width=64",  # 16x32 latents with the tiny VAE (f=2)
-        "autoencoder.overrides.hidden_size=32", "autoencoder.overrides.encoder_depth=1",
-        "autoencoder.overrides.decoder_depth=1", "autoencoder.overrides.num_heads=2",
-    )  # fmt: skip
+        "webvid-latent-512x1024",
+        index,
+        out,
+        f"autoencoder.vae={tiny_vae_dir}",
+        "autoencoder.vae_subfolder=null",
+        "data.height=32",
+        "data.width=64",  # 16x32 latents with the tiny VAE (f=2)
+        "autoencoder.overrides.hidden_size=32",
+        "autoencoder.overrides.encoder_depth=1",
+        "autoencoder.overrides.decoder_depth=1",
+        "autoencoder.overrides.num_heads=2",
+    )
     codec = VideoCodec.from_pretrained(out)  # autoencoder/ and vae/ from the run folder
     assert codec.latent_mode and codec.frame_vae.scaling_factor == 0.5
     video = torch.rand(1, 3, 4, 32, 64) * 2 - 1
@@ -87,11 +109,16 @@ def test_paper_presets_build_full_size_on_meta_device(name):
         build = build_content_dit if config.content.backbone == "dit" else build_content_unet
         content = build(config.content.preset, channels, size, num_classes, None, text_dim)
         motion = MotionDiT(
-            **motion_dit_preset(config.motion.preset), motion_channels=ae.config.motion_channels,
-            content_channels=channels, num_classes=num_classes, text_embed_dim=text_dim,
-        )  # fmt: skip
-    counts = {k: _param_count(m) / 1e6 for k, m in
-              (("autoencoder", ae), ("content", content), ("motion", motion))}  # fmt: skip
+            **motion_dit_preset(config.motion.preset),
+            motion_channels=ae.config.motion_channels,
+            content_channels=channels,
+            num_classes=num_classes,
+            text_embed_dim=text_dim,
+        )
+    counts = {
+        k: _param_count(m) / 1e6
+        for k, m in (("autoencoder", ae), ("content", content), ("motion", motion))
+    }
     print(name, {k: round(v, 1) for k, v in counts.items()})
     assert ae.device.type == "meta"
     if latent:
@@ -110,13 +137,24 @@ def test_the_latent_default_recipe_in_miniature(tmp_path, capsys):
     from cmdvideo.cli import main
     from cmdvideo.pipelines.cmd import CMDPipeline
 
-    small = ["data.num_frames=4", "data.height=16", "data.width=16", "vae.preset=moving-shapes-32",
-             "vae.frames_per_video=2", "train.batch_size=2", "train.preview_every=0",
-             "autoencoder.overrides.hidden_size=32", "autoencoder.overrides.encoder_depth=1",
-             "autoencoder.overrides.decoder_depth=1", "autoencoder.overrides.num_heads=2",
-             "content.overrides.block_out_channels=[16,32,32]",
-             "content.overrides.attention_head_dim=8", "motion.overrides.hidden_size=32",
-             "motion.overrides.depth=1", "motion.overrides.num_heads=2"]  # fmt: skip
+    small = [
+        "data.num_frames=4",
+        "data.height=16",
+        "data.width=16",
+        "vae.preset=moving-shapes-32",
+        "vae.frames_per_video=2",
+        "train.batch_size=2",
+        "train.preview_every=0",
+        "autoencoder.overrides.hidden_size=32",
+        "autoencoder.overrides.encoder_depth=1",
+        "autoencoder.overrides.decoder_depth=1",
+        "autoencoder.overrides.num_heads=2",
+        "content.overrides.block_out_channels=[16,32,32]",
+        "content.overrides.attention_head_dim=8",
+        "motion.overrides.hidden_size=32",
+        "motion.overrides.depth=1",
+        "motion.overrides.num_heads=2",
+    ]
 
     def run(*argv, sets=()):
         for item in [*small, *sets]:
@@ -128,27 +166,82 @@ def test_the_latent_default_recipe_in_miniature(tmp_path, capsys):
     stats = json.loads((vae / "vae" / "config.json").read_text())
     assert len(stats["latents_mean"]) == len(stats["latents_std"]) == 4
     latent = [f"autoencoder.vae={vae}"]
-    run("cache", "--frames", "--config", "tiny-latent", "--out", str(tmp_path / "frames"),
-        "--num-videos", "6", sets=latent)  # fmt: skip
-    run("train", "autoencoder", "--config", "tiny-latent", "--out", str(tmp_path / "ae"),
-        "--data", str(tmp_path / "frames"), "--max-steps", "2", sets=[*latent,
-        "train.preview_every=2"])  # fmt: skip
+    run(
+        "cache",
+        "--frames",
+        "--config",
+        "tiny-latent",
+        "--out",
+        str(tmp_path / "frames"),
+        "--num-videos",
+        "6",
+        sets=latent,
+    )
+    run(
+        "train",
+        "autoencoder",
+        "--config",
+        "tiny-latent",
+        "--out",
+        str(tmp_path / "ae"),
+        "--data",
+        str(tmp_path / "frames"),
+        "--max-steps",
+        "2",
+        sets=[*latent, "train.preview_every=2"],
+    )
     assert (tmp_path / "ae" / "previews" / "step-000002.png").is_file()  # decoded to pixels
     # evaluated on videos, not on the cache it trained from
     ae_eval = ["eval", "autoencoder", "--model", str(tmp_path / "ae"), "--num-videos", "2"]
     assert main(ae_eval) == 2
     assert "--data moving-shapes" in capsys.readouterr().err
     assert main([*ae_eval, "--data", "moving-shapes", "--probe-pairs", "0"]) == 0
-    run("cache", "--config", "tiny-latent", "--autoencoder", str(tmp_path / "ae"), "--out",
-        str(tmp_path / "cache"), "--num-videos", "6", sets=latent)  # fmt: skip
+    run(
+        "cache",
+        "--config",
+        "tiny-latent",
+        "--autoencoder",
+        str(tmp_path / "ae"),
+        "--out",
+        str(tmp_path / "cache"),
+        "--num-videos",
+        "6",
+        sets=latent,
+    )
     for stage in ("content", "motion"):
-        run("train", stage, "--config", "tiny-latent", "--autoencoder", str(tmp_path / "ae"),
-            "--data", str(tmp_path / "cache"), "--out", str(tmp_path / stage), "--max-steps",
-            "2", sets=[*latent, "train.snapshot_every=1"])  # fmt: skip
+        run(
+            "train",
+            stage,
+            "--config",
+            "tiny-latent",
+            "--autoencoder",
+            str(tmp_path / "ae"),
+            "--data",
+            str(tmp_path / "cache"),
+            "--out",
+            str(tmp_path / stage),
+            "--max-steps",
+            "2",
+            sets=[*latent, "train.snapshot_every=1"],
+        )
     assert (tmp_path / "content" / "snapshots" / "step-000002" / "content").is_dir()
-    assert main(["pipeline", "assemble", "--autoencoder", str(tmp_path / "ae"), "--content",
-                 str(tmp_path / "content"), "--motion", str(tmp_path / "motion"), "--out",
-                 str(tmp_path / "pipe")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "pipeline",
+                "assemble",
+                "--autoencoder",
+                str(tmp_path / "ae"),
+                "--content",
+                str(tmp_path / "content"),
+                "--motion",
+                str(tmp_path / "motion"),
+                "--out",
+                str(tmp_path / "pipe"),
+            ]
+        )
+        == 0
+    )
     pipe = CMDPipeline.from_pretrained(tmp_path / "pipe")
     pipe.set_progress_bar_config(disable=True)
     assert pipe.content_size() == (4, 4) and pipe.video_size() == (16, 16)  # 4x4 latents, f=4

@@ -76,11 +76,26 @@ def test_a_terminated_test_session_leaves_nothing_running(tmp_path):
     inner = tmp_path / "test_inner.py"
     inner.write_text(INNER_TEST.format(launcher=HANGING_LAUNCHER, pid_file=str(pid_file)))
     tests = Path(__file__).parent
-    argv = [sys.executable, "-m", "pytest", "-q", "-p", "conftest", "-p", "no:cacheprovider",
-            str(inner)]  # fmt: skip
-    session = subprocess.Popen(argv, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(tests)},
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               start_new_session=True)  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "conftest",
+        "-p",
+        "no:cacheprovider",
+        str(inner),
+    ]
+    session = subprocess.Popen(
+        argv,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(tests)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while not pid_file.is_file() and time.monotonic() < deadline:

@@ -61,20 +61,27 @@ def test_decomposition_probe_decodes_the_right_pairs():
     from cmdvideo.evaluation.recon import decomposition_probe
 
     n = 6
-    probe = decomposition_probe(_Wiring(), num_pairs=n, num_frames=8, height=16, width=16,
-                                batch_size=4)  # fmt: skip
+    probe = decomposition_probe(
+        _Wiring(), num_pairs=n, num_frames=8, height=16, width=16, batch_size=4
+    )
     assert probe["num_pairs"] == n
     # decode(A, B) returns B here, exactly what decode(B, B) returns
     assert probe["swap_psnr"] == probe["same_b_psnr"]
     data = MovingShapes(num_videos=100, num_frames=8, height=16, width=16, seed=1)
-    expected = sum(
-        psnr_per_frame(
-            data[i]["video"][None],
-            render_video(VideoFactors(data.factors(i).appearance, data.factors(n + i).motion),
-                         8, 16, 16)[None],
-        ).mean().item()
-        for i in range(n)
-    ) / n  # fmt: skip
+    expected = (
+        sum(
+            psnr_per_frame(
+                data[i]["video"][None],
+                render_video(
+                    VideoFactors(data.factors(i).appearance, data.factors(n + i).motion), 8, 16, 16
+                )[None],
+            )
+            .mean()
+            .item()
+            for i in range(n)
+        )
+        / n
+    )
     assert math.isclose(probe["same_a_psnr"], expected, rel_tol=1e-5)
 
 
@@ -85,8 +92,7 @@ def test_decomposition_probe_judges_the_swaps_motion_with_the_classifier():
     from cmdvideo.evaluation.recon import decomposition_probe
     from cmdvideo.models.classifier import load_classifier
 
-    probe = decomposition_probe(_Wiring(), num_pairs=8, batch_size=4,
-                                classifier=load_classifier())  # fmt: skip
+    probe = decomposition_probe(_Wiring(), num_pairs=8, batch_size=4, classifier=load_classifier())
     assert probe["swap_motion_accuracy"] == 1.0
     # A's shape moving as B may leave the frame where B's own did not: 7 of these 8 are read
     assert probe["target_motion_accuracy"] >= 0.85

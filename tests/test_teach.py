@@ -23,8 +23,13 @@ from cmdvideo.pipelines.adapters import (
 from cmdvideo.pipelines.cmd import CMDPipeline
 from cmdvideo.training.teach import TeachStage, teach
 
-TINY = ["teach.prior_videos=8", "teach.clips_per_video=1", "train.batch_size=4",
-        "train.warmup_steps=1", "train.checkpoint_every=2"]  # fmt: skip
+TINY = [
+    "teach.prior_videos=8",
+    "teach.clips_per_video=1",
+    "train.batch_size=4",
+    "train.warmup_steps=1",
+    "train.checkpoint_every=2",
+]
 COLORS = {"red": (220, 40, 40), "blue": (40, 80, 220), "white": (245, 245, 245)}
 
 
@@ -162,8 +167,19 @@ def test_bad_teaching_data_is_one_clear_error(tmp_path, capsys):
 
 def test_the_lora_flag_loads_adapters_and_refuses_a_wrong_folder(adapter, tmp_path, capsys):
     out = tmp_path / "samples"
-    argv = ["sample", "--lora", f"{adapter}:0.8", "--prompt", "a red bar moving right on a "
-            "white background", "--out", str(out), "--threads", "1", "--steps", "2"]  # fmt: skip
+    argv = [
+        "sample",
+        "--lora",
+        f"{adapter}:0.8",
+        "--prompt",
+        "a red bar moving right on a white background",
+        "--out",
+        str(out),
+        "--threads",
+        "1",
+        "--steps",
+        "2",
+    ]
     assert main(argv) == 0
     assert (out / "video-000.mp4").is_file()
     with pytest.raises(SystemExit):
@@ -206,9 +222,16 @@ def test_the_web_app_chooses_adapters_per_request(adapter):
 
     from cmdvideo.app import AppHandlers, Limits, build_app
 
-    values = dict(prompt="a red bar moving right on a white background", class_label="(none)",
-                  seed=0, steps=2, content_guidance=3.0, motion_guidance=3.0, sampler="dpm",
-                  num_frames=16)  # fmt: skip
+    values = dict(
+        prompt="a red bar moving right on a white background",
+        class_label="(none)",
+        seed=0,
+        steps=2,
+        content_guidance=3.0,
+        motion_guidance=3.0,
+        sampler="dpm",
+        num_frames=16,
+    )
     plain = AppHandlers(CMDPipeline.from_pretrained("moving-shapes-tiny"), Limits())
     base_still = plain.generate(**values)[1]
     pipe = CMDPipeline.from_pretrained("moving-shapes-tiny")

@@ -138,8 +138,13 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
     full, killed = tmp_path / "full", tmp_path / "killed"
     assert run_isolated(_train_cmd(full, steps), timeout=600, env=env).returncode == 0
 
-    proc = subprocess.Popen(_train_cmd(killed, steps), env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        _train_cmd(killed, steps),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     killed_at_step_18 = False
     try:
         deadline = time.time() + 300
@@ -175,8 +180,9 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
 
 
 def test_gradient_accumulation_counts_optimizer_steps(tmp_path):
-    config = tiny_config("train.max_steps=3", "train.gradient_accumulation_steps=2",
-                         "train.checkpoint_every=3")  # fmt: skip
+    config = tiny_config(
+        "train.max_steps=3", "train.gradient_accumulation_steps=2", "train.checkpoint_every=3"
+    )
     Trainer(AutoencoderStage(config), build_dataset(config.data), config, tmp_path).train()
     state = json.loads(
         (tmp_path / "checkpoints" / "checkpoint-000003" / "trainer_state.json").read_text()

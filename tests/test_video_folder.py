@@ -190,8 +190,9 @@ def test_held_out_view_reads_evenly_spaced_clips_of_each_file(tmp_path):
     K evenly spaced from the first frame to the last in the held-out view."""
     make_video(tmp_path / "a.mp4", 40)
     make_video(tmp_path / "b.mp4", 10)
-    train = VideoFolder(tmp_path, num_frames=8, height=16, width=16, frame_stride=2,
-                        clips_per_video=3)  # fmt: skip
+    train = VideoFolder(
+        tmp_path, num_frames=8, height=16, width=16, frame_stride=2, clips_per_video=3
+    )
     assert len(train) == 6  # 3 random clips of each file per epoch
     first = [train[i]["video"] for i in range(3)]
     assert not torch.equal(first[0], first[1]) and train[3]["path"].endswith("b.mp4")

@@ -213,11 +213,17 @@ def test_a_clip_at_the_end_of_a_file_with_an_undecodable_last_packet_moves_back(
     expected = read_video(path, 4, 2, start=11)  # frames 11, 13, 15, 17
     real = video_io._decode_from_start
     monkeypatch.setattr(video_io, "_seek_and_decode", lambda *args: None)
-    monkeypatch.setattr(video_io, "_decode_from_start",
-                        lambda c, s, wanted, *rest: real(c, s, [w for w in wanted if w < 19], *rest))  # fmt: skip
+    monkeypatch.setattr(
+        video_io,
+        "_decode_from_start",
+        lambda c, s, wanted, *rest: real(c, s, [w for w in wanted if w < 19], *rest),
+    )
     assert np.array_equal(read_video(path, 4, 2, start=13), expected)  # 13..19: 19 is missing
     assert read_video(path).shape[0] == 19  # "every frame": the ones that decode
     with pytest.raises(VideoReadError, match="decoded 3 of 4"):  # not at the end: an error
-        monkeypatch.setattr(video_io, "_decode_from_start",
-                            lambda c, s, wanted, *rest: real(c, s, [w for w in wanted if w != 5], *rest))  # fmt: skip
+        monkeypatch.setattr(
+            video_io,
+            "_decode_from_start",
+            lambda c, s, wanted, *rest: real(c, s, [w for w in wanted if w != 5], *rest),
+        )
         read_video(path, 4, 2, start=1)

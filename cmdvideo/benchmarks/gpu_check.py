@@ -345,9 +345,15 @@ class _Check:
         vae = FrameVAE.from_pretrained(config.autoencoder.vae, config.autoencoder.vae_subfolder)
         rows = self.result.setdefault("baselines", {})[kind] = {}
         for row in gpu_timing.baseline_sampling(
-            kind, vae, config.data, self.sample_steps, self.batch_sizes, self.device,
-            self.dry_run, self.peak,
-        ):  # fmt: skip
+            kind,
+            vae,
+            config.data,
+            self.sample_steps,
+            self.batch_sizes,
+            self.device,
+            self.dry_run,
+            self.peak,
+        ):
             rows[str(row["batch"])] = row
             self.save(row)
 
@@ -393,10 +399,8 @@ def run(
     result["bf16_peak_tflops"] = gpu_timing.bf16_peak_tflops(name)
     if {"training", "sampling", *gpu_timing.BASELINES} & set(parts):
         with tempfile.TemporaryDirectory() as tmp:
-            check = _Check(
-                out, Path(tmp), device, dry_run, train_steps, sample_steps, compiled,
-                tuple(batch_sizes), result,
-            )  # fmt: skip
+            settings = (train_steps, sample_steps, compiled, tuple(batch_sizes))
+            check = _Check(out, Path(tmp), device, dry_run, *settings, result)
             for part in parts:
                 if part in gpu_timing.BASELINES:
                     check.baseline(part)

@@ -34,8 +34,8 @@ REPEATS = 3
 BASELINES = ("unet3d", "video_dit")
 # Dense bf16 tensor-core peaks (TFLOP/s, NVIDIA's datasheets) by a fragment of the device's
 # name, the more specific first.
-BF16_PEAK_TFLOPS = (("H100 PCIe", 756.0), ("H100 NVL", 835.0), ("H100", 989.4), ("H200 NVL", 835.0),
-                    ("H200", 989.4), ("A100", 312.0), ("L40S", 362.1))  # fmt: skip
+BF16_PEAK_TFLOPS = (("H100 PCIe", 756.0), ("H100 NVL", 835.0), ("H100", 989.4))
+BF16_PEAK_TFLOPS += (("H200 NVL", 835.0), ("H200", 989.4), ("A100", 312.0), ("L40S", 362.1))
 # The paper's seconds per video (§4.3; 512x1024, 16 frames, one A100): CMD against ModelScope.
 PAPER_SECONDS_PER_VIDEO = {"cmd": 3.13, "unet3d": 35.1}
 TINY_TEXT = (64, 8)  # (width, tokens) of the dry run's random text states, as flops.CLIP_L
@@ -284,10 +284,8 @@ def baseline_net(kind: str, latent_shape: tuple, dry_run: bool, device: str = "c
         if kind == "unet3d":
             net = build_video_unet(preset, in_channels=c, out_channels=c, cross_attention_dim=width)
         else:  # Latte learns its variance: twice the channels out
-            net = build_video_dit(
-                preset, in_channels=c, out_channels=2 * c, sample_size=h, video_length=t,
-                caption_channels=width,
-            )  # fmt: skip
+            shape = {"sample_size": h, "video_length": t, "caption_channels": width}
+            net = build_video_dit(preset, in_channels=c, out_channels=2 * c, **shape)
     return net, (tokens, width)
 
 

@@ -27,8 +27,10 @@ def cmd_pipeline_assemble(args: argparse.Namespace) -> int:
             args.content_guidance, args.motion_guidance, args.steps, args.guidance_rescale
         )
     except InvalidArgument as err:  # this verb's flags: --content-guidance, --motion-guidance
-        names = {"content_guidance_scale": "--content-guidance",
-                 "motion_guidance_scale": "--motion-guidance"}  # fmt: skip
+        names = {
+            "content_guidance_scale": "--content-guidance",
+            "motion_guidance_scale": "--motion-guidance",
+        }
         raise ValueError(err.render(lambda arg: names.get(arg, flag_of(arg)))) from None
     pipe = assemble_pipeline(args.autoencoder, args.content, args.motion, defaults)
     pipe.set_sampler(args.scheduler, args.timestep_spacing)

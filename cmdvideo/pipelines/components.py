@@ -29,10 +29,25 @@ from .samplers import SAMPLERS, SPACINGS
 from .sampling import Sampling
 
 # The arguments check_inputs reads, by name, from an entry point's own (see `_checked`).
-CHECKED = ("prompt", "class_labels", "num_inference_steps", "guidance_scale",
-           "content_guidance_scale", "motion_guidance_scale", "guidance_rescale",
-           "num_videos_per_prompt", "num_frames", "output_type", "overlap", "strength", "image",
-           "edit", "video", "content", "motion")  # fmt: skip
+CHECKED = (
+    "prompt",
+    "class_labels",
+    "num_inference_steps",
+    "guidance_scale",
+    "content_guidance_scale",
+    "motion_guidance_scale",
+    "guidance_rescale",
+    "num_videos_per_prompt",
+    "num_frames",
+    "output_type",
+    "overlap",
+    "strength",
+    "image",
+    "edit",
+    "video",
+    "content",
+    "motion",
+)
 
 logger = logging.getLogger(__name__)
 

@@ -27,8 +27,14 @@ class Sampling:
     progress: bool
 
     # what `of` reads from an entry point's arguments
-    ARGUMENTS = ("num_inference_steps", "guidance_scale", "content_guidance_scale",
-                 "motion_guidance_scale", "guidance_rescale", "generator")  # fmt: skip
+    ARGUMENTS = (
+        "num_inference_steps",
+        "guidance_scale",
+        "content_guidance_scale",
+        "motion_guidance_scale",
+        "guidance_rescale",
+        "generator",
+    )
 
     @classmethod
     def of(
@@ -93,10 +99,16 @@ def generate_content(
 def refine_content(pipe, content, *, labels, text, strength: float, sampling: Sampling):
     """SDEdit of content frames under the prompt / class: noise to ``strength``, denoise."""
     return generate_content(
-        pipe, batch=content.shape[0], labels=labels, text=text, sampling=sampling,
-        device=content.device, size=tuple(content.shape[-2:]),
-        init=content.to(pipe.content_model.dtype), strength=strength,
-    )  # fmt: skip
+        pipe,
+        batch=content.shape[0],
+        labels=labels,
+        text=text,
+        sampling=sampling,
+        device=content.device,
+        size=tuple(content.shape[-2:]),
+        init=content.to(pipe.content_model.dtype),
+        strength=strength,
+    )
 
 
 def motion_for(pipe, content, *, labels, text, num_frames: int, sampling: Sampling, **existing):

@@ -34,8 +34,9 @@ def main() -> None:
         with torch.no_grad():
             content, motion = autoencoder.encode(videos)
             recon = autoencoder.decode(content, motion)
-        print(f"{path}: content frames {accuracy(content):.3f}, "
-              f"reconstructions {accuracy(recon):.3f}")  # fmt: skip
+        print(
+            f"{path}: content frames {accuracy(content):.3f}, reconstructions {accuracy(recon):.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -24,8 +24,10 @@ def main(root: Path, out: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 3.6))
     summary = {}
     pretrain_steps = max(val_losses(root / "frames")[0], default=0)
-    for name, label in (("finetune", f"after {pretrain_steps} steps of frame pretraining"),
-                        ("scratch", "from scratch")):  # fmt: skip
+    for name, label in (
+        ("finetune", f"after {pretrain_steps} steps of frame pretraining"),
+        ("scratch", "from scratch"),
+    ):
         steps, losses = val_losses(root / name)
         ax.plot(steps, losses, marker="o", markersize=3, label=label)
         summary[name] = dict(zip(steps, losses))

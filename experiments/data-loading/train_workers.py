@@ -21,11 +21,30 @@ from pathlib import Path
 
 def run(clips: Path, out: Path, workers: int, threads: int) -> dict:
     argv = [
-        sys.executable, "-m", "cmdvideo.cli", "train", "autoencoder", "--config", "tiny",
-        "--data", str(clips), "--out", str(out), "--max-steps", "16", "--threads", str(threads),
-        "--set", "train.batch_size=4", "--set", "train.preview_every=4",
-        "--set", "train.checkpoint_every=8", "--set", f"data.num_workers={workers}",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "cmdvideo.cli",
+        "train",
+        "autoencoder",
+        "--config",
+        "tiny",
+        "--data",
+        str(clips),
+        "--out",
+        str(out),
+        "--max-steps",
+        "16",
+        "--threads",
+        str(threads),
+        "--set",
+        "train.batch_size=4",
+        "--set",
+        "train.preview_every=4",
+        "--set",
+        "train.checkpoint_every=8",
+        "--set",
+        f"data.num_workers={workers}",
+    ]
     start = time.perf_counter()
     done = subprocess.run(argv, capture_output=True, text=True, timeout=1800)
     seconds = time.perf_counter() - start

@@ -81,16 +81,22 @@ def image_to_video(pipe, items, rng, args) -> tuple[dict, list]:
         asked = MOTIONS[int(rng.integers(len(MOTIONS)))]
         prompt = caption_for(VideoFactors(factors.appearance, Motion(asked, 0.4)))
         out = pipe.image_to_video(
-            middle(source), prompt=prompt, class_labels=asked, num_inference_steps=args.steps,
+            middle(source),
+            prompt=prompt,
+            class_labels=asked,
+            num_inference_steps=args.steps,
             generator=torch.Generator().manual_seed(i),
-        ).frames[0]  # fmt: skip
+        ).frames[0]
         seen, asked_colours = color_check(to_check(out)), color_check(to_check(source))
-        rows.append({
-            "psnr_middle": psnr(middle(out), middle(source)),
-            "motion_right": classify_motion(to_check(out)) == asked,
-            "kind_kept": shape_check(to_check(out)) == item["factors"]["appearance"]["shapes"][0]["kind"],
-            "colours_kept": seen == asked_colours,
-        })  # fmt: skip
+        rows.append(
+            {
+                "psnr_middle": psnr(middle(out), middle(source)),
+                "motion_right": classify_motion(to_check(out)) == asked,
+                "kind_kept": shape_check(to_check(out))
+                == item["factors"]["appearance"]["shapes"][0]["kind"],
+                "colours_kept": seen == asked_colours,
+            }
+        )
         if len(shown) < 4:
             shown.append(strip(middle(source), out))
     return summarise(rows), shown
@@ -106,13 +112,16 @@ def transfer(pipe, items, args) -> tuple[dict, list]:
         va, vb = to_unit(a["video"]), to_unit(b["video"])
         swap = pipe.transfer_motion(va, vb).frames[0]
         same = pipe.transfer_motion(va, va).frames[0]
-        rows.append({
-            "psnr_swap": psnr(swap, truth), "psnr_nothing": psnr(same, truth),
-            "psnr_reconstruction": psnr(same, va),
-            "motion_is_b": classify_motion(to_check(swap)) == fb.motion.name,
-            "truth_motion_is_b": classify_motion(to_check(truth)) == fb.motion.name,
-            "kind_is_a": shape_check(to_check(swap)) == fa.appearance.shapes[0].kind,
-        })  # fmt: skip
+        rows.append(
+            {
+                "psnr_swap": psnr(swap, truth),
+                "psnr_nothing": psnr(same, truth),
+                "psnr_reconstruction": psnr(same, va),
+                "motion_is_b": classify_motion(to_check(swap)) == fb.motion.name,
+                "truth_motion_is_b": classify_motion(to_check(truth)) == fb.motion.name,
+                "kind_is_a": shape_check(to_check(swap)) == fa.appearance.shapes[0].kind,
+            }
+        )
         if len(shown) < 4:
             shown.append(strip(va, vb, swap, truth))
     return summarise(rows), shown
@@ -123,23 +132,32 @@ def edit(pipe, items, args) -> tuple[dict, list]:
     for i, item in enumerate(items):
         factors = VideoFactors.from_dict(item["factors"])
         shape = factors.appearance.shapes[0]
-        new = next(c for k in range(1, len(colours))
-                   if (c := colours[(colours.index(shape.color) + k) % len(colours)])
-                   != factors.appearance.background)  # fmt: skip
+        new = next(
+            c
+            for k in range(1, len(colours))
+            if (c := colours[(colours.index(shape.color) + k) % len(colours)])
+            != factors.appearance.background
+        )
         prompt = caption_for(factors).replace(f"{shape.color} {shape.kind}", f"{new} {shape.kind}")
         source = to_unit(item["video"])
         out = pipe.edit_video(
-            source, prompt, class_labels=factors.motion.name, strength=args.edit_strength,
-            edit="content", num_inference_steps=args.steps,
+            source,
+            prompt,
+            class_labels=factors.motion.name,
+            strength=args.edit_strength,
+            edit="content",
+            num_inference_steps=args.steps,
             generator=torch.Generator().manual_seed(i),
-        ).frames[0]  # fmt: skip
+        ).frames[0]
         seen = color_check(to_check(out))
-        rows.append({
-            "new_colour_right": seen["foreground"] == new,
-            "background_kept": seen["background"] == factors.appearance.background,
-            "motion_kept": classify_motion(to_check(out)) == factors.motion.name,
-            "source_motion_checked": classify_motion(item["video"]) == factors.motion.name,
-        })  # fmt: skip
+        rows.append(
+            {
+                "new_colour_right": seen["foreground"] == new,
+                "background_kept": seen["background"] == factors.appearance.background,
+                "motion_kept": classify_motion(to_check(out)) == factors.motion.name,
+                "source_motion_checked": classify_motion(item["video"]) == factors.motion.name,
+            }
+        )
         if len(shown) < 4:
             shown.append(strip(source, out))
     return summarise(rows), shown
@@ -151,17 +169,26 @@ def long_videos(pipe, items, args) -> tuple[dict, list]:
     for i, item in enumerate(items[: args.num_long]):
         factors = VideoFactors.from_dict(item["factors"])
         out = pipe(
-            caption_for(factors), class_labels=factors.motion.name, num_frames=args.long_frames,
-            num_inference_steps=args.steps, generator=torch.Generator().manual_seed(i),
-        ).frames[0]  # fmt: skip
+            caption_for(factors),
+            class_labels=factors.motion.name,
+            num_frames=args.long_frames,
+            num_inference_steps=args.steps,
+            generator=torch.Generator().manual_seed(i),
+        ).frames[0]
         diffs = np.abs(np.diff(out, axis=0)).mean(axis=(1, 2, 3))  # diffs[k]: frame k -> k+1
         # every `overlap`-th frame a cross-fade starts or a clip's own frames begin
         joins = [k - 1 for k in range(overlap, len(out), window - overlap)]
         inside = [k for k in range(len(diffs)) if k not in joins]
-        wins = [classify_motion(to_check(out[s : s + window])) == factors.motion.name
-                for s in range(0, len(out) - window + 1, window)]  # fmt: skip
-        rows.append({"seam_ratio": float(diffs[joins].mean() / max(diffs[inside].mean(), 1e-8)),
-                     **{f"window_{k}_motion_right": w for k, w in enumerate(wins)}})  # fmt: skip
+        wins = [
+            classify_motion(to_check(out[s : s + window])) == factors.motion.name
+            for s in range(0, len(out) - window + 1, window)
+        ]
+        rows.append(
+            {
+                "seam_ratio": float(diffs[joins].mean() / max(diffs[inside].mean(), 1e-8)),
+                **{f"window_{k}_motion_right": w for k, w in enumerate(wins)},
+            }
+        )
         if len(shown) < 3:
             shown.append(out)
     return summarise(rows), shown
@@ -196,22 +223,37 @@ def main() -> None:
     pipe = CMDPipeline.from_pretrained(args.model)
     pipe.set_progress_bar_config(disable=True)
     h, w = pipe.video_size()
-    items, _ = held_out_one_shape_videos(args.num_videos, int(pipe.config.num_frames), h, w,
-                                         world=pipeline_world(pipe))  # fmt: skip
-    result = {"model": args.model, "held_out_one_shape_videos": len(items),
-              "steps": pipe.default_steps(args.steps), "edit_strength": args.edit_strength}  # fmt: skip
+    items, _ = held_out_one_shape_videos(
+        args.num_videos, int(pipe.config.num_frames), h, w, world=pipeline_world(pipe)
+    )
+    result = {
+        "model": args.model,
+        "held_out_one_shape_videos": len(items),
+        "steps": pipe.default_steps(args.steps),
+        "edit_strength": args.edit_strength,
+    }
     figures = Path(args.figures)
-    for name, run in (("i2v", lambda: image_to_video(pipe, items, np.random.default_rng(0), args)),
-                      ("transfer", lambda: transfer(pipe, items, args)),
-                      ("edit", lambda: edit(pipe, items, args)),
-                      ("long", lambda: long_videos(pipe, items, args))):  # fmt: skip
+    for name, run in (
+        ("i2v", lambda: image_to_video(pipe, items, np.random.default_rng(0), args)),
+        ("transfer", lambda: transfer(pipe, items, args)),
+        ("edit", lambda: edit(pipe, items, args)),
+        ("long", lambda: long_videos(pipe, items, args)),
+    ):
         start = time.perf_counter()
         summary, shown = run()
         summary["seconds"] = round(time.perf_counter() - start, 1)
         result[name] = summary
         print(name, json.dumps(summary))
-        grid = np.concatenate([s for pair in zip(shown, [np.ones((*shown[0].shape[:1], 1,
-                               shown[0].shape[2], 3))] * len(shown)) for s in pair][:-1], axis=1)  # fmt: skip
+        grid = np.concatenate(
+            [
+                s
+                for pair in zip(
+                    shown, [np.ones((*shown[0].shape[:1], 1, shown[0].shape[2], 3))] * len(shown)
+                )
+                for s in pair
+            ][:-1],
+            axis=1,
+        )
         write_video(figures / f"decomposition-{name}.gif", grid, fps=8, upscale=4)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

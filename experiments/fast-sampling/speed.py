@@ -23,8 +23,12 @@ import torch
 from cmdvideo.pipelines.cmd import CMDPipeline
 
 PROMPT = "a red square moving left"
-OLD = dict(num_inference_steps=25, content_guidance_scale=1.0, motion_guidance_scale=3.0,
-           guidance_rescale=0.0)  # fmt: skip
+OLD = dict(
+    num_inference_steps=25,
+    content_guidance_scale=1.0,
+    motion_guidance_scale=3.0,
+    guidance_rescale=0.0,
+)
 
 
 def load(model: str, threads: int, sampler: str | None = None) -> CMDPipeline:

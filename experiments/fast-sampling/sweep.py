@@ -39,8 +39,12 @@ def time_one_video(pipe, steps: int, repeats: int = 7) -> float:
     times = []
     for i in range(repeats + 2):
         start = time.perf_counter()
-        pipe(prompt="a red square moving left", num_inference_steps=steps, output_type="pt",
-             generator=torch.Generator().manual_seed(i))  # fmt: skip
+        pipe(
+            prompt="a red square moving left",
+            num_inference_steps=steps,
+            output_type="pt",
+            generator=torch.Generator().manual_seed(i),
+        )
         times.append(time.perf_counter() - start)
     return statistics.median(times[2:])
 
@@ -72,14 +76,18 @@ def main() -> None:
         seconds = time_one_video(pipe, int(steps))
         for seed in args.seeds:
             key = "-".join([sampler, steps, spacing, *guidance, f"seed{seed}"])
-            result = evaluate_generation(pipe, classifier, args.per_class, int(steps),
-                                         seed=seed, progress=False)  # fmt: skip
+            result = evaluate_generation(
+                pipe, classifier, args.per_class, int(steps), seed=seed, progress=False
+            )
             result.pop("videos")
             result.update(sampler=sampler, timestep_spacing=spacing, threads=args.threads)
             (out / f"{key}.json").write_text(json.dumps(result, indent=1))
             row = {m: result[a][b] for m, (a, b) in MEASURES.items()}
-            row.update(fd=result["fd_moving_shapes"], fd_floor=result["fd_moving_shapes_real_vs_real"],
-                       seconds_per_video_batch1=seconds)  # fmt: skip
+            row.update(
+                fd=result["fd_moving_shapes"],
+                fd_floor=result["fd_moving_shapes_real_vs_real"],
+                seconds_per_video_batch1=seconds,
+            )
             table[key] = row
             print(key, json.dumps({k: round(v, 4) for k, v in row.items()}), flush=True)
             (out / "sweep.json").write_text(json.dumps(table, indent=1))

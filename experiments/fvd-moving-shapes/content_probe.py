@@ -69,9 +69,14 @@ def main() -> None:
         fvd = frechet_distance_from_stats(
             real_stats, stats, unbiased=protocol.covariance == "unbiased", sqrt=protocol.sqrt
         )
-        table[name] = {"content_model": folder, "steps": int(steps), "settings": rest,
-                       "fvd_gen_content": fvd, "num_videos": n,
-                       "seconds": round(time.perf_counter() - start)}  # fmt: skip
+        table[name] = {
+            "content_model": folder,
+            "steps": int(steps),
+            "settings": rest,
+            "fvd_gen_content": fvd,
+            "num_videos": n,
+            "seconds": round(time.perf_counter() - start),
+        }
         print(name, json.dumps(table[name]), flush=True)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(table, indent=1))

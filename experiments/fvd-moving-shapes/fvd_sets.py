@@ -113,15 +113,27 @@ def main() -> None:
     for name, videos in {"real": real, **sets}.items():
         t0 = time.perf_counter()
         stats[name] = i3d_stats(i3d, videos.split(args.batch_size), protocol, n)
-        print(f"{name}: I3D features of {stats[name].count} videos in "
-              f"{time.perf_counter() - t0:.0f} s", flush=True)  # fmt: skip
+        print(
+            f"{name}: I3D features of {stats[name].count} videos in "
+            f"{time.perf_counter() - t0:.0f} s",
+            flush=True,
+        )
     unbiased = protocol.covariance == "unbiased"
-    fvd = {name: frechet_distance_from_stats(stats["real"], stats[name], unbiased=unbiased,
-                                             sqrt=protocol.sqrt) for name in sets}  # fmt: skip
-    result = {"model": args.model, "num_videos": n, "video_size": [frames, height, width],
-              "fvd_against_real": fvd, "protocol": protocol.to_dict(),
-              "i3d_weights": weights_of(i3d).to_dict(),
-              "seconds": round(time.perf_counter() - start)}  # fmt: skip
+    fvd = {
+        name: frechet_distance_from_stats(
+            stats["real"], stats[name], unbiased=unbiased, sqrt=protocol.sqrt
+        )
+        for name in sets
+    }
+    result = {
+        "model": args.model,
+        "num_videos": n,
+        "video_size": [frames, height, width],
+        "fvd_against_real": fvd,
+        "protocol": protocol.to_dict(),
+        "i3d_weights": weights_of(i3d).to_dict(),
+        "seconds": round(time.perf_counter() - start),
+    }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))

@@ -48,8 +48,9 @@ def make_clips(size: int, seed: int) -> np.ndarray:
 
     from cmdvideo.data.moving_shapes import MovingShapes
 
-    shapes = MovingShapes(num_videos=8, num_frames=FRAMES, height=size, width=size, seed=seed,
-                          textured=True)  # fmt: skip
+    shapes = MovingShapes(
+        num_videos=8, num_frames=FRAMES, height=size, width=size, seed=seed, textured=True
+    )
     clips = []
     for index in (0, 1):
         video = shapes[index]["video"]  # (3, T, H, W) in [-1, 1]
@@ -88,10 +89,21 @@ def cmd_jax(args) -> None:
             print(f"jax {name} clip: {time.perf_counter() - start:.1f} s")
         logits[name] = np.stack(rows)
     versions = f"jax {jax.__version__}, flax {flax.__version__}, numpy {np.__version__}"
-    np.savez_compressed(args.fixture, clips=clips["small"], upsample=UPSAMPLE,
-                        logits=logits["small"], made_with=versions)  # fmt: skip
-    np.savez_compressed(args.out, full=clips["full"], logits_full=logits["full"],
-                        small=clips["small"], logits_small=logits["small"], made_with=versions)  # fmt: skip
+    np.savez_compressed(
+        args.fixture,
+        clips=clips["small"],
+        upsample=UPSAMPLE,
+        logits=logits["small"],
+        made_with=versions,
+    )
+    np.savez_compressed(
+        args.out,
+        full=clips["full"],
+        logits_full=logits["full"],
+        small=clips["small"],
+        logits_small=logits["small"],
+        made_with=versions,
+    )
     print(f"wrote {args.fixture} and {args.out} ({versions})")
 
 

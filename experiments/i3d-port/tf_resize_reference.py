@@ -50,9 +50,11 @@ def check(path: str) -> None:
         size = expected.shape[-1]
         ours = resize_tf1_bilinear(frames, size).numpy()
         half_pixel = F.interpolate(frames, size=(size, size), mode="bilinear").numpy()
-        print(f"{tuple(frames.shape[-2:])} -> {size}: max|ours - TF| "
-              f"{np.abs(ours - expected).max():.2e}; PyTorch's half-pixel bilinear differs "
-              f"from TF by up to {np.abs(half_pixel - expected).max():.1f} (of 255)")  # fmt: skip
+        print(
+            f"{tuple(frames.shape[-2:])} -> {size}: max|ours - TF| "
+            f"{np.abs(ours - expected).max():.2e}; PyTorch's half-pixel bilinear differs "
+            f"from TF by up to {np.abs(half_pixel - expected).max():.1f} (of 255)"
+        )
 
 
 def main() -> None:

@@ -64,10 +64,20 @@ class NoisyKindClassifier(nn.Module):
         super().__init__()
         self.time_proj, self.time_embed = Timesteps(64, True, 0), TimestepEmbedding(64, 128)
         self.stem = nn.Conv2d(in_channels, width, 3, padding=1)
-        self.blocks = nn.ModuleList([Block(width, width, 128), Block(width, 2 * width, 128),
-                                     Block(2 * width, 2 * width, 128)])  # fmt: skip
-        self.head = nn.Sequential(nn.GroupNorm(8, 2 * width), nn.SiLU(), nn.AdaptiveAvgPool2d(1),
-                                  nn.Flatten(), nn.Linear(2 * width, classes))  # fmt: skip
+        self.blocks = nn.ModuleList(
+            [
+                Block(width, width, 128),
+                Block(width, 2 * width, 128),
+                Block(2 * width, 2 * width, 128),
+            ]
+        )
+        self.head = nn.Sequential(
+            nn.GroupNorm(8, 2 * width),
+            nn.SiLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(2 * width, classes),
+        )
 
     def forward(self, x, t):
         emb = self.time_embed(self.time_proj(t))
@@ -170,18 +180,35 @@ def main() -> None:
             return sa * eps - sb * x0  # back to v, consistent with eps'
 
         start = time.perf_counter()
-        content = denoise(guided, (len(prompts), unet.config.in_channels, 32 // f, 32 // f),
-                          scheduler, 25, torch.Generator().manual_seed(0), progress=False)  # fmt: skip
+        content = denoise(
+            guided,
+            (len(prompts), unet.config.in_channels, 32 // f, 32 // f),
+            scheduler,
+            25,
+            torch.Generator().manual_seed(0),
+            progress=False,
+        )
         with torch.no_grad():
             stills = codec.content_to_pixels(content).clamp(-1, 1)
         scores = one_shape_scores(stills, asked, prompts)
         rows.append({"scale": scale, **scores, "seconds": round(time.perf_counter() - start, 1)})
         print(json.dumps(rows[-1]), flush=True)
-        figure_rows = [stills[[i for i, k in enumerate(asked) if k == kind][:12]].permute(1, 0, 2, 3)
-                       for kind in KINDS]  # fmt: skip
+        figure_rows = [
+            stills[[i for i, k in enumerate(asked) if k == kind][:12]].permute(1, 0, 2, 3)
+            for kind in KINDS
+        ]
     write_frame_grid(args.figure, figure_rows, labels=list(KINDS), upscale=4)
-    Path(args.out).write_text(json.dumps({"latent_noise": robustness, "classifier": history, "guidance": rows,
-                                          "args": vars(args)}, indent=1))  # fmt: skip
+    Path(args.out).write_text(
+        json.dumps(
+            {
+                "latent_noise": robustness,
+                "classifier": history,
+                "guidance": rows,
+                "args": vars(args),
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -33,8 +33,13 @@ def main() -> None:
         recon = codec.decode(content, motion).clamp(-1, 1)
         content = codec.content_to_pixels(content).clamp(-1, 1)
     every_second = (slice(None), slice(None), slice(None, None, 2))
-    write_preview(Path(args.out).with_suffix(""), video[every_second], content,
-                  recon[every_second], animated=False)  # fmt: skip
+    write_preview(
+        Path(args.out).with_suffix(""),
+        video[every_second],
+        content,
+        recon[every_second],
+        animated=False,
+    )
 
 
 if __name__ == "__main__":

@@ -64,8 +64,10 @@ def main() -> None:
         other_colour = pipe.encode_prompt(colour_words, "cpu").content
         shape, colour = score(pipe.codec.content_to_pixels(content))
         print(f"{args.pipeline}: {len(items)} one-shape held-out content frames")
-        print("| t | alpha_bar | x0 shape kind | x0 shape colour | x0 MSE | change: kind word | "
-              "change: colour word |\n|---|---|---|---|---|---|---|")  # fmt: skip
+        print(
+            "| t | alpha_bar | x0 shape kind | x0 shape colour | x0 MSE | change: kind word | "
+            "change: colour word |\n|---|---|---|---|---|---|---|"
+        )
         print(f"| real | 1 | {shape:.3f} | {colour:.3f} | 0 | | |")
         rows.append(pipe.codec.content_to_pixels(content[:8]))
         labels.append("real")
@@ -75,23 +77,32 @@ def main() -> None:
             noisy = a.sqrt() * content + (1 - a).sqrt() * noise
             steps = torch.full((len(content),), t)
             x0, x0_kind, x0_colour = (
-                clean_estimate(scheduler, noisy,
-                               content_prediction(pipe.content_model, noisy, steps, None, e, null), t)
+                clean_estimate(
+                    scheduler,
+                    noisy,
+                    content_prediction(pipe.content_model, noisy, steps, None, e, null),
+                    t,
+                )
                 for e in (text, other_kind, other_colour)
-            )  # fmt: skip
+            )
             kind_change = (x0_kind - x0).abs().mean().item()
             colour_change = (x0_colour - x0).abs().mean().item()
             shape, colour = score(pipe.codec.content_to_pixels(x0))
             mse = (x0 - content).pow(2).mean().item()
-            print(f"| {t} | {a:.3f} | {shape:.3f} | {colour:.3f} | {mse:.4f} | {kind_change:.4f} | "
-                  f"{colour_change:.4f} |")  # fmt: skip
-            rows += [pipe.codec.content_to_pixels(noisy[:8]).clamp(-1, 1),
-                     pipe.codec.content_to_pixels(x0[:8]).clamp(-1, 1)]  # fmt: skip
+            print(
+                f"| {t} | {a:.3f} | {shape:.3f} | {colour:.3f} | {mse:.4f} | {kind_change:.4f} | "
+                f"{colour_change:.4f} |"
+            )
+            rows += [
+                pipe.codec.content_to_pixels(noisy[:8]).clamp(-1, 1),
+                pipe.codec.content_to_pixels(x0[:8]).clamp(-1, 1),
+            ]
             labels += [f"t={t}", "x0"]
     if args.figure:
         # write_frame_grid takes videos (3, T, H, W): one row per noise level, frames = videos
-        write_frame_grid(args.figure, [r.permute(1, 0, 2, 3) for r in rows], labels=labels,
-                         upscale=3)  # fmt: skip
+        write_frame_grid(
+            args.figure, [r.permute(1, 0, 2, 3) for r in rows], labels=labels, upscale=3
+        )
         print(f"figure: {args.figure}")
 
 

@@ -72,18 +72,32 @@ def main() -> None:
     parser.add_argument("--samples-per-kind", type=int, default=40)
     parser.add_argument("--overrides", default="{}", help="JSON: UNet2DConditionModel kwargs")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--prediction-type", default="v_prediction",
-                        choices=["epsilon", "v_prediction"])  # fmt: skip
-    parser.add_argument("--beta-schedule", default="linear",
-                        help="diffusers beta_schedule (the latent default: squaredcos_cap_v2)")  # fmt: skip
-    parser.add_argument("--no-clip", action="store_true",
-                        help="no clipping of the x0 estimate to [-1, 1] (latents: unit std)")  # fmt: skip
+    parser.add_argument(
+        "--prediction-type", default="v_prediction", choices=["epsilon", "v_prediction"]
+    )
+    parser.add_argument(
+        "--beta-schedule",
+        default="linear",
+        help="diffusers beta_schedule (the latent default: squaredcos_cap_v2)",
+    )
+    parser.add_argument(
+        "--no-clip",
+        action="store_true",
+        help="no clipping of the x0 estimate to [-1, 1] (latents: unit std)",
+    )
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--backbone", default="unet", choices=["unet", "dit"],
-                        help="dit: cmdvideo's ContentDiT (`tiny` preset + --overrides, e.g. "
-                        "'{\"patch_size\": 1}' for one token per latent pixel)")  # fmt: skip
-    parser.add_argument("--binarize", action="store_true",
-                        help="train on the frames' shape masks (white on black): geometry only")  # fmt: skip
+    parser.add_argument(
+        "--backbone",
+        default="unet",
+        choices=["unet", "dit"],
+        help="dit: cmdvideo's ContentDiT (`tiny` preset + --overrides, e.g. "
+        "'{\"patch_size\": 1}' for one token per latent pixel)",
+    )
+    parser.add_argument(
+        "--binarize",
+        action="store_true",
+        help="train on the frames' shape masks (white on black): geometry only",
+    )
     parser.add_argument("--out", default=None, help="JSON of the scores at each evaluation")
     parser.add_argument("--figure", default=None, help="PNG: 12 samples per kind, last eval")
     args = parser.parse_args()
@@ -94,14 +108,22 @@ def main() -> None:
         frames = binarize(frames)
     codec = VideoCodec.from_pretrained(args.autoencoder)
     build = build_content_dit if args.backbone == "dit" else build_content_unet
-    unet = build("tiny", frames.shape[1], tuple(frames.shape[2:]), num_classes=3,
-                 overrides=json.loads(args.overrides))  # fmt: skip
+    unet = build(
+        "tiny",
+        frames.shape[1],
+        tuple(frames.shape[2:]),
+        num_classes=3,
+        overrides=json.loads(args.overrides),
+    )
     params = sum(p.numel() for p in unet.parameters())
     print(f"{len(frames)} one-shape content frames; UNet {params / 1e6:.2f} M parameters")
     if args.threads:
         torch.set_num_threads(args.threads)
-    scheduler = DDPMScheduler(prediction_type=args.prediction_type, clip_sample=not args.no_clip,
-                              beta_schedule=args.beta_schedule)  # fmt: skip
+    scheduler = DDPMScheduler(
+        prediction_type=args.prediction_type,
+        clip_sample=not args.no_clip,
+        beta_schedule=args.beta_schedule,
+    )
     optimizer = torch.optim.AdamW(unet.parameters(), lr=args.lr)
     lr_schedule = get_cosine_schedule_with_warmup(optimizer, 100, args.steps)
     ema = EMAModel(unet.parameters(), decay=0.999, use_ema_warmup=True)
@@ -128,19 +150,31 @@ def main() -> None:
             ema.copy_to(unet.parameters())
             with torch.no_grad():
                 content = sample_content(
-                    unet, DDIMScheduler.from_config(scheduler.config), len(labels), labels,
-                    num_inference_steps=25, generator=torch.Generator().manual_seed(1),
+                    unet,
+                    DDIMScheduler.from_config(scheduler.config),
+                    len(labels),
+                    labels,
+                    num_inference_steps=25,
+                    generator=torch.Generator().manual_seed(1),
                     progress=False,
-                )  # fmt: skip
+                )
                 stills = codec.content_to_pixels(content).clamp(-1, 1)
             ema.restore(unet.parameters())
             unet.train()
-            per_kind = {k: one_shape_scores(stills[labels == i], [k] * args.samples_per_kind)
-                        ["shape_kind_accuracy"] for i, k in enumerate(KINDS)}  # fmt: skip
+            per_kind = {
+                k: one_shape_scores(stills[labels == i], [k] * args.samples_per_kind)[
+                    "shape_kind_accuracy"
+                ]
+                for i, k in enumerate(KINDS)
+            }
             accuracy = sum(per_kind.values()) / len(KINDS)  # the same number of samples per kind
-            row = dict(step=step, loss=sum(losses[-100:]) / len(losses[-100:]),
-                       shape_kind_accuracy=accuracy, per_kind=per_kind,
-                       seconds=round(time.perf_counter() - start))  # fmt: skip
+            row = dict(
+                step=step,
+                loss=sum(losses[-100:]) / len(losses[-100:]),
+                shape_kind_accuracy=accuracy,
+                per_kind=per_kind,
+                seconds=round(time.perf_counter() - start),
+            )
             history.append(row)
             if args.figure:
                 rows = [stills[labels == i][:12].permute(1, 0, 2, 3) for i in range(3)]

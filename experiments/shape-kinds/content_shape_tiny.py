@@ -39,11 +39,18 @@ def main() -> None:
     parser.add_argument("--num-videos", type=int, default=200)
     parser.add_argument("--steps", type=int, default=None, help="default: the pipeline's")
     parser.add_argument("--guidance", type=float, default=None, help="default: the pipeline's")
-    parser.add_argument("--guidance-rescale", type=float, default=None,
-                        help="CFG rescale phi (default: the pipeline's)")  # fmt: skip
+    parser.add_argument(
+        "--guidance-rescale",
+        type=float,
+        default=None,
+        help="CFG rescale phi (default: the pipeline's)",
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--kind-negative", action="store_true",
-                        help="CFG against the prompt with another shape kind")  # fmt: skip
+    parser.add_argument(
+        "--kind-negative",
+        action="store_true",
+        help="CFG against the prompt with another shape kind",
+    )
     parser.add_argument("--kind-figure", default=None, help="PNG: same noise, one row per kind")
     args = parser.parse_args()
 
@@ -63,19 +70,30 @@ def main() -> None:
                 other_kind, _ = swapped_prompts(prompts, kinds)
                 null = pipe.encode_prompt(other_kind, "cpu").content
             content = sample_content(
-                unet, pipe.content_scheduler, len(prompts), None, text, null, guidance, steps,
-                torch.Generator().manual_seed(args.seed), "cpu", progress=False,
+                unet,
+                pipe.content_scheduler,
+                len(prompts),
+                None,
+                text,
+                null,
+                guidance,
+                steps,
+                torch.Generator().manual_seed(args.seed),
+                "cpu",
+                progress=False,
                 guidance_rescale=rescale,
-            )  # fmt: skip
+            )
             stills = pipe.codec.content_to_pixels(content).clamp(-1, 1)
         scores = one_shape_scores(stills, kinds, prompts)
         negative = ", kind-negative" if args.kind_negative else ""
-        print(f"{path}: {len(prompts)} content frames, {steps} steps, guidance {guidance} "
-              f"(rescale {rescale}{negative}): "
-              f"shape kind {scores['shape_kind_accuracy']:.3f}, shape colour "
-              f"{scores['shape_color_accuracy']:.3f}, "
-              f"background {scores['background_accuracy']:.3f} "
-              f"({time.perf_counter() - start:.0f} s)")  # fmt: skip
+        print(
+            f"{path}: {len(prompts)} content frames, {steps} steps, guidance {guidance} "
+            f"(rescale {rescale}{negative}): "
+            f"shape kind {scores['shape_kind_accuracy']:.3f}, shape colour "
+            f"{scores['shape_color_accuracy']:.3f}, "
+            f"background {scores['background_accuracy']:.3f} "
+            f"({time.perf_counter() - start:.0f} s)"
+        )
         if args.kind_figure:
             default_guidance, _ = pipe.guidance_scales(None)  # plain CFG would oversaturate
             kind_figure(pipe, args.kind_figure, default_guidance, steps, rescale, args.seed)
@@ -88,13 +106,23 @@ def kind_figure(pipe, path, guidance, steps, rescale, seed) -> None:
         null = pipe.encode_prompt(None, "cpu").content_null
         for kind in SHAPES:
             prompts = [f"a white {kind} moving left on a black background"] * 6 + [
-                f"a yellow {kind} rotating on a blue background"] * 6  # fmt: skip
+                f"a yellow {kind} rotating on a blue background"
+            ] * 6
             text = pipe.encode_prompt(prompts, "cpu").content
             content = sample_content(
-                pipe.content_model, pipe.content_scheduler, len(prompts), None, text, null,
-                guidance, steps, torch.Generator().manual_seed(seed), "cpu", progress=False,
+                pipe.content_model,
+                pipe.content_scheduler,
+                len(prompts),
+                None,
+                text,
+                null,
+                guidance,
+                steps,
+                torch.Generator().manual_seed(seed),
+                "cpu",
+                progress=False,
                 guidance_rescale=rescale,
-            )  # fmt: skip
+            )
             rows.append(pipe.codec.content_to_pixels(content).clamp(-1, 1).permute(1, 0, 2, 3))
     write_frame_grid(path, rows, labels=list(SHAPES), upscale=4)
     print(f"figure: {path}")

@@ -33,8 +33,20 @@ def teach_once(concept: str, clips: int, threads: int, extra: list[str]) -> dict
     data = write_clips(concept, clips, Path(f"runs/teach/data/{concept}-{clips}"))
     out = Path(f"runs/teach/{concept}-{clips}")
     subprocess.run(["rm", "-rf", str(out)], check=True)
-    argv = [sys.executable, "-m", "cmdvideo.cli", "teach", "--data", str(data), "--out",
-            str(out), "--threads", str(threads), "--json", *extra]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "cmdvideo.cli",
+        "teach",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--threads",
+        str(threads),
+        "--json",
+        *extra,
+    ]
     start = time.perf_counter()
     done = subprocess.run(argv, capture_output=True, text=True)
     wall = time.perf_counter() - start

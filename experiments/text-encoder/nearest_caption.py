@@ -31,26 +31,42 @@ def main() -> None:
     torch.set_num_threads(1)
 
     encoder, tokenizer = load_text_encoder(args.encoder)
-    grid = [dict(background=b, shape_color=c, shape_kind=k, motion=m)
-            for b in COLORS for c in COLORS if c != b for k in SHAPES for m in MOTIONS]  # fmt: skip
+    grid = [
+        dict(background=b, shape_color=c, shape_kind=k, motion=m)
+        for b in COLORS
+        for c in COLORS
+        if c != b
+        for k in SHAPES
+        for m in MOTIONS
+    ]
     rows = read_paraphrases(args.paraphrases)
 
     @torch.no_grad()
     def pooled(prompts):  # (N, D), unit length
-        out = [encode_prompts(encoder, tokenizer, prompts[i : i + 128], "cpu").pooled
-               for i in range(0, len(prompts), 128)]  # fmt: skip
+        out = [
+            encode_prompts(encoder, tokenizer, prompts[i : i + 128], "cpu").pooled
+            for i in range(0, len(prompts), 128)
+        ]
         return torch.nn.functional.normalize(torch.cat(out), dim=-1)
 
     nearest = pooled([r["prompt"] for r in rows]) @ pooled([canonical(g) for g in grid]).T
     nearest = nearest.argmax(-1).tolist()
-    hits = {a: sum(grid[j][a] == r[a] for j, r in zip(nearest, rows)) / len(rows)
-            for a in ATTRIBUTES}  # fmt: skip
-    result = {"encoder": args.encoder, "num_prompts": len(rows), "num_captions": len(grid),
-              "nearest_caption_accuracy": hits,
-              "nearest": [{"prompt": r["prompt"], "nearest": canonical(grid[j])}
-                          for j, r in zip(nearest, rows)]}  # fmt: skip
-    print("nearest training caption has the asked " + ", ".join(
-        f"{a.replace('_', ' ')} {v:.3f}" for a, v in hits.items()))  # fmt: skip
+    hits = {
+        a: sum(grid[j][a] == r[a] for j, r in zip(nearest, rows)) / len(rows) for a in ATTRIBUTES
+    }
+    result = {
+        "encoder": args.encoder,
+        "num_prompts": len(rows),
+        "num_captions": len(grid),
+        "nearest_caption_accuracy": hits,
+        "nearest": [
+            {"prompt": r["prompt"], "nearest": canonical(grid[j])} for j, r in zip(nearest, rows)
+        ],
+    }
+    print(
+        "nearest training caption has the asked "
+        + ", ".join(f"{a.replace('_', ' ')} {v:.3f}" for a, v in hits.items())
+    )
     if args.out:
         args.out.write_text(json.dumps(result, indent=1))
 

@@ -33,9 +33,14 @@ from cmdvideo.models.text import WordTextEncoder, words
 from cmdvideo.pipelines.cmd import CMDPipeline
 
 HERE = Path(__file__).parent
-MOTION_PHRASES = {"up-left": "moving up and left", "down-right": "moving down and right",
-                  "rotate": "rotating", "grow": "growing", "shrink": "shrinking",
-                  "bounce": "bouncing"}  # fmt: skip
+MOTION_PHRASES = {
+    "up-left": "moving up and left",
+    "down-right": "moving down and right",
+    "rotate": "rotating",
+    "grow": "growing",
+    "shrink": "shrinking",
+    "bounce": "bouncing",
+}
 
 
 def article(word: str) -> str:
@@ -45,16 +50,22 @@ def article(word: str) -> str:
 def canonical(row: dict) -> str:
     """The training-style caption of a row's attributes (as `caption_for` writes it)."""
     motion = MOTION_PHRASES.get(row["motion"], f"moving {row['motion']}")
-    return (f"{article(row['shape_color'])} {row['shape_kind']} {motion} on "
-            f"{article(row['background'])} background")  # fmt: skip
+    return (
+        f"{article(row['shape_color'])} {row['shape_kind']} {motion} on "
+        f"{article(row['background'])} background"
+    )
 
 
 def read_paraphrases(path: Path) -> list[dict]:
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
     for row in rows:
-        if (row["background"] not in COLORS or row["shape_color"] not in COLORS
-                or row["shape_kind"] not in SHAPES or row["motion"] not in MOTIONS):  # fmt: skip
+        if (
+            row["background"] not in COLORS
+            or row["shape_color"] not in COLORS
+            or row["shape_kind"] not in SHAPES
+            or row["motion"] not in MOTIONS
+        ):
             raise ValueError(f"bad attributes in {path}: {row}")
         asked = parse_caption(canonical(row))
         assert asked["motion"] == row["motion"] and asked["background"] == row["background"]
@@ -71,13 +82,16 @@ def scores(classifier, videos, asked: list[str], per_prompt: int) -> dict:
     for start in range(0, len(asked), per_prompt):
         a = parse_caption(asked[start])
         part = range(start, start + per_prompt)
-        per_prompt_hits.append({
-            "motion": sum(pred["motion"][i] == a["motion"] for i in part) / per_prompt,
-            "background": sum(seen[i]["background"] == a["background"] for i in part) / per_prompt,
-            "shape_color": sum(seen[i]["foreground"] == a["shapes"][0][0] for i in part)
-            / per_prompt,
-            "shape_kind": sum(seen[i]["kind"] == a["shapes"][0][1] for i in part) / per_prompt,
-        })  # fmt: skip
+        per_prompt_hits.append(
+            {
+                "motion": sum(pred["motion"][i] == a["motion"] for i in part) / per_prompt,
+                "background": sum(seen[i]["background"] == a["background"] for i in part)
+                / per_prompt,
+                "shape_color": sum(seen[i]["foreground"] == a["shapes"][0][0] for i in part)
+                / per_prompt,
+                "shape_kind": sum(seen[i]["kind"] == a["shapes"][0][1] for i in part) / per_prompt,
+            }
+        )
     return {**total, "per_prompt": per_prompt_hits}
 
 
@@ -98,19 +112,27 @@ def main() -> None:
     pipe.set_progress_bar_config(disable=True)
     classifier = load_classifier()
     encoder = pipe.text_encoder
-    result = {"model": str(args.model), "text_encoder": type(encoder).__name__,
-              "num_prompts": len(rows), "per_prompt": args.per_prompt, "seed": args.seed,
-              "num_inference_steps": pipe.default_steps(None),
-              "guidance_scale": list(pipe.guidance_scales(None))}  # fmt: skip
+    result = {
+        "model": str(args.model),
+        "text_encoder": type(encoder).__name__,
+        "num_prompts": len(rows),
+        "per_prompt": args.per_prompt,
+        "seed": args.seed,
+        "num_inference_steps": pipe.default_steps(None),
+        "guidance_scale": list(pipe.guidance_scales(None)),
+    }
     paraphrases = [r["prompt"] for r in rows]
     if isinstance(encoder, WordTextEncoder):
         tokens = [w for p in paraphrases for w in words(p)]
         unknown = set(encoder.unknown_words(paraphrases))
         result["unknown_words"] = {
-            "distinct": len(unknown), "distinct_of": len(set(tokens)),
-            "tokens": sum(w in unknown for w in tokens), "tokens_of": len(tokens),
-            "words": sorted(unknown), "known": sorted(set(tokens) - unknown),
-        }  # fmt: skip
+            "distinct": len(unknown),
+            "distinct_of": len(set(tokens)),
+            "tokens": sum(w in unknown for w in tokens),
+            "tokens_of": len(tokens),
+            "words": sorted(unknown),
+            "known": sorted(set(tokens) - unknown),
+        }
         for e in (encoder, getattr(pipe, "motion_text_encoder", None)):  # counted here:
             if isinstance(e, WordTextEncoder):  # no warning from the pipeline
                 e.report_unknown_words(paraphrases)
@@ -124,15 +146,19 @@ def main() -> None:
         for row, hits in zip(rows, result[name]["per_prompt"], strict=True):
             hits["prompt"] = row["prompt"] if name == "paraphrase" else canonical(row)
         r = result[name]
-        print(f"{name:>10}: background {r['background_accuracy']:.3f}  shape colour "
-              f"{r['shape_color_accuracy']:.3f}  motion {r['motion_accuracy']:.3f}  shape kind "
-              f"{r['shape_kind_accuracy']:.3f}  all {r['all_accuracy']:.3f}  "
-              f"({r['num_videos']} videos)")  # fmt: skip
+        print(
+            f"{name:>10}: background {r['background_accuracy']:.3f}  shape colour "
+            f"{r['shape_color_accuracy']:.3f}  motion {r['motion_accuracy']:.3f}  shape kind "
+            f"{r['shape_kind_accuracy']:.3f}  all {r['all_accuracy']:.3f}  "
+            f"({r['num_videos']} videos)"
+        )
     result["seconds"] = round(time.perf_counter() - start, 1)
     if "unknown_words" in result:
         u = result["unknown_words"]
-        print(f"unknown to the word encoder: {u['distinct']} of {u['distinct_of']} distinct "
-              f"paraphrase words, {u['tokens']} of {u['tokens_of']} word tokens")  # fmt: skip
+        print(
+            f"unknown to the word encoder: {u['distinct']} of {u['distinct_of']} distinct "
+            f"paraphrase words, {u['tokens']} of {u['tokens_of']} word tokens"
+        )
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=1))
