@@ -44,7 +44,7 @@ wait $motion
 trap - INT TERM
 step "$ROOT/pipeline" pipeline assemble --autoencoder "$ROOT/ae" --content "$ROOT/content" \
   --motion "$ROOT/motion" --content-guidance 3.0 --motion-guidance 3.0 --guidance-rescale 0.7 \
-  --scheduler dpm --timestep-spacing trailing --steps 8
+  --sampler dpm --timestep-spacing trailing --steps 8
 # shellcheck disable=SC2086  # BUNDLE_EVAL: words
 cmdvideo eval generation --model "$ROOT/pipeline" --out "$ROOT/eval" --json ${BUNDLE_EVAL:-} |
   tail -n 1

@@ -251,7 +251,7 @@ def test_sample_command_writes_videos_and_grid(pipe_dir, tmp_path, capsys):
                 "2",
                 "--steps",
                 "2",
-                "--scheduler",
+                "--sampler",
                 "dpm",
                 "--quiet",
                 "--guidance",
@@ -544,8 +544,9 @@ def test_a_frozen_sentence_encoder_conditions_both_stages(tmp_path, tiny_sentenc
 
 
 def test_the_sampler_is_a_pipeline_default(pipe_dir, tmp_path, capsys):
-    """`pipeline assemble --scheduler dpm` stores DPM-Solver++ as the pipeline's sampler; a call
-    or `cmdvideo sample` without a sampler uses it, `--scheduler` overrides it."""
+    """`pipeline assemble --sampler dpm` stores DPM-Solver++ as the pipeline's sampler; a call
+    or `cmdvideo sample` without a sampler uses it, `--sampler` (or its old name `--scheduler`)
+    overrides it."""
     ae, content, motion = (pipe_dir.parent / name for name in ("ae", "content", "motion"))
     out = tmp_path / "pipe"
     assert (
@@ -561,7 +562,7 @@ def test_the_sampler_is_a_pipeline_default(pipe_dir, tmp_path, capsys):
                 str(motion),
                 "--out",
                 str(out),
-                "--scheduler",
+                "--sampler",
                 "dpm",
                 "--steps",
                 "3",
@@ -583,7 +584,8 @@ def test_the_sampler_is_a_pipeline_default(pipe_dir, tmp_path, capsys):
     )
     assert type(pipe.motion_scheduler).__name__ == "DPMSolverMultistepScheduler"
     capsys.readouterr()
-    for flags, used in (([], "3 dpm steps"), (["--scheduler", "ddim"], "3 ddim steps")):
+    cases = (([], "3 dpm steps"), (["--sampler", "ddim"], "3 ddim steps"))
+    for flags, used in (*cases, (["--scheduler", "euler"], "3 euler steps")):
         assert (
             main(
                 [

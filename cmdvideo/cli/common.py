@@ -16,7 +16,7 @@ FLAGS = {
     "num_inference_steps": "--steps",
     "guidance_scale": "--guidance",
     "num_videos_per_prompt": "--num-videos",
-    "sampler": "--scheduler",
+    "sampler": "--sampler",
 }
 
 
@@ -107,10 +107,13 @@ def add_sampling_args(p: argparse.ArgumentParser) -> None:
         "0 = plain CFG)",
     )
     p.add_argument(
+        "--sampler",
         "--scheduler",
+        dest="sampler",
         default=None,
         choices=sorted(SAMPLERS),
-        help="sampler of both stages (default: the pipeline's own; dpm = DPM-Solver++)",
+        help="sampler of both stages, a diffusers scheduler by name (default: the pipeline's "
+        "own; dpm = DPM-Solver++; --scheduler is its old name, kept for a release)",
     )
     p.add_argument(
         "--compile",
@@ -209,7 +212,7 @@ def check_before_loading(args: argparse.Namespace, **values):
 
 
 def load_pipeline(args: argparse.Namespace, progress: bool = True):
-    """The pipeline of --model on --device with --scheduler's sampler and --threads' threads;
+    """The pipeline of --model on --device with --sampler and --threads' threads;
     ``args.steps`` becomes the steps it will run. Check the arguments first
     (:func:`check_before_loading`)."""
     from ..pipelines.cmd import CMDPipeline
@@ -219,9 +222,9 @@ def load_pipeline(args: argparse.Namespace, progress: bool = True):
 
         diffusers_logging.disable_progress_bar()
     pipe = CMDPipeline.from_pretrained(args.model).to(device_of(args))
-    if args.scheduler is not None:
-        pipe.set_sampler(args.scheduler)
-    args.scheduler = pipe.sampler_name()  # what it samples with, for the reports
+    if args.sampler is not None:
+        pipe.set_sampler(args.sampler)
+    args.sampler = pipe.sampler_name()  # what it samples with, for the reports
     for path, scale in getattr(args, "lora", []):
         pipe.load_lora_weights(path, scale=scale)
     if getattr(args, "compile", False):

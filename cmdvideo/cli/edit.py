@@ -71,7 +71,7 @@ def check_edit(args: argparse.Namespace) -> None:
         edit=args.edit,
         seed=args.seed,
         upscale=args.upscale,
-        sampler=args.scheduler,
+        sampler=args.sampler,
     )
     if not args.prompt and args.class_label is None and args.edit != "motion":
         raise ValueError("give --prompt TEXT and/or --class N|NAME: what the video becomes")
@@ -127,7 +127,7 @@ def register(sub) -> None:
         steps=None,
         guidance=None,
         guidance_rescale=None,
-        scheduler=None,
+        sampler=None,
     )
 
     p = sub.add_parser(

@@ -156,7 +156,7 @@ def check_eval_generation(args: argparse.Namespace) -> None:
         guidance_scale=args.guidance,
         guidance_rescale=args.guidance_rescale,
         seed=args.seed,
-        sampler=args.scheduler,
+        sampler=args.sampler,
     )
 
 
@@ -182,7 +182,7 @@ def cmd_eval_generation(args: argparse.Namespace) -> int:
     )
     videos = result.pop("videos")
     result.update(
-        model=args.model, scheduler=args.scheduler, seconds=round(time.perf_counter() - start, 1)
+        model=args.model, sampler=args.sampler, seconds=round(time.perf_counter() - start, 1)
     )
     if args.out:
         write_evaluation(args.out, result, videos, args.per_class)
@@ -191,7 +191,7 @@ def cmd_eval_generation(args: argparse.Namespace) -> int:
         result,
         args.json,
         [
-            f"videos per condition:   {result['num_videos']} ({args.steps} {args.scheduler} steps per "
+            f"videos per condition:   {result['num_videos']} ({args.steps} {args.sampler} steps per "
             f"stage, guidance: content {result['guidance_scale'][0]}, motion "
             f"{result['guidance_scale'][1]}, rescale {result['guidance_rescale']})",
             f"motion, class-asked:    {cls['motion_accuracy']:.3f}",

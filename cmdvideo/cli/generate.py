@@ -33,12 +33,12 @@ def cmd_pipeline_assemble(args: argparse.Namespace) -> int:
         }
         raise ValueError(err.render(lambda arg: names.get(arg, flag_of(arg)))) from None
     pipe = assemble_pipeline(args.autoencoder, args.content, args.motion, defaults)
-    pipe.set_sampler(args.scheduler, args.timestep_spacing)
+    pipe.set_sampler(args.sampler, args.timestep_spacing)
     pipe.save_pretrained(args.out)
     print(
         f"pipeline: {args.out} (defaults: guidance content {args.content_guidance}, motion "
         f"{args.motion_guidance}, rescale {args.guidance_rescale}; {args.steps} "
-        f"{args.scheduler} steps per stage, {pipe.content_scheduler.config.timestep_spacing} "
+        f"{args.sampler} steps per stage, {pipe.content_scheduler.config.timestep_spacing} "
         "timestep spacing)"
     )
     for name, module in pipe.components.items():
@@ -90,7 +90,7 @@ def check_sample(args: argparse.Namespace) -> None:
         image=args.image,
         seed=args.seed,
         upscale=args.upscale,
-        sampler=args.scheduler,
+        sampler=args.sampler,
     )
     _jobs(args)
 
@@ -146,7 +146,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     t, h, w = shape
     print(
         f"{n} videos ({t} frames, {h}x{w}) in {seconds:.1f} s ({seconds / n:.2f} s per "
-        f"video, {args.steps} {args.scheduler} steps per stage, seeds {args.seed}.."
+        f"video, {args.steps} {args.sampler} steps per stage, seeds {args.seed}.."
         f"{args.seed + n - 1}, device {pipe.device}, {args.threads} "
         f"thread{'s' if args.threads != 1 else ''})"
     )
@@ -162,7 +162,7 @@ def check_demo(args: argparse.Namespace) -> None:
         guidance_scale=args.guidance,
         guidance_rescale=args.guidance_rescale,
         seed=args.seed,
-        sampler=args.scheduler,
+        sampler=args.sampler,
     )
 
 
@@ -184,7 +184,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     rescale = pipe.default_rescale(args.guidance_rescale)
     title = f"cmdvideo demo — {args.model}"
     about = (
-        f"Model {args.model}, {args.steps} {args.scheduler} steps per stage, guidance {content_g} "
+        f"Model {args.model}, {args.steps} {args.sampler} steps per stage, guidance {content_g} "
         f"(content) and {motion_g} (motion), rescale {rescale}. Each video: content frame by "
         "image diffusion, motion latent by the motion DiT guided by it, decoded by the CMD "
         "autoencoder."
@@ -215,7 +215,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     per_video = sum(e["seconds"] for e in entries) / len(entries)
     print(f"{len(entries)} videos in {out}/ (mp4 + gif each), gallery: {page}")
     print(
-        f"seconds per video: {per_video:.2f} ({args.steps} {args.scheduler} steps per stage, "
+        f"seconds per video: {per_video:.2f} ({args.steps} {args.sampler} steps per stage, "
         f"guidance: content {content_g}, motion {motion_g}, rescale {rescale}; {pipe.device}, "
         f"{args.threads} thread{'s' if args.threads != 1 else ''})"
     )
@@ -267,11 +267,13 @@ def _register_assemble(pipeline) -> None:
         help="default CFG rescale phi of both stages (stored in the pipeline)",
     )
     p.add_argument(
+        "--sampler",
         "--scheduler",
+        dest="sampler",
         default="ddim",
         choices=sorted(SAMPLERS),
         help="the sampler both stages use by default (stored in the pipeline; default "
-        "%(default)s; dpm = DPM-Solver++)",
+        "%(default)s; dpm = DPM-Solver++; --scheduler: its old name, kept for a release)",
     )
     p.add_argument(
         "--timestep-spacing",
