@@ -1,4 +1,6 @@
-"""``cmdvideo bench``: what CMD saves against full-video diffusion (paper §4.3, Table 4).
+"""Measurements of speed and memory, each a module run on its own (results under results/).
+
+``cmdvideo bench``: what CMD saves against full-video diffusion (paper §4.3, Table 4):
 
 - :mod:`.flops`: FLOPs per video, counted on the meta device (paper scale, tiny scale, a loaded
   pipeline), and the counting conventions.
@@ -11,4 +13,10 @@
 The full-video baselines CMD is measured against live here, not beside the method's models:
 :mod:`.baselines` (the ModelScope-architecture 3-D UNet and the full-video DiT) and
 :mod:`.baseline_stage` (their training stage, through the trainer's `Stage` API, and sampler).
+
+Beside it, on a GPU: :mod:`.gpu_check` (every stage of both paper presets, and the paper's
+table at its size through :mod:`.gpu_timing`); on the CPU: :mod:`.memory` (training memory
+per stage of a preset, with and without checkpointing), :mod:`.threads` (the numbers behind
+``--threads``' default) and :mod:`.python_api` (the README's Python snippet against ``cmdvideo
+sample``, whole processes).
 """

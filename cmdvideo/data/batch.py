@@ -8,6 +8,7 @@ and that is asked in one place, :func:`batch_source`.
 
 from __future__ import annotations
 
+import random
 from typing import Literal, Protocol, TypedDict, runtime_checkable
 
 import torch
@@ -138,3 +139,33 @@ class Epochal(Protocol):
     :class:`EpochIndex`)."""
 
     def set_epoch(self, epoch: int) -> None: ...
+
+
+def iter_batches(
+    dataset, num_videos: int | None = None, batch_size: int = 16, start: int = 0, indices=None
+):
+    """Collated batches of ``dataset[start : start + num_videos]`` (all of it when None), in
+    order, ``batch_size`` items each (the last one may be smaller): what evaluation, caching
+    and calibration read. ``indices``: read these items instead (e.g. a random sample)."""
+    if indices is None:
+        stop = len(dataset) if num_videos is None else min(len(dataset), start + num_videos)
+        indices = range(start, stop)
+    indices = list(indices)
+    for first in range(0, len(indices), batch_size):
+        yield collate_videos([dataset[i] for i in indices[first : first + batch_size]])
+
+
+def sample_indices(length: int, num: int, seed: int = 0) -> list[int]:
+    """``num`` distinct item indices drawn at random (seeded) from ``range(length)``, sorted:
+    a sample of the whole set (the first N files of a sorted folder are a few classes)."""
+    if num >= length:
+        return list(range(length))
+    return sorted(random.Random(seed).sample(range(length), num))
+
+
+def take_batch(dataset, n: int, start: int = 0) -> dict:
+    """One collated batch of items ``start .. start + n - 1`` (fewer if the dataset is shorter)."""
+    n = min(n, len(dataset) - start)
+    if n < 1:
+        raise ValueError(f"the dataset has {len(dataset)} items; nothing to take from {start}")
+    return next(iter_batches(dataset, n, n, start))

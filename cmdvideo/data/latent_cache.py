@@ -77,8 +77,7 @@ def write_latent_cache(
             held out (:func:`cmdvideo.data.cache_order`); training from the cache keeps them
             out too, and previews read them.
     """
-    from . import iter_batches
-    from .batch import batch_source
+    from .batch import batch_source, iter_batches
 
     if not frames and codec.autoencoder.config.motion_scaling_factor is None:
         raise ValueError("calibrate the autoencoder first (`cmdvideo calibrate`)")

@@ -11,8 +11,8 @@ from .cmd import CMDPipeline
 
 
 def _classes_of(run: Path) -> list[str] | None:
-    """Class names a training run saved (``classes.json``); for moving-shapes runs without
-    one, the dataset's own names."""
+    """Class names a training run saved (``classes.json``); for class-conditioned runs of
+    moving shapes without one (older runs), the names of the dataset its config builds."""
     path = run / "classes.json"
     if path.is_file():
         return json.loads(path.read_text())
@@ -21,9 +21,9 @@ def _classes_of(run: Path) -> list[str] | None:
     config = load_config(run / "config.yaml")
     conditions = config.content.condition + config.motion.condition
     if config.data.source == "moving-shapes" and "class" in conditions:
-        from ..data.moving_shapes import MOTIONS
+        from ..data import build_dataset
 
-        return list(MOTIONS)
+        return list(build_dataset(config.data).classes)
     return None
 
 

@@ -3,7 +3,7 @@ a `cmdvideo train content` run (train.snapshot_every), content frames sampled fo
 one-shape captions, decoded to pixels (through the frame VAE in latent mode), and read by the
 hand-written checks — shape kind (chance 33 %), shape colour, background.
 
-python scripts/kind_curve.py CONTENT_RUN AUTOENCODER_RUN [--num-videos 300] [--steps 25]
+python experiments/shape-kinds/kind_curve.py CONTENT_RUN AUTOENCODER_RUN [--num-videos 300] [--steps 25]
     [--guidance 1.0] [--out results/latent-default/kind-curve]
 
 Writes OUT.json (one row per snapshot), OUT.png (the curve) and OUT-samples.png (the last

@@ -1,6 +1,6 @@
 """Score a moving-shapes pipeline and draw the README's generation figures.
 
-python scripts/evaluate_generation_tiny.py runs/default/pipeline [--per-class 10] [--steps S]
+python experiments/upright-world/evaluate_generation_tiny.py runs/default/pipeline [--per-class 10] [--steps S]
 
 Writes results/generation-tiny/eval.json (what `cmdvideo eval generation` prints, with the
 hand-written motion check beside the classifier) and docs/figures/generation_tiny.{png,gif}:
