@@ -436,7 +436,7 @@ def test_eval_fvd_records_the_true_counts_and_warns_below_the_protocol(
     import json
 
     from cmdvideo.cli import main
-    from cmdvideo.data.samples import write_sample_folder
+    from cmdvideo.pipelines.sample_folder import write_sample_folder
 
     torch.manual_seed(0)
     torch.save(InceptionI3d().state_dict(), tmp_path / "i3d_pretrained_400.pt")

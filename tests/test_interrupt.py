@@ -14,9 +14,9 @@ import pytest
 from conftest import default_sigint
 
 from cmdvideo.cli import EXIT_INTERRUPTED, main
-from cmdvideo.data.samples import read_sample_folder
 from cmdvideo.data.video_io import read_video, write_video
 from cmdvideo.pipelines.cmd import CMDPipeline
+from cmdvideo.pipelines.sample_folder import read_sample_folder
 
 PROMPT = "a red circle moving left on a blue background"
 
@@ -177,7 +177,7 @@ def test_ctrl_c_in_a_real_sample_run(tmp_path):
 
 
 def test_videos_of_an_earlier_run_in_the_folder_are_pointed_out(tmp_path, caplog):
-    from cmdvideo.data.samples import SampleFolder
+    from cmdvideo.pipelines.sample_folder import SampleFolder
 
     video = np.zeros((4, 8, 8, 3), np.float32)
     with SampleFolder(tmp_path, upscale=1) as folder:
@@ -192,7 +192,7 @@ def test_videos_of_an_earlier_run_in_the_folder_are_pointed_out(tmp_path, caplog
 def test_ctrl_c_between_a_videos_files_and_its_listing_still_lists_it(tmp_path, monkeypatch):
     """SIGINT right after a video's files are written, before prompts.txt names it: the video
     is listed, then the interrupt is raised (a whole video is never left unlisted)."""
-    import cmdvideo.data.samples as samples
+    import cmdvideo.pipelines.sample_folder as samples
 
     written = samples.write_sample_video
 

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from cmdvideo.cli import main
-from cmdvideo.data.samples import read_sample_folder
 from cmdvideo.data.video_io import read_video
 from cmdvideo.evaluation.motion_check import color_check
+from cmdvideo.pipelines.sample_folder import read_sample_folder
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from cmdvideo.data.quality import psnr_per_frame, ssim_per_frame
+from cmdvideo.evaluation.quality import psnr_per_frame, ssim_per_frame
 
 
 def test_psnr_known_value():

@@ -17,7 +17,7 @@ from .common import (
 
 
 def _write(out_dir: Path, frames, names: list[str], upscale: int, what: str, seconds: float):
-    from ..data.samples import write_sample_folder
+    from ..pipelines.sample_folder import write_sample_folder
 
     paths = write_sample_folder(out_dir, frames, names, upscale=upscale)  # each file in one step
     print("\n".join(str(p) for p in paths))

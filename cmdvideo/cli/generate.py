@@ -99,7 +99,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     import torch
     from tqdm.auto import tqdm
 
-    from ..data.samples import SampleFolder
+    from ..pipelines.sample_folder import SampleFolder
 
     out_dir = Path(args.out)
     jobs = [c for c in _jobs(args) for _ in range(args.num_videos)]
@@ -174,7 +174,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     from ..benchmarks.flops import pipeline_flops_comparison
     from ..data.moving_shapes import DEMO_PROMPTS
-    from ..data.samples import video_stem, write_gallery, write_sample_video
+    from ..pipelines.sample_folder import video_stem, write_gallery, write_sample_video
 
     total_start = time.perf_counter()
     out = Path(args.out)

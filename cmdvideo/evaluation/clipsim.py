@@ -79,8 +79,8 @@ def clipsim(
 
 def clipsim_of_folder(model, processor, folder: str | Path, device="cpu") -> dict:
     """CLIPSIM of a ``cmdvideo sample`` folder (its videos against the prompts it lists)."""
-    from ..data.samples import read_sample_folder
     from ..data.video_io import from_uint8, read_video
+    from ..pipelines.sample_folder import read_sample_folder
 
     listed = read_sample_folder(folder)
     videos = (from_uint8(read_video(path)) for path, _ in listed)

@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from ..data import collate_videos, iter_batches
-from ..data.quality import psnr_per_frame, ssim_per_frame
+from .quality import psnr_per_frame, ssim_per_frame
 
 
 def compression_ratio(codec, num_frames: int, height: int, width: int) -> dict:

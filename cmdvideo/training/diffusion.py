@@ -14,8 +14,8 @@ from diffusers import DDIMScheduler
 
 from ..config import Config
 from ..data import batch_source
-from ..data.quality import psnr_per_frame
 from ..data.video_io import write_frame_grid
+from ..evaluation.quality import psnr_per_frame
 from ..models.codec import VideoCodec
 from ..models.content import (
     build_content_dit,

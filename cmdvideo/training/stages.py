@@ -12,7 +12,7 @@ import torch
 from ..config import Config
 from ..data import batch_source
 from ..data.moving_shapes import render_swapped
-from ..data.quality import psnr_per_frame
+from ..evaluation.quality import psnr_per_frame
 from ..models.autoencoder import CMDAutoencoder, autoencoder_preset
 from ..models.classifier import MovingShapesClassifier, classifier_loss, factor_targets
 from ..models.codec import FrameVAE, VideoCodec

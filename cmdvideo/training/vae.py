@@ -21,8 +21,8 @@ from diffusers import AutoencoderKL
 
 from ..config import Config
 from ..data import iter_batches
-from ..data.quality import psnr_per_frame
 from ..data.video_io import write_frame_grid
+from ..evaluation.quality import psnr_per_frame
 from ..models.codec import FRAME_VAE_PRESETS, FrameVAE, build_frame_vae
 from .losses import reconstruction_loss
 from .stage import Stage, TrainableModules

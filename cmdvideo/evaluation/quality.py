@@ -1,8 +1,8 @@
 """Pixel quality of videos in the value range the data uses ([-1, 1]): PSNR and SSIM per frame.
 
 Both are computed on frames mapped to [0, 1] (data range 1), the convention of image/video
-autoencoder papers. They live with the data because training previews and evaluation both use
-them.
+autoencoder papers. Training previews log them too: the one module of evaluation/ that
+training imports (torch only; `tests/test_layout.py`).
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ import threading
 from contextlib import contextmanager
 from pathlib import Path
 
-from .video_io import write_frame_grid, write_text, write_video
+from ..data.video_io import write_frame_grid, write_text, write_video
 
 logger = logging.getLogger(__name__)
 
