@@ -337,6 +337,7 @@ def test_every_generation_flag_has_one_bound_in_the_table():
         "--quiet",
         "--unconditional",
         "--compile",
+        "--scheduler",  # --sampler's old name
     }
     commands = dict(_subparsers(build_parser()))
     for verb in ("sample", "demo", "edit", "transfer"):

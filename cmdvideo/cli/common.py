@@ -212,10 +212,12 @@ def check_before_loading(args: argparse.Namespace, **values):
 
 
 def load_pipeline(args: argparse.Namespace, progress: bool = True):
-    """The pipeline of --model on --device with --sampler and --threads' threads;
-    ``args.steps`` becomes the steps it will run. Check the arguments first
-    (:func:`check_before_loading`)."""
+    """(pipeline, sampling): the pipeline of --model on --device with --sampler, --lora and
+    --threads' threads, and the settings its calls resolve --steps, --guidance and
+    --guidance-rescale to (:class:`~cmdvideo.pipelines.sampling.Sampling`, the pipeline's own
+    resolution: what reports print). Check the arguments first (:func:`check_before_loading`)."""
     from ..pipelines.cmd import CMDPipeline
+    from ..pipelines.sampling import Sampling
 
     if getattr(args, "quiet", False):  # sample/edit --quiet: no "Loading pipeline components" bar
         from diffusers.utils import logging as diffusers_logging
@@ -231,5 +233,10 @@ def load_pipeline(args: argparse.Namespace, progress: bool = True):
         pipe.compile()
     pipe.set_progress_bar_config(disable=not progress)
     pipe.set_threads(args.threads)  # apply_threads chose them; the same in every call
-    args.steps = pipe.default_steps(args.steps)
-    return pipe
+    sampling = Sampling.of(
+        pipe,
+        num_inference_steps=args.steps,
+        guidance_scale=args.guidance,
+        guidance_rescale=args.guidance_rescale,
+    )
+    return pipe, sampling

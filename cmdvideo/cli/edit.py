@@ -38,7 +38,7 @@ def check_transfer(args: argparse.Namespace) -> None:
 
 def cmd_transfer(args: argparse.Namespace) -> int:
     out_dir = Path(args.out)
-    pipe = load_pipeline(args, progress=False)
+    pipe, _ = load_pipeline(args, progress=False)
     start = time.perf_counter()
     out = pipe.transfer_motion(args.content, args.motion, num_frames=args.num_frames)
     name = f"content of {args.content}, motion of {args.motion}"
@@ -82,7 +82,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
 
     out_dir = Path(args.out)
     call = _edit_call(args)
-    pipe = load_pipeline(args, progress=not args.quiet)
+    pipe, _ = load_pipeline(args, progress=not args.quiet)
     start = time.perf_counter()
     out = pipe.edit_video(
         args.video,

@@ -166,13 +166,13 @@ def cmd_eval_generation(args: argparse.Namespace) -> int:
 
     if args.per_class < 1:
         raise ValueError(f"--per-class must be >= 1, got {args.per_class}")
-    pipe = load_pipeline(args, progress=False)
+    pipe, sampling = load_pipeline(args, progress=False)
     start = time.perf_counter()
     result = evaluate_generation(
         pipe,
         load_classifier(args.classifier),
         args.per_class,
-        args.steps,
+        sampling.steps,
         args.guidance,
         args.batch_size,
         args.seed,
@@ -191,7 +191,7 @@ def cmd_eval_generation(args: argparse.Namespace) -> int:
         result,
         args.json,
         [
-            f"videos per condition:   {result['num_videos']} ({args.steps} {args.sampler} steps per "
+            f"videos per condition:   {result['num_videos']} ({sampling.steps} {args.sampler} steps per "
             f"stage, guidance: content {result['guidance_scale'][0]}, motion "
             f"{result['guidance_scale'][1]}, rescale {result['guidance_rescale']})",
             f"motion, class-asked:    {cls['motion_accuracy']:.3f}",

@@ -103,7 +103,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     out_dir = Path(args.out)
     jobs = [c for c in _jobs(args) for _ in range(args.num_videos)]
-    pipe = load_pipeline(args, progress=not args.quiet and len(jobs) == 1)
+    pipe, sampling = load_pipeline(args, progress=not args.quiet and len(jobs) == 1)
     call = dict(
         num_inference_steps=args.steps,
         guidance_scale=args.guidance,
@@ -146,7 +146,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     t, h, w = shape
     print(
         f"{n} videos ({t} frames, {h}x{w}) in {seconds:.1f} s ({seconds / n:.2f} s per "
-        f"video, {args.steps} {args.sampler} steps per stage, seeds {args.seed}.."
+        f"video, {sampling.steps} {args.sampler} steps per stage, seeds {args.seed}.."
         f"{args.seed + n - 1}, device {pipe.device}, {args.threads} "
         f"thread{'s' if args.threads != 1 else ''})"
     )
@@ -179,12 +179,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     total_start = time.perf_counter()
     out = Path(args.out)
     prompts = list(args.prompt) or list(DEMO_PROMPTS)  # --prompt: only those
-    pipe = load_pipeline(args, progress=False)
-    content_g, motion_g = pipe.guidance_scales(args.guidance)
-    rescale = pipe.default_rescale(args.guidance_rescale)
+    pipe, sampling = load_pipeline(args, progress=False)
+    content_g, motion_g, rescale = (
+        sampling.content_guidance,
+        sampling.motion_guidance,
+        sampling.rescale,
+    )
     title = f"cmdvideo demo — {args.model}"
     about = (
-        f"Model {args.model}, {args.steps} {args.sampler} steps per stage, guidance {content_g} "
+        f"Model {args.model}, {sampling.steps} {args.sampler} steps per stage, guidance {content_g} "
         f"(content) and {motion_g} (motion), rescale {rescale}. Each video: content frame by "
         "image diffusion, motion latent by the motion DiT guided by it, decoded by the CMD "
         "autoencoder."
@@ -215,15 +218,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     per_video = sum(e["seconds"] for e in entries) / len(entries)
     print(f"{len(entries)} videos in {out}/ (mp4 + gif each), gallery: {page}")
     print(
-        f"seconds per video: {per_video:.2f} ({args.steps} {args.sampler} steps per stage, "
+        f"seconds per video: {per_video:.2f} ({sampling.steps} {args.sampler} steps per stage, "
         f"guidance: content {content_g}, motion {motion_g}, rescale {rescale}; {pipe.device}, "
         f"{args.threads} thread{'s' if args.threads != 1 else ''})"
     )
-    flops = pipeline_flops_comparison(pipe, args.steps)
+    flops = pipeline_flops_comparison(pipe, sampling.steps)
     print(
         f"FLOPs per video: CMD {flops['cmd_gflops']:.1f} G against {flops['unet3d_gflops']:.1f} "
         f"G for a 3-D UNet of the same widths on the whole video "
-        f"({flops['unet3d_gflops'] / flops['cmd_gflops']:.1f}x), {args.steps} steps, no CFG"
+        f"({flops['unet3d_gflops'] / flops['cmd_gflops']:.1f}x), {sampling.steps} steps, no CFG"
     )
     print(f"demo: {time.perf_counter() - total_start:.1f} s in all")
     return 0

@@ -75,14 +75,12 @@ class CMDPipeline(CMDComponents, CMDLoraLoaderMixin):
             guidance_scale: classifier-free guidance scale of both stages (1 = no guidance);
                 ``content_guidance_scale`` / ``motion_guidance_scale`` override per stage. By
                 default each stage uses the scale in the pipeline's config (model_index.json).
-            guidance_rescale: φ in [0, 1] of CFG rescale (Lin et al. 2023) on both stages: pulls
-                the guided prediction's standard deviation back to the conditional one's, so
-                large scales keep colours (default: the config's, 0 = plain CFG).
+            guidance_rescale: φ in [0, 1] of CFG rescale (Lin et al. 2023) on both stages,
+                which keeps colours at large scales (default: the config's; 0 = plain CFG).
             num_videos_per_prompt: videos per prompt / label.
             num_frames: video length (default: the training length). Longer videos are made
-                clip by clip: each next clip's first ``overlap`` frames (default half a clip)
-                are the last frames of the one before — encoded, their motion kept while the
-                rest is sampled (inpainting) — and the overlaps are cross-faded.
+                clip by clip, each next clip's first ``overlap`` frames (default half a clip)
+                the last ones of the clip before (motion inpainting), overlaps cross-faded.
             generator: a ``torch.Generator``; the same seed gives the same videos.
             output_type: "np", "pt" or "pil" (see :class:`CMDPipelineOutput`).
 
@@ -91,7 +89,20 @@ class CMDPipeline(CMDComponents, CMDLoraLoaderMixin):
             ``return_dict=False``.
         """
         # 0. check every argument before any model runs; resolve the settings once
-        sampling = self._checked(locals())
+        sampling = self.check_inputs(
+            prompt=prompt,
+            class_labels=class_labels,
+            num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale,
+            content_guidance_scale=content_guidance_scale,
+            motion_guidance_scale=motion_guidance_scale,
+            guidance_rescale=guidance_rescale,
+            num_videos_per_prompt=num_videos_per_prompt,
+            num_frames=num_frames,
+            output_type=output_type,
+            overlap=overlap,
+            generator=generator,
+        )
         device = self._execution_device
         prompts, labels, n = conditions(self, prompt, class_labels, device)
         k = num_videos_per_prompt
@@ -102,8 +113,7 @@ class CMDPipeline(CMDComponents, CMDLoraLoaderMixin):
         content = generate_content(
             self, batch=n * k, labels=labels, text=text, sampling=sampling, device=device
         )
-        # 3. motion latent, guided by the content frame; 4. decode (clip by clip beyond the
-        # training length)
+        # 3. motion latent, guided by the content frame; 4. decode (clip by clip if longer)
         video = motion_video(
             self,
             content,
@@ -153,7 +163,22 @@ class CMDPipeline(CMDComponents, CMDLoraLoaderMixin):
             :class:`CMDPipelineOutput`: the videos and the content frames they were made from.
         """
         # 0. check; settings
-        sampling = self._checked(locals())
+        sampling = self.check_inputs(
+            prompt=prompt,
+            class_labels=class_labels,
+            num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale,
+            content_guidance_scale=content_guidance_scale,
+            motion_guidance_scale=motion_guidance_scale,
+            guidance_rescale=guidance_rescale,
+            num_videos_per_prompt=num_videos_per_prompt,
+            num_frames=num_frames,
+            output_type=output_type,
+            overlap=overlap,
+            image=image,
+            strength=strength,
+            generator=generator,
+        )
         device = self._execution_device
         prompts, labels, n = conditions(self, prompt, class_labels, device)
         # 1. the image is the content frame: one for every prompt, or one for each
@@ -199,7 +224,9 @@ class CMDPipeline(CMDComponents, CMDLoraLoaderMixin):
             motion: a video (its first ``num_frames`` frames; default the training length).
         """
         # 0. check
-        self._checked(locals())
+        self.check_inputs(
+            content=content, motion=motion, num_frames=num_frames, output_type=output_type
+        )
         num_frames = num_frames or int(self.config.num_frames)
         # 1. A's content frame, B's motion latent
         if is_image(content):
@@ -243,7 +270,20 @@ class CMDPipeline(CMDComponents, CMDLoraLoaderMixin):
             strength: in [0, 1], how far from the original each edited part may go.
         """
         # 0. check; settings
-        sampling = self._checked(locals())
+        sampling = self.check_inputs(
+            video=video,
+            prompt=prompt,
+            class_labels=class_labels,
+            strength=strength,
+            edit=edit,
+            num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale,
+            content_guidance_scale=content_guidance_scale,
+            motion_guidance_scale=motion_guidance_scale,
+            guidance_rescale=guidance_rescale,
+            output_type=output_type,
+            generator=generator,
+        )
         device = self._execution_device
         prompts, labels, n = conditions(self, prompt, class_labels, device)
         # 1. the video's decomposition; 2. encode the prompt

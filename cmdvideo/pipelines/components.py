@@ -28,27 +28,6 @@ from .output import CMDPipelineOutput, to_output_type
 from .samplers import SAMPLERS, SPACINGS
 from .sampling import Sampling
 
-# The arguments check_inputs reads, by name, from an entry point's own (see `_checked`).
-CHECKED = (
-    "prompt",
-    "class_labels",
-    "num_inference_steps",
-    "guidance_scale",
-    "content_guidance_scale",
-    "motion_guidance_scale",
-    "guidance_rescale",
-    "num_videos_per_prompt",
-    "num_frames",
-    "output_type",
-    "overlap",
-    "strength",
-    "image",
-    "edit",
-    "video",
-    "content",
-    "motion",
-)
-
 logger = logging.getLogger(__name__)
 
 
@@ -280,11 +259,17 @@ class CMDComponents(DiffusionPipeline):
         num_frames=None,
         output_type="np",
         overlap=None,
+        generator=None,
         **more,
-    ) -> None:
-        """Refuse every bad argument of :meth:`__call__` before any model runs: the bounds of
-        :data:`cmdvideo.pipelines.arguments.ARGUMENTS`, against what this pipeline accepts.
-        ``more``: other arguments of the table (``strength``, ``edit``, ``image``, ...).
+    ) -> Sampling:
+        """Step 0 of every entry point, given its values by name: refuse every bad argument
+        before any model runs (the bounds of :data:`cmdvideo.pipelines.arguments.ARGUMENTS`,
+        against what this pipeline accepts), then resolve the call's sampling settings once
+        from them and the pipeline's defaults. ``more``: other arguments of the table
+        (``strength``, ``edit``, ``image``, ...).
+
+        Returns:
+            :class:`Sampling`: the steps, guidance and rescale the call samples with.
 
         Raises:
             InvalidArgument: a ``ValueError`` naming the argument (``err.arg``), the value and
@@ -321,12 +306,15 @@ class CMDComponents(DiffusionPipeline):
                     "words not in the model's vocabulary (read as 'unknown'): %s",
                     ", ".join(unknown),
                 )
-
-    def _checked(self, arguments: dict) -> Sampling:
-        """Step 0 of every entry point: its arguments (its ``locals()`` on entry) checked by
-        :meth:`check_inputs`, then its sampling settings resolved once."""
-        self.check_inputs(**{k: v for k, v in arguments.items() if k in CHECKED})
-        return Sampling.of(self, **{k: arguments.get(k) for k in Sampling.ARGUMENTS})
+        return Sampling.of(
+            self,
+            num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale,
+            content_guidance_scale=content_guidance_scale,
+            motion_guidance_scale=motion_guidance_scale,
+            guidance_rescale=guidance_rescale,
+            generator=generator,
+        )
 
     def encode_prompt(self, prompt: str | list[str] | None, device=None) -> PromptEmbeddings:
         """Embeddings of ``prompt`` for both stages (see :class:`PromptEmbeddings`); with no

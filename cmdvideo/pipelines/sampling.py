@@ -26,20 +26,11 @@ class Sampling:
     generator: torch.Generator | None
     progress: bool
 
-    # what `of` reads from an entry point's arguments
-    ARGUMENTS = (
-        "num_inference_steps",
-        "guidance_scale",
-        "content_guidance_scale",
-        "motion_guidance_scale",
-        "guidance_rescale",
-        "generator",
-    )
-
     @classmethod
     def of(
         cls,
         pipe,
+        *,
         num_inference_steps=None,
         guidance_scale=None,
         content_guidance_scale=None,
