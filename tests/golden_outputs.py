@@ -1,5 +1,5 @@
 """The bundled pipeline's outputs for fixed seeds through every entry point: what
-tests/test_golden.py compares against tests/fixtures/golden.npz.
+tests/pipelines/test_golden.py compares against tests/fixtures/golden.npz.
 
     python tests/golden_outputs.py            # rewrite the fixture (after a new bundle only)
 """

@@ -14,7 +14,7 @@ centroid, then decide in this order (the rules live with the motions, `cmdvideo.
    nearest of the eight compass directions (up-right and down-left are not classes: "other");
 4. rotate — otherwise (the shapes stay in place; rotation or orbiting changes the pixels).
 
-Measured on real videos it is right on most of them (``tests/test_motion_check.py`` checks
+Measured on real videos it is right on most of them (``tests/evaluation/test_motion_check.py`` checks
 >= 85 % on held-out videos; the README quotes the figure). It is a rough check for the generation
 issue; the trained classifier of the evaluation issue replaces it.
 """

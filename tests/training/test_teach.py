@@ -256,7 +256,7 @@ def test_the_readme_teach_commands_run_as_written(tmp_path, monkeypatch):
     import sys
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     text = (root / "README.md").read_text()
     section = text.split("\n## Teach it a new look or motion\n", 1)[1].split("\n## ", 1)[0]
     block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)

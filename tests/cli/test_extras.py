@@ -9,7 +9,7 @@ import pytest
 import transformers
 from conftest import run_isolated
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 WITHOUT_TRANSFORMERS = textwrap.dedent(
     """

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import default_sigint
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MINIATURE = [
     "data.num_frames=4",
     "data.height=16",
