@@ -9,11 +9,26 @@ from pathlib import Path
 from .common import add_compute_args, add_config_args, add_data_arg, device_of
 
 
+def _cache_codec(args: argparse.Namespace, config):
+    """What `cache` encodes with: the frame VAE (--frames: its latents, for training the
+    autoencoder in latent mode) or the trained autoencoder of --autoencoder."""
+    from ..models.codec import FrameVAE, VideoCodec
+
+    if args.frames:
+        if not config.autoencoder.vae:
+            raise ValueError(
+                "--frames caches a frame VAE's latents: set autoencoder.vae (latent mode)"
+            )
+        return FrameVAE.from_pretrained(config.autoencoder.vae, config.autoencoder.vae_subfolder)
+    if args.autoencoder is None:
+        raise ValueError("give --autoencoder DIR (or --frames for the frame VAE's latents)")
+    return VideoCodec.from_pretrained(args.autoencoder)
+
+
 def cmd_cache(args: argparse.Namespace) -> int:
     from ..config import load_config
     from ..data import cache_order
     from ..data.latent_cache import write_latent_cache
-    from ..models.codec import VideoCodec
     from ..training.follow import explicit_settings, follow_autoencoder
 
     if args.num_videos is not None and args.num_videos < 1:
@@ -27,18 +42,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
     dataset, heldout = cache_order(config.data)
     if args.num_videos is None and len(dataset) > 1_000_000:
         raise ValueError("the dataset is unbounded (moving-shapes): give --num-videos")
-    if args.frames:  # the frame VAE's latents, for training the autoencoder in latent mode
-        from ..models.codec import FrameVAE
-
-        if not config.autoencoder.vae:
-            raise ValueError(
-                "--frames caches a frame VAE's latents: set autoencoder.vae (latent mode)"
-            )
-        codec = FrameVAE.from_pretrained(config.autoencoder.vae, config.autoencoder.vae_subfolder)
-    elif args.autoencoder is None:
-        raise ValueError("give --autoencoder DIR (or --frames for the frame VAE's latents)")
-    else:
-        codec = VideoCodec.from_pretrained(args.autoencoder)
+    codec = _cache_codec(args, config)
     # Under torchrun / accelerate launch every process encodes its own part.
     from accelerate import PartialState
 

@@ -97,6 +97,11 @@ def cmd_edit(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
+    _register_transfer(sub)
+    _register_edit(sub)
+
+
+def _register_transfer(sub) -> None:
     p = sub.add_parser(
         "transfer",
         help="motion transfer: the content of one video (or an image) with the motion of another",
@@ -130,6 +135,8 @@ def register(sub) -> None:
         sampler=None,
     )
 
+
+def _register_edit(sub) -> None:
     p = sub.add_parser(
         "edit",
         help="edit a video through its decomposition: new content under a prompt, same motion "

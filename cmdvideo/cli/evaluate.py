@@ -78,6 +78,12 @@ def cmd_eval_autoencoder(args: argparse.Namespace) -> int:
             world=config.data.world or "upright",
         )
     result.update(**measured_on, seconds=round(time.perf_counter() - start, 2))
+    report(result, args.json, _reconstruction_lines(result))
+    return 0
+
+
+def _reconstruction_lines(result: dict) -> list[str]:
+    """What `eval autoencoder` prints of its result."""
     lines = [
         f"videos:            {result['num_videos']} ({result['data']}: {result['detail']})",
         f"PSNR:              {result['psnr']:.2f} dB (std over videos {result['psnr_std']:.2f})",
@@ -108,8 +114,7 @@ def cmd_eval_autoencoder(args: argparse.Namespace) -> int:
             f"{probe['target_motion_accuracy']:.0%})"
         )
     lines.append(f"time:              {result['seconds']:.1f} s")
-    report(result, args.json, lines)
-    return 0
+    return lines
 
 
 def _i3d_line(fvd_result: dict) -> str:
@@ -406,6 +411,15 @@ def _register_fvd(ev) -> None:
         help="seed of the random sample of a set larger than --num-videos",
     )
     p.add_argument("--size", type=int, default=128, help="read size (default %(default)s)")
+    _add_protocol_overrides(p)
+    p.add_argument("--batch-size", type=int, default=16)
+    add_compute_args(p)
+    add_json_arg(p)
+    p.set_defaults(func=cmd_eval_fvd)
+
+
+def _add_protocol_overrides(p: argparse.ArgumentParser) -> None:
+    """`eval fvd`'s overrides of the protocol the I3D weights come with."""
     p.add_argument(
         "--resize",
         default=None,
@@ -423,10 +437,6 @@ def _register_fvd(ev) -> None:
         choices=["scipy", "svd"],
         help="matrix square root (default: the weights' protocol)",
     )
-    p.add_argument("--batch-size", type=int, default=16)
-    add_compute_args(p)
-    add_json_arg(p)
-    p.set_defaults(func=cmd_eval_fvd)
 
 
 def _register_clipsim(ev) -> None:

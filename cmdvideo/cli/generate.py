@@ -166,13 +166,24 @@ def check_demo(args: argparse.Namespace) -> None:
     )
 
 
+def _print_flops(pipe, steps: int) -> None:
+    """The demo's last word: CMD's FLOPs per video against a 3-D UNet's of the same widths."""
+    from ..benchmarks.flops import pipeline_flops_comparison
+
+    flops = pipeline_flops_comparison(pipe, steps)
+    print(
+        f"FLOPs per video: CMD {flops['cmd_gflops']:.1f} G against {flops['unet3d_gflops']:.1f} "
+        f"G for a 3-D UNet of the same widths on the whole video "
+        f"({flops['unet3d_gflops'] / flops['cmd_gflops']:.1f}x), {steps} steps, no CFG"
+    )
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """The bundled pipeline's gallery: one video per prompt (each with its own seed), mp4 + gif,
     index.html, and a summary (seconds per video, FLOPs against the full-video baseline)."""
     import torch
     from tqdm.auto import tqdm
 
-    from ..benchmarks.flops import pipeline_flops_comparison
     from ..data.moving_shapes import DEMO_PROMPTS
     from ..pipelines.sample_folder import video_stem, write_gallery, write_sample_video
 
@@ -222,12 +233,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"guidance: content {content_g}, motion {motion_g}, rescale {rescale}; {pipe.device}, "
         f"{args.threads} thread{'s' if args.threads != 1 else ''})"
     )
-    flops = pipeline_flops_comparison(pipe, sampling.steps)
-    print(
-        f"FLOPs per video: CMD {flops['cmd_gflops']:.1f} G against {flops['unet3d_gflops']:.1f} "
-        f"G for a 3-D UNet of the same widths on the whole video "
-        f"({flops['unet3d_gflops'] / flops['cmd_gflops']:.1f}x), {sampling.steps} steps, no CFG"
-    )
+    _print_flops(pipe, sampling.steps)
     print(f"demo: {time.perf_counter() - total_start:.1f} s in all")
     return 0
 

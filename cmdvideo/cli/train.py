@@ -160,7 +160,12 @@ def register(sub) -> None:
     )
     _add_train_args(p, default_config="moving-shapes-classifier")
     p.set_defaults(func=cmd_train, check=check_train)
+    _register_diffusion_stages(train)
+    _register_calibrate(sub)
 
+
+def _register_diffusion_stages(train) -> None:
+    """`train motion` and `train content`."""
     p = train.add_parser(
         "motion",
         help="train the motion DiT on a trained autoencoder's motion latents",
@@ -184,6 +189,8 @@ def register(sub) -> None:
     p.add_argument("--frames", action="store_true", help="train on single frames (pretraining)")
     p.set_defaults(func=cmd_train, check=check_train)
 
+
+def _register_calibrate(sub) -> None:
     p = sub.add_parser(
         "calibrate",
         help="measure a trained autoencoder's motion scaling factor",
