@@ -30,6 +30,7 @@ import contextlib
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -121,8 +122,6 @@ def stage_model(preset: str, stage: str, scale: int):
     stage's model is built (a paper-size model and its activations fill a CPU's memory)."""
     from ..config import load_config
     from ..models.autoencoder import CMDAutoencoder, autoencoder_preset
-    from ..models.content import build_content_dit, build_content_unet
-    from ..models.motion_dit import MotionDiT, motion_dit_preset
     from .baselines import STABLE_DIFFUSION_VAE
 
     config = load_config(preset)
@@ -150,34 +149,59 @@ def stage_model(preset: str, stage: str, scale: int):
             torch.zeros(b, dtype=torch.long) if classes else None,
         )
 
+    sizes = _Sizes(c, t, h, w, sh, sw, ratio)
     if stage == "autoencoder":
         vae_params = 83_653_863 if latent else 0  # SD's AutoencoderKL (frozen, latent mode)
         ae = CMDAutoencoder(**ae_kwargs)
-        return (
-            ae,
-            vae_params,
-            lambda b: ae(torch.randn(b, c, t, sh, sw)).reconstruction,
-            ratio,
-            config,
-        )
+        forward = lambda b: ae(torch.randn(b, c, t, sh, sw)).reconstruction  # noqa: E731
+        return ae, vae_params, forward, ratio, config
     if stage == "content":
-        build = build_content_dit if config.content.backbone == "dit" else build_content_unet
-        content = build(
-            config.content.preset, c, (sh, sw), classes, config.content.overrides, text_width
-        )
+        content, forward = _content_stage(config, sizes, classes, text_width, conditions)
+        return content, ae_params + clip, forward, ratio, config
+    motion, forward = _motion_stage(config, sizes, ae_kwargs, classes, text_width, conditions)
+    return motion, ae_params + clip, forward, 1.0, config
 
-        def content_forward(b: int):
-            timestep, states, pooled, labels = conditions(b)
-            frame = torch.randn(b, c, sh, sw)
-            if config.content.backbone == "dit":
-                return content(frame, timestep, labels, pooled)
-            hidden = states if states is not None else torch.zeros(b, 1, 768)
-            return content(
-                frame, timestep, encoder_hidden_states=hidden, class_labels=labels
-            ).sample
 
-        return content, ae_params + clip, content_forward, ratio, config
-    # The motion DiT's tokens grow with h + w, not h * w: measured at full size directly.
+@dataclass(frozen=True)
+class _Sizes:
+    """A stage's input sizes: channels, frames, full (h, w), measured (sh, sw), their ratio."""
+
+    c: int
+    t: int
+    h: int
+    w: int
+    sh: int
+    sw: int
+    ratio: float
+
+
+def _content_stage(config, sizes: _Sizes, classes: int, text_width: int, conditions):
+    """The content model of a preset at the measured size, and its forward at batch b."""
+    from ..models.content import build_content_dit, build_content_unet
+
+    c, sh, sw = sizes.c, sizes.sh, sizes.sw
+    build = build_content_dit if config.content.backbone == "dit" else build_content_unet
+    content = build(
+        config.content.preset, c, (sh, sw), classes, config.content.overrides, text_width
+    )
+
+    def content_forward(b: int):
+        timestep, states, pooled, labels = conditions(b)
+        frame = torch.randn(b, c, sh, sw)
+        if config.content.backbone == "dit":
+            return content(frame, timestep, labels, pooled)
+        hidden = states if states is not None else torch.zeros(b, 1, 768)
+        return content(frame, timestep, encoder_hidden_states=hidden, class_labels=labels).sample
+
+    return content, content_forward
+
+
+def _motion_stage(config, sizes: _Sizes, ae_kwargs: dict, classes, text_width, conditions):
+    """The motion DiT of a preset and its forward at batch b. Its tokens grow with h + w, not
+    h * w: measured at full size directly."""
+    from ..models.motion_dit import MotionDiT, motion_dit_preset
+
+    c, t, h, w = sizes.c, sizes.t, sizes.h, sizes.w
     motion = MotionDiT(
         **{**motion_dit_preset(config.motion.preset), **config.motion.overrides},
         motion_channels=ae_kwargs["motion_channels"],
@@ -192,7 +216,7 @@ def stage_model(preset: str, stage: str, scale: int):
         latent_in = torch.randn(b, ae_kwargs["motion_channels"], t, h // p + w // p)
         return motion(latent_in, timestep, torch.randn(b, c, h, w), labels, pooled)
 
-    return motion, ae_params + clip, motion_forward, 1.0, config
+    return motion, motion_forward
 
 
 def measure_job(preset: str, stage: str, scale: int) -> dict:
