@@ -64,8 +64,14 @@ def _paper_markdown(paper: dict) -> list[str]:
             f"| {comp['name']} | {_fmt(comp['params_m'])} M | {comp['calls']} | "
             f"{comp['per_call']:.3f} | {_fmt(comp['per_video'])} | {comp['attention_share']:.0%} |"
         )
+    return lines + _paper_notes(paper)
+
+
+def _paper_notes(paper: dict) -> list[str]:
+    """The notes under the paper-scale table: conventions, what is and is not counted."""
+    m, cmd, ratios = paper["methods"], paper["methods"]["cmd"], paper["ratios_over_cmd"]
     vae = paper["shared_sd_vae_decoder"]
-    lines += [
+    return [
         "",
         "Notes:",
         f"- Paper ratio ModelScope / CMD: {ratios['unet3d']['paper']:.1f}×; ours "
@@ -93,7 +99,6 @@ def _paper_markdown(paper: dict) -> list[str]:
         "wide, patch 2) run on the 64×128 latents: every one of the 16×32×64 tokens, every step.",
         "",
     ]
-    return lines
 
 
 def _achieved_lines(achieved: dict | None) -> list[str]:
