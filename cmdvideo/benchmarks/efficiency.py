@@ -23,6 +23,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -123,36 +124,20 @@ def _sample_cmd(setting: TinySetting, steps: int, repeats: int, device: str) -> 
                 output_type="pt",
             )
 
-        def content_step():
-            return sample_content(
-                unet,
-                pipe.content_scheduler,
-                1,
-                labels,
-                text,
-                null,
-                1.0,
-                1,
-                generator,
-                device,
-                progress=False,
-            )
-
-        def motion_step():
-            return sample_motion(
-                motion_model,
-                pipe.motion_scheduler,
-                content,
-                num_frames,
-                h + w,
-                motion_labels,
-                pooled,
-                1.0,
-                1,
-                generator,
-                progress=False,
-            )
-
+        content_in = (unet, pipe.content_scheduler, 1, labels, text, null)
+        content_step = partial(
+            sample_content, *content_in, 1.0, 1, generator, device, progress=False
+        )
+        motion_in = (
+            motion_model,
+            pipe.motion_scheduler,
+            content,
+            num_frames,
+            h + w,
+            motion_labels,
+            pooled,
+        )
+        motion_step = partial(sample_motion, *motion_in, 1.0, 1, generator, progress=False)
         once = median_seconds(whole(1), repeats, device)
         parts = {
             "content step": median_seconds(content_step, repeats, device),
@@ -359,10 +344,6 @@ def tiny_scale_measurements(run: TinyRun, isolate: bool = True) -> dict:
     }
     flops = tiny_scale_flops(setting, run.steps)
 
-    def ratio(a, b):
-        return None if a is None or b is None or b == 0 else round(a / b, 2)
-
-    base = training["unet3d"]["seconds_per_step"]
     achieved = achieved_gflops(flops, sampling, results["fp32-peak"]["gflops_per_s"])
     return {
         "setting": {
@@ -388,26 +369,34 @@ def tiny_scale_measurements(run: TinyRun, isolate: bool = True) -> dict:
         "achieved_gflops_per_s": achieved,
         "sampling": sampling,
         "training": training,
-        "ratios_over_cmd": {
-            "time_per_video": ratio(
-                sampling["unet3d"]["seconds_per_video"], sampling["cmd"]["seconds_per_video"]
-            ),
-            "peak_memory_sampling": ratio(
-                sampling["unet3d"]["peak_memory_mib"], sampling["cmd"]["peak_memory_mib"]
-            ),
-            "flops_per_video": ratio(
-                flops["unet3d"]["flops_per_video"], flops["cmd"]["flops_per_video"]
-            ),
-            "training_step": {
-                name: ratio(base, training[name]["seconds_per_step"])
-                for name in ("autoencoder", "content", "motion")
-            },
-            "training_step_memory": {
-                name: ratio(
-                    training["unet3d"]["peak_memory_mib"], training[name]["peak_memory_mib"]
-                )
-                for name in ("autoencoder", "content", "motion")
-            },
+        "ratios_over_cmd": _ratios(sampling, training, flops),
+    }
+
+
+def _ratios(sampling: dict, training: dict, flops: dict) -> dict:
+    """Baseline / CMD of each measurement (None where one side is missing)."""
+
+    def ratio(a, b):
+        return None if a is None or b is None or b == 0 else round(a / b, 2)
+
+    base = training["unet3d"]["seconds_per_step"]
+    return {
+        "time_per_video": ratio(
+            sampling["unet3d"]["seconds_per_video"], sampling["cmd"]["seconds_per_video"]
+        ),
+        "peak_memory_sampling": ratio(
+            sampling["unet3d"]["peak_memory_mib"], sampling["cmd"]["peak_memory_mib"]
+        ),
+        "flops_per_video": ratio(
+            flops["unet3d"]["flops_per_video"], flops["cmd"]["flops_per_video"]
+        ),
+        "training_step": {
+            name: ratio(base, training[name]["seconds_per_step"])
+            for name in ("autoencoder", "content", "motion")
+        },
+        "training_step_memory": {
+            name: ratio(training["unet3d"]["peak_memory_mib"], training[name]["peak_memory_mib"])
+            for name in ("autoencoder", "content", "motion")
         },
     }
 
@@ -480,18 +469,22 @@ def run_benchmark(
         result["tiny"] = tiny_scale_measurements(run, isolate)
     result["seconds"] = round(time.perf_counter() - start, 1)
     if out is not None:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        files = {
-            "markdown": out / "efficiency.md",
-            "json": out / "efficiency.json",
-            "chart": out / "efficiency.png",
-        }
-        result["files"] = {k: str(v) for k, v in files.items()}
-        files["markdown"].write_text(format_markdown(result))
-        plot_benchmark(result, files["chart"])
-        files["json"].write_text(json.dumps(result, indent=2) + "\n")
+        _write_results(result, Path(out))
     return result
+
+
+def _write_results(result: dict, out: Path) -> None:
+    """``OUT/efficiency.md``, ``.png`` and ``.json`` (which lists the three files)."""
+    out.mkdir(parents=True, exist_ok=True)
+    files = {
+        "markdown": out / "efficiency.md",
+        "json": out / "efficiency.json",
+        "chart": out / "efficiency.png",
+    }
+    result["files"] = {k: str(v) for k, v in files.items()}
+    files["markdown"].write_text(format_markdown(result))
+    plot_benchmark(result, files["chart"])
+    files["json"].write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":
