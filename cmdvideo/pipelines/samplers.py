@@ -1,4 +1,4 @@
-"""Samplers a user picks by name (``CMDPipeline.set_sampler``, ``--scheduler``); any diffusers
+"""Samplers a user picks by name, each a diffusers scheduler (``CMDPipeline.set_sampler``, ``--sampler``); any diffusers
 scheduler works through the pipeline's components too. No imports: the command line reads the
 names without loading torch."""
 
