@@ -1,6 +1,6 @@
-"""Samplers a user picks by name, each a diffusers scheduler (``CMDPipeline.set_sampler``, ``--sampler``); any diffusers
-scheduler works through the pipeline's components too. No imports: the command line reads the
-names without loading torch."""
+"""Samplers a user picks by name (``CMDPipeline.set_sampler``, ``--sampler``), each a diffusers
+scheduler; any diffusers scheduler works through the pipeline's components too. No imports: the
+command line reads the names without loading torch."""
 
 SAMPLERS = {
     "ddim": "DDIMScheduler",
