@@ -47,6 +47,8 @@ from .pipelines.samplers import SAMPLERS
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported
 import gradio as gr  # noqa: E402  (an optional extra: cmdvideo[app]; only `serve` imports this)
 
+from .data.moving_shapes import DEMO_PROMPTS
+
 # Per-stage progress in the page: the pipeline's tqdm bars ("content frame", "motion latent").
 PROGRESS = gr.Progress(track_tqdm=True)
 
@@ -339,8 +341,6 @@ def _message(err: Exception) -> str:
 
 def build_app(pipe, limits: Limits | None = None, title: str = "cmdvideo"):
     """The Gradio Blocks app for ``pipe`` (not launched)."""
-    from .data.moving_shapes import DEMO_PROMPTS
-
     limits = limits or Limits()
     gen = AppHandlers(pipe, limits)
     max_steps = min(limits.max_steps or gen.spec.max_steps, gen.spec.max_steps)

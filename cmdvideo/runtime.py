@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 from contextlib import contextmanager
 
 
 def busy_cores(interval: float = 0.2) -> float:
     """Cores other processes keep busy now, from two readings of /proc/stat (0 where there is
     no /proc, e.g. macOS)."""
-    import time
 
     def read() -> tuple[int, int]:
         with open("/proc/stat") as f:
@@ -49,7 +49,6 @@ _rule_reading: tuple[float, int] | None = None  # (time.monotonic() of the readi
 
 def rule_threads(max_age: float = RULE_MAX_AGE) -> int:
     """:func:`default_threads`, read again at most every ``max_age`` seconds."""
-    import time
 
     global _rule_reading
     now = time.monotonic()

@@ -160,3 +160,20 @@ def test_the_formatter_decides_the_layout_almost_everywhere():
         if "fmt: skip" in line or "fmt: off" in line
     ]
     assert len(skips) < 20, skips
+
+
+def test_imports_inside_functions_are_the_few_that_must_be():
+    """Imports inside functions outside cli/ and benchmarks/ (which keep `--help` and the
+    benchmark workers light) stay few: optional extras (transformers, peft, the metrics'
+    EfficientNet), what the CLI's checks load before torch (arguments, hub, runtime), a
+    version fallback of diffusers."""
+    found = [
+        f"{p.relative_to(PACKAGE)}:{n.lineno}"
+        for p in _modules()
+        if p.relative_to(PACKAGE).parts[0] not in ("cli", "benchmarks")
+        for f in ast.walk(ast.parse(p.read_text()))
+        if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef)
+        for n in ast.walk(f)
+        if isinstance(n, ast.Import | ast.ImportFrom)
+    ]
+    assert len(found) <= 30, found

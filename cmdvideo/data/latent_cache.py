@@ -23,6 +23,7 @@ cache anyway); the motion scaling factor of the autoencoder is recorded and chec
 from __future__ import annotations
 
 import bisect
+import copy
 import json
 import os
 from pathlib import Path
@@ -32,7 +33,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
-from .batch import VideoDataset
+from .batch import VideoDataset, batch_source, iter_batches
 
 CACHE_INDEX = "cache.json"
 
@@ -77,7 +78,6 @@ def write_latent_cache(
             held out (:func:`cmdvideo.data.cache_order`); training from the cache keeps them
             out too, and previews read them.
     """
-    from .batch import batch_source, iter_batches
 
     if not frames and codec.autoencoder.config.motion_scaling_factor is None:
         raise ValueError("calibrate the autoencoder first (`cmdvideo calibrate`)")
@@ -197,7 +197,6 @@ class LatentCache(VideoDataset):
         return self._view(0, stop, "training"), self._view(stop, len(self.labels), "held-out")
 
     def _view(self, start: int, stop: int, part: str) -> LatentCache:
-        import copy
 
         view = copy.copy(self)
         view.labels, view._captions = self.labels[start:stop], self._captions[start:stop]

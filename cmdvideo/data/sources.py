@@ -11,6 +11,9 @@ from pathlib import Path
 from torch.utils.data import Dataset
 
 from .batch import Captioned, ConcatVideos, FileSplittable, ItemSplittable
+from .latent_cache import LatentCache, is_latent_cache
+from .moving_shapes import MovingShapes
+from .video_folder import VideoFolder
 
 logger = logging.getLogger(__name__)
 
@@ -30,8 +33,6 @@ def build_dataset(data_config, train: bool = True, source: str | None = None) ->
     cfg = data_config
     source = source or cfg.source
     if source == "moving-shapes":
-        from .moving_shapes import MovingShapes
-
         dataset = MovingShapes(
             num_videos=cfg.num_videos,
             num_frames=cfg.num_frames,
@@ -44,7 +45,6 @@ def build_dataset(data_config, train: bool = True, source: str | None = None) ->
         )
         dataset.part = "training" if train else "held-out"  # other seeds: other videos
         return dataset
-    from .latent_cache import LatentCache, is_latent_cache
 
     if is_latent_cache(source):
         return LatentCache(source)
@@ -53,7 +53,6 @@ def build_dataset(data_config, train: bool = True, source: str | None = None) ->
             f"data source {source!r} does not exist; give a folder of videos, a CSV/JSONL "
             f"index, or one of the embedded datasets {EMBEDDED_DATASETS}"
         )
-    from .video_folder import VideoFolder
 
     return VideoFolder(
         source,
@@ -174,7 +173,6 @@ def _training_files(data_config) -> set[tuple[str, int]] | None:
     None when unknown (moving-shapes, a latent cache, a source that is gone)."""
     if data_config.source == "moving-shapes" or not Path(data_config.source).exists():
         return None
-    from .latent_cache import is_latent_cache
 
     if is_latent_cache(data_config.source):
         return None

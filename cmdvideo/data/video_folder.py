@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import copy
 import csv
+import hashlib
 import json
 import logging
+import os
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from cmdvideo.data.batch import VideoDataset
 from cmdvideo.data.video_io import (
@@ -24,6 +27,7 @@ from cmdvideo.data.video_io import (
     VIDEO_EXTENSIONS,
     VideoReadError,
     fitting_stride,
+    probe_info,
     probe_video,
     read_video,
 )
@@ -152,13 +156,11 @@ def find_videos(root, path_column=None, caption_column=None, label_column=None):
 
 def _split_key(seed: int, name: str) -> str:
     """A file's place in the held-out order: a hash of the seed and its relative path."""
-    import hashlib
 
     return hashlib.sha256(f"{seed}:{name}".encode()).hexdigest()
 
 
 def _probe_row(path: Path) -> dict:
-    from cmdvideo.data.video_io import probe_info
 
     try:
         return {**probe_info(path), "error": ""}
@@ -176,10 +178,6 @@ def write_index(source, out, workers: int | None = None, progress: bool = True) 
     Returns:
         {"videos", "readable", "errors": {reason: count}, "index": out}.
     """
-    import os
-    from concurrent.futures import ProcessPoolExecutor
-
-    from tqdm.auto import tqdm
 
     out = Path(out)
     if out.suffix.lower() != ".jsonl":

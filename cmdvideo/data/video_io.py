@@ -17,6 +17,7 @@ import av
 import numpy as np
 import torch
 from av.video.reformatter import VideoReformatter
+from PIL import Image, ImageDraw, ImageFont
 
 logger = logging.getLogger(__name__)
 
@@ -388,7 +389,6 @@ def write_video(path, video, fps: int = 8, upscale: int = 1) -> Path:
 
 
 def _write_gif(path: Path, frames: np.ndarray, fps: int) -> None:
-    from PIL import Image
 
     images = [Image.fromarray(f) for f in frames]
     duration = max(1, round(1000 / fps))
@@ -453,7 +453,6 @@ def write_frame_grid(
         height = rows·(H·upscale + pad) + pad, with cols the longest row's T, H and W the
         largest frame size, label_width 0 without labels.
     """
-    from PIL import Image, ImageDraw, ImageFont
 
     if not rows:
         raise ValueError("write_frame_grid needs at least one row.")

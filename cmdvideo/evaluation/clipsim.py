@@ -14,13 +14,16 @@ from pathlib import Path
 
 import torch
 
+from ..data.video_io import from_uint8, read_video
+from ..models.text import require_transformers
+from ..pipelines.sample_folder import read_sample_folder
+
 CLIP_ENV = "CMDVIDEO_CLIP"
 DEFAULT_CLIP = "openai/clip-vit-base-patch32"
 
 
 def load_clip(path: str | Path | None = None):
     """(CLIPModel, CLIPProcessor) from a local directory (``path`` or ``$CMDVIDEO_CLIP``)."""
-    from ..models.text import require_transformers
 
     transformers = require_transformers("CLIPSIM (a CLIP model)")
     path = path or os.environ.get(CLIP_ENV)
@@ -79,8 +82,6 @@ def clipsim(
 
 def clipsim_of_folder(model, processor, folder: str | Path, device="cpu") -> dict:
     """CLIPSIM of a ``cmdvideo sample`` folder (its videos against the prompts it lists)."""
-    from ..data.video_io import from_uint8, read_video
-    from ..pipelines.sample_folder import read_sample_folder
 
     listed = read_sample_folder(folder)
     videos = (from_uint8(read_video(path)) for path, _ in listed)

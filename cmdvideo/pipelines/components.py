@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import diffusers
 import torch
 from diffusers import DiffusionPipeline
 
@@ -87,7 +88,6 @@ class CMDComponents(DiffusionPipeline):
                 last training timestep (Lin et al. 2024): the bundle's 8 DPM-Solver++ steps
                 (experiments/fast-sampling).
         """
-        import diffusers
 
         if name not in SAMPLERS:
             raise ValueError(f"sampler must be one of {sorted(SAMPLERS)}, got {name!r}")

@@ -9,6 +9,8 @@ import torch
 from diffusers.utils.torch_utils import randn_tensor
 from tqdm.auto import tqdm
 
+from ..models.content import content_prediction
+
 
 @torch.no_grad()
 def denoise(
@@ -115,7 +117,6 @@ def sample_content(
     data's aspect); default: the UNet's ``sample_size``. ``existing``: ``init``/``strength``
     (editing an existing content frame) as in :func:`denoise`.
     """
-    from ..models.content import content_prediction
 
     if size is None:
         size = unet.config.sample_size

@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
 
+from ..data.video_io import read_video
 from .arguments import IMAGE_SUFFIXES, check_alpha, image_array
 
 logger = logging.getLogger(__name__)
@@ -85,7 +87,6 @@ def prepare_image(image, size: tuple[int, int]) -> torch.Tensor:
     Raises:
         ValueError: an unreadable file, an unsupported layout or value range.
     """
-    from PIL import Image, UnidentifiedImageError
 
     if isinstance(image, (str, Path)):
         try:
@@ -119,7 +120,6 @@ def prepare_video(video, size: tuple[int, int], num_frames: int | None = None) -
         ValueError: an unsupported layout, a video shorter than ``num_frames``.
         VideoReadError: a file that cannot be decoded (its reason).
     """
-    from ..data.video_io import read_video
 
     if isinstance(video, (str, Path)):
         video = read_video(video, num_frames=num_frames, start=0 if num_frames else None)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from diffusers.utils import BaseOutput
+from PIL import Image
 
 
 @dataclass
@@ -32,6 +33,5 @@ def to_output_type(video: torch.Tensor, output_type: str):
     array = video.permute(0, 1, 3, 4, 2).numpy()  # (B, T, H, W, 3)
     if output_type == "np":
         return array
-    from PIL import Image
 
     return [[Image.fromarray((f * 255).round().astype(np.uint8)) for f in v] for v in array]

@@ -14,6 +14,8 @@ import logging
 from pathlib import Path
 
 from ..config import Config, load_config, parse_overrides
+from ..data import dataset_captions
+from . import diffusion
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +116,6 @@ def follow_data(config: Config, section: str, dataset, explicit: set[str]) -> No
         ValueError: an explicit ``--set <section>.condition`` needs labels or captions the data
             does not have.
     """
-    from . import diffusion
 
     cfg = getattr(config, section)
     if cfg.condition not in diffusion.CONDITIONS:
@@ -157,7 +158,6 @@ def follow_data(config: Config, section: str, dataset, explicit: set[str]) -> No
 
 def _conditions_of(dataset) -> list[str]:
     """["class"], ["text"], ["class", "text"] or []: what ``dataset`` can condition on."""
-    from ..data import dataset_captions
 
     has = ["class"] if list(dataset.classes) else []
     try:

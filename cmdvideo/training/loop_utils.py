@@ -3,11 +3,15 @@ checkpoints, the end of a multi-process run, durations as people read them, the 
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 from pathlib import Path
 
+import matplotlib
+import matplotlib.pyplot as plt
 import torch
+import torch.distributed as dist
 
 CHECKPOINT_PREFIX = "checkpoint-"
 STATE_FILE = "trainer_state.json"
@@ -63,9 +67,6 @@ def end_process_group(barrier: bool = True) -> None:
     every rank got here), collect what still holds the process group (DDP modules), destroy
     it. What every ``cmdvideo`` command does last under torchrun / ``accelerate launch``; a
     no-op in a single process."""
-    import gc
-
-    import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized()):
         return
@@ -88,10 +89,8 @@ def format_duration(seconds: float) -> str:
 
 def plot_training_curve(metrics_path: Path, out_path: Path) -> Path | None:
     """Loss (log scale) and any preview metrics (e.g. PSNR) against steps, as a PNG."""
-    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     records = [json.loads(ln) for ln in Path(metrics_path).read_text().splitlines() if ln]
     losses = [(r["step"], r["loss"]) for r in records if "loss" in r and math.isfinite(r["loss"])]

@@ -9,8 +9,12 @@ from pathlib import Path
 
 from ..config import Config, load_config
 from ..data import build_train_and_eval, dataset_captions, split_of, take_batch
+from ..models.codec import VideoCodec
+from .diffusion import ContentStage, MotionStage
 from .follow import follow_autoencoder, follow_data
+from .stages import AutoencoderStage, ClassifierStage
 from .trainer import Trainer
+from .vae import FrameVAEStage
 
 STAGES = ("vae", "autoencoder", "content", "motion", "classifier")
 PREVIEW_VIDEOS = 4
@@ -50,8 +54,6 @@ def build_stage(
     """The stage ``name`` (one of :data:`STAGES`) for this config and training data; a
     diffusion stage conditions on what the data has unless ``explicit`` holds its
     ``<stage>.condition`` (see :func:`cmdvideo.training.follow.follow_data`)."""
-    from .diffusion import ContentStage, MotionStage
-    from .stages import AutoencoderStage, ClassifierStage
 
     if name not in STAGES:
         raise ValueError(f"unknown stage {name!r}; stages: {', '.join(STAGES)}")
@@ -60,12 +62,9 @@ def build_stage(
     if name == "classifier":
         return ClassifierStage(config)
     if name == "vae":
-        from .vae import FrameVAEStage
-
         return FrameVAEStage(config)
     if autoencoder is None:
         raise ValueError(f"the {name} stage needs a trained autoencoder (--autoencoder DIR)")
-    from ..models.codec import VideoCodec
 
     codec = VideoCodec.from_pretrained(autoencoder)
     _check_cache_shapes(train_set, codec, config.data, autoencoder)

@@ -14,6 +14,8 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
+from diffusers import DDIMScheduler, DDPMScheduler
+
 # Our defaults: DDPM's (Ho et al.) linear schedule, ε-prediction.
 DEFAULTS = {
     "num_train_timesteps": 1000,
@@ -37,7 +39,6 @@ def init_scheduler_config(init: str | Path | None, subfolder: str | None = None)
     """
     if not init:
         return {}
-    from diffusers import DDIMScheduler
 
     root = Path(init)
     candidates = [(root, "scheduler"), (root, "content_scheduler")]
@@ -80,7 +81,6 @@ def _accepted(cls, values: dict) -> dict:
 def build_schedulers(schedule: dict, **extra):
     """(DDPMScheduler for the training loss, DDIMScheduler for sampling) of one schedule;
     ``extra``: e.g. ``clip_sample`` / ``clip_sample_range``."""
-    from diffusers import DDIMScheduler, DDPMScheduler
 
     values = {**schedule, **extra}
     return DDPMScheduler(**_accepted(DDPMScheduler, values)), DDIMScheduler(

@@ -43,6 +43,7 @@ from ..pipelines.adapters import (
     require_peft,
     save_words,
 )
+from ..pipelines.cmd import CMDPipeline
 from .losses import PredictionType, diffusion_loss
 from .stage import Stage, TrainableModules
 from .teach_data import (
@@ -296,8 +297,6 @@ class TeachStage(Stage):
         """The adapter folder (``self.adapter_dir``), each file written in one step."""
         from peft.utils import get_peft_model_state_dict
 
-        from ..pipelines.cmd import CMDPipeline
-
         out = self.adapter_dir
         staging = out / f".{TEACHING}-files"
         shutil.rmtree(staging, ignore_errors=True)
@@ -356,7 +355,6 @@ def teach(
             word, a base without built-in word encoders.
         FileNotFoundError: ``data`` missing; ``resume`` without a checkpoint.
     """
-    from ..pipelines.cmd import CMDPipeline
 
     start = time.perf_counter()
     out = Path(out)
