@@ -116,22 +116,30 @@ def transfer_clips(pipe, clips: Latents, contents: Contents, per_clip: int, phra
     return Latents(torch.cat(content), torch.cat(motion), captions, labels)
 
 
-def world_contents(pipe, count: int, seed: int = 11) -> Contents | None:
-    """Content frames and looks of ``count`` one-shape videos of the base's world (moving
-    shapes), or None for a base of other data."""
+def base_world(pipe, count: int, seed: int, max_shapes: int = 2) -> MovingShapes | None:
+    """``count`` videos of the moving-shapes world the base learned (its world, frames and
+    size), or None when the base learned other data or ``count`` < 1."""
     data = pipe.config.get("training_data") or {}
     if data.get("source") != "moving-shapes" or count < 1:
         return None
     height, width = pipe.video_size()
-    world = MovingShapes(
+    return MovingShapes(
         num_videos=count,
         num_frames=int(pipe.config.num_frames),
         height=height,
         width=width,
         seed=seed,
-        max_shapes=1,
+        max_shapes=max_shapes,
         world=data.get("world") or "upright",
     )
+
+
+def world_contents(pipe, count: int, seed: int = 11) -> Contents | None:
+    """Content frames and looks of ``count`` one-shape videos of the base's world (moving
+    shapes), or None for a base of other data."""
+    world = base_world(pipe, count, seed, max_shapes=1)
+    if world is None:
+        return None
     looks = [appearance_phrases(world.factors(i).appearance) for i in range(count)]
     return Contents(encode_clips(pipe, world).content, looks)
 
@@ -227,20 +235,11 @@ def encode_clips(pipe, dataset, batch_size: int = 16) -> Latents:
 def world_prior(pipe, count: int, seed: int = 7) -> Latents | None:
     """``count`` videos of the world the base learned (moving shapes), encoded; None when the
     base did not learn moving shapes (then nothing is mixed in, with a warning)."""
-    data = pipe.config.get("training_data") or {}
-    if data.get("source") != "moving-shapes" or count < 1:
+    world = base_world(pipe, count, seed)
+    if world is None:
         logger.warning(
             "the base was not trained on moving shapes: no prior preservation (its other "
             "prompts may drift while teaching)"
         )
         return None
-    height, width = pipe.video_size()
-    world = MovingShapes(
-        num_videos=count,
-        num_frames=int(pipe.config.num_frames),
-        height=height,
-        width=width,
-        seed=seed,
-        world=data.get("world") or "upright",
-    )
     return encode_clips(pipe, world)
