@@ -339,39 +339,43 @@ def _message(err: Exception) -> str:
     return err.render(APP_NAMES) if isinstance(err, InvalidArgument) else str(err)
 
 
-def build_app(pipe, limits: Limits | None = None, title: str = "cmdvideo"):
-    """The Gradio Blocks app for ``pipe`` (not launched)."""
-    limits = limits or Limits()
-    gen = AppHandlers(pipe, limits)
-    max_steps = min(limits.max_steps or gen.spec.max_steps, gen.spec.max_steps)
-    max_frames = min(limits.max_frames or MAX_FRAMES, MAX_FRAMES)
-    cfg = pipe.config
-    content_g, motion_g = pipe.guidance_scales()
-    steps_default = pipe.default_steps()
-    own = pipe.sampler_name()
-    own_sampler = own if own in SAMPLERS else "ddim"
-    clip = int(cfg.num_frames)
-    h, w = pipe.video_size()
+class _Page:
+    """The page's parts: the widgets every tab shares and one method per tab, each wiring its
+    inputs to a handler of ``AppHandlers`` under the API name a client calls."""
 
-    def sampling_inputs():
+    def __init__(self, pipe, gen: AppHandlers, limits: Limits):
+        self.pipe, self.gen = pipe, gen
+        self.max_steps = min(limits.max_steps or gen.spec.max_steps, gen.spec.max_steps)
+        self.max_frames = min(limits.max_frames or MAX_FRAMES, MAX_FRAMES)
+        self.clip = int(pipe.config.num_frames)
+
+    def sampling_inputs(self) -> list:
+        """Seed, steps, content and motion guidance, sampler: the pipeline's own defaults."""
+        content_g, motion_g = self.pipe.guidance_scales()
+        own = self.pipe.sampler_name()
         with gr.Accordion("Sampling", open=False):
             with gr.Row():
                 seed = gr.Number(0, label="Seed", precision=0)
-                steps = gr.Slider(1, max_steps, steps_default, step=1, label="Steps")
-                sampler = gr.Dropdown(sorted(SAMPLERS), value=own_sampler, label="Sampler")
+                steps = gr.Slider(
+                    1, self.max_steps, self.pipe.default_steps(), step=1, label="Steps"
+                )
+                sampler = gr.Dropdown(
+                    sorted(SAMPLERS), value=own if own in SAMPLERS else "ddim", label="Sampler"
+                )
             with gr.Row():
                 cg = gr.Number(content_g, label="Content guidance")
                 mg = gr.Number(motion_g, label="Motion guidance")
-        return seed, steps, cg, mg, sampler
+        return [seed, steps, cg, mg, sampler]
 
-    def adapter_input():
+    def adapter_input(self) -> list:
         """The loaded adapters to use (all by default); nothing when the server has none."""
-        label = "Adapters (taught words)"
-        return [gr.CheckboxGroup(gen.adapter_labels(), value=gen.adapters, label=label)][
-            : bool(gen.adapters)
-        ]
+        if not self.gen.adapters:
+            return []
+        labels = self.gen.adapter_labels()
+        return [gr.CheckboxGroup(labels, value=self.gen.adapters, label="Adapters (taught words)")]
 
-    def outputs():
+    @staticmethod
+    def outputs() -> list:
         with gr.Row():
             video = gr.Video(label="Video", format="mp4", autoplay=True, loop=True)
             still = gr.Image(label="Content frame", type="numpy", format="png")
@@ -380,101 +384,88 @@ def build_app(pipe, limits: Limits | None = None, title: str = "cmdvideo"):
             info = gr.Markdown()
         return [video, still, gif, info]
 
+    def class_input(self):
+        return gr.Dropdown(self.gen.classes, value=NO_CLASS, label="Class")
+
+    def run_button(self, text: str, handler, inputs: list, api_name: str, sampled: bool = True):
+        """The tab's button under its inputs (then sampling and adapters), wired to the
+        handler with the shared outputs below it."""
+        extra = [*self.sampling_inputs(), *self.adapter_input()] if sampled else []
+        button = gr.Button(text, variant="primary")
+        button.click(handler, [*inputs, *extra], self.outputs(), api_name=api_name)
+
+    def prompt_tab(self, tab: str, api_name: str, frames: tuple[int, int], examples: bool):
+        """A prompt (or class) to a video of ``frames`` = (fewest, default) frames."""
+        with gr.Tab(tab):
+            placeholder = "a red circle moving left on a blue background"
+            prompt = gr.Textbox(label="Prompt", max_lines=2, placeholder=placeholder)
+            with gr.Row():
+                label = self.class_input()
+                length = gr.Slider(frames[0], self.max_frames, frames[1], step=1, label="Frames")
+            extra = [*self.sampling_inputs(), length, *self.adapter_input()]
+            button = gr.Button("Generate", variant="primary")
+            out = self.outputs()
+            if examples:
+                gr.Examples([[p] for p in DEMO_PROMPTS], inputs=[prompt])
+            button.click(self.gen.generate, [prompt, label, *extra], out, api_name=api_name)
+
+    def image_to_video(self) -> None:
+        with gr.Tab("Image to video"):
+            with gr.Row():
+                image = gr.Image(
+                    label="Image (becomes the content frame)", type="numpy", image_mode="RGBA"
+                )  # transparency: flattened or refused
+                with gr.Column():
+                    prompt = gr.Textbox(label="Prompt", max_lines=2)
+                    label = self.class_input()
+                    strength = gr.Slider(0, 1, 0, step=0.05, label="Strength (0: keep the image)")
+            inputs = [image, prompt, label, strength]
+            self.run_button("Animate", self.gen.image_to_video, inputs, "image_to_video")
+
+    def transfer(self) -> None:
+        with gr.Tab("Motion transfer"):
+            with gr.Row():
+                content_video = gr.File(label="Content from this video")
+                motion_video = gr.File(label="Motion from this video")
+            inputs = [content_video, motion_video]
+            self.run_button("Transfer", self.gen.transfer, inputs, "transfer", sampled=False)
+
+    def edit(self) -> None:
+        with gr.Tab("Edit a video"):
+            with gr.Row():
+                video = gr.File(label="Video")
+                with gr.Column():
+                    prompt = gr.Textbox(label="Prompt: what it becomes", max_lines=2)
+                    label = self.class_input()
+                    kind = gr.Radio(
+                        ["content", "motion", "both"], value="content", label="Re-generate"
+                    )
+                    strength = gr.Slider(0, 1, 0.6, step=0.05, label="Strength")
+            self.run_button("Edit", self.gen.edit, [video, prompt, label, kind, strength], "edit")
+
+
+def build_app(pipe, limits: Limits | None = None, title: str = "cmdvideo"):
+    """The Gradio Blocks app for ``pipe`` (not launched): a tab per way of making a video,
+    those the pipeline offers."""
+    limits = limits or Limits()
+    page = _Page(pipe, AppHandlers(pipe, limits), limits)
+    h, w = pipe.video_size()
     with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(3600, 3600)) as app:
         gr.Markdown(
             f"# {title}\nCMD: a content frame from an image diffusion model, a motion latent "
-            f"from a motion transformer guided by it, decoded into the video ({clip} frames at "
-            f"{h}×{w}; longer videos clip by clip)."
+            f"from a motion transformer guided by it, decoded into the video ({page.clip} frames "
+            f"at {h}×{w}; longer videos clip by clip)."
         )
-        with gr.Tab("Text / class to video"):
-            prompt = gr.Textbox(
-                label="Prompt",
-                max_lines=2,
-                placeholder="a red circle moving left on a blue background",
-            )
-            with gr.Row():
-                label = gr.Dropdown(gen.classes, value=NO_CLASS, label="Class")
-                frames = gr.Slider(1, max_frames, clip, step=1, label="Frames")
-            sampling = sampling_inputs()
-            adapters = adapter_input()
-            go = gr.Button("Generate", variant="primary")
-            out = outputs()
-            if (cfg.get("training_data") or {}).get("source") == "moving-shapes":
-                gr.Examples([[p] for p in DEMO_PROMPTS], inputs=[prompt])  # its own prompts
-            go.click(
-                gen.generate,
-                [prompt, label, *sampling, frames, *adapters],
-                out,
-                api_name="generate",
-            )
-        if hasattr(pipe, "image_to_video"):
-            with gr.Tab("Image to video"):
-                with gr.Row():
-                    image = gr.Image(
-                        label="Image (becomes the content frame)", type="numpy", image_mode="RGBA"
-                    )  # transparency: flattened or refused
-                    with gr.Column():
-                        i_prompt = gr.Textbox(label="Prompt", max_lines=2)
-                        i_label = gr.Dropdown(gen.classes, value=NO_CLASS, label="Class")
-                        strength = gr.Slider(
-                            0, 1, 0, step=0.05, label="Strength (0: keep the image)"
-                        )
-                i_sampling = sampling_inputs()
-                i_adapters = adapter_input()
-                i_go = gr.Button("Animate", variant="primary")
-                i_out = outputs()
-                i_go.click(
-                    gen.image_to_video,
-                    [image, i_prompt, i_label, strength, *i_sampling, *i_adapters],
-                    i_out,
-                    api_name="image_to_video",
-                )
+        own_world = (pipe.config.get("training_data") or {}).get("source") == "moving-shapes"
+        page.prompt_tab("Text / class to video", "generate", (1, page.clip), own_world)
+        if hasattr(pipe, "image_to_video"):  # the tabs of what this pipeline can do
+            page.image_to_video()
         if hasattr(pipe, "transfer_motion"):
-            with gr.Tab("Motion transfer"):
-                with gr.Row():
-                    content_video = gr.File(label="Content from this video")
-                    motion_video = gr.File(label="Motion from this video")
-                t_go = gr.Button("Transfer", variant="primary")
-                t_out = outputs()
-                t_go.click(gen.transfer, [content_video, motion_video], t_out, api_name="transfer")
+            page.transfer()
         if hasattr(pipe, "edit_video"):
-            with gr.Tab("Edit a video"):
-                with gr.Row():
-                    e_video = gr.File(label="Video")
-                    with gr.Column():
-                        e_prompt = gr.Textbox(label="Prompt: what it becomes", max_lines=2)
-                        e_label = gr.Dropdown(gen.classes, value=NO_CLASS, label="Class")
-                        e_kind = gr.Radio(
-                            ["content", "motion", "both"], value="content", label="Re-generate"
-                        )
-                        e_strength = gr.Slider(0, 1, 0.6, step=0.05, label="Strength")
-                e_sampling = sampling_inputs()
-                e_adapters = adapter_input()
-                e_go = gr.Button("Edit", variant="primary")
-                e_out = outputs()
-                e_go.click(
-                    gen.edit,
-                    [e_video, e_prompt, e_label, e_kind, e_strength, *e_sampling, *e_adapters],
-                    e_out,
-                    api_name="edit",
-                )
-        with gr.Tab("Long video"):
-            l_prompt = gr.Textbox(label="Prompt", max_lines=2)
-            with gr.Row():
-                l_label = gr.Dropdown(gen.classes, value=NO_CLASS, label="Class")
-                l_frames = gr.Slider(
-                    clip, max_frames, min(4 * clip, max_frames), step=1, label="Frames"
-                )
-            l_sampling = sampling_inputs()
-            l_adapters = adapter_input()
-            l_go = gr.Button("Generate", variant="primary")
-            l_out = outputs()
-            l_go.click(
-                gen.generate,
-                [l_prompt, l_label, *l_sampling, l_frames, *l_adapters],
-                l_out,
-                api_name="long_video",
-            )
+            page.edit()
+        longer = min(4 * page.clip, page.max_frames)
+        page.prompt_tab("Long video", "long_video", (page.clip, longer), examples=False)
     app.queue(default_concurrency_limit=limits.concurrency, max_size=limits.queue_size)
     return app
 

@@ -133,19 +133,26 @@ def test_importing_training_loads_no_evaluation_and_has_no_side_effects():
     assert out.returncode == 0, out.stderr
 
 
-MAX_FUNCTION_LINES = 80  # where a reader follows the flow: the pipelines, the loop, the CLI
-FLOW = ["pipelines/*.py", "training/trainer.py", "cli/*.py"]
+MAX_FUNCTION_LINES = 60  # of code, the docstring aside: a function a reader takes in at once
 
 
-def test_no_long_function_where_the_flow_is_read():
+def _code_lines(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    """Lines from the signature to the end, without the docstring."""
+    body = node.body
+    docstring = ast.get_docstring(node, clean=False) is not None
+    first = body[1] if docstring and len(body) > 1 else body[0]
+    signature = first.lineno - node.lineno if not docstring else body[0].lineno - node.lineno
+    return signature + (node.end_lineno - first.lineno + 1)
+
+
+def test_no_long_function():
     long = []
-    for pattern in FLOW:
-        for path in sorted(PACKAGE.glob(pattern)):
-            for node in ast.walk(ast.parse(path.read_text())):
-                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-                    lines = node.end_lineno - node.lineno + 1
-                    if lines > MAX_FUNCTION_LINES:
-                        long.append(f"{path.relative_to(PACKAGE)}:{node.name} {lines} lines")
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = _code_lines(node)
+                if lines > MAX_FUNCTION_LINES:
+                    long.append(f"{path.relative_to(PACKAGE)}:{node.name} {lines} lines")
     assert long == []
 
 

@@ -88,21 +88,7 @@ def write_latent_cache(
     out_dir.mkdir(parents=True, exist_ok=True)
     codec = codec.to(device).eval()
     first, stop = rank * n // world_size, (rank + 1) * n // world_size
-    keys = ("frames",) if frames else ("content", "motion")
-    shards, captions, factors = [], [], []
-    pending = {**{k: [] for k in keys}, "label": []}
-    shapes = {}
-
-    def flush():
-        if not pending["label"]:
-            return
-        name = f"shard-r{rank:03d}-{len(shards):05d}.safetensors"
-        tensors = {k: torch.cat(v).contiguous() for k, v in pending.items()}
-        save_file(tensors, out_dir / name)
-        shards.append({"file": name, "count": len(tensors["label"])})
-        for v in pending.values():
-            v.clear()
-
+    writer = _ShardWriter(out_dir, rank, ("frames",) if frames else ("content", "motion"))
     batches = iter_batches(dataset, stop - first, batch_size, start=first)
     total = -(-(stop - first) // batch_size)
     for batch in tqdm(batches, total=total, desc="encode", disable=not progress):
@@ -111,47 +97,74 @@ def write_latent_cache(
         else:
             video = batch["video"].to(device)
             encoded = (codec.encode(video),) if frames else codec.encode(video)
-        for key, value in zip(keys, encoded):
-            pending[key].append(value.float().cpu())
-            shapes[f"{key}_shape"] = list(value.shape[1:])
-        pending["label"].append(batch["label"].long())
-        captions += list(batch.get("caption", [""] * len(batch["label"])))
-        factors += list(batch.get("factors", []))  # moving-shapes: what each video shows
-        if sum(len(x) for x in pending["label"]) >= shard_size:
-            flush()
-    flush()
-    _part_file(out_dir, rank).write_text(
-        json.dumps({"shards": shards, "captions": captions, "factors": factors, **shapes})
-    )
+        writer.add(batch, encoded, shard_size)
+    writer.finish()
     if barrier is not None:
         barrier()
     if rank == 0:
-        parts = [json.loads(_part_file(out_dir, r).read_text()) for r in range(world_size)]
+        scaling = None if frames else codec.autoencoder.config.motion_scaling_factor
         index = {
             "num_items": n,
             "kind": "frames" if frames else "pairs",
-            "shards": [s for part in parts for s in part["shards"]],
-            "captions": [c for part in parts for c in part["captions"]],
-            # moving-shapes factors (swap-pair targets for the autoencoder), else empty
-            "factors": [f for part in parts for f in part["factors"]],
+            **_merge_parts(out_dir, world_size, writer.keys),
             "classes": list(dataset.classes),
             "world": dataset.world,  # moving-shapes: which world
             "heldout_items": min(heldout, n),
             "autoencoder": str(autoencoder),
-            "motion_scaling_factor": None
-            if frames
-            else codec.autoencoder.config.motion_scaling_factor,
-            **{
-                f"{k}_shape": next(p[f"{k}_shape"] for p in parts if f"{k}_shape" in p)
-                for k in keys
-            },
+            "motion_scaling_factor": scaling,
         }
         (out_dir / CACHE_INDEX).write_text(json.dumps(index))
-        for r in range(world_size):
-            _part_file(out_dir, r).unlink()
     if barrier is not None:
         barrier()
     return out_dir
+
+
+class _ShardWriter:
+    """One process's part of a cache: encoded batches gathered into safetensors shards of about
+    ``shard_size`` items, and a part file listing them with the items' captions and factors."""
+
+    def __init__(self, out_dir: Path, rank: int, keys: tuple[str, ...]):
+        self.out_dir, self.rank, self.keys = out_dir, rank, keys
+        self.shards, self.captions, self.factors, self.shapes = [], [], [], {}
+        self.pending = {**{k: [] for k in keys}, "label": []}
+
+    def add(self, batch: dict, encoded: tuple, shard_size: int) -> None:
+        for key, value in zip(self.keys, encoded):
+            self.pending[key].append(value.float().cpu())
+            self.shapes[f"{key}_shape"] = list(value.shape[1:])
+        self.pending["label"].append(batch["label"].long())
+        self.captions += list(batch.get("caption", [""] * len(batch["label"])))
+        self.factors += list(batch.get("factors", []))  # moving-shapes: what each video shows
+        if sum(len(x) for x in self.pending["label"]) >= shard_size:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending["label"]:
+            return
+        name = f"shard-r{self.rank:03d}-{len(self.shards):05d}.safetensors"
+        tensors = {k: torch.cat(v).contiguous() for k, v in self.pending.items()}
+        save_file(tensors, self.out_dir / name)
+        self.shards.append({"file": name, "count": len(tensors["label"])})
+        for v in self.pending.values():
+            v.clear()
+
+    def finish(self) -> None:
+        self.flush()
+        part = {"shards": self.shards, "captions": self.captions, "factors": self.factors}
+        _part_file(self.out_dir, self.rank).write_text(json.dumps({**part, **self.shapes}))
+
+
+def _merge_parts(out_dir: Path, world_size: int, keys: tuple[str, ...]) -> dict:
+    """The processes' part files as the index's shards, captions, factors (moving-shapes:
+    swap-pair targets for the autoencoder, else empty) and item shapes; the parts removed."""
+    parts = [json.loads(_part_file(out_dir, r).read_text()) for r in range(world_size)]
+    lists = ("shards", "captions", "factors")
+    merged = {key: [x for part in parts for x in part[key]] for key in lists}
+    for k in keys:
+        merged[f"{k}_shape"] = next(p[f"{k}_shape"] for p in parts if f"{k}_shape" in p)
+    for r in range(world_size):
+        _part_file(out_dir, r).unlink()
+    return merged
 
 
 class LatentCache(VideoDataset):

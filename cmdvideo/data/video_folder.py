@@ -274,19 +274,7 @@ class VideoFolder(VideoDataset):
         entries, self.classes, probed = find_videos(root, path_column, caption_column, label_column)
         self.skipped: dict[str, str] = {}
         self.samples: list[tuple[str, str, int, int]] = []  # (path, caption, label, num frames)
-        unknown = [p for p, _, _ in entries if str(p) not in probed]
-        details: dict[str, str] = {}
-        if unknown:  # no index (or an incomplete one): demux each file once, now
-            with ThreadPoolExecutor(max_workers=min(8, len(unknown))) as pool:  # mostly I/O
-                found = list(pool.map(_probe, unknown, [num_frames] * len(unknown)))
-                probed.update({str(p): (c, r) for p, (c, r, _) in zip(unknown, found)})
-                details = {str(p): d for p, (_, _, d) in zip(unknown, found)}
-        probes = []
-        for path, _, _ in entries:
-            count, reason = probed[str(path)]
-            if not reason and count < num_frames:
-                count, reason = 0, "too short"
-            probes.append((count if not reason else 0, reason, details.get(str(path), "")))
+        probes = _usable(entries, probed, num_frames)
         for (path, caption, label), (count, reason, detail) in zip(entries, probes):
             if count:
                 self.samples.append((str(path), caption, label, count))
@@ -446,3 +434,22 @@ class VideoFolder(VideoDataset):
             f"every video under {self.root} failed to decode ({skipped[:3]} ...); "
             "check the files with cmdvideo.data.video_io.probe_video/read_video."
         )
+
+
+def _usable(entries: list, probed: dict, num_frames: int) -> list[tuple[int, str, str]]:
+    """(frames, why not usable or "", detail) of each entry (path, caption, label): from the
+    index's probe where it has one, else each file demuxed once, now (in threads: mostly I/O)."""
+    unknown = [p for p, _, _ in entries if str(p) not in probed]
+    details: dict[str, str] = {}
+    if unknown:
+        with ThreadPoolExecutor(max_workers=min(8, len(unknown))) as pool:
+            found = list(pool.map(_probe, unknown, [num_frames] * len(unknown)))
+            probed.update({str(p): (c, r) for p, (c, r, _) in zip(unknown, found)})
+            details = {str(p): d for p, (_, _, d) in zip(unknown, found)}
+    probes = []
+    for path, _, _ in entries:
+        count, reason = probed[str(path)]
+        if not reason and count < num_frames:
+            count, reason = 0, "too short"
+        probes.append((count if not reason else 0, reason, details.get(str(path), "")))
+    return probes

@@ -115,6 +115,23 @@ def domain_accuracy(
         raise ValueError("give either prompts or labels")
     pred = predictions if predictions is not None else classify(model, videos)
     n = len(pred["motion"])
+    asked = _asked(n, prompts, labels, class_names)
+    motion_hits = [pred["motion"][i] == a["motion"] for i, a in enumerate(asked)]
+    by_class = {
+        m: _rate([h for h, a in zip(motion_hits, asked) if a["motion"] == m])
+        for m in MOTIONS
+        if any(a["motion"] == m for a in asked)
+    }
+    result = {"motion_accuracy": _rate(motion_hits), "by_class": by_class, "num_videos": n}
+    if prompts is not None:
+        seen = appearance if appearance is not None else appearance_checks(videos, prompts)
+        result.update(_appearance_accuracy(asked, seen, motion_hits))
+    return result
+
+
+def _asked(n: int, prompts, labels, class_names) -> list[dict]:
+    """What each of ``n`` videos was asked for, {"motion", "background", "shapes"}, from its
+    prompt or its class label."""
     if prompts is not None:
         if len(prompts) != n:
             raise ValueError(f"{len(prompts)} prompts for {n} videos")
@@ -128,16 +145,12 @@ def domain_accuracy(
     unknown = sorted({a["motion"] for a in asked if a["motion"] not in MOTIONS})
     if unknown:
         raise ValueError(f"motions {unknown} are not moving-shapes classes {list(MOTIONS)}")
-    motion_hits = [pred["motion"][i] == a["motion"] for i, a in enumerate(asked)]
-    by_class = {
-        m: _rate([h for h, a in zip(motion_hits, asked) if a["motion"] == m])
-        for m in MOTIONS
-        if any(a["motion"] == m for a in asked)
-    }
-    result = {"motion_accuracy": _rate(motion_hits), "by_class": by_class, "num_videos": n}
-    if prompts is None:
-        return result
-    seen = appearance if appearance is not None else appearance_checks(videos, prompts)
+    return asked
+
+
+def _appearance_accuracy(asked: list[dict], seen: list[dict], motion_hits: list[bool]) -> dict:
+    """The prompt's look against what the checks saw: background, one shape's colour and kind,
+    everything at once, and each shape of prompts naming several."""
     background = [
         seen[i]["background"] == a["background"] for i, a in enumerate(asked) if a["background"]
     ]
@@ -156,7 +169,7 @@ def domain_accuracy(
         for c, k in asked[i]["shapes"]
         if c in COLORS and k
     ]
-    result.update(
+    return dict(
         background_accuracy=_rate(background),
         shape_color_accuracy=_rate(list(color.values())),
         shape_kind_accuracy=_rate(list(kind.values())),
@@ -165,7 +178,6 @@ def domain_accuracy(
         multi_shape_kind_accuracy=_rate(several_kinds),
         num_multi_shape=len(several),
     )
-    return result
 
 
 def head_accuracy(model: MovingShapesClassifier, videos, factors: list) -> dict[str, float]:

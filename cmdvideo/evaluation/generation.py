@@ -154,15 +154,9 @@ def evaluate_generation(
     classes = list(pipe.config.class_names or [])
     if not classes:
         raise ValueError("the pipeline has no class names: it is not a moving-shapes pipeline")
-    frames = pipe.config.num_frames
-    height, width = pipe.video_size()
     n = per_class * len(classes)
     world = pipeline_world(pipe)
-    real = held_out_videos(2 * n, frames, height, width, world=world)
-    # every set judged at the classifier's size (32x32), real and generated alike
-    real_a = at_classifier_size(torch.stack([it["video"] for it in real[:n]]))
-    real_b = at_classifier_size(torch.stack([it["video"] for it in real[n:]]))
-    prompts = [it["caption"] for it in real[:n]]
+    prompts, real_a, real_b = _real_sets(pipe, n, world)
     num_inference_steps = pipe.default_steps(num_inference_steps)
     guidance_rescale = pipe.default_rescale(guidance_rescale)
     common = dict(
@@ -181,11 +175,8 @@ def evaluate_generation(
     )
     by_prompt, _ = generate_videos(pipe, seed + 1, batch_size, progress, prompt=prompts, **common)
     by_class, by_prompt = at_classifier_size(by_class), at_classifier_size(by_prompt)
-
-    stats = {
-        name: feature_stats(classifier, v)
-        for name, v in (("real_a", real_a), ("real_b", real_b), ("prompted", by_prompt))
-    }
+    sets = (by_prompt, real_a, real_b)
+    fd, fd_real = _distances(lambda v: feature_stats(classifier, v), *sets)
     result = {
         "num_videos": n,
         "world": world,
@@ -199,24 +190,35 @@ def evaluate_generation(
         ),
         "prompt_conditioned": domain_accuracy(classifier, by_prompt, prompts=prompts),
         "real": domain_accuracy(classifier, real_a, prompts=prompts),
-        "fd_moving_shapes": frechet_distance_from_stats(stats["prompted"], stats["real_a"]),
-        "fd_moving_shapes_real_vs_real": frechet_distance_from_stats(
-            stats["real_b"], stats["real_a"]
-        ),
+        "fd_moving_shapes": fd,
+        "fd_moving_shapes_real_vs_real": fd_real,
         "videos": {"class_conditioned": by_class, "prompt_conditioned": by_prompt},
     }
     if effnet:
-        per_frame = {
-            name: effnet_frame_stats(extractor, v)
-            for name, v in (("real_a", real_a), ("real_b", real_b), ("prompted", by_prompt))
-        }
-        result["fd_effnet_lite0_frames"] = frechet_distance_from_stats(
-            per_frame["prompted"], per_frame["real_a"]
-        )
-        result["fd_effnet_lite0_frames_real_vs_real"] = frechet_distance_from_stats(
-            per_frame["real_b"], per_frame["real_a"]
-        )
+        fd, fd_real = _distances(lambda v: effnet_frame_stats(extractor, v), *sets)
+        result["fd_effnet_lite0_frames"] = fd
+        result["fd_effnet_lite0_frames_real_vs_real"] = fd_real
     return result
+
+
+def _real_sets(pipe, n: int, world: str) -> tuple[list[str], torch.Tensor, torch.Tensor]:
+    """The captions of ``n`` held-out real videos, those videos and ``n`` other real ones, at
+    the classifier's size (32x32: every set is judged there, real and generated alike)."""
+    height, width = pipe.video_size()
+    real = held_out_videos(2 * n, pipe.config.num_frames, height, width, world=world)
+    real_a = at_classifier_size(torch.stack([it["video"] for it in real[:n]]))
+    real_b = at_classifier_size(torch.stack([it["video"] for it in real[n:]]))
+    return [it["caption"] for it in real[:n]], real_a, real_b
+
+
+def _distances(stats_of, generated, real_a, real_b) -> tuple[float, float]:
+    """Fréchet distances in one feature space (``stats_of``: videos -> (mean, covariance)):
+    generated against real, and the real-vs-real floor (other real videos against the same)."""
+    reference = stats_of(real_a)
+    return (
+        frechet_distance_from_stats(stats_of(generated), reference),
+        frechet_distance_from_stats(stats_of(real_b), reference),
+    )
 
 
 def accuracy_on_real(classifier: MovingShapesClassifier, num_videos: int = 1000, **size) -> dict:

@@ -172,6 +172,28 @@ class ContentDiT(ModelMixin, ConfigMixin, DiTConditioning):
         out = self.final_layer(x, cond)  # (B, gh*gw, C*p*p)
         return rearrange(out, "b (h w) (c p1 p2) -> b c (h p1) (w p2)", h=gh, p1=p, p2=p)
 
+    def guided(
+        self,
+        sample: torch.Tensor,
+        timestep: torch.Tensor,
+        class_labels: torch.Tensor | None = None,
+        text_embeds: torch.Tensor | None = None,
+        guidance_scale: float = 1.0,
+        guidance_rescale: float = 0.0,
+    ) -> torch.Tensor:
+        """Classifier-free guidance, as the motion DiT's ``guided``: one pass over a doubled
+        batch, the second half under the null class / null text; scale 1: one plain pass.
+
+        Returns:
+            (B, C, H, W).
+        """
+        return classifier_free_guidance(
+            lambda x, drop: self(*x, drop_condition=drop),
+            (sample, timestep, class_labels, text_embeds),
+            guidance_scale,
+            guidance_rescale,
+        )
+
 
 def build_content_dit(
     preset: str,
@@ -239,51 +261,31 @@ def content_prediction(
     Returns:
         (B, C, H, W).
     """
-    n = num_content_classes(unet)
     b = sample.shape[0]
     timestep = timestep.expand(b) if timestep.ndim == 0 else timestep
-    if class_labels is not None and n == 0:
+    if class_labels is not None and num_content_classes(unet) == 0:
         raise ValueError("this content model has no class conditioning")
-    with_text = uses_text(unet)
-    if text is not None and not with_text:
+    if text is not None and not uses_text(unet):
         raise ValueError("this content model has no text conditioning (no cross-attention)")
-    if isinstance(unet, ContentDiT):  # pooled text, learned null embeddings
+    if class_labels is None and text is None:
+        guidance_scale = 1.0  # nothing to guide towards
+    if hasattr(unet, "guided"):  # a DiT: pooled text, learned null embeddings, its own guidance
         pooled = None if text is None else text.pooled
-        if guidance_scale == 1.0 or (class_labels is None and text is None):
+        if guidance_scale == 1.0:
             return unet(sample, timestep, class_labels, pooled, drop_class, drop_text)
-        return classifier_free_guidance(
-            lambda x, drop: unet(*x, drop_condition=drop),
-            (sample, timestep, class_labels, pooled),
-            guidance_scale,
-            guidance_rescale,
-        )
-    if with_text and null_text is None:
+        return unet.guided(sample, timestep, class_labels, pooled, guidance_scale, guidance_rescale)
+    if uses_text(unet) and null_text is None:
         raise ValueError("a text-conditioned content model needs null_text (the empty prompt)")
-
-    def run(x, t, labels, states):
-        return unet(
-            x,
-            t,
-            encoder_hidden_states=None if states is None else states.hidden,
-            encoder_attention_mask=None if states is None else states.mask,
-            class_labels=labels,
-        ).sample
-
-    labels = labels_with_null(class_labels, n, b, sample.device, drop_class) if n else None
-    states = None
-    if with_text:
-        null = null_text.expand(b)
-        states = (
-            null
-            if text is None
-            else text.where(
-                torch.zeros(b, dtype=torch.bool) if drop_text is None else drop_text, null
-            )
-        )
-    if guidance_scale == 1.0 or (class_labels is None and text is None):
-        return run(sample, timestep, labels, states)
+    conditions = _unet_conditions(
+        unet, class_labels, text, null_text, drop_class, drop_text, b, sample.device
+    )
+    if guidance_scale == 1.0:
+        return _unet_run(unet, sample, timestep, *conditions)
+    n = num_content_classes(unet)
     null_labels = labels_with_null(None, n, b, sample.device) if n else None
-    both = run(
+    labels, states = conditions
+    both = _unet_run(
+        unet,
         torch.cat([sample, sample]),
         torch.cat([timestep, timestep]),
         None if labels is None else torch.cat([labels, null_labels]),
@@ -291,3 +293,28 @@ def content_prediction(
     )
     cond, uncond = both.chunk(2)
     return guided_prediction(cond, uncond, guidance_scale, guidance_rescale)
+
+
+def _unet_run(unet, x, t, labels, states) -> torch.Tensor:
+    """A diffusers UNet's prediction under class labels and prompt embeddings (either None)."""
+    return unet(
+        x,
+        t,
+        encoder_hidden_states=None if states is None else states.hidden,
+        encoder_attention_mask=None if states is None else states.mask,
+        class_labels=labels,
+    ).sample
+
+
+def _unet_conditions(unet, class_labels, text, null_text, drop_class, drop_text, b: int, device):
+    """A UNet's (labels, prompt embeddings) for ``b`` rows: the null class and the empty
+    prompt where missing or dropped; None for a condition the UNet does not take."""
+    n = num_content_classes(unet)
+    labels = labels_with_null(class_labels, n, b, device, drop_class) if n else None
+    if not uses_text(unet):
+        return labels, None
+    null = null_text.expand(b)
+    if text is None:
+        return labels, null
+    dropped = torch.zeros(b, dtype=torch.bool) if drop_text is None else drop_text
+    return labels, text.where(dropped, null)

@@ -24,7 +24,7 @@ from ..runtime import uses_cpu_threads
 from .adapters import CMDLoraLoaderMixin
 from .arguments import OUTPUT_TYPES  # noqa: F401
 from .components import CMDComponents, PromptEmbeddings  # noqa: F401
-from .inputs import broadcast, is_image, match_conditions, repeat_each
+from .inputs import broadcast, is_image, match_conditions, pair_with_conditions, repeat_each
 from .output import CMDPipelineOutput
 from .sampling import (
     conditions,
@@ -182,13 +182,9 @@ class CMDPipeline(CMDComponents, CMDLoraLoaderMixin):
         device = self._execution_device
         prompts, labels, n = conditions(self, prompt, class_labels, device)
         # 1. the image is the content frame: one for every prompt, or one for each
-        content = self.encode_image(image)
-        prompts, labels, n = match_conditions(prompts, labels, n, content.shape[0])
-        content = broadcast(content, n, "images")
-        if num_videos_per_prompt > 1:  # as __call__: each prompt's videos next to each other
-            k = num_videos_per_prompt
-            content = content.repeat_interleave(k, dim=0)
-            prompts, labels = repeat_each(prompts, labels, k)
+        content, prompts, labels = pair_with_conditions(
+            self.encode_image(image), prompts, labels, n, "images", k=num_videos_per_prompt
+        )  # as __call__: each prompt's videos next to each other
         # 2. encode the prompt; 3. refine the image under it (SDEdit) if asked
         text = self.encode_prompt(prompts, device)
         if strength > 0:

@@ -182,3 +182,15 @@ def repeat_each(prompts, labels, k: int):
     """Each prompt and label ``k`` times in a row (the videos of one condition side by side)."""
     labels = labels.repeat_interleave(k) if labels is not None else None
     return ([p for p in prompts for _ in range(k)] if prompts is not None else None), labels
+
+
+def pair_with_conditions(inputs: torch.Tensor, prompts, labels, n: int, what: str, k: int = 1):
+    """Given inputs (e.g. content frames) and ``n`` conditions paired one to one: one condition
+    for many inputs is repeated, one input for many conditions broadcast; then each pair ``k``
+    times in a row, as :func:`repeat_each`. Returns (inputs, prompts, labels)."""
+    prompts, labels, n = match_conditions(prompts, labels, n, inputs.shape[0])
+    inputs = broadcast(inputs, n, what)
+    if k > 1:
+        inputs = inputs.repeat_interleave(k, dim=0)
+        prompts, labels = repeat_each(prompts, labels, k)
+    return inputs, prompts, labels

@@ -369,7 +369,6 @@ def teach(
         )
     folder, skipped = read_clips(data, pipe, cfg.clips_per_video, cfg.min_clips, config.train.seed)
     found = new_words(pipe, folder.captions())
-    fingerprint = base_fingerprint(pipe)
     clips = encode_clips(pipe, folder)
     prior = world_prior(pipe, cfg.prior_videos)
     saved_plan = run_dir / "plan.json"
@@ -378,28 +377,10 @@ def teach(
     else:
         plan = plan_teaching(pipe, clips, prior, found, cfg.stage, cfg.stage_threshold)
     logger.info("teach: %s", plan.describe())
-    info = {
-        "format": ADAPTER_FORMAT,
-        "base": {"name": name, "fingerprint": fingerprint},
-        "words": {w: sorted(word_encoders(pipe)) for w in plan.words},
-        "lora": plan.lora,
-        "plan": asdict(plan),
-        "taught_on": {
-            "clips": len(folder.samples),
-            "items": len(clips),
-            "data": str(data),
-            "skipped": skipped,
-        },
-        "settings": {"teach": asdict(cfg), "steps": config.train.max_steps},
-    }
+    taught_on = {"clips": len(folder.samples), "items": len(clips), "data": str(data)}
+    info = _adapter_info(pipe, name, plan, config, {**taught_on, "skipped": skipped})
     stage = TeachStage(pipe, plan, config, out, info)
-    transferred = None
-    if plan.lora == ["motion"] and cfg.transfers_per_clip > 0:  # a new motion, not a new look
-        contents = world_contents(pipe, cfg.prior_videos) or Contents(clips.content)
-        phrase = " ".join(plan.words)
-        transferred = transfer_clips(pipe, clips, contents, cfg.transfers_per_clip, phrase)
-    dataset = TeachingSet(clips, prior, cfg.prior_fraction, transferred)
-    trainer = Trainer(stage, dataset, config, run_dir)
+    trainer = Trainer(stage, _teaching_set(pipe, plan, cfg, clips, prior), config, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text(saved_plan, json.dumps(asdict(plan)) + "\n")
     try:
@@ -418,3 +399,28 @@ def teach(
         time.perf_counter() - start,
         size,
     )
+
+
+def _adapter_info(pipe, name: str, plan: TeachPlan, config: Config, taught_on: dict) -> dict:
+    """What the adapter records beside its weights: its base, the words it adds and to which
+    encoders, the stages it adapts, the plan and the settings it was taught with."""
+    return {
+        "format": ADAPTER_FORMAT,
+        "base": {"name": name, "fingerprint": base_fingerprint(pipe)},
+        "words": {w: sorted(word_encoders(pipe)) for w in plan.words},
+        "lora": plan.lora,
+        "plan": asdict(plan),
+        "taught_on": taught_on,
+        "settings": {"teach": asdict(config.teach), "steps": config.train.max_steps},
+    }
+
+
+def _teaching_set(pipe, plan: TeachPlan, cfg, clips: Latents, prior) -> TeachingSet:
+    """The clips, the base's world as prior and, for a new motion (not a new look), the clips'
+    motions moved onto the world's content frames."""
+    transferred = None
+    if plan.lora == ["motion"] and cfg.transfers_per_clip > 0:
+        contents = world_contents(pipe, cfg.prior_videos) or Contents(clips.content)
+        phrase = " ".join(plan.words)
+        transferred = transfer_clips(pipe, clips, contents, cfg.transfers_per_clip, phrase)
+    return TeachingSet(clips, prior, cfg.prior_fraction, transferred)
