@@ -41,6 +41,9 @@ class DataConfig:
     # "upright" (shapes upright, large, inside the frame) or "random" (the world before it:
     # random angles, smaller, may leave the frame); see cmdvideo/data/moving_shapes.py
     world: str = "upright"
+    # the fraction of videos whose one shape follows a free path (cmdvideo/data/paths.py)
+    # instead of one of the motion classes; 0: the ten classes only
+    paths: float = 0.0
     # the training split uses `seed`; evaluation and previews use held-out `eval_seed`
     seed: int = 0
     eval_seed: int = 1

@@ -25,6 +25,7 @@ class Batch(TypedDict, total=False):
     label: torch.Tensor  # (B,) long: motion class, -1 where a folder has no class
     caption: list[str]
     factors: list[dict]  # moving-shapes' VideoFactors, what the swap loss re-renders from
+    centres: torch.Tensor  # moving-shapes: (B, T, 2) the first shape's centre per frame
     index: torch.Tensor  # (B,) long: the items' indices in their dataset
     path: list[str]  # video folders: the file each clip was read from
     skipped: list[list[tuple[str, str]]]  # video folders: (path, reason) of unreadable files

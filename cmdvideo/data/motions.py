@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .paths import path_at
+
 # Drawn by the upright world as (low, high, least): Motion.speed in [low, high), reduced
 # towards `least` (then the sizes shrink) until every shape stays inside the frame.
 _TRANSLATE_SPEEDS = (0.22, 0.36, 0.18)  # net displacement, a fraction of the frame
@@ -57,8 +59,9 @@ class WorldMotion:
         """The phase the upright world uses, given the one drawn."""
         return drawn
 
-    def state(self, x, y, size, angle, speed: float, phase: float, s: np.ndarray):
-        """Per-frame (x, y, size, angle) of a shape whose mid-clip state is given, (T,) each."""
+    def state(self, x, y, size, angle, motion, s: np.ndarray):
+        """Per-frame (x, y, size, angle) of a shape whose mid-clip state is given, (T,) each;
+        ``motion``: the video's `Motion` factors (speed, phase, path)."""
         return x, y, size, angle
 
     def orbit(self, kind: str, speed: float, phase: float, s: np.ndarray):
@@ -81,9 +84,9 @@ class Translation(WorldMotion):
     dx: float = 0.0
     dy: float = 0.0
 
-    def state(self, x, y, size, angle, speed, phase, s):
+    def state(self, x, y, size, angle, motion, s):
         u = s - 0.5
-        return x + self.dx * speed * u, y + self.dy * speed * u, size, angle
+        return x + self.dx * motion.speed * u, y + self.dy * motion.speed * u, size, angle
 
     def seen(self, features):
         dx, dy = features["dx"], features["dy"]
@@ -103,8 +106,8 @@ class Growth(WorldMotion):
     speeds: tuple[float, float, float] = _GROWTH_SPEEDS
     check_rank: int = 10
 
-    def state(self, x, y, size, angle, speed, phase, s):
-        return x, y, size * np.exp(self.sign * _GROWTH_RATE * speed * (s - 0.5)), angle
+    def state(self, x, y, size, angle, motion, s):
+        return x, y, size * np.exp(self.sign * _GROWTH_RATE * motion.speed * (s - 0.5)), angle
 
     def growth(self, speed):
         return math.exp(_GROWTH_RATE * 0.5 * speed)
@@ -123,8 +126,9 @@ class Bounce(WorldMotion):
         # |sin| at s=0 and s=1 differ by >= 0.2 for phases in [0, 0.2 pi] (1.5 bounces).
         return float(rng.uniform(0.0, 0.2 * math.pi))
 
-    def state(self, x, y, size, angle, speed, phase, s):
-        return x, y + speed * (0.5 - np.abs(np.sin(math.pi * _BOUNCES * s + phase))), size, angle
+    def state(self, x, y, size, angle, motion, s):
+        height = 0.5 - np.abs(np.sin(math.pi * _BOUNCES * s + motion.phase))
+        return x, y + motion.speed * height, size, angle
 
     def seen(self, features):  # up and down by > 5 %, a path 1.6x its net move, not sideways
         f = features
@@ -148,8 +152,8 @@ class Rotation(WorldMotion):
     def upright_phase(self, drawn):
         return _UPRIGHT_ORBIT_PHASE
 
-    def state(self, x, y, size, angle, speed, phase, s):
-        return x, y, size, angle + _ROTATION_RATE * speed * (s - 0.5)
+    def state(self, x, y, size, angle, motion, s):
+        return x, y, size, angle + _ROTATION_RATE * motion.speed * (s - 0.5)
 
     def orbit(self, kind, speed, phase, s):
         if kind != "circle":
@@ -158,6 +162,22 @@ class Rotation(WorldMotion):
 
     def seen(self, features):  # the shapes stay in place: turning changes the pixels
         return math.hypot(features["dx"], features["dy"]) <= _LEAST_TRANSLATION
+
+
+@dataclass(frozen=True)
+class FollowPath(WorldMotion):
+    """Along the video's own waypoints (`Motion.path`, see `cmdvideo.data.paths`): the first
+    shape's centre on them, any other shape moved alike. Not a class: a path is given, not
+    named, so captions say no motion and the check measures the distance to the path."""
+
+    check_rank: int = 100
+
+    def state(self, x, y, size, angle, motion, s):
+        offset = path_at(motion.path, s) - path_at(motion.path, 0.5)  # (T, 2)
+        return x + offset[:, 0], y + offset[:, 1], size, angle
+
+
+FREE_PATH = FollowPath("path", "")
 
 
 _DIAGONAL = math.sqrt(0.5)
@@ -180,10 +200,10 @@ WORLD_MOTIONS: list[WorldMotion] = [
 
 def world_motion(name: str) -> WorldMotion:
     """The motion called ``name``, or a ValueError naming the world's motions."""
-    for motion in WORLD_MOTIONS:
+    for motion in (*WORLD_MOTIONS, FREE_PATH):
         if motion.name == name:
             return motion
-    names = tuple(m.name for m in WORLD_MOTIONS)
+    names = (*(m.name for m in WORLD_MOTIONS), FREE_PATH.name)
     raise ValueError(f"unknown motion {name!r}; choose one of {names}")
 
 
@@ -191,7 +211,8 @@ def register(motion: WorldMotion) -> int:
     """Add a motion of your own to the world (after the ten: their class ids stay); returns its
     class id. Sampling, rendering, captions, prompt parsing and the check know it from then on
     (a model trained before knows only the classes it was trained on)."""
-    if any(m.name == motion.name or m.phrase == motion.phrase for m in WORLD_MOTIONS):
+    taken = (*WORLD_MOTIONS, FREE_PATH)
+    if any(m.name == motion.name or m.phrase == motion.phrase for m in taken):
         raise ValueError(f"the world already has a motion called {motion.name!r} or said so")
     WORLD_MOTIONS.append(motion)
     return len(WORLD_MOTIONS) - 1

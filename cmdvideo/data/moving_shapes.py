@@ -43,6 +43,7 @@ import torch
 
 from .batch import VideoDataset
 from .motions import motion_names, motion_of_phrase, world_motion
+from .paths import TRAINING_FAMILIES
 from .shape_world import (  # re-exported: the world's vocabulary and factors live there
     _MAX_SIZE,
     _MIN_SIZE,
@@ -60,8 +61,10 @@ from .shape_world import (  # re-exported: the world's vocabulary and factors li
     VideoFactors,
     _check_factors,
     _trajectory,
+    centres,
     check_world,
     sample_factors,
+    sample_path_factors,
     trajectory_box,
 )
 
@@ -211,7 +214,8 @@ def caption_for(factors: VideoFactors) -> str:
         "growing", "shrinking" or "bouncing".
     """
     subject, background = appearance_phrases(factors.appearance)
-    return f"{subject} {world_motion(factors.motion.name).phrase} on {background}"
+    phrase = world_motion(factors.motion.name).phrase  # none for a free path
+    return " ".join(filter(None, (subject, phrase, "on", background)))
 
 
 def appearance_phrases(appearance: Appearance) -> tuple[str, str]:
@@ -298,6 +302,9 @@ class MovingShapes(VideoDataset):
         max_shapes: each video has 1 to max_shapes shapes (uniformly), at most `MAX_SHAPES`.
         textured: light static background texture.
         world: one of `WORLDS` (module docstring).
+        paths: the fraction of videos whose one shape follows a free path of
+            `TRAINING_FAMILIES` (`cmdvideo.data.paths`; label -1, no motion words in the
+            caption) instead of one of the motion classes; 0 leaves every other video as it was.
     """
 
     def __init__(
@@ -310,8 +317,11 @@ class MovingShapes(VideoDataset):
         max_shapes: int = 2,
         textured: bool = False,
         world: str = "upright",
+        paths: float = 0.0,
     ):
         _check_resolution(height, width)
+        if not 0.0 <= paths <= 1.0:
+            raise ValueError(f"paths must be a fraction in [0, 1], got {paths}")
         self.world = check_world(world)
         if num_videos < 1:
             raise ValueError(f"num_videos must be positive, got {num_videos}")
@@ -325,6 +335,7 @@ class MovingShapes(VideoDataset):
         self.height, self.width = int(height), int(width)
         self.seed, self.max_shapes, self.textured = int(seed), int(max_shapes), bool(textured)
         self.classes: list[str] = list(motion_names())
+        self.paths = float(paths)
 
     def __len__(self) -> int:
         return self.num_videos
@@ -339,6 +350,11 @@ class MovingShapes(VideoDataset):
     def factors(self, index: int) -> VideoFactors:
         """Factors of item `index` (cheap: no rendering)."""
         index = self._normalise_index(index)
+        if self.paths > 0:  # its own stream: the other videos stay what they were
+            pick = np.random.default_rng([self.seed, index, 1])
+            if pick.random() < self.paths:
+                families = list(TRAINING_FAMILIES)
+                return sample_path_factors(pick, families[int(pick.integers(len(families)))])
         rng = np.random.default_rng([self.seed, index])
         num_shapes = int(rng.integers(1, self.max_shapes + 1))
         return sample_factors(rng, num_shapes=num_shapes, world=self.world)
@@ -349,8 +365,9 @@ class MovingShapes(VideoDataset):
         return [caption_for(self.factors(i)) for i in range(n)]
 
     def __getitem__(self, index: int) -> dict:
-        """Returns {"video": (3, T, H, W) float32 in [-1, 1], "label": motion class id,
-        "caption": str, "factors": VideoFactors.to_dict(), "index": int}."""
+        """Returns {"video": (3, T, H, W) float32 in [-1, 1], "label": motion class id (-1: a
+        free path), "caption": str, "factors": VideoFactors.to_dict(), "centres": (T, 2) the
+        first shape's centre (x, y) per frame in [0, 1], "index": int}."""
         index = self._normalise_index(index)
         factors = self.factors(index)
         video = render_video(factors, self.num_frames, self.height, self.width, self.textured)
@@ -359,5 +376,6 @@ class MovingShapes(VideoDataset):
             "label": factors.label,
             "caption": caption_for(factors),
             "factors": factors.to_dict(),
+            "centres": torch.from_numpy(centres(factors, self.num_frames)),
             "index": index,
         }

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .motions import BUILT_IN, WorldMotion, motion_names, world_motion
+from .motions import BUILT_IN, FREE_PATH, WorldMotion, motion_names, world_motion
+from .paths import draw_path, path_at
 
 # Class id = index in this tuple; keep the order stable (checkpoints store class ids).
 MOTIONS: tuple[str, ...] = BUILT_IN
@@ -80,11 +81,14 @@ class Motion:
         speed: amount of motion over the whole clip: displacement as a fraction of the frame
             (translations, bounce height), or scaled by the rotation / growth rate.
         phase: start angle of the orbit (rotate, circles) or of the |sin| bounce, in radians.
+        path: the "path" motion's waypoints, ((x, y), ...) in [0, 1] from the top-left corner
+            (`cmdvideo.data.paths`): where the first shape's centre goes; empty otherwise.
     """
 
     name: str
     speed: float
     phase: float = 0.0
+    path: tuple[tuple[float, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -96,8 +100,9 @@ class VideoFactors:
 
     @property
     def label(self) -> int:
-        """Motion class id (its place among the world's motions)."""
-        return motion_names().index(self.motion.name)
+        """Motion class id (its place among the world's motions); -1 for a free path."""
+        names = motion_names()
+        return names.index(self.motion.name) if self.motion.name in names else -1
 
     def to_dict(self) -> dict:
         """JSON-serialisable nested dict (lists, str, float, int); inverse of `from_dict`."""
@@ -111,11 +116,25 @@ class VideoFactors:
         app = data["appearance"]
         shapes = tuple(ShapeSpec(**s) for s in app["shapes"])
         appearance = Appearance(app["background"], shapes, int(app.get("texture_seed", 0)))
-        return cls(appearance, Motion(**data["motion"]))
+        motion = {**data["motion"], "path": tuple(map(tuple, data["motion"].get("path", ())))}
+        return cls(appearance, Motion(**motion))
 
 
 def _color_distance(a: str, b: str) -> float:
     return math.dist(COLORS[a], COLORS[b])
+
+
+def _sample_colors(rng: np.random.Generator, num_shapes: int) -> tuple[str, list[str]]:
+    """(background, shape colours): distinct shape colours, a background that contrasts with
+    each (by at least `_MIN_CONTRAST` in RGB)."""
+    names = list(COLORS)
+    shape_colors = [names[i] for i in rng.choice(len(names), size=num_shapes, replace=False)]
+    backgrounds = [
+        n for n in names if all(_color_distance(n, c) >= _MIN_CONTRAST for c in shape_colors)
+    ]
+    if not backgrounds:  # cannot happen with the palette above; keep the failure explicit
+        raise RuntimeError(f"no background contrasts with {shape_colors}")
+    return backgrounds[int(rng.integers(len(backgrounds)))], shape_colors
 
 
 def check_world(world: str) -> str:
@@ -153,14 +172,7 @@ def sample_factors(
     if not 1 <= num_shapes <= MAX_SHAPES:
         raise ValueError(f"num_shapes must be between 1 and {MAX_SHAPES}, got {num_shapes}")
 
-    names = list(COLORS)
-    shape_colors = [names[i] for i in rng.choice(len(names), size=num_shapes, replace=False)]
-    backgrounds = [
-        n for n in names if all(_color_distance(n, c) >= _MIN_CONTRAST for c in shape_colors)
-    ]
-    if not backgrounds:  # cannot happen with the palette above; keep the failure explicit
-        raise RuntimeError(f"no background contrasts with {shape_colors}")
-    background = backgrounds[int(rng.integers(len(backgrounds)))]
+    background, shape_colors = _sample_colors(rng, num_shapes)
     if world == "upright":
         return _sample_upright(rng, background, shape_colors, motion)
 
@@ -183,6 +195,38 @@ def sample_factors(
     return VideoFactors(
         Appearance(background, tuple(shapes), texture_seed), Motion(motion, speed, phase)
     )
+
+
+# Path videos: one shape, smaller than the upright world's one shape so that it has room to go.
+PATH_SIZES = (0.12, 0.18)
+
+
+def sample_path_factors(rng: np.random.Generator, family: str) -> VideoFactors:
+    """One upright shape whose centre follows a path of ``family`` (`cmdvideo.data.paths`),
+    inside the frame; colours as `sample_factors` draws them."""
+    background, (color,) = _sample_colors(rng, 1)
+    kind = SHAPES[int(rng.integers(len(SHAPES)))]
+    size = float(rng.uniform(*PATH_SIZES))
+    path = draw_path(rng, family, radius=_CIRCUMRADIUS[kind] * size + _UPRIGHT_MARGIN)
+    x, y = (float(v) for v in path_at(path, 0.5)[0])
+    texture_seed = int(rng.integers(2**31))
+    motion = Motion(FREE_PATH.name, 0.0, 0.0, tuple(map(tuple, path.tolist())))
+    return VideoFactors(
+        Appearance(background, (ShapeSpec(kind, color, size, x, y, 0.0),), texture_seed), motion
+    )
+
+
+def centres(factors: VideoFactors, num_frames: int) -> np.ndarray:
+    """(T, 2) float32: the first shape's centre (x, y) in every frame, fractions of the frame
+    from the top-left corner (a circle's orbit included)."""
+    s = np.linspace(0.0, 1.0, num_frames)
+    shape, motion = factors.appearance.shapes[0], factors.motion
+    x, y, _, _ = _trajectory(shape, motion, s)
+    orbit = world_motion(motion.name).orbit(shape.kind, motion.speed, motion.phase, s)
+    if orbit is not None:
+        radius, theta = orbit
+        x, y = x + radius * np.cos(theta), y + radius * np.sin(theta)
+    return np.stack([x, y], axis=1).astype(np.float32)
 
 
 # The upright world: equal-area radius per number of shapes (Motion.speed per motion: its
@@ -309,4 +353,4 @@ def _trajectory(shape: ShapeSpec, motion: Motion, s: np.ndarray) -> tuple[np.nda
     size = np.full_like(s, shape.size)
     angle = np.full_like(s, shape.angle)
     moves: WorldMotion = world_motion(motion.name)
-    return moves.state(x, y, size, angle, motion.speed, motion.phase, s)
+    return moves.state(x, y, size, angle, motion, s)

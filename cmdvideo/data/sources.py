@@ -42,6 +42,7 @@ def build_dataset(data_config, train: bool = True, source: str | None = None) ->
             max_shapes=cfg.max_shapes,
             textured=cfg.textured,
             world=cfg.world,
+            paths=cfg.paths,
         )
         dataset.part = "training" if train else "held-out"  # other seeds: other videos
         return dataset

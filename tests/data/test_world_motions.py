@@ -22,8 +22,8 @@ from cmdvideo.evaluation.motion_check import classify_motion
 class Zigzag(motions.WorldMotion):
     """A sideways drift while the shape goes down, up, down and up again (a W)."""
 
-    def state(self, x, y, size, angle, speed, phase, s):
-        return x + speed * (s - 0.5), y + 0.1 * np.cos(4 * math.pi * s), size, angle
+    def state(self, x, y, size, angle, motion, s):
+        return x + motion.speed * (s - 0.5), y + 0.1 * np.cos(4 * math.pi * s), size, angle
 
     def seen(self, features):  # sideways, with more way up and down than the net vertical move
         return abs(features["dx"]) > 0.12 and min(features["y_up"], features["y_down"]) > 0.1
