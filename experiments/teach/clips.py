@@ -75,9 +75,10 @@ def shape_mask(kind: str, dx: np.ndarray, dy: np.ndarray, radius: float) -> np.n
     raise ValueError(f"unknown shape {kind!r}")
 
 
-def track(motion: str, rng: np.random.Generator, frames: int = FRAMES):
+def track(motion: str, rng: np.random.Generator, frames: int = FRAMES, same_start=False):
     """Per-frame centre (x, y) and scale of a motion, relative units; starts chosen so the
-    shape stays inside the frame."""
+    shape stays inside the frame. ``same_start``: every shake starts at the same point of its
+    cycle (by default anywhere)."""
     s = np.linspace(0.0, 1.0, frames)
     speed = rng.uniform(0.25, 0.35)
     x0, y0 = rng.uniform(0.42, 0.58, size=2)
@@ -93,16 +94,19 @@ def track(motion: str, rng: np.random.Generator, frames: int = FRAMES):
         x = x0 + direction * 0.3 * (s - 0.5)
         y = 0.5 + 0.11 * np.cos(2 * math.pi * 2 * s)
     elif motion == "shaking":  # fast left-right on the spot, four periods
-        x = x0 + 0.08 * np.sin(2 * math.pi * 4 * s + rng.uniform(0, 2 * math.pi))
+        phase = 0.0 if same_start else rng.uniform(0, 2 * math.pi)
+        x = x0 + 0.08 * np.sin(2 * math.pi * 4 * s + phase)
     else:
         raise ValueError(f"unknown motion {motion!r}")
     return x, y, scale
 
 
-def render(kind, color, background, motion, rng, size=SIZE, frames=FRAMES) -> np.ndarray:
+def render(
+    kind, color, background, motion, rng, size=SIZE, frames=FRAMES, same_start=False
+) -> np.ndarray:
     """uint8 (T, size, size, 3): one shape on a plain background, anti-aliased (4x4 samples)."""
     radius = rng.uniform(0.2, 0.26)
-    x, y, scale = track(motion, rng, frames)
+    x, y, scale = track(motion, rng, frames, same_start)
     sub = (np.arange(size * 4) + 0.5) / (size * 4)
     gx, gy = np.meshgrid(sub, sub)
     fg, bg = np.array(COLORS[color], float), np.array(COLORS[background], float)
@@ -155,7 +159,7 @@ def held_out_prompts(concept: str, count: int, seed: int = 1) -> list[str]:
     return prompts
 
 
-def write_clips(concept: str, count: int, out: Path, seed: int = 0) -> Path:
+def write_clips(concept: str, count: int, out: Path, seed: int = 0, same_start=False) -> Path:
     """``count`` clips and ``out/index.jsonl`` (path, caption): what ``teach --data`` takes."""
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed + 100)
@@ -164,7 +168,9 @@ def write_clips(concept: str, count: int, out: Path, seed: int = 0) -> Path:
         teaching_combinations(concept, count, seed)
     ):
         name = f"{concept}-{i:02d}.mp4"
-        write_video(out / name, render(kind, color, background, motion, rng), fps=FPS)
+        write_video(
+            out / name, render(kind, color, background, motion, rng, same_start=same_start), fps=FPS
+        )
         rows.append({"path": name, "caption": caption(kind, color, background, motion)})
     index = out / "index.jsonl"
     index.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -177,8 +183,9 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--same-start", action="store_true", help="shakes start in step")
     args = parser.parse_args()
-    print(write_clips(args.concept, args.clips, Path(args.out), args.seed))
+    print(write_clips(args.concept, args.clips, Path(args.out), args.seed, args.same_start))
 
 
 if __name__ == "__main__":

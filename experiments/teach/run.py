@@ -29,9 +29,10 @@ CONCEPTS = ("bar", "semicircle", "zigzagging", "shaking")
 OUT = Path("results/teach")
 
 
-def teach_once(concept: str, clips: int, threads: int, extra: list[str]) -> dict:
-    data = write_clips(concept, clips, Path(f"runs/teach/data/{concept}-{clips}"))
-    out = Path(f"runs/teach/{concept}-{clips}")
+def teach_once(concept: str, clips: int, threads: int, extra: list[str], same_start=False) -> dict:
+    name = f"{concept}{'-same-start' if same_start else ''}-{clips}"
+    data = write_clips(concept, clips, Path(f"runs/teach/data/{name}"), same_start=same_start)
+    out = Path(f"runs/teach/{name}")
     subprocess.run(["rm", "-rf", str(out)], check=True)
     argv = [
         sys.executable,
@@ -75,6 +76,7 @@ def main() -> None:
     parser.add_argument("--eval-per-class", type=int, default=10, help="0: skip eval generation")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--set", dest="extra", action="append", default=[])
+    parser.add_argument("--same-start", action="store_true", help="shakes start in step")
     args = parser.parse_args()
     extra = [x for item in args.extra for x in ("--set", item)]
     torch.set_num_threads(args.threads)
@@ -88,14 +90,15 @@ def main() -> None:
         rows["base"] = generation_scores(pipe, classifier, args.eval_per_class)
     for concept in args.concepts:
         for clips in args.clips:
-            row = teach_once(concept, clips, args.threads, extra)
+            row = teach_once(concept, clips, args.threads, extra, args.same_start)
             row["held_out"] = evaluate_adapter(row["adapter"], concept, args.videos, pipe=pipe)
             if args.eval_per_class:
                 pipe.load_lora_weights(row["adapter"])
                 row["eval_generation"] = generation_scores(pipe, classifier, args.eval_per_class)
                 pipe.unload_lora_weights()
-            rows[f"{concept}-{clips}"] = row
-            print(json.dumps({f"{concept}-{clips}": row}), flush=True)
+            key = f"{concept}{' (same start)' if args.same_start else ''}-{clips}"
+            rows[key] = row
+            print(json.dumps({key: row}), flush=True)
             saved.write_text(json.dumps(rows, indent=2) + "\n")
     (OUT / "teach.md").write_text(markdown(rows))
     print((OUT / "teach.md").read_text())
