@@ -20,7 +20,7 @@ from torch import nn
 
 from .blocks import grid_positional_embedding, labels_with_null, named_preset, run_blocks
 from .conditioning import config_of, content_num_classes, content_uses_text
-from .dit import DiTConditioning, classifier_free_guidance, guided_prediction
+from .dit import DiTConditioning, guided_prediction
 from .text import TextEmbeddings
 
 # Small UNet2DConditionModel configurations (class-conditional; cross-attention arrives with
@@ -187,12 +187,8 @@ class ContentDiT(ModelMixin, ConfigMixin, DiTConditioning):
         Returns:
             (B, C, H, W).
         """
-        return classifier_free_guidance(
-            lambda x, drop: self(*x, drop_condition=drop),
-            (sample, timestep, class_labels, text_embeds),
-            guidance_scale,
-            guidance_rescale,
-        )
+        inputs = (sample, timestep, class_labels, text_embeds)
+        return self.guided_over(inputs, guidance_scale, guidance_rescale)
 
 
 def build_content_dit(
@@ -263,9 +259,10 @@ def content_prediction(
     """
     b = sample.shape[0]
     timestep = timestep.expand(b) if timestep.ndim == 0 else timestep
-    if class_labels is not None and num_content_classes(unet) == 0:
+    n, with_text = num_content_classes(unet), uses_text(unet)
+    if class_labels is not None and n == 0:
         raise ValueError("this content model has no class conditioning")
-    if text is not None and not uses_text(unet):
+    if text is not None and not with_text:
         raise ValueError("this content model has no text conditioning (no cross-attention)")
     if class_labels is None and text is None:
         guidance_scale = 1.0  # nothing to guide towards
@@ -274,16 +271,13 @@ def content_prediction(
         if guidance_scale == 1.0:
             return unet(sample, timestep, class_labels, pooled, drop_class, drop_text)
         return unet.guided(sample, timestep, class_labels, pooled, guidance_scale, guidance_rescale)
-    if uses_text(unet) and null_text is None:
+    if with_text and null_text is None:
         raise ValueError("a text-conditioned content model needs null_text (the empty prompt)")
-    conditions = _unet_conditions(
-        unet, class_labels, text, null_text, drop_class, drop_text, b, sample.device
-    )
+    labels = labels_with_null(class_labels, n, b, sample.device, drop_class) if n else None
+    states = _prompt_states(with_text, text, null_text, drop_text, b)
     if guidance_scale == 1.0:
-        return _unet_run(unet, sample, timestep, *conditions)
-    n = num_content_classes(unet)
+        return _unet_run(unet, sample, timestep, labels, states)
     null_labels = labels_with_null(None, n, b, sample.device) if n else None
-    labels, states = conditions
     both = _unet_run(
         unet,
         torch.cat([sample, sample]),
@@ -306,15 +300,13 @@ def _unet_run(unet, x, t, labels, states) -> torch.Tensor:
     ).sample
 
 
-def _unet_conditions(unet, class_labels, text, null_text, drop_class, drop_text, b: int, device):
-    """A UNet's (labels, prompt embeddings) for ``b`` rows: the null class and the empty
-    prompt where missing or dropped; None for a condition the UNet does not take."""
-    n = num_content_classes(unet)
-    labels = labels_with_null(class_labels, n, b, device, drop_class) if n else None
-    if not uses_text(unet):
-        return labels, None
+def _prompt_states(with_text: bool, text, null_text, drop_text, b: int):
+    """A UNet's prompt embeddings for ``b`` rows: the empty prompt where missing or dropped;
+    None for a UNet without cross-attention."""
+    if not with_text:
+        return None
     null = null_text.expand(b)
     if text is None:
-        return labels, null
+        return null
     dropped = torch.zeros(b, dtype=torch.bool) if drop_text is None else drop_text
-    return labels, text.where(dropped, null)
+    return text.where(dropped, null)

@@ -20,6 +20,16 @@ class DiTConditioning:
     Attribute names are part of saved checkpoints: keep them.
     """
 
+    def guided_over(
+        self, inputs: tuple, guidance_scale: float, guidance_rescale: float = 0.0
+    ) -> torch.Tensor:
+        """Classifier-free guidance of this model's forward on ``inputs`` (its positional
+        arguments, batch first): :func:`classifier_free_guidance` with the null condition
+        (``drop_condition``) in the second half of a doubled batch."""
+        return classifier_free_guidance(
+            lambda x, drop: self(*x, drop_condition=drop), inputs, guidance_scale, guidance_rescale
+        )
+
     def init_conditioning(self, d: int, num_classes: int, text_embed_dim: int) -> None:
         self.time_proj = Timesteps(256, flip_sin_to_cos=True, downscale_freq_shift=0)
         self.time_embed = TimestepEmbedding(256, d)

@@ -20,7 +20,7 @@ from einops import rearrange
 from torch import nn
 
 from .blocks import grid_positional_embedding, named_preset, run_blocks
-from .dit import DiTConditioning, classifier_free_guidance
+from .dit import DiTConditioning
 
 MOTION_DIT_PRESETS: dict[str, dict] = {
     "tiny": dict(hidden_size=128, depth=4, num_heads=4, motion_patch_size=2, content_patch_size=4),
@@ -183,9 +183,5 @@ class MotionDiT(ModelMixin, ConfigMixin, PeftAdapterMixin, DiTConditioning):
         Returns:
             (B, D_m, T, L).
         """
-        return classifier_free_guidance(
-            lambda x, drop: self(*x, drop_condition=drop),
-            (motion_latent, timestep, content_frame, class_labels, text_embeds),
-            guidance_scale,
-            guidance_rescale,
-        )
+        inputs = (motion_latent, timestep, content_frame, class_labels, text_embeds)
+        return self.guided_over(inputs, guidance_scale, guidance_rescale)
