@@ -220,12 +220,7 @@ def centres(factors: VideoFactors, num_frames: int) -> np.ndarray:
     """(T, 2) float32: the first shape's centre (x, y) in every frame, fractions of the frame
     from the top-left corner (a circle's orbit included)."""
     s = np.linspace(0.0, 1.0, num_frames)
-    shape, motion = factors.appearance.shapes[0], factors.motion
-    x, y, _, _ = _trajectory(shape, motion, s)
-    orbit = world_motion(motion.name).orbit(shape.kind, motion.speed, motion.phase, s)
-    if orbit is not None:
-        radius, theta = orbit
-        x, y = x + radius * np.cos(theta), y + radius * np.sin(theta)
+    x, y, _, _ = _outline_track(factors.appearance.shapes[0], factors.motion, s)
     return np.stack([x, y], axis=1).astype(np.float32)
 
 
@@ -258,12 +253,7 @@ def trajectory_box(shape: ShapeSpec, motion: Motion) -> tuple[float, float, floa
     """Where a shape reaches over the whole clip: (left, right, top, bottom) in relative units
     (fractions of the frame; sizes taken relative to both sides, exact for square frames and
     conservative otherwise), from its outline at 65 instants."""
-    s = np.linspace(0.0, 1.0, 65)
-    x, y, size, angle = _trajectory(shape, motion, s)  # (S,) each
-    orbit = world_motion(motion.name).orbit(shape.kind, motion.speed, motion.phase, s)
-    if orbit is not None:  # the outline runs around it (render_video)
-        radius, theta = orbit
-        x, y = x + radius * np.cos(theta), y + radius * np.sin(theta)
+    x, y, size, angle = _outline_track(shape, motion, np.linspace(0.0, 1.0, 65))  # (S,) each
     v = _vertices(shape.kind)  # (N, 2)
     cos, sin = np.cos(angle)[:, None], np.sin(angle)[:, None]  # (S, 1)
     vx = (cos * v[:, 0] - sin * v[:, 1]) * size[:, None] + x[:, None]  # (S, N): turned by angle
@@ -354,3 +344,14 @@ def _trajectory(shape: ShapeSpec, motion: Motion, s: np.ndarray) -> tuple[np.nda
     angle = np.full_like(s, shape.angle)
     moves: WorldMotion = world_motion(motion.name)
     return moves.state(x, y, size, angle, motion, s)
+
+
+def _outline_track(shape: ShapeSpec, motion: Motion, s: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per-frame (x, y, size, angle) of the drawn outline: `_trajectory`, with a circle's orbit
+    added to its centre (the outline runs around it, as `render_video` draws it)."""
+    x, y, size, angle = _trajectory(shape, motion, s)
+    orbit = world_motion(motion.name).orbit(shape.kind, motion.speed, motion.phase, s)
+    if orbit is not None:
+        radius, theta = orbit
+        x, y = x + radius * np.cos(theta), y + radius * np.sin(theta)
+    return x, y, size, angle

@@ -52,15 +52,24 @@ def _foreground(frames: np.ndarray, threshold: float) -> tuple[np.ndarray, np.nd
     return background, np.linalg.norm(frames - background, axis=-1) > threshold
 
 
-def motion_features(video, threshold: float = 0.25) -> dict[str, float]:
-    """Foreground statistics of one video (3, T, H, W) in [-1, 1]."""
-    _, mask = _foreground(_to_unit(video), threshold)  # (T, H, W)
+def centroids(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(area, x, y), each (T,), of a foreground mask (T, H, W): pixels per frame and their
+    centroid as fractions of the frame from the top-left corner (pixel centres at
+    (i + 0.5) / size); x and y NaN where a frame is empty."""
     t, h, w = mask.shape
     area = mask.reshape(t, -1).sum(1).astype(np.float64)
     ys, xs = np.mgrid[0:h, 0:w]
-    safe = np.maximum(area, 1)
-    cx = (mask * xs).reshape(t, -1).sum(1) / safe / w
-    cy = (mask * ys).reshape(t, -1).sum(1) / safe / h
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cx = (mask * (xs + 0.5)).reshape(t, -1).sum(1) / area / w
+        cy = (mask * (ys + 0.5)).reshape(t, -1).sum(1) / area / h
+    return area, cx, cy
+
+
+def motion_features(video, threshold: float = 0.25) -> dict[str, float]:
+    """Foreground statistics of one video (3, T, H, W) in [-1, 1]."""
+    _, mask = _foreground(_to_unit(video), threshold)  # (T, H, W)
+    t = mask.shape[0]
+    area, cx, cy = centroids(mask)
     frames_idx = np.arange(t)
     valid = area > 0
     if valid.sum() < 2:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .motion_check import _foreground, _to_unit
+from .motion_check import _foreground, _to_unit, centroids
 
 
 def shape_centres(video, threshold: float = 0.25) -> np.ndarray:
@@ -14,12 +14,7 @@ def shape_centres(video, threshold: float = 0.25) -> np.ndarray:
     in every frame of one video (3, T, H, W) in [-1, 1], fractions of the frame from the
     top-left corner (pixel centres at (i + 0.5) / size); NaN where a frame shows no shape."""
     _, mask = _foreground(_to_unit(video), threshold)  # (T, H, W)
-    t, h, w = mask.shape
-    area = mask.reshape(t, -1).sum(1).astype(np.float64)
-    ys, xs = np.mgrid[0:h, 0:w]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cx = (mask * (xs + 0.5)).reshape(t, -1).sum(1) / area / w
-        cy = (mask * (ys + 0.5)).reshape(t, -1).sum(1) / area / h
+    _, cx, cy = centroids(mask)
     return np.stack([cx, cy], axis=1)
 
 
