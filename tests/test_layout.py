@@ -138,11 +138,11 @@ MAX_FUNCTION_LINES = 60  # of code, the docstring aside: a function a reader tak
 
 def _code_lines(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
     """Lines from the signature to the end, without the docstring."""
-    body = node.body
-    docstring = ast.get_docstring(node, clean=False) is not None
-    first = body[1] if docstring and len(body) > 1 else body[0]
-    signature = first.lineno - node.lineno if not docstring else body[0].lineno - node.lineno
-    return signature + (node.end_lineno - first.lineno + 1)
+    lines = node.end_lineno - node.lineno + 1
+    if ast.get_docstring(node, clean=False) is not None:
+        docstring = node.body[0]
+        lines -= docstring.end_lineno - docstring.lineno + 1
+    return lines
 
 
 def test_no_long_function():
